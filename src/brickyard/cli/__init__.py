@@ -1,0 +1,1 @@
+"""The `brickyard` command line."""

@@ -1,0 +1,72 @@
+"""The `brickyard` command: a thin layer over `brickyard.Workspace`.
+
+Exit codes: 0 success, 1 a user error (`error: ...` on stderr), 2 bad usage. A traceback
+is shown only with `--debug` (or `BRICKYARD_DEBUG=1`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+
+from brickyard.cli import lake_commands, workspace_commands
+from brickyard.errors import BrickyardError
+
+app = typer.Typer(
+    name="brickyard",
+    help="A lakehouse ML platform on your own machine: Delta lake, SQL, pipelines, MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    """A lakehouse ML platform on your own machine: Delta lake, SQL, pipelines, MLflow."""
+
+
+workspace_commands.register(app)
+lake_commands.register(app)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns (and, as a script, exits with) the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("BRICKYARD_DEBUG") == "1"
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="brickyard", standalone_mode=False)
+    except click.exceptions.Abort:
+        _error("aborted")
+        return 130
+    except click.ClickException as exc:
+        if debug:
+            raise
+        _error(exc.format_message())
+        return 2
+    except BrickyardError as exc:
+        if debug:
+            raise
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

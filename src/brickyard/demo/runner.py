@@ -1,0 +1,126 @@
+"""`brickyard demo`: a workspace with real and synthetic data, walked through step by step.
+
+The demo is a list of steps; each later capability (pipelines, training, serving) adds
+its own step to `STEPS`, and the closing "try next" lines grow with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from brickyard.workspace import Workspace
+
+SYNTHETIC_TAXI = "raw/taxi/yellow_tripdata_2017-01_synthetic.csv"
+REAL_TAXI_SAMPLE = "raw/taxi/sample_2017/nyc_taxi_2017_sample.csv"
+TITANIC = "raw/titanic/titanic.csv"
+FIRST_ROWS_SQL = "SELECT * FROM read_csv('raw/taxi/*.csv') LIMIT 100"
+PREVIEW_COLUMNS = (
+    "tpep_pickup_datetime",
+    "passenger_count",
+    "trip_distance",
+    "PULocationID",
+    "DOLocationID",
+    "fare_amount",
+    "tip_amount",
+    "total_amount",
+)
+
+
+class Reporter(Protocol):
+    """Where the demo tells a person what it does (the CLI prints with rich)."""
+
+    def step(self, title: str) -> None: ...
+    def say(self, text: str) -> None: ...
+    def table(self, columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+@dataclass
+class DemoContext:
+    """What the steps share: the workspace, the options, and lines for 'try next'."""
+
+    workspace: Workspace
+    rows: int
+    seed: int
+    report: Reporter
+    try_next: list[str] = field(default_factory=list)
+
+
+Step = Callable[[DemoContext], None]
+
+
+def run_demo(folder: str | Path, rows: int, report: Reporter, seed: int = 42) -> DemoContext:
+    """Create (or refresh) the demo workspace in `folder` and run every demo step."""
+    root = Path(folder)
+    if (root / "brickyard.yaml").exists():
+        workspace = Workspace.open(root)
+        report.step(f"Refreshing the demo workspace in {workspace.root}")
+    else:
+        workspace = Workspace.init(root, name="brickyard_demo")
+        report.step(f"Created a workspace in {workspace.root}")
+    context = DemoContext(workspace, rows, seed, report)
+    for step in STEPS:
+        step(context)
+    return context
+
+
+def land_raw_files(context: DemoContext) -> None:
+    """Copy the shipped real data and generate the synthetic taxi trips into `raw/`."""
+    from brickyard.demo.synth import write_taxi_csv
+
+    lake = context.workspace.lake
+    context.report.step("Landing raw files in the lake")
+    shipped = resources.files("brickyard.demo") / "data"
+    for name, target in (("titanic.csv", TITANIC), ("nyc_taxi_2017_sample.csv", REAL_TAXI_SAMPLE)):
+        with resources.as_file(shipped / name) as source:
+            _put(lake.location, source, target)
+        context.report.say(f"  {target}  (real data, shipped with brickyard)")
+    marker = f"{context.rows}:{context.seed}"
+    stamp = Path(context.workspace.root, ".brickyard", "synthetic_taxi")
+    target_uri = lake.location.uri(SYNTHETIC_TAXI)
+    if lake.location.is_local and Path(target_uri).exists() and stamp.exists() and stamp.read_text() == marker:
+        context.report.say(f"  {SYNTHETIC_TAXI}  (synthetic, {context.rows:,} rows, unchanged)")
+        return
+    if lake.location.is_local:
+        Path(target_uri).parent.mkdir(parents=True, exist_ok=True)
+    with lake.location.filesystem.open(lake.location.fs_path(SYNTHETIC_TAXI), "wb") as out:
+        written = write_taxi_csv(out, rows=context.rows, seed=context.seed)
+    stamp.write_text(marker)
+    context.report.say(
+        f"  {SYNTHETIC_TAXI}  (synthetic, {written:,} rows, seed {context.seed}, ~1% dirty rows)"
+    )
+
+
+def explore_raw_taxi(context: DemoContext) -> None:
+    """The 'first 100 rows from the data lake' step: SQL straight over the raw CSV."""
+    context.report.step("Querying the raw taxi CSV straight from the lake (no load step)")
+    context.report.say(f"  brickyard sql \"{FIRST_ROWS_SQL}\"")
+    relation = context.workspace.sql(FIRST_ROWS_SQL)
+    fetched = relation.fetchall()
+    wanted = [relation.columns.index(name) for name in PREVIEW_COLUMNS]
+    types = [str(relation.types[index]) for index in wanted]
+    preview = [[row[index] for index in wanted] for row in fetched[:10]]
+    context.report.table(list(PREVIEW_COLUMNS), types, preview)
+    context.report.say(
+        f"  {len(fetched)} rows fetched, first 10 shown with {len(PREVIEW_COLUMNS)} of "
+        f"{len(relation.columns)} columns."
+    )
+    context.try_next += [
+        "brickyard sql \"SELECT passenger_count, count(*) AS trips, avg(fare_amount) AS avg_fare "
+        "FROM read_csv('raw/taxi/*.csv') GROUP BY 1 ORDER BY 1\"",
+        "brickyard sql \"SELECT * FROM read_csv('raw/titanic/titanic.csv') WHERE Survived = 1\" --format csv",
+        "brickyard info",
+    ]
+
+
+def _put(location: Any, source: Path, target: str) -> None:
+    fs = location.filesystem
+    if location.is_local:
+        fs.makedirs(location.fs_path(target.rsplit("/", 1)[0]), exist_ok=True)
+    fs.put_file(str(source), location.fs_path(target))
+
+
+STEPS: list[Step] = [land_raw_files, explore_raw_taxi]

@@ -1,0 +1,207 @@
+"""The default engine: DuckDB, embedded, with the lake's tables visible as `zone.name`.
+
+Only the tables a query names are opened (through delta-rs, as Arrow datasets, so DuckDB
+pushes projections and filters down and streams). Raw files are read with DuckDB's own
+file functions by lake-relative path.
+
+>>> import tempfile, pyarrow as pa
+>>> from brickyard.lake import Lake, LakeLocation
+>>> lake = Lake(LakeLocation(tempfile.mkdtemp()))
+>>> _ = lake.write("gold.fares", pa.table({"fare": [5.0, 7.0]}))
+>>> DuckDBEngine(lake).query("SELECT sum(fare) AS total FROM gold.fares").fetchall()
+[(12.0,)]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from brickyard.config.models import DuckDBConfig
+from brickyard.engines.sql_text import Snapshot, rewrite_raw_paths, rewrite_time_travel
+from brickyard.errors import (
+    BrickyardError,
+    DataFileNotFoundError,
+    SqlError,
+    TableNotFoundError,
+)
+from brickyard.lake.names import TableName
+
+if TYPE_CHECKING:
+    from brickyard.lake.tables import Lake
+
+BUILTIN_SCHEMAS = frozenset({"main", "temp", "information_schema", "pg_catalog", "system"})
+COPY_OPTIONS = {
+    "csv": "FORMAT csv, HEADER true",
+    "json": "FORMAT json, ARRAY true",
+    "parquet": "FORMAT parquet",
+}
+
+
+class DuckDBEngine:
+    """Runs SQL over the lake with an in-process DuckDB connection."""
+
+    name = "duckdb"
+
+    def __init__(self, lake: Lake, config: DuckDBConfig | None = None) -> None:
+        self.lake = lake
+        self.config = config or DuckDBConfig()
+        self._connection: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The engine's DuckDB connection, opened on first use."""
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
+
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        if self.config.threads:
+            con.execute(f"SET threads = {int(self.config.threads)}")
+        if self.config.memory_limit:
+            con.execute("SET memory_limit = ?", [self.config.memory_limit])
+        location = self.lake.location
+        if location.is_local:
+            con.execute("SET file_search_path = ?", [location.root])
+        else:
+            con.register_filesystem(location.filesystem)
+        return con
+
+    def prepare(self, query: str) -> str:
+        """Make the lake's tables named in `query` visible and rewrite lake paths.
+
+        Raises:
+            SqlError: the query does not parse.
+            TableNotFoundError: it names a `zone.name` that is not in the lake.
+        """
+        query, snapshots = rewrite_time_travel(query)
+        if not self.lake.location.is_local:
+            query = rewrite_raw_paths(query, self.lake.location.uri)
+        with translate_errors():
+            statements = duckdb.extract_statements(query)
+            names = set()
+            for statement in statements:
+                names |= self.connection.get_table_names(statement.query, qualified=True)
+        for snapshot in snapshots:
+            self._register_snapshot(snapshot)
+        for name in sorted(names):
+            self._register_table(_strip_alias(name))
+        return query
+
+    def query(self, query: str) -> duckdb.DuckDBPyRelation:
+        """Run one or more statements; return the result of the last as a relation."""
+        prepared = self.prepare(query)
+        with translate_errors():
+            statements = duckdb.extract_statements(prepared)
+            for statement in statements[:-1]:
+                self.connection.execute(statement.query)
+            return self.connection.sql(statements[-1].query)
+
+    def copy_to(self, query: str, target: str, fmt: str) -> None:
+        """Stream the result of `query` into a file (or /dev/stdout) as csv, json or parquet.
+
+        DuckDB's COPY writes as it reads, so results larger than memory are fine.
+        """
+        options = COPY_OPTIONS[fmt]
+        prepared = self.prepare(query)
+        with translate_errors():
+            statements = duckdb.extract_statements(prepared)
+            for statement in statements[:-1]:
+                self.connection.execute(statement.query)
+            last = statements[-1].query.strip().rstrip(";")
+            path = target.replace("'", "''")
+            self.connection.execute(f"COPY ({last}) TO '{path}' ({options})")
+
+    def execute(self, query: str, parameters: list[object] | None = None) -> None:
+        """Run statements for their effect (COPY, CREATE ...)."""
+        prepared = self.prepare(query)
+        with translate_errors():
+            self.connection.execute(prepared, parameters)
+
+    def _register_table(self, name: str) -> None:
+        parts = [part.strip('"') for part in name.split(".")]
+        if len(parts) != 2 or parts[0].lower() in BUILTIN_SCHEMAS or "@" in parts[-1]:
+            return
+        zone, table = (part.lower() for part in parts)
+        if self._schema_has(zone, table):
+            return
+        full = f"{zone}.{table}"
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*", full) or not self.lake.exists(full):
+            raise TableNotFoundError(full, self.lake.tables())
+        self._create_view(zone, f'"{table}"', self.lake.dataset(TableName(zone, table)))
+
+    def _register_snapshot(self, snapshot: Snapshot) -> None:
+        dataset = self.lake.dataset(
+            snapshot.table, version=snapshot.version, as_of=snapshot.timestamp
+        )
+        self._create_view("main", f'"{snapshot.view_name}"', dataset)
+
+    def _create_view(self, schema: str, quoted_name: str, dataset: object) -> None:
+        arrow_name = f"__lake_{abs(hash((schema, quoted_name)))}"
+        self.connection.register(arrow_name, dataset)
+        self.connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        self.connection.execute(
+            f'CREATE OR REPLACE VIEW "{schema}".{quoted_name} AS SELECT * FROM "{arrow_name}"'
+        )
+
+    def _schema_has(self, schema: str, table: str) -> bool:
+        found = self.connection.execute(
+            "SELECT 1 FROM duckdb_views() WHERE schema_name = ? AND view_name = ? "
+            "UNION ALL SELECT 1 FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+            [schema, table, schema, table],
+        ).fetchone()
+        return found is not None
+
+
+def _strip_alias(name: str) -> str:
+    return re.split(r"\s+AS\s+", name, maxsplit=1, flags=re.IGNORECASE)[0].strip()
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn DuckDB's exceptions into brickyard errors with one readable line."""
+    try:
+        yield
+    except BrickyardError:
+        raise
+    except duckdb.IOException as exc:
+        text = str(exc)
+        missing = re.search(r'No files found that match the pattern "([^"]+)"', text)
+        if missing:
+            raise DataFileNotFoundError(
+                f"no file in the lake matches {missing.group(1)!r}",
+                hint="list what is there with: brickyard sql \"SELECT * FROM glob('raw/**')\"",
+            ) from None
+        raise SqlError(one_line(text)) from None
+    except duckdb.Error as exc:
+        raise SqlError(one_line(str(exc))) from None
+
+
+def one_line(message: str) -> str:
+    """DuckDB's multi-line message as one line, with the position of the problem."""
+    lines = [line for line in message.splitlines() if line.strip()]
+    if not lines:
+        return message
+    head = [lines[0]]
+    position = ""
+    for index, line in enumerate(lines[1:], start=1):
+        found = re.match(r"LINE (\d+): ", line)
+        if found and index + 1 < len(lines) and lines[index + 1].strip() == "^":
+            column = len(lines[index + 1]) - len(found.group(0))
+            snippet = line[len(found.group(0)) :].strip()
+            position = f" (line {found.group(1)}, column {column}: {snippet})"
+            break
+        if not found and line.strip() != "^":
+            head.append(line.strip())
+    return " ".join(head) + position

@@ -1,0 +1,177 @@
+"""The Workspace facade: everything the CLI does, as a Python API.
+
+>>> import tempfile
+>>> ws = Workspace.init(tempfile.mkdtemp())
+>>> ws.sql("SELECT 40 + 2 AS answer").fetchall()
+[(42,)]
+>>> ws.lake.tables()
+[]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from brickyard.config import CONFIG_FILE, WorkspaceConfig, load_config, mask
+from brickyard.engines import DuckDBEngine
+from brickyard.errors import BrickyardError, WorkspaceNotFoundError
+from brickyard.lake import Lake, LakeLocation
+
+WORKSPACE_ENV = "BRICKYARD_WORKSPACE"
+FOLDERS = ("pipelines", "sql", "contracts", "lake/raw", "lake/bronze", "lake/silver", "lake/gold", ".brickyard")
+DEPENDENCIES = ("duckdb", "deltalake", "pyarrow", "pandas", "pydantic", "typer", "mlflow", "scikit-learn", "pyspark")
+
+CONFIG_TEMPLATE = """\
+# brickyard workspace: https://github.com/brickyard (see docs/architecture.md)
+name: {name}
+
+# The lake: a folder relative to this file, or an abfs:// URL such as
+#   root: abfs://lake@myaccount.dfs.core.windows.net/brickyard
+#   storage_options: {{account_key: "${{env:AZURE_STORAGE_KEY}}"}}
+lake:
+  root: lake
+
+# duckdb (embedded, default) or spark
+engine: duckdb
+
+mlflow:
+  tracking_uri: sqlite:///mlflow.db
+  artifact_location: mlartifacts
+
+state:
+  url: sqlite:///.brickyard/state.db
+
+# Named SQL databases (SQLAlchemy URLs); write passwords as ${{env:NAME}}.
+databases:
+  default:
+    url: sqlite:///warehouse.db
+"""
+
+GITIGNORE = "lake/\n.brickyard/\nmlflow.db\nmlartifacts/\nwarehouse.db\n"
+
+
+class Workspace:
+    """A brickyard workspace: its folder, its config, its lake and engines."""
+
+    def __init__(self, root: Path, config: WorkspaceConfig) -> None:
+        self.root = root
+        self.config = config
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None) -> Workspace:
+        """Open the workspace at `path`, or the one found from `$BRICKYARD_WORKSPACE` or the
+        current folder upwards.
+
+        Raises:
+            WorkspaceNotFoundError: no `brickyard.yaml` was found.
+            ConfigError: the config is invalid.
+        """
+        start = Path(path or os.environ.get(WORKSPACE_ENV) or Path.cwd()).resolve()
+        root = find_root(start)
+        return cls(root, load_config(root / CONFIG_FILE))
+
+    @classmethod
+    def init(cls, folder: str | os.PathLike[str], name: str | None = None) -> Workspace:
+        """Create an empty workspace (config and folders) and open it.
+
+        Raises:
+            BrickyardError: the folder already holds a workspace.
+        """
+        root = Path(folder).resolve()
+        config_path = root / CONFIG_FILE
+        if config_path.exists():
+            raise BrickyardError(
+                f"{config_path} already exists", hint="open it with --workspace, or pick another folder"
+            )
+        for sub in FOLDERS:
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        workspace_name = name or re.sub(r"[^a-z0-9_]+", "_", root.name.lower()).strip("_") or "brickyard"
+        config_path.write_text(CONFIG_TEMPLATE.format(name=workspace_name), encoding="utf-8")
+        gitignore = root / ".gitignore"
+        if not gitignore.exists():
+            gitignore.write_text(GITIGNORE, encoding="utf-8")
+        return cls.open(root)
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @cached_property
+    def lake(self) -> Lake:
+        """The workspace's lake."""
+        lake = self.config.lake
+        return Lake(LakeLocation.from_config(lake.root, lake.storage_options, self.root))
+
+    @cached_property
+    def engine(self) -> DuckDBEngine:
+        """The SQL engine (DuckDB) for interactive queries."""
+        return DuckDBEngine(self.lake, self.config.duckdb)
+
+    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+        """Run SQL over the lake; returns the result of the last statement.
+
+        Raises:
+            SqlError, TableNotFoundError, DataFileNotFoundError.
+        """
+        return self.engine.query(query)
+
+    def local_url(self, url: str) -> str:
+        """A SQLAlchemy URL with a relative SQLite path made absolute under the workspace."""
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+            return prefix + str(self.root / url[len(prefix) :])
+        return url
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.local_url(self.config.mlflow.tracking_uri)
+
+    @property
+    def state_url(self) -> str:
+        return self.local_url(self.config.state.url)
+
+    def info(self) -> dict[str, Any]:
+        """Facts about the workspace for `brickyard info` (credentials masked)."""
+        return {
+            "workspace": str(self.root),
+            "config": str(self.config_path),
+            "lake_root": self.lake.location.root,
+            "engine": self.config.engine,
+            "mlflow_tracking_uri": mask(self.mlflow_tracking_uri),
+            "mlflow_artifact_location": str(self.root / self.config.mlflow.artifact_location),
+            "state_database": mask(self.state_url),
+            "databases": {
+                name: mask(self.local_url(database.url))
+                for name, database in self.config.databases.items()
+            },
+            "versions": versions(),
+        }
+
+
+def find_root(start: Path) -> Path:
+    """The nearest folder at or above `start` holding `brickyard.yaml`."""
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise WorkspaceNotFoundError(
+        f"no {CONFIG_FILE} in {start} or any folder above it",
+        hint="run `brickyard init` to create a workspace, or pass --workspace DIR",
+    )
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of brickyard and its main dependencies (without importing them)."""
+    found = {}
+    for package in ("brickyard", *DEPENDENCIES):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
