@@ -10,7 +10,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
 
 from brickyard.cli import lake_commands, workspace_commands
@@ -43,13 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="brickyard", standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         _error("aborted")
         return 130
-    except click.ClickException as exc:
+    except typer.TyperException as exc:  # typer's own (vendored click) usage errors
         if debug:
             raise
-        _error(exc.format_message())
+        format_message = getattr(exc, "format_message", None)
+        _error(format_message() if format_message else str(exc))
         return 2
     except BrickyardError as exc:
         if debug:

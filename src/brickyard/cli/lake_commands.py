@@ -50,7 +50,7 @@ def _show(relation: object, max_rows: int) -> None:
     if relation is None:
         out.print("OK")
         return
-    rows = relation.fetchmany(max_rows + 1)  # type: ignore[attr-defined]
+    rows = relation.limit(max_rows + 1).fetchall()  # type: ignore[attr-defined]
     more = len(rows) > max_rows
     rows = rows[:max_rows]
     out.print(result_table(relation.columns, [str(t) for t in relation.types], rows))  # type: ignore[attr-defined]

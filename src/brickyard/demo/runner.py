@@ -88,6 +88,7 @@ def land_raw_files(context: DemoContext) -> None:
         Path(target_uri).parent.mkdir(parents=True, exist_ok=True)
     with lake.location.filesystem.open(lake.location.fs_path(SYNTHETIC_TAXI), "wb") as out:
         written = write_taxi_csv(out, rows=context.rows, seed=context.seed)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(marker)
     context.report.say(
         f"  {SYNTHETIC_TAXI}  (synthetic, {written:,} rows, seed {context.seed}, ~1% dirty rows)"

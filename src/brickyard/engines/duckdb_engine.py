@@ -130,7 +130,8 @@ class DuckDBEngine:
             self.connection.execute(prepared, parameters)
 
     def _register_table(self, name: str) -> None:
-        parts = [part.strip('"') for part in name.split(".")]
+        # Split on dots outside double quotes: `FROM 'raw/x.csv'` is named "raw/x.csv".
+        parts = [quoted or bare for quoted, bare in re.findall(r'"((?:[^"]|"")*)"|([^".]+)', name)]
         if len(parts) != 2 or parts[0].lower() in BUILTIN_SCHEMAS or "@" in parts[-1]:
             return
         zone, table = (part.lower() for part in parts)
@@ -197,11 +198,17 @@ def one_line(message: str) -> str:
     position = ""
     for index, line in enumerate(lines[1:], start=1):
         found = re.match(r"LINE (\d+): ", line)
-        if found and index + 1 < len(lines) and lines[index + 1].strip() == "^":
-            column = len(lines[index + 1]) - len(found.group(0))
+        # DuckDB marks the position with one caret, or (newer versions) a run of them.
+        if found and index + 1 < len(lines) and _is_caret(lines[index + 1]):
+            caret = lines[index + 1]
+            column = len(caret) - len(caret.lstrip()) - len(found.group(0)) + 1
             snippet = line[len(found.group(0)) :].strip()
             position = f" (line {found.group(1)}, column {column}: {snippet})"
             break
-        if not found and line.strip() != "^":
+        if not found and not _is_caret(line):
             head.append(line.strip())
     return " ".join(head) + position
+
+
+def _is_caret(line: str) -> bool:
+    return bool(line.strip()) and set(line.strip()) == {"^"}

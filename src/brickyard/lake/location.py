@@ -65,7 +65,7 @@ class LakeLocation:
     def fs_path(self, relative: str = "") -> str:
         """The path of a lake-relative path as the fsspec filesystem names it."""
         if self.is_local:
-            return self.uri(relative)
+            return self.uri(relative).rstrip("/") or "/"
         parsed = urlparse(self.uri(relative))
         container = parsed.netloc.split("@", 1)[0]
         return f"{container}{parsed.path}".rstrip("/")

@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ROWS   ?= 1000000
+
+.PHONY: demo test install install-test services lint clean
+
+demo: $(VENV)/.installed            ## set up and run the demo workspace in ./brickyard-demo
+	$(BIN)/brickyard demo brickyard-demo --rows $(ROWS)
+
+test: $(VENV)/.installed-test services  ## install test services, then run every test
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+services:                           ## install what the tests start: Azurite (npm), Java
+	scripts/install-test-services.sh
+
+clean:
+	rm -rf $(VENV) .tools brickyard-demo

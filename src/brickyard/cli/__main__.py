@@ -1,0 +1,5 @@
+"""`python -m brickyard.cli` runs the command line."""
+
+from brickyard.cli.app import run
+
+run()

@@ -1,0 +1,248 @@
+"""brickyard.lake.Lake: Delta tables in a local folder, addressed zone.name."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from brickyard.errors import LakeError, TableNotFoundError
+from brickyard.lake import Lake, LakeLocation
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(LakeLocation(str(tmp_path)))
+
+
+def ids(table: pa.Table) -> list[int]:
+    return sorted(table.column("id").to_pylist())
+
+
+def parquet_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.parquet"))
+
+
+def test_writes_return_versions_for_table_dataframe_and_reader(lake: Lake) -> None:
+    first = pa.table({"id": [1, 2], "fare": [5.0, 6.0]})
+    second = pd.DataFrame({"id": [3], "fare": [7.0]})
+    third = pa.RecordBatchReader.from_batches(
+        first.schema, pa.table({"id": [4, 5], "fare": [8.0, 9.0]}).to_batches()
+    )
+    assert lake.write("bronze.trips", first) == 0
+    assert lake.write("bronze.trips", second) == 1
+    assert lake.write("bronze.trips", third) == 2
+    assert ids(lake.read("bronze.trips")) == [1, 2, 3, 4, 5]
+    assert lake.version("bronze.trips") == 2
+
+
+def test_overwrite_replaces_rows(lake: Lake) -> None:
+    lake.write("bronze.trips", pa.table({"id": [1, 2]}))
+    assert lake.write("bronze.trips", pa.table({"id": [9]}), mode="overwrite") == 1
+    assert ids(lake.read("bronze.trips")) == [9]
+
+
+def test_read_old_version(lake: Lake) -> None:
+    lake.write("bronze.trips", pa.table({"id": [1]}))
+    lake.write("bronze.trips", pa.table({"id": [2]}))
+    assert ids(lake.read("bronze.trips", version=0)) == [1]
+    assert ids(lake.read("bronze.trips")) == [1, 2]
+
+
+def test_read_columns(lake: Lake) -> None:
+    lake.write("bronze.trips", pa.table({"id": [1], "fare": [5.0]}))
+    assert lake.read("bronze.trips", columns=["fare"]).column_names == ["fare"]
+
+
+def test_read_missing_version_raises_lake_error(lake: Lake) -> None:
+    lake.write("bronze.trips", pa.table({"id": [1]}))
+    with pytest.raises(LakeError, match="no version 5"):
+        lake.read("bronze.trips", version=5)
+
+
+def test_read_as_of_timestamp_between_commits(lake: Lake) -> None:
+    lake.write("bronze.trips", pa.table({"id": [1]}))
+    time.sleep(1.1)
+    between = datetime.now(UTC)
+    time.sleep(1.1)
+    lake.write("bronze.trips", pa.table({"id": [2]}))
+    assert ids(lake.read("bronze.trips", as_of=between)) == [1]
+    assert ids(lake.read("bronze.trips", as_of=between.isoformat())) == [1]
+    assert ids(lake.read("bronze.trips", as_of=datetime.now(UTC))) == [1, 2]
+
+
+def test_read_as_of_bad_text_raises_lake_error(lake: Lake) -> None:
+    lake.write("bronze.trips", pa.table({"id": [1]}))
+    with pytest.raises(LakeError, match="not a timestamp"):
+        lake.read("bronze.trips", as_of="yesterday")
+
+
+def test_merge_updates_matches_and_inserts_the_rest(lake: Lake) -> None:
+    lake.write("silver.fares", pa.table({"id": [1, 2], "fare": [5.0, 7.5]}))
+    version = lake.merge("silver.fares", pa.table({"id": [2, 3], "fare": [8.0, 9.0]}), keys=["id"])
+    assert version == 1
+    rows = lake.read("silver.fares").sort_by("id").to_pydict()
+    assert rows == {"id": [1, 2, 3], "fare": [5.0, 8.0, 9.0]}
+
+
+def test_merge_creates_a_missing_table(lake: Lake) -> None:
+    assert lake.merge("silver.fares", pd.DataFrame({"id": [1], "fare": [2.0]}), keys=["id"]) == 0
+    assert lake.read("silver.fares").to_pydict() == {"id": [1], "fare": [2.0]}
+
+
+def test_merge_without_keys_raises(lake: Lake) -> None:
+    with pytest.raises(LakeError, match="key"):
+        lake.merge("silver.fares", pa.table({"id": [1]}), keys=[])
+
+
+def test_partition_by_creates_hive_folders_and_describe_reports_them(
+    lake: Lake, tmp_path: Path
+) -> None:
+    data = pa.table({"id": [1, 2, 3], "day": ["mon", "tue", "mon"]})
+    lake.write("bronze.trips", data, partition_by=["day"])
+    folder = tmp_path / "bronze" / "trips"
+    assert (folder / "day=mon").is_dir()
+    assert (folder / "day=tue").is_dir()
+    assert lake.describe("bronze.trips").partition_columns == ["day"]
+
+
+def test_describe_reports_rows_files_size_versions_and_columns(lake: Lake) -> None:
+    lake.write("gold.fares", pa.table({"id": [1, 2], "fare": [5.0, 6.0]}))
+    lake.write("gold.fares", pa.table({"id": [3], "fare": [7.0]}))
+    info = lake.describe("gold.fares")
+    assert info.name == "gold.fares"
+    assert info.rows == 3
+    assert info.files == 2
+    assert info.size_bytes > 0
+    assert info.version == 1
+    assert info.versions == 2
+    assert info.partition_columns == []
+    assert [column.name for column in info.columns] == ["id", "fare"]
+    assert info.columns[0].type == "int64"
+    assert info.columns[1].type == "double"
+    assert info.last_modified is not None
+
+
+def test_history_is_newest_first_with_operations(lake: Lake) -> None:
+    lake.write("bronze.trips", pa.table({"id": [1]}))
+    lake.write("bronze.trips", pa.table({"id": [2]}))
+    lake.merge("bronze.trips", pa.table({"id": [2]}), keys=["id"])
+    history = lake.history("bronze.trips")
+    assert [entry["version"] for entry in history] == [2, 1, 0]
+    assert history[0]["operation"] == "MERGE"
+    assert history[1]["operation"] == "WRITE"
+    assert isinstance(history[0]["timestamp"], datetime)
+    assert len(lake.history("bronze.trips", limit=1)) == 1
+
+
+def test_write_metadata_is_recorded_in_history(lake: Lake) -> None:
+    lake.write("bronze.trips", pa.table({"id": [1]}), metadata={"pipeline": "ingest", "run": 7})
+    entry = lake.history("bronze.trips")[0]
+    assert entry.get("pipeline") == "ingest"
+    assert entry.get("run") == "7"
+
+
+def test_optimize_compacts_small_files(lake: Lake) -> None:
+    for value in range(4):
+        lake.write("bronze.trips", pa.table({"id": [value]}))
+    assert lake.describe("bronze.trips").files == 4
+    metrics = lake.optimize("bronze.trips")
+    assert metrics["numFilesRemoved"] == 4
+    assert lake.describe("bronze.trips").files < 4
+    assert ids(lake.read("bronze.trips")) == [0, 1, 2, 3]
+
+
+def test_vacuum_removes_unreferenced_files_after_overwrite(lake: Lake, tmp_path: Path) -> None:
+    folder = tmp_path / "bronze" / "trips"
+    lake.write("bronze.trips", pa.table({"id": [1, 2]}))
+    lake.write("bronze.trips", pa.table({"id": [3]}), mode="overwrite")
+    assert len(parquet_files(folder)) == 2
+    assert lake.vacuum("bronze.trips", retention_hours=0, dry_run=True)
+    assert len(parquet_files(folder)) == 2
+    removed = lake.vacuum("bronze.trips", retention_hours=0)
+    assert len(removed) == 1
+    assert len(parquet_files(folder)) == 1
+    assert ids(lake.read("bronze.trips")) == [3]
+
+
+def test_tables_lists_zone_names_sorted_and_ignores_raw(lake: Lake, tmp_path: Path) -> None:
+    lake.write("silver.b", pa.table({"id": [1]}))
+    lake.write("bronze.z", pa.table({"id": [1]}))
+    lake.write("bronze.a", pa.table({"id": [1]}))
+    raw_like = tmp_path / "raw" / "files" / "_delta_log"
+    raw_like.mkdir(parents=True)
+    (tmp_path / "raw" / "taxi.csv").write_text("id\n1\n")
+    assert lake.tables() == ["bronze.a", "bronze.z", "silver.b"]
+
+
+def test_tables_of_empty_lake_is_empty(lake: Lake) -> None:
+    assert lake.tables() == []
+
+
+def test_exists(lake: Lake) -> None:
+    assert not lake.exists("bronze.trips")
+    lake.write("bronze.trips", pa.table({"id": [1]}))
+    assert lake.exists("bronze.trips")
+
+
+def test_missing_table_raises_with_close_name_suggestion(lake: Lake) -> None:
+    lake.write("bronze.trips", pa.table({"id": [1]}))
+    with pytest.raises(TableNotFoundError) as caught:
+        lake.read("bronze.trip")
+    assert caught.value.suggestions == ["bronze.trips"]
+    assert "bronze.trip'" in str(caught.value)
+    assert "did you mean bronze.trips?" in str(caught.value)
+
+
+def test_missing_table_without_close_names_hints_tables_command(lake: Lake) -> None:
+    with pytest.raises(TableNotFoundError, match="brickyard tables"):
+        lake.describe("gold.nothing")
+
+
+@pytest.mark.parametrize("name", ["Bronze-Trips", "bronze", "a.b.c", "bronze.Trips"])
+def test_bad_table_name_raises_lake_error(lake: Lake, name: str) -> None:
+    with pytest.raises(LakeError, match="not a table name"):
+        lake.write(name, pa.table({"id": [1]}))
+
+
+def test_raw_zone_is_not_a_table_zone(lake: Lake) -> None:
+    with pytest.raises(LakeError, match="raw zone"):
+        lake.write("raw.x", pa.table({"id": [1]}))
+
+
+def test_different_schema_fails_and_keeps_previous_version(lake: Lake) -> None:
+    lake.write("bronze.trips", pa.table({"id": [1, 2]}))
+    with pytest.raises(LakeError) as caught:
+        lake.write("bronze.trips", pa.table({"id": [3], "extra": ["x"]}))
+    assert "bronze.trips" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert lake.version("bronze.trips") == 0
+    assert ids(lake.read("bronze.trips")) == [1, 2]
+
+
+def test_evolve_schema_adds_the_column(lake: Lake) -> None:
+    lake.write("bronze.trips", pa.table({"id": [1]}))
+    version = lake.write(
+        "bronze.trips", pa.table({"id": [2], "extra": ["x"]}), evolve_schema=True
+    )
+    assert version == 1
+    rows = lake.read("bronze.trips").sort_by("id").to_pydict()
+    assert rows == {"id": [1, 2], "extra": [None, "x"]}
+
+
+def test_write_of_unsupported_data_raises_lake_error(lake: Lake) -> None:
+    with pytest.raises(LakeError, match="cannot write list"):
+        lake.write("bronze.trips", [{"id": 1}])
+
+
+def test_transaction_makes_a_retried_batch_idempotent(lake: Lake) -> None:
+    batch = pa.table({"id": [1, 2]})
+    assert lake.write("bronze.trips", batch, transaction=("batch-app", 1)) == 0
+    assert lake.write("bronze.trips", batch, transaction=("batch-app", 1)) == 0
+    assert lake.read("bronze.trips").num_rows == 2
+    assert lake.write("bronze.trips", pa.table({"id": [3]}), transaction=("batch-app", 2)) == 1
+    assert ids(lake.read("bronze.trips")) == [1, 2, 3]
