@@ -20,8 +20,10 @@ from typing import Any
 import duckdb
 
 from brickyard.config import CONFIG_FILE, WorkspaceConfig, load_config, mask
+from brickyard.core.contract import Contract
+from brickyard.core.files import PipelineFile, load_contract, load_pipeline
 from brickyard.engines import DuckDBEngine
-from brickyard.errors import BrickyardError, WorkspaceNotFoundError
+from brickyard.errors import BrickyardError, ConfigError, WorkspaceNotFoundError, suggest
 from brickyard.lake import Lake, LakeLocation
 
 WORKSPACE_ENV = "BRICKYARD_WORKSPACE"
@@ -121,6 +123,38 @@ class Workspace:
             SqlError, TableNotFoundError, DataFileNotFoundError.
         """
         return self.engine.query(query)
+
+    def pipeline_names(self) -> list[str]:
+        """The pipelines defined in `pipelines/*.yaml`, sorted."""
+        folder = self.root / "pipelines"
+        return sorted(path.stem for path in folder.glob("*.yaml")) if folder.is_dir() else []
+
+    def pipeline(self, name: str) -> PipelineFile:
+        """Load `pipelines/NAME.yaml`.
+
+        Raises:
+            BrickyardError: no such pipeline (with close names); ConfigError: it is invalid.
+        """
+        path = self.root / "pipelines" / f"{name}.yaml"
+        if not path.is_file():
+            names = self.pipeline_names()
+            raise BrickyardError(
+                f"no pipeline {name!r} in {path.parent}",
+                hint=suggest(name, names) or (f"pipelines: {', '.join(names)}" if names else "create pipelines/NAME.yaml"),
+            )
+        return load_pipeline(path)
+
+    def contract(self, reference: str) -> Contract:
+        """Load a contract by path (relative to the workspace) or by table name
+        (`contracts/<zone>.<name>.yaml`).
+
+        Raises:
+            ConfigError: the file is missing or invalid.
+        """
+        path = self.root / reference if reference.endswith((".yaml", ".yml")) else self.root / "contracts" / f"{reference}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"contract file {path} not found", hint="contracts live in contracts/, e.g. contracts/bronze.trips.yaml")
+        return load_contract(path)
 
     def local_url(self, url: str) -> str:
         """A SQLAlchemy URL with a relative SQLite path made absolute under the workspace."""

@@ -14,6 +14,7 @@ file functions by lake-relative path.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,12 +93,27 @@ class DuckDBEngine:
             statements = duckdb.extract_statements(query)
             names = set()
             for statement in statements:
-                names |= self.connection.get_table_names(statement.query, qualified=True)
+                names |= self._table_names(statement.query)
         for snapshot in snapshots:
             self._register_snapshot(snapshot)
         for name in sorted(names):
             self._register_table(_strip_alias(name))
         return query
+
+    def _table_names(self, statement: str) -> set[str]:
+        """The tables a statement names. DuckDB binds against placeholder tables to find
+        them, which fails on `JOIN ... USING (col)`; a SELECT's parse tree answers then."""
+        try:
+            return self.connection.get_table_names(statement, qualified=True)
+        except duckdb.BinderException:
+            found = self.connection.execute("SELECT json_serialize_sql(?)", [statement]).fetchall()
+            tree = json.loads(found[0][0])
+            if tree.get("error"):
+                raise
+            return {
+                f'"{schema}"."{table}"' if schema else f'"{table}"'
+                for schema, table in _base_tables(tree)
+            }
 
     def query(self, query: str) -> duckdb.DuckDBPyRelation:
         """Run one or more statements; return the result of the last as a relation."""
@@ -163,6 +179,18 @@ class DuckDBEngine:
             [schema, table, schema, table],
         ).fetchone()
         return found is not None
+
+
+def _base_tables(node: object) -> Iterator[tuple[str, str]]:
+    """(schema, table) of every table reference in a serialized parse tree."""
+    if isinstance(node, dict):
+        if node.get("type") == "BASE_TABLE" and "table_name" in node:
+            yield node.get("schema_name") or "", node["table_name"]
+        for value in node.values():
+            yield from _base_tables(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _base_tables(value)
 
 
 def _strip_alias(name: str) -> str:

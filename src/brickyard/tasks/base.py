@@ -1,0 +1,97 @@
+"""What a task kind is, and what a running task is given.
+
+A kind is a class with a `name`, an `Options` pydantic model for its own YAML fields, a
+`check` that finds problems without running (for `brickyard validate`) and a `run`.
+Adding a kind is one module and one line in `brickyard.tasks.registry.BUILTIN_KINDS`.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from brickyard.core.pipeline import PipelineSpec, TaskSpec
+    from brickyard.engines import DuckDBEngine
+    from brickyard.lake import Lake
+    from brickyard.workspace import Workspace
+
+
+class TaskOptions(BaseModel):
+    """Base of every kind's options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class TaskMetrics:
+    """What a task attempt reports: rows, lineage (table versions read and written), extras."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    reads: dict[str, int] = field(default_factory=dict)
+    writes: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskContext:
+    """Everything a task's `run` may use. Tasks read and write only through it."""
+
+    workspace: Workspace
+    pipeline: PipelineSpec
+    task: TaskSpec
+    run_id: str
+    attempt: int
+    full_refresh: bool
+    log: logging.Logger
+    metrics: TaskMetrics = field(default_factory=TaskMetrics)
+
+    @property
+    def lake(self) -> Lake:
+        return self.workspace.lake
+
+    @property
+    def engine(self) -> DuckDBEngine:
+        return self.workspace.engine
+
+    def record_read(self, table: str, version: int) -> None:
+        """Note that the task read `table` at `version` (lineage)."""
+        self.metrics.reads[table] = version
+
+    def record_write(self, table: str, version: int) -> None:
+        """Note that the task committed `table` at `version` (lineage)."""
+        self.metrics.writes[table] = version
+
+
+@dataclass
+class CheckContext:
+    """What `check` may look at: the workspace, the pipeline, and every table some
+    pipeline task writes (so a table produced upstream is not reported missing)."""
+
+    workspace: Workspace
+    pipeline: PipelineSpec
+    produced_tables: frozenset[str]
+
+
+class TaskKind(ABC):
+    """Base class of task kinds."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[TaskOptions]]
+
+    def check(self, options: Any, context: CheckContext) -> list[str]:
+        """Problems found without running (missing files, tables, SQL errors). Default: none."""
+        return []
+
+    def writes(self, options: Any) -> list[str]:
+        """The tables this task writes (for lineage checks and --full-refresh)."""
+        return []
+
+    @abstractmethod
+    def run(self, options: Any, context: TaskContext) -> None:
+        """Do the task's work; raise a BrickyardError on a user problem."""

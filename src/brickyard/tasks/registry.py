@@ -1,0 +1,42 @@
+"""The task kinds brickyard knows, by name. Kinds are imported only when used, so the
+ML kinds (MLflow, scikit-learn) cost nothing to a pipeline of data tasks."""
+
+from __future__ import annotations
+
+import importlib
+
+from brickyard.errors import BrickyardError, suggest
+from brickyard.tasks.base import TaskKind
+
+BUILTIN_KINDS: dict[str, str] = {
+    "ingest": "brickyard.tasks.ingest:IngestTask",
+    "sql": "brickyard.tasks.sql_task:SqlTask",
+    "expect": "brickyard.tasks.expect:ExpectTask",
+    "python": "brickyard.tasks.python_task:PythonTask",
+}
+
+
+class UnknownTaskKindError(BrickyardError):
+    """A pipeline names a task kind that does not exist."""
+
+
+def kind_names() -> list[str]:
+    """Every known kind, sorted."""
+    return sorted(BUILTIN_KINDS)
+
+
+def get_kind(name: str) -> TaskKind:
+    """An instance of the kind called `name`.
+
+    Raises:
+        UnknownTaskKindError: no such kind (with the closest names).
+    """
+    target = BUILTIN_KINDS.get(name)
+    if target is None:
+        raise UnknownTaskKindError(
+            f"unknown task kind {name!r}",
+            hint=suggest(name, BUILTIN_KINDS) or f"known kinds: {', '.join(kind_names())}",
+        )
+    module_name, class_name = target.split(":")
+    kind_class: type[TaskKind] = getattr(importlib.import_module(module_name), class_name)
+    return kind_class()
