@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -52,6 +52,7 @@ class DuckDBEngine:
         self.lake = lake
         self.config = config or DuckDBConfig()
         self._connection: duckdb.DuckDBPyConnection | None = None
+        self._lake_views: dict[str, Any] = {}  # zone.name -> the DeltaTable behind its view
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -94,6 +95,7 @@ class DuckDBEngine:
             names = set()
             for statement in statements:
                 names |= self._table_names(statement.query)
+        self._refresh_views()
         for snapshot in snapshots:
             self._register_snapshot(snapshot)
         for name in sorted(names):
@@ -151,12 +153,23 @@ class DuckDBEngine:
         if len(parts) != 2 or parts[0].lower() in BUILTIN_SCHEMAS or "@" in parts[-1]:
             return
         zone, table = (part.lower() for part in parts)
-        if self._schema_has(zone, table):
-            return
         full = f"{zone}.{table}"
+        if full in self._lake_views or self._schema_has(zone, table):
+            return
         if not re.fullmatch(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*", full) or not self.lake.exists(full):
             raise TableNotFoundError(full, self.lake.tables())
-        self._create_view(zone, f'"{table}"', self.lake.dataset(TableName(zone, table)))
+        delta = self.lake.delta(TableName(zone, table))
+        self._create_view(zone, f'"{table}"', delta.to_pyarrow_dataset())
+        self._lake_views[full] = delta
+
+    def _refresh_views(self) -> None:
+        """Point views of tables written since they were registered at the new version."""
+        for full, delta in self._lake_views.items():
+            seen = delta.version()
+            delta.update_incremental()
+            if delta.version() != seen:
+                zone, table = full.split(".")
+                self._create_view(zone, f'"{table}"', delta.to_pyarrow_dataset())
 
     def _register_snapshot(self, snapshot: Snapshot) -> None:
         dataset = self.lake.dataset(

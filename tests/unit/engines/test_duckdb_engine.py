@@ -285,3 +285,18 @@ def test_rewrite_raw_paths_leaves_other_strings_and_absolute_paths() -> None:
     assert rewrite_raw_paths(untouched[1], to_uri) == untouched[1]
     assert rewrite_raw_paths(untouched[2], to_uri) == untouched[2]
     assert "';'" in rewrite_raw_paths(untouched[3], to_uri)
+
+
+def test_a_long_lived_engine_sees_new_versions(tmp_path) -> None:
+    import pyarrow as pa
+
+    from brickyard.engines import DuckDBEngine
+    from brickyard.lake import Lake, LakeLocation
+
+    lake = Lake(LakeLocation(str(tmp_path)))
+    lake.write("gold.f", pa.table({"a": [1]}))
+    engine = DuckDBEngine(lake)
+    assert engine.query("SELECT count(*) FROM gold.f").fetchall() == [(1,)]
+    lake.write("gold.f", pa.table({"a": [2, 3]}), mode="append")
+    assert engine.query("SELECT count(*) FROM gold.f").fetchall() == [(3,)]
+    assert engine.query("SELECT count(*) FROM gold.f VERSION AS OF 0").fetchall() == [(1,)]
