@@ -36,10 +36,11 @@ if TYPE_CHECKING:
     from brickyard.lake.tables import Lake
 
 BUILTIN_SCHEMAS = frozenset({"main", "temp", "information_schema", "pg_catalog", "system"})
+STREAMING_MEMORY_LIMIT = "256MB"
 COPY_OPTIONS = {
     "csv": "FORMAT csv, HEADER true",
     "json": "FORMAT json, ARRAY true",
-    "parquet": "FORMAT parquet",
+    "parquet": "FORMAT parquet, ROW_GROUP_SIZE 61440",
 }
 
 
@@ -103,19 +104,17 @@ class DuckDBEngine:
         return query
 
     def _table_names(self, statement: str) -> set[str]:
-        """The tables a statement names. DuckDB binds against placeholder tables to find
-        them, which fails on `JOIN ... USING (col)`; a SELECT's parse tree answers then."""
-        try:
-            return self.connection.get_table_names(statement, qualified=True)
-        except duckdb.BinderException:
-            found = self.connection.execute("SELECT json_serialize_sql(?)", [statement]).fetchall()
-            tree = json.loads(found[0][0])
-            if tree.get("error"):
-                raise
+        """The tables a statement names. A SELECT's parse tree answers without binding
+        (binding would sniff every CSV the query reads, a second time); other statements
+        ask DuckDB's binder."""
+        found = self.connection.execute("SELECT json_serialize_sql(?)", [statement]).fetchall()
+        tree = json.loads(found[0][0])
+        if not tree.get("error"):
             return {
                 f'"{schema}"."{table}"' if schema else f'"{table}"'
                 for schema, table in _base_tables(tree)
             }
+        return self.connection.get_table_names(statement, qualified=True)
 
     def query(self, query: str) -> duckdb.DuckDBPyRelation:
         """Run one or more statements; return the result of the last as a relation."""
@@ -139,7 +138,27 @@ class DuckDBEngine:
                 self.connection.execute(statement.query)
             last = statements[-1].query.strip().rstrip(";")
             path = target.replace("'", "''")
-            self.connection.execute(f"COPY ({last}) TO '{path}' ({options})")
+            with self._streaming(ordered=_has_order_by(last)):
+                self.connection.execute(f"COPY ({last}) TO '{path}' ({options})")
+
+    @contextmanager
+    def _streaming(self, ordered: bool) -> Iterator[None]:
+        """Settings for an export that must not hold the result in memory: without an
+        ORDER BY, rows need not keep their input order (DuckDB then buffers far less), and
+        unless the workspace sets its own, memory is capped (DuckDB spills past it)."""
+        con = self.connection
+        previous = con.execute(
+            "SELECT current_setting('preserve_insertion_order'), current_setting('memory_limit')"
+        ).fetchall()[0]
+        if not ordered:
+            con.execute("SET preserve_insertion_order = false")
+        if not self.config.memory_limit:
+            con.execute("SET memory_limit = ?", [STREAMING_MEMORY_LIMIT])
+        try:
+            yield
+        finally:
+            con.execute(f"SET preserve_insertion_order = {str(previous[0]).lower()}")
+            con.execute("SET memory_limit = ?", [previous[1]])
 
     def execute(self, query: str, parameters: list[object] | None = None) -> None:
         """Run statements for their effect (COPY, CREATE ...)."""
@@ -204,6 +223,18 @@ def _base_tables(node: object) -> Iterator[tuple[str, str]]:
     elif isinstance(node, list):
         for value in node:
             yield from _base_tables(value)
+
+
+def _has_order_by(statement: str) -> bool:
+    """True when the statement's code (not its strings or comments) says ORDER BY."""
+    code = "".join(
+        statement[start:end]
+        for (start, kind), (end, _) in zip(
+            duckdb.tokenize(statement), [*duckdb.tokenize(statement)[1:], (len(statement), None)]
+        )
+        if kind not in (duckdb.token_type.string_const, duckdb.token_type.comment)
+    )
+    return re.search(r"\bORDER\s+BY\b", code, re.IGNORECASE) is not None
 
 
 def _strip_alias(name: str) -> str:
