@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the services the tests start on loopback, when they are missing:
 #   Azurite (Azure Storage emulator) from the npm registry into .tools/
+#   PostgreSQL server binaries (initdb, pg_ctl) with apt-get
+#   wrk, with --bench only (the serving benchmarks; no test needs it)
 # The tests start and stop them; this script only installs. It says exactly what is
 # missing when it cannot install something (no npm, no root for apt).
 set -euo pipefail
@@ -29,6 +31,28 @@ if [ ! -x .tools/node_modules/.bin/azurite-blob ] && ! have azurite-blob; then
   else
     missing+=("npm (Node.js) to install Azurite: apt-get install nodejs npm")
   fi
+fi
+
+# PostgreSQL: the tests (tests/conftest.py `postgres`) run initdb and pg_ctl from PATH or
+# the newest /usr/lib/postgresql/*/bin. PostgreSQL refuses to run as root, so as root the
+# tests run them as the `postgres` OS user, which the package creates (created here if not).
+have_initdb() { have initdb || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
+if ! have_initdb; then
+  echo "installing PostgreSQL with apt-get"
+  apt_install postgresql || true
+  if ! have_initdb; then
+    missing+=("PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql (as root)")
+  fi
+fi
+if have_initdb && [ "$(id -u)" = "0" ] && ! id -u postgres >/dev/null 2>&1; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin postgres \
+    || missing+=("a non-root 'postgres' OS user to run PostgreSQL as: useradd --system postgres")
+fi
+
+# wrk (HTTP load generator) only for the serving benchmarks (bench/serving.py, bench/soak.py):
+# `scripts/install-test-services.sh --bench`. The tests never need it.
+if [ "${1:-}" = "--bench" ] && ! have wrk; then
+  apt_install wrk || missing+=("wrk for the serving benchmarks: apt-get install -y wrk")
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -6,9 +6,12 @@ never a silent skip: CI must run everything.
 
 from __future__ import annotations
 
+import glob
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -90,6 +93,114 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         process.wait(timeout=10)
 
 
+class PostgresServer:
+    """A throwaway PostgreSQL cluster (initdb + pg_ctl) on a free loopback port.
+
+    `stop(mode="immediate")` then `start()` simulates a database crash and restart in the
+    middle of a test; the port, data and password stay the same. PostgreSQL refuses to run
+    as root, so as root the server binaries run as the `postgres` user (`runuser`). Also
+    used by bench/score_export.py.
+    """
+
+    PASSWORD = "brickyard-test"  # a throwaway cluster on loopback, not a secret
+
+    def __init__(self, folder: Path | None = None, port: int | None = None) -> None:
+        self.bindir = find_postgres_bindir()
+        self.folder = Path(folder or tempfile.mkdtemp(prefix="brickyard-pg-"))
+        self.data = self.folder / "data"
+        self.log = self.folder / "server.log"
+        self.port = port or free_port()
+        self.user = postgres_os_user()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.chmod(0o755)
+        if self.user:
+            shutil.chown(self.folder, self.user)
+        pwfile = self.folder / "pwfile"
+        pwfile.write_text(self.PASSWORD + "\n")
+        if self.user:
+            shutil.chown(pwfile, self.user)
+        self._pg("initdb", "-D", str(self.data), "-U", "postgres", "--auth=scram-sha-256",
+                 f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C", "--no-sync")
+        pwfile.unlink()
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL of the `postgres` database as the `postgres` superuser."""
+        return f"postgresql+psycopg://postgres:{self.PASSWORD}@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        """Start (or restart after a stop) and wait until it accepts connections."""
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
+                   "-c fsync=off -c full_page_writes=off -c max_connections=50")
+        self._pg("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log), "-o", options)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: `fast` (clean) or `immediate` (like a crash; recovery on start)."""
+        self._pg("pg_ctl", "stop", "-w", "-t", "60", "-D", str(self.data), "-m", mode)
+
+    @property
+    def running(self) -> bool:
+        done = self._pg("pg_ctl", "status", "-D", str(self.data), check=False)
+        return done.returncode == 0
+
+    def destroy(self) -> None:
+        """Stop if running and delete the cluster's folder."""
+        if self.data.exists() and self.running:
+            self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _pg(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [str(self.bindir / program), *args]
+        if self.user:
+            command = ["runuser", "-u", self.user, "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=self.folder)
+        if check and done.returncode != 0:
+            log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}{log}")
+        return done
+
+
+def find_postgres_bindir() -> Path:
+    """The folder of initdb/pg_ctl: on PATH, else the newest /usr/lib/postgresql/*/bin."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if candidates:
+        return Path(candidates[-1]).parent
+    raise RuntimeError("PostgreSQL is not installed: run `make services` (apt-get install postgresql)")
+
+
+def postgres_os_user() -> str | None:
+    """The OS user to run the server as: None when not root, else `postgres`."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise RuntimeError(
+            "running as root needs a `postgres` OS user to run PostgreSQL: "
+            "run `make services` (apt-get install postgresql creates it)"
+        ) from None
+    return "postgres"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on a free loopback port, for the whole session (restartable)."""
+    try:
+        server = PostgresServer()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
 @pytest.fixture
 def abfs_workspace(azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """A workspace whose lake is a fresh container in Azurite (key passed as a secret reference)."""
@@ -121,5 +232,8 @@ def workspace(tmp_path: Path):  # type: ignore[no-untyped-def]
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that use a service fixture get that service's marker, so `-m` selects them."""
     for item in items:
-        if "azurite" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "azurite" in fixtures:
             item.add_marker(pytest.mark.azurite)
+        if "postgres" in fixtures:
+            item.add_marker(pytest.mark.postgres)

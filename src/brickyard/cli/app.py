@@ -12,7 +12,10 @@ from collections.abc import Sequence
 
 import typer
 
-from brickyard.cli import lake_commands, workspace_commands
+from brickyard.cli import lake_commands, server_commands, workspace_commands
+from brickyard.cli import pipeline_commands
+from brickyard.cli import model_commands
+from brickyard.cli import serve_commands
 from brickyard.errors import BrickyardError
 
 app = typer.Typer(
@@ -33,6 +36,10 @@ def _root(
 
 workspace_commands.register(app)
 lake_commands.register(app)
+pipeline_commands.register(app)
+server_commands.register(app)
+model_commands.register(app)
+serve_commands.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

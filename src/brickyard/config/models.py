@@ -72,6 +72,63 @@ class DatabaseConfig(Strict):
     url: str
 
 
+class PricingConfig(Strict):
+    """Rates that turn recorded usage into cost (currency of your choice)."""
+
+    cpu_hour: float | None = Field(default=None, ge=0, description="cost of one CPU-hour")
+
+
+class EndpointConfig(Strict):
+    """A model endpoint of `brickyard serve` (`endpoints: {NAME: ...}` in brickyard.yaml).
+
+    Traffic: the `champion` alias answers; with `shadow: true` the `challenger` alias also
+    scores every request off the response path (both logged); with `canary: N` the
+    challenger answers N percent of requests, sticky by the `request_key` header or the
+    `request_key_column` input column. A `rollout` plan such as [10, 25, 50, 100] moves one
+    step each `rollout_step_seconds` while the limits hold; the canary rolls back by itself
+    when the challenger's error rate or p95 latency over `window_seconds` breaks them.
+    """
+
+    model: str | None = Field(default=None, description="registered model (default: the endpoint name)")
+    champion: str = Field(default="champion", description="alias that answers requests")
+    challenger: str = Field(default="challenger", description="alias for shadow or canary")
+    shadow: bool = False
+    canary: float | None = Field(default=None, gt=0, le=100, description="percent of traffic to the challenger")
+    rollout: list[float] = Field(default_factory=list, description="canary percents, one step at a time")
+    rollout_step_seconds: float = Field(default=300.0, gt=0)
+    request_key: str | None = Field(default="X-Request-Key", description="header that makes the canary sticky")
+    request_key_column: str | None = Field(default=None, description="input column that makes the canary sticky")
+    max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    max_p95_ms: float | None = Field(default=None, gt=0)
+    window_seconds: float = Field(default=60.0, gt=0)
+    min_requests: int = Field(default=20, ge=1)
+    poll_seconds: float = Field(default=5.0, gt=0, description="how often aliases are re-read from the registry")
+    log: bool = Field(default=True, description="append every request to the inference log")
+    log_table: str = "gold.inference_log"
+    log_payloads: Literal["full", "hash"] = "full"
+    log_queue_size: int = Field(default=100_000, ge=1)
+    log_batch_rows: int = Field(default=20_000, ge=1)
+    log_flush_seconds: float = Field(default=2.0, gt=0)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_rows: int = Field(default=10_000, ge=1)
+
+    @field_validator("canary")
+    @classmethod
+    def _canary_or_shadow(cls, canary: float | None, info):  # type: ignore[no-untyped-def]
+        if canary is not None and info.data.get("shadow"):
+            raise ValueError("an endpoint has either shadow: true or a canary, not both")
+        return canary
+
+    @field_validator("rollout")
+    @classmethod
+    def _rollout_steps(cls, steps: list[float], info):  # type: ignore[no-untyped-def]
+        if steps and info.data.get("shadow"):
+            raise ValueError("a rollout plan is for a canary, not a shadow")
+        if any(not 0 < step <= 100 for step in steps) or steps != sorted(set(steps)):
+            raise ValueError("rollout steps are rising percents in (0, 100], e.g. [10, 25, 50, 100]")
+        return steps
+
+
 def _default_databases() -> dict[str, DatabaseConfig]:
     return {"default": DatabaseConfig(url="sqlite:///warehouse.db")}
 
@@ -87,3 +144,5 @@ class WorkspaceConfig(Strict):
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     databases: dict[str, DatabaseConfig] = Field(default_factory=_default_databases)
+    pricing: PricingConfig = Field(default_factory=PricingConfig)
+    endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)

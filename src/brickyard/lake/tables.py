@@ -16,12 +16,13 @@ This is the only module that imports `deltalake`; both engines go through it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from brickyard.errors import LakeError, TableNotFoundError
+from brickyard.errors import BrickyardError, LakeError, TableNotFoundError
 from brickyard.lake.location import LakeLocation
 from brickyard.lake.names import RAW_ZONE, TableName
 
@@ -198,12 +199,17 @@ class Lake:
         evolve_schema: bool = False,
         metadata: Mapping[str, Any] | None = None,
         transaction: tuple[str, int] | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> int:
         """Append to or overwrite a table (created on first write) in one commit.
 
         `evolve_schema` adds new columns instead of failing. `transaction` is an
         `(app_id, version)` pair recorded in the commit: a later write with the same app id
         and a version not above it is skipped, which makes retried batches idempotent.
+        `before_commit` is called once the whole stream has been written to data files
+        and before the commit is made (from the calling thread); if it raises, nothing is
+        committed and its exception propagates. An exception raised by the data stream
+        itself also propagates unchanged, with nothing committed.
         Returns the table version after the write.
 
         Raises:
@@ -215,10 +221,11 @@ class Lake:
         uri = self.table_uri(table)
         if transaction is not None and self._already_committed(uri, transaction):
             return self.version(table)
-        try:
+
+        def commit(stream: Any) -> None:
             write_deltalake(
                 uri,
-                _as_arrow(data),
+                stream,
                 mode=mode,
                 partition_by=list(partition_by) if partition_by else None,
                 schema_mode=("merge" if mode == "append" else "overwrite")
@@ -227,9 +234,74 @@ class Lake:
                 storage_options=self.location.delta_options(),
                 commit_properties=_commit_properties(metadata, transaction),
             )
+
+        stream = _as_arrow(data)
+        try:
+            if before_commit is None:
+                _call_keeping_stream_errors(commit, stream)
+            else:
+                _write_with_hook(commit, stream, before_commit)
+        except _StreamFailed as failed:
+            if failed.from_hook or isinstance(failed.error, BrickyardError):
+                raise failed.error from None
+            raise _write_error(table, mode, failed.error) from failed.error
         except Exception as exc:
             raise _write_error(table, mode, exc) from exc
         return self.version(table)
+
+    def transaction_version(self, name: str | TableName, app_id: str) -> int | None:
+        """The latest batch version an application recorded in the table (None if none,
+        or if the table does not exist)."""
+        table = name if isinstance(name, TableName) else TableName.parse(name)
+        if not self.exists(table):
+            return None
+        return self.delta(table).transaction_version(app_id)
+
+    def added_since(
+        self, name: str | TableName, version: int | None
+    ) -> tuple[pads.Dataset, int]:
+        """The rows added to a table after `version`, as an Arrow dataset, and the table's
+        current version (the whole table when `version` is None).
+
+        Works for append-only history: the added rows are the data files present now and
+        absent at `version`.
+
+        Raises:
+            LakeError: files of `version` were removed since (an overwrite, delete, merge or
+                optimize rewrote the table), or `version` is newer than the table.
+        """
+        import pyarrow.dataset as pads
+
+        table = name if isinstance(name, TableName) else TableName.parse(name)
+        dt = self.delta(table)
+        current = dt.version()
+        dataset = dt.to_pyarrow_dataset()
+        if version is None:
+            return dataset, current
+        if version > current:
+            raise LakeError(
+                f"{table} is at version {current}, older than version {version} read before; "
+                "the table was recreated",
+                hint="rebuild from it with --full-refresh",
+            )
+        if version == current:
+            fragments: list[Any] = []
+        else:
+            before = {f.path for f in self.delta(table, version=version).to_pyarrow_dataset().get_fragments()}
+            now = list(dataset.get_fragments())
+            removed = before - {f.path for f in now}
+            if removed:
+                raise LakeError(
+                    f"{table} was rewritten between version {version} and {current} "
+                    f"({len(removed)} data file(s) removed by an overwrite, delete, merge or optimize); "
+                    "only appended rows can be read incrementally",
+                    hint="rebuild from it with --full-refresh",
+                )
+            fragments = [f for f in now if f.path not in before]
+        added = pads.FileSystemDataset(
+            fragments, dataset.schema, dataset.format, dataset.filesystem
+        )
+        return added, current
 
     def merge(
         self,
@@ -240,18 +312,27 @@ class Lake:
         partition_by: Sequence[str] | None = None,
         evolve_schema: bool = False,
         metadata: Mapping[str, Any] | None = None,
+        transaction: tuple[str, int] | None = None,
     ) -> int:
         """Upsert rows by key: matching rows are updated, the rest inserted; one commit.
 
-        Creates the table from `data` when it does not exist yet. Returns the new version.
+        Creates the table from `data` when it does not exist yet. `transaction` makes the
+        commit idempotent as in `write`. Returns the new version.
         """
         if not keys:
             raise LakeError("merge needs at least one key column")
         table = name if isinstance(name, TableName) else TableName.parse(name)
         if not self.exists(table):
             return self.write(
-                table, data, mode="overwrite", partition_by=partition_by, metadata=metadata
+                table,
+                data,
+                mode="overwrite",
+                partition_by=partition_by,
+                metadata=metadata,
+                transaction=transaction,
             )
+        if transaction is not None and self._already_committed(self.table_uri(table), transaction):
+            return self.version(table)
         source = _as_arrow(data)
         predicate = " AND ".join(f't."{key}" = s."{key}"' for key in keys)
         try:
@@ -263,7 +344,7 @@ class Lake:
                     source_alias="s",
                     target_alias="t",
                     merge_schema=evolve_schema,
-                    commit_properties=_commit_properties(metadata, None),
+                    commit_properties=_commit_properties(metadata, transaction),
                 )
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
@@ -296,6 +377,117 @@ class Lake:
             return False
         seen = DeltaTable(uri, storage_options=options).transaction_version(transaction[0])
         return seen is not None and seen >= transaction[1]
+
+
+class _StreamFailed(Exception):
+    """The data stream given to a write raised; carries the original exception."""
+
+    def __init__(self, error: BaseException, from_hook: bool = False) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.from_hook = from_hook
+
+
+def _guarded(stream: Any, errors: list[BaseException]) -> Any:
+    """A reader over `stream` that remembers an exception the stream raises, so the caller
+    sees it instead of delta-rs's wrapped text."""
+    import pyarrow as pa
+
+    reader = stream if isinstance(stream, pa.RecordBatchReader) else _to_reader(stream)
+
+    def batches() -> Iterator[Any]:
+        try:
+            yield from reader
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def _to_reader(stream: Any) -> Any:
+    import pyarrow as pa
+
+    if isinstance(stream, pa.Table):
+        return stream.to_reader()
+    return pa.RecordBatchReader.from_stream(stream)
+
+
+def _call_keeping_stream_errors(commit: Callable[[Any], None], stream: Any) -> None:
+    import pyarrow as pa
+
+    if not isinstance(stream, pa.RecordBatchReader):
+        commit(stream)
+        return
+    errors: list[BaseException] = []
+    try:
+        commit(_guarded(stream, errors))
+    except Exception:
+        if errors:
+            raise _StreamFailed(errors[0]) from None
+        raise
+
+
+def _write_with_hook(
+    commit: Callable[[Any], None], stream: Any, before_commit: Callable[[], None]
+) -> None:
+    """Run `commit` over `stream` on a worker thread; when the stream is exhausted (all data
+    files written, commit not yet made), run `before_commit` on this thread, then let the
+    commit go ahead, or abort it if the hook raised.
+
+    delta-rs pulls the stream from inside its async runtime, where a nested delta-rs call
+    would panic; so the hook runs here, while the stream's last `next()` waits for it.
+    """
+    import pyarrow as pa
+
+    reader = _to_reader(stream)
+    exhausted = threading.Event()
+    finished = threading.Event()
+    proceed = threading.Event()
+    stream_errors: list[BaseException] = []
+    hook_errors: list[BaseException] = []
+    write_errors: list[BaseException] = []
+
+    def batches() -> Iterator[Any]:
+        try:
+            yield from reader
+        except BaseException as exc:
+            stream_errors.append(exc)
+            raise
+        exhausted.set()
+        proceed.wait()
+        if hook_errors:
+            raise RuntimeError("aborted before commit")
+
+    def work() -> None:
+        try:
+            commit(pa.RecordBatchReader.from_batches(reader.schema, batches()))
+        except BaseException as exc:
+            write_errors.append(exc)
+        finally:
+            finished.set()
+            exhausted.set()
+
+    worker = threading.Thread(target=work, name="brickyard-delta-write", daemon=True)
+    worker.start()
+    exhausted.wait()
+    if not finished.is_set():
+        try:
+            before_commit()
+        except BaseException as exc:
+            hook_errors.append(exc)
+        finally:
+            proceed.set()
+    worker.join()
+    if hook_errors:
+        raise _StreamFailed(hook_errors[0], from_hook=True)
+    if stream_errors:
+        raise _StreamFailed(stream_errors[0])
+    if write_errors:
+        error = write_errors[0]
+        if isinstance(error, Exception):
+            raise error
+        raise RuntimeError(str(error)) from error
 
 
 def _as_arrow(data: TableData) -> Any:

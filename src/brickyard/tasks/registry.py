@@ -13,6 +13,11 @@ BUILTIN_KINDS: dict[str, str] = {
     "sql": "brickyard.tasks.sql_task:SqlTask",
     "expect": "brickyard.tasks.expect:ExpectTask",
     "python": "brickyard.tasks.python_task:PythonTask",
+    "train": "brickyard.tasks.train:TrainTask",
+    "evaluate": "brickyard.tasks.evaluate:EvaluateTask",
+    "promote": "brickyard.tasks.promote:PromoteTask",
+    "score": "brickyard.tasks.score:ScoreTask",
+    "export": "brickyard.tasks.export:ExportTask",
 }
 
 

@@ -48,7 +48,7 @@ def test_unknown_top_level_key_names_file_line_field_and_suggestion(tmp_path: Pa
     assert f"{path}:2" in text
     assert "engin" in text
     assert "unknown key" in text
-    assert "did you mean engine?" in text
+    assert "did you mean engine" in text
     assert (error.file, error.line, error.field) == (str(path), 2, "engin")
 
 

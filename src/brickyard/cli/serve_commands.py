@@ -1,0 +1,70 @@
+"""`brickyard serve MODEL[@alias|/version] ...`: MLflow-compatible scoring endpoints.
+
+FastAPI, uvicorn and MLflow are imported inside the command only.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from brickyard.cli.options import WorkspaceOption, open_workspace
+from brickyard.errors import UsageError
+
+
+def serve(
+    models: Annotated[
+        list[str],
+        typer.Argument(
+            help="Registered models to serve: MODEL (alias champion), MODEL@alias or MODEL/version. Repeat for several.",
+            metavar="MODEL[@ALIAS|/VERSION]...",
+            show_default=False,
+        ),
+    ],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes.")] = 1,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Let anyone who can reach the port score (no tokens).")] = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Serve registered models over HTTP: POST /serving-endpoints/MODEL/invocations (and /invocations for one model), /healthz, /readyz, /metrics, /docs.
+
+    Scoring needs `Authorization: Bearer <token>` (role reader or above: `brickyard tokens create --role reader`) unless --no-auth. Traffic policy (shadow, canary, rollout), the inference log and limits come from `endpoints:` in brickyard.yaml.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("orjson") is None:
+        raise UsageError("serving needs the `serve` extra", hint="pip install 'brickyard[serve]'")
+    from brickyard.serving.server import ServeSpec, bind_socket, run
+    from brickyard.serving.service import ModelRef, ServingService
+
+    ws = open_workspace(workspace)
+    refs = [ModelRef.parse(text) for text in models]
+    ServingService(ws, refs, auth=not no_auth).check_models()  # fail fast on a wrong name or alias
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="pick another --port") from None
+    bound_port = sock.getsockname()[1]
+    out = sys.stderr
+    for ref in refs:
+        out.write(f"serving {ref} at http://{host}:{bound_port}/serving-endpoints/{ref.name}/invocations\n")
+    if len(refs) == 1:
+        out.write(f"  (and at http://{host}:{bound_port}/invocations)\n")
+    if no_auth:
+        out.write(
+            f"WARNING: authentication is OFF (--no-auth): anyone who can reach {host}:{bound_port} can score.\n"
+        )
+    else:
+        out.write("auth: bearer tokens of role reader or above (brickyard tokens create --role reader)\n")
+    out.write(f"workers: {workers}; docs at http://{host}:{bound_port}/docs; Ctrl+C stops (and flushes the inference log)\n")
+    out.flush()
+    spec = ServeSpec(workspace=str(ws.root), models=[str(ref) for ref in refs], auth=not no_auth)
+    run(spec, host=host, port=bound_port, workers=workers, sock=sock)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.command()(serve)

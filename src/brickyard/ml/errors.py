@@ -1,0 +1,42 @@
+"""The errors of the ML lifecycle (train, evaluate, promote, gate, reproduce).
+
+    BrickyardError
+    └── ModelError                 anything about models, their data and their gate
+        ├── TrainingDataError      the training data cannot train this model (one class,
+        │                          a missing or all-null column, too few rows to split)
+        ├── EstimatorError         an unknown estimator name or an import path that fails
+        ├── ModelNotFoundError     no registered model (or version) by that name
+        │   └── NoChampionError    the model has no `champion` alias yet
+        └── GateRuleError          a promotion rule that does not parse, or names a metric
+                                   the model version's run does not have
+
+This module imports nothing heavy, so the CLI and the task kinds may import it freely.
+"""
+
+from __future__ import annotations
+
+from brickyard.errors import BrickyardError
+
+
+class ModelError(BrickyardError):
+    """A problem with a model, its training data or its promotion."""
+
+
+class TrainingDataError(ModelError):
+    """The data given to `train` cannot train the requested model."""
+
+
+class EstimatorError(ModelError):
+    """The `estimator:` of a train task cannot be built."""
+
+
+class ModelNotFoundError(ModelError):
+    """No registered model, or no such version or alias of one."""
+
+
+class NoChampionError(ModelNotFoundError):
+    """The registered model has no version aliased `champion`."""
+
+
+class GateRuleError(ModelError):
+    """A gate rule is malformed or names a metric that was never logged."""

@@ -1,0 +1,241 @@
+"""Batch scoring: a registered MLflow model applied to Arrow record batches.
+
+A model reference is `name@alias` (`titanic@champion`) or `name/version` (`titanic/3`).
+`load_model` resolves it in the workspace's registry and loads it with the scikit-learn
+flavor when it has one (so classifiers give `predict_proba`), else as a pyfunc.
+`score_batches` turns input batches into output batches of
+
+    <keys...>, prediction, probability, model_name, model_version, scored_at, score_date
+
+`probability` is the probability of the positive class for a binary classifier (the
+second of `classes_`, i.e. 1 / True, unless `positive_class` says otherwise), the
+probability of the predicted class for a multi-class one, and null for regressors and
+models without `predict_proba`. Every row of one scoring run has the same `scored_at`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from brickyard.errors import BrickyardError
+from brickyard.ml.errors import ModelError, NoChampionError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from brickyard.workspace import Workspace
+
+OUTPUT_COLUMNS = ("prediction", "probability", "model_name", "model_version", "scored_at", "score_date")
+_REF = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))$")
+
+log = logging.getLogger("brickyard.score")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """`name@alias` or `name/version`.
+
+    >>> ModelRef.parse("titanic@champion")
+    ModelRef(name='titanic', alias='champion', version=None)
+    >>> str(ModelRef.parse("titanic/3"))
+    'titanic/3'
+    """
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        """Raises: BrickyardError: not `name@alias` nor `name/version`."""
+        match = _REF.match(text.strip())
+        if match is None:
+            raise BrickyardError(
+                f"{text!r} is not a model reference",
+                hint="write name@alias (titanic@champion) or name/version (titanic/3)",
+            )
+        return cls(match["name"], match["alias"], match["version"])
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.alias}" if self.alias else f"{self.name}/{self.version}"
+
+
+@dataclass
+class ScoringModel:
+    """A loaded model version and how to get predictions and probabilities from it."""
+
+    name: str
+    version: str
+    run_id: str | None
+    model: Any
+    features: list[str] | None
+    positive_index: int | None = None
+    classes: np.ndarray | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    @property
+    def has_proba(self) -> bool:
+        return self.classes is not None and hasattr(self.model, "predict_proba")
+
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions and probabilities (None when the model gives none) for `frame`."""
+        if self.has_proba:
+            proba = np.asarray(self.model.predict_proba(frame))
+            best = proba.argmax(axis=1)
+            prediction = np.asarray(self.classes)[best]
+            if self.positive_index is not None:
+                return prediction, proba[:, self.positive_index]
+            return prediction, proba[np.arange(len(best)), best]
+        output = self.model.predict(frame)
+        if hasattr(output, "columns"):
+            output = output.iloc[:, 0]
+        return np.asarray(output).reshape(-1), None
+
+
+def load_model(workspace: Workspace, ref: str | ModelRef, *, positive_class: Any = None) -> ScoringModel:
+    """Load a registered model version from the workspace's MLflow registry.
+
+    Raises:
+        NoChampionError: `name@champion` and the model has no champion.
+        ModelNotFoundError: no such model, version or alias (with close names).
+        ModelError: the model's files cannot be loaded.
+    """
+    import mlflow.artifacts
+    from mlflow.models import Model
+
+    from brickyard.ml import registry, tracking
+
+    parsed = ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
+    client = tracking.connect(workspace)
+    try:
+        version = registry.resolve_version(client, parsed.name, parsed.alias or parsed.version)
+    except NoChampionError:
+        raise NoChampionError(
+            f"model {parsed.name} has no {registry.CHAMPION}",
+            hint=f"run the {parsed.name} pipeline or `brickyard models promote`",
+        ) from None
+    try:
+        uri = client.get_model_version_download_uri(parsed.name, version.version)
+        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=workspace.mlflow_tracking_uri)
+        meta = Model.load(path)
+        if "sklearn" in meta.flavors:
+            import mlflow.sklearn
+
+            model = mlflow.sklearn.load_model(path)
+        else:
+            import mlflow.pyfunc
+
+            model = mlflow.pyfunc.load_model(path)
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load model {parsed.name} version {version.version}: {exc}",
+            hint="check that its artifacts exist (brickyard models) and that its flavor's packages are installed",
+        ) from exc
+    classes = getattr(model, "classes_", None)
+    return ScoringModel(
+        name=parsed.name,
+        version=str(version.version),
+        run_id=version.run_id,
+        model=model,
+        features=_features(meta, model),
+        positive_index=_positive_index(classes, positive_class, parsed.name),
+        classes=np.asarray(classes) if classes is not None else None,
+    )
+
+
+def output_schema(key_fields: Sequence[pa.Field], prediction_type: pa.DataType) -> pa.Schema:
+    """The schema of scored rows."""
+    return pa.schema([
+        *key_fields,
+        pa.field("prediction", prediction_type),
+        pa.field("probability", pa.float64()),
+        pa.field("model_name", pa.string()),
+        pa.field("model_version", pa.string()),
+        pa.field("scored_at", pa.timestamp("us", tz="UTC")),
+        pa.field("score_date", pa.date32()),
+    ])
+
+
+def score_batches(
+    model: ScoringModel,
+    batches: Iterator[pa.RecordBatch],
+    keys: Sequence[str],
+    scored_at: datetime | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Score each input batch; yields output batches (see the module docstring).
+
+    Raises:
+        BrickyardError: a key or feature column is missing from the input.
+    """
+    moment = (scored_at or datetime.now(UTC)).astimezone(UTC)
+    schema: pa.Schema | None = None
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        require_columns(batch.schema.names, [*keys, *(model.features or [])])
+        features = model.features or [name for name in batch.schema.names if name not in keys]
+        prediction, probability = model.predict(_frame(batch, features))
+        n = batch.num_rows
+        arrays = [batch.column(key) for key in keys]
+        prediction_array = pa.array(prediction)
+        if schema is None:
+            key_fields = [batch.schema.field(key) for key in keys]
+            key_fields = [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in key_fields]
+            schema = output_schema(key_fields, prediction_array.type)
+        arrays.append(prediction_array)
+        arrays.append(pa.array(probability, pa.float64()) if probability is not None else pa.nulls(n, pa.float64()))
+        arrays.append(pa.repeat(pa.scalar(model.name, pa.string()), n))
+        arrays.append(pa.repeat(pa.scalar(model.version, pa.string()), n))
+        arrays.append(pa.repeat(pa.scalar(moment, pa.timestamp("us", tz="UTC")), n))
+        arrays.append(pa.repeat(pa.scalar(moment.date(), pa.date32()), n))
+        out = pa.RecordBatch.from_arrays(arrays, names=schema.names)
+        yield out.cast(schema) if out.schema != schema else out
+
+
+def _frame(batch: pa.RecordBatch, features: Sequence[str]) -> pd.DataFrame:
+    return batch.select(list(features)).to_pandas()
+
+
+def require_columns(columns: Sequence[str], needed: Sequence[str]) -> None:
+    """Raises: BrickyardError: naming the `needed` columns missing from `columns`."""
+    missing = [name for name in dict.fromkeys(needed) if name not in columns]
+    if missing:
+        raise BrickyardError(
+            f"the source has no column(s) {', '.join(missing)} that scoring needs",
+            hint=f"its columns: {', '.join(columns)}; select or rename them in the source (keys: and the model's features)",
+        )
+
+
+def _features(meta: Any, model: Any) -> list[str] | None:
+    """The model's input columns: its MLflow signature's names, else `feature_names_in_`."""
+    signature = getattr(meta, "signature", None)
+    if signature is not None and signature.inputs is not None and signature.inputs.has_input_names():
+        return list(signature.inputs.input_names())
+    names = getattr(model, "feature_names_in_", None)
+    return [str(name) for name in names] if names is not None else None
+
+
+def _positive_index(classes: Any, positive_class: Any, name: str) -> int | None:
+    if classes is None:
+        return None
+    values = list(np.asarray(classes).tolist())
+    if positive_class is not None:
+        for index, value in enumerate(values):
+            if value == positive_class or str(value) == str(positive_class):
+                return index
+        raise BrickyardError(
+            f"model {name} has no class {positive_class!r}",
+            hint=f"its classes: {', '.join(map(str, values))}",
+        )
+    return 1 if len(values) == 2 else None

@@ -1,0 +1,182 @@
+"""What the ML task kinds accept in a pipeline file, as pydantic models (no heavy imports).
+
+```yaml
+- name: train
+  kind: train
+  table: silver.titanic            # or  query: "SELECT ... FROM silver.titanic ORDER BY id"
+  label: Survived
+  features: [Pclass, Sex, Age, SibSp, Parch, Fare, Embarked]
+  split: {test_size: 0.2, seed: 42, stratify: true}
+  estimator: logistic_regression    # or random_forest, gradient_boosting, lightgbm, kmeans,
+  params: {C: 1.0}                  #    linear_regression, or package.module:Class
+  model_name: titanic               # default: the pipeline's name
+- name: evaluate
+  kind: evaluate
+  depends_on: [train]               # model: the upstream train task's model_name
+- name: promote
+  kind: promote
+  depends_on: [evaluate]
+  rules: ["roc_auc >= champion.roc_auc + 0.01", "accuracy >= 0.75"]
+```
+
+The task kinds in `brickyard.tasks` use these models as their options; the CLI reads them
+to find a model's gate rules in the pipelines.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from brickyard.core.pipeline import PipelineSpec, TaskSpec
+
+Problem = Literal["classification", "regression", "clustering"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitSpec(Strict):
+    """The held-out split: seeded, so `evaluate` and `reproduce` rebuild the same one."""
+
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 42
+    stratify: bool = True
+
+
+class KRange(Strict):
+    """Try every k from `min` to `max` and keep the one with the best silhouette."""
+
+    min: int = Field(ge=2)
+    max: int = Field(ge=2, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> KRange:
+        if self.max < self.min:
+            raise ValueError(f"k.max ({self.max}) is below k.min ({self.min})")
+        return self
+
+
+class DataSpec(Strict):
+    """Where training rows come from: a lake table (optionally a past version) or SQL."""
+
+    table: str | None = None
+    version: int | None = Field(default=None, ge=0)
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table: (a lake table) or query: (SQL)")
+        if self.version is not None and self.table is None:
+            raise ValueError("version: pins a table; a query pins versions with VERSION AS OF")
+        return self
+
+
+class TrainSpec(DataSpec):
+    """Options of a `train` task (and everything `reproduce` needs to train again)."""
+
+    label: str | None = None
+    features: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    estimator: str = "logistic_regression"
+    params: dict[str, Any] = Field(default_factory=dict)
+    problem: Problem | None = None
+    model_name: str | None = None
+    # kmeans only
+    k: int | KRange | None = None
+    silhouette_sample: int = Field(default=10_000, ge=100)
+    profile_table: str | None = None
+    assignments_table: str | None = None
+    key: list[str] = Field(default_factory=list)
+
+    @field_validator("features")
+    @classmethod
+    def _some_features(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("features: is empty; list columns, or leave it out to use all columns")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainSpec:
+        clustering = self.estimator == "kmeans"
+        if clustering and self.label is not None:
+            raise ValueError("kmeans is unsupervised: drop label:")
+        if not clustering and self.label is None:
+            raise ValueError(f"estimator {self.estimator!r} needs a label: column")
+        if not clustering:
+            extras = [name for name in ("k", "profile_table", "assignments_table") if getattr(self, name) is not None]
+            if extras:
+                raise ValueError(f"{', '.join(extras)} only apply to estimator: kmeans")
+        if self.assignments_table and not self.key:
+            raise ValueError("assignments_table: needs key: (the columns that identify a row)")
+        if self.problem == "clustering" and not clustering:
+            raise ValueError("problem: clustering needs estimator: kmeans")
+        return self
+
+    def data(self) -> DataSpec:
+        return DataSpec(table=self.table, version=self.version, query=self.query)
+
+
+class EvaluateSpec(Strict):
+    """Options of an `evaluate` task.
+
+    `model` defaults to the `model_name` of the train task upstream (or the pipeline's
+    name); `version` (a number, `latest`, or an alias such as `champion`) defaults to the
+    newest version that this pipeline run trained (found by its `brickyard.run_id` tag).
+    """
+
+    model: str | None = None
+    version: int | str | None = None
+
+
+class PromoteSpec(EvaluateSpec):
+    """Options of a `promote` task: the gate's rules, and whether a rejection fails the task."""
+
+    rules: list[str] = Field(default_factory=list)
+    fail_on_reject: bool = False
+
+
+def train_model_name(pipeline: PipelineSpec, task: TaskSpec) -> str:
+    """The registered model name a train task writes: `model_name:` or the pipeline's name."""
+    name = task.options.get("model_name")
+    return str(name) if name else pipeline.name
+
+
+def upstream_model_name(pipeline: PipelineSpec, task: TaskSpec, explicit: str | None) -> str:
+    """The model an evaluate/promote task acts on: `model:` if given, else the model of the
+    train task upstream of it (or, with none upstream, the only train task of the pipeline),
+    else the pipeline's name.
+
+    Raises:
+        ValueError: several train tasks could be meant; the task must say `model:`.
+    """
+    if explicit:
+        return explicit
+    trains = [t for t in _upstream(pipeline, task) if t.kind == "train"]
+    if not trains:
+        trains = [t for t in pipeline.tasks if t.kind == "train"]
+    names = sorted({train_model_name(pipeline, t) for t in trains})
+    if len(names) > 1:
+        raise ValueError(f"task {task.name!r} could mean models {', '.join(names)}; set model:")
+    return names[0] if names else pipeline.name
+
+
+def _upstream(pipeline: PipelineSpec, task: TaskSpec) -> list[TaskSpec]:
+    seen: dict[str, TaskSpec] = {}
+    stack = list(task.depends_on)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        try:
+            found = pipeline.task(name)
+        except KeyError:
+            continue
+        seen[name] = found
+        stack.extend(found.depends_on)
+    return list(seen.values())

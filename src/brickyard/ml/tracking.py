@@ -1,0 +1,76 @@
+"""MLflow, pointed at a workspace: its SQLite tracking store, its artifact folder.
+
+MLflow keeps the tracking URI in process-wide state that its logging functions read, so
+`connect` sets it (tracking and registry) every time brickyard is about to use MLflow.
+
+>>> import tempfile
+>>> from brickyard import Workspace
+>>> ws = Workspace.init(tempfile.mkdtemp())
+>>> artifact_root(ws).endswith("/mlartifacts")
+True
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from brickyard.workspace import Workspace
+
+TAG_PREFIX = "brickyard."
+TAG_RUN_ID = "brickyard.run_id"
+TAG_PIPELINE = "brickyard.pipeline"
+TAG_TASK = "brickyard.task"
+TAG_KIND = "brickyard.kind"
+TAG_INPUT = "brickyard.input."
+
+
+def artifact_root(ws: Workspace) -> str:
+    """The workspace's artifact root as a URI (a folder in the workspace unless configured
+    as a URL such as `abfs://...` or `s3://...`)."""
+    location = ws.config.mlflow.artifact_location
+    if "://" in location:
+        return location.rstrip("/")
+    return (ws.root / location).resolve().as_uri()
+
+
+def connect(ws: Workspace) -> MlflowClient:
+    """Point MLflow's fluent API at the workspace and return a client for it."""
+    import mlflow
+
+    uri = ws.mlflow_tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(client: MlflowClient, ws: Workspace, name: str) -> str:
+    """The id of experiment `name`, created with its artifacts under the workspace's
+    artifact root when it does not exist yet."""
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    try:
+        return str(client.create_experiment(name, artifact_location=f"{artifact_root(ws)}/{name}"))
+    except MlflowException:  # created meanwhile by another task
+        again = client.get_experiment_by_name(name)
+        if again is None:
+            raise
+        return str(again.experiment_id)
+
+
+def ui_command(ws: Workspace, port: int = 5000, host: str = "127.0.0.1") -> list[str]:
+    """The `mlflow ui` command line that shows this workspace's runs and models."""
+    return [
+        sys.executable, "-m", "mlflow", "ui",
+        "--backend-store-uri", ws.mlflow_tracking_uri,
+        "--default-artifact-root", artifact_root(ws),
+        "--host", host,
+        "--port", str(port),
+    ]
+

@@ -1,0 +1,85 @@
+"""A pipeline made ready to run: tasks in order, each with its kind and parsed options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from brickyard.core.files import PipelineFile
+from brickyard.core.pipeline import PipelineSpec, TaskSpec
+from brickyard.errors import BrickyardError, ConfigError
+from brickyard.tasks.base import TaskKind
+from brickyard.tasks.registry import UnknownTaskKindError, get_kind
+from brickyard.workspace import Workspace
+
+ENGINES = ("duckdb", "spark")
+RUNNABLE_ENGINES = ("duckdb",)
+
+
+class EngineNotAvailableError(BrickyardError):
+    """The engine asked for cannot run pipelines (yet)."""
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """A task with its kind and validated options."""
+
+    spec: TaskSpec
+    kind: TaskKind
+    options: Any
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A pipeline's tasks in topological order, and the engine it runs on."""
+
+    file: PipelineFile
+    tasks: tuple[PlannedTask, ...]
+    engine: str
+
+    @property
+    def spec(self) -> PipelineSpec:
+        return self.file.spec
+
+    @property
+    def names(self) -> list[str]:
+        return [task.spec.name for task in self.tasks]
+
+
+def make_plan(ws: Workspace, name: str, engine: str | None = None) -> Plan:
+    """Load pipeline `name`, order its tasks and validate every task's options.
+
+    Raises:
+        BrickyardError: no such pipeline; ConfigError: invalid file, dependencies, kind or
+            options (with file and line); EngineNotAvailableError: spark, or an unknown engine.
+    """
+    file = ws.pipeline(name)
+    try:
+        ordered = file.spec.order()
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=str(file.path), hint="`brickyard validate` lists every problem") from None
+    tasks = []
+    for task in ordered:
+        try:
+            kind = get_kind(task.kind)
+        except UnknownTaskKindError as exc:
+            line = file.task_line(task.name, "kind")
+            raise ConfigError(exc.message, file=str(file.path), line=line, hint=exc.hint) from None
+        tasks.append(PlannedTask(task, kind, file.parse_options(task, kind.Options)))
+    return Plan(file, tuple(tasks), resolve_engine(engine or file.spec.engine or ws.config.engine))
+
+
+def resolve_engine(engine: str) -> str:
+    """Check that pipelines can run on `engine`.
+
+    Raises:
+        EngineNotAvailableError: an unknown engine, or one that cannot run pipelines yet.
+    """
+    if engine not in ENGINES:
+        raise EngineNotAvailableError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(ENGINES)}")
+    if engine not in RUNNABLE_ENGINES:
+        raise EngineNotAvailableError(
+            f"engine {engine!r} is not available for pipeline runs yet",
+            hint="run with --engine duckdb (the default)",
+        )
+    return engine

@@ -1,0 +1,281 @@
+"""The control plane: start and watch pipeline runs over HTTP; run schedules and
+file-arrival triggers in the background.
+
+    POST /api/jobs/{name}/runs   runner   start a run (202); `Idempotency-Key` header,
+                                          optional body {"full_refresh": bool}
+    GET  /api/jobs/{name}/runs   reader   the pipeline's runs, newest first (?limit=N)
+    GET  /api/jobs               reader   the pipelines and their triggers
+    GET  /api/runs/{run_id}      reader   one run with its tasks
+    GET  /healthz                -        liveness
+
+>>> import tempfile
+>>> from brickyard import Workspace
+>>> app = create_app(Workspace.init(tempfile.mkdtemp()), triggers=False)
+>>> sorted(r.path for r in app.routes if r.path.startswith("/api"))
+['/api/jobs', '/api/jobs/{name}/runs', '/api/jobs/{name}/runs', '/api/runs/{run_id}']
+
+Runs execute in their own processes (`brickyard run NAME --run-id ID`), so they survive a
+restart of the server; on start-up the server fails runs whose process died.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations, which
+# name dependencies local to `create_app`.
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from importlib import metadata
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, StrictBool
+
+from brickyard.core.pipeline import NAME_PATTERN
+from brickyard.errors import BrickyardError, suggest
+from brickyard.runtime.records import AttemptRecord, RunRecord, RunStatus, TaskStatus
+from brickyard.runtime.state import StateStore
+from brickyard.runtime.tokens import Role, TokenRecord, TokenStore
+from brickyard.runtime.triggers import HTTP, FileTrigger, Launcher, Spawn, TriggerLoop, spawn_run
+from brickyard.server.auth import Auth
+from brickyard.server.errors import ApiError, install
+from brickyard.workspace import Workspace
+
+log = logging.getLogger("brickyard.server")
+MAX_KEY_LENGTH = 200
+
+
+class RunRequest(BaseModel):
+    """The optional body of `POST /api/jobs/{name}/runs`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_refresh: StrictBool = False
+
+
+class RunAccepted(BaseModel):
+    """The answer to a started (or replayed) run."""
+
+    run_id: str
+    pipeline: str
+    status: str
+
+
+def create_app(
+    workspace: Workspace,
+    *,
+    spawn: Spawn = spawn_run,
+    triggers: bool = True,
+    trigger_interval: float = 1.0,
+) -> FastAPI:
+    """The control-plane app of `workspace`. With `triggers`, the pipelines' schedules and
+    file-arrival triggers are read now and fired by a thread while the app runs.
+
+    Raises:
+        ConfigError: with `triggers`, a pipeline file is invalid (e.g. a bad cron expression).
+    """
+    store = StateStore(workspace.state_url)
+    launcher = Launcher(workspace, spawn=spawn, store=store)
+    auth = Auth(TokenStore(workspace.state_url))
+    loop = TriggerLoop(workspace, launcher=launcher) if triggers else None
+    if loop is not None:
+        loop.load()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        dead = store.mark_dead_runs()
+        if dead:
+            log.warning("marked %d run(s) whose process died as failed: %s", len(dead), ", ".join(dead))
+        if loop is not None:
+            loop.start(trigger_interval)
+        try:
+            yield
+        finally:
+            if loop is not None:
+                loop.stop()
+
+    app = FastAPI(
+        title="brickyard control plane",
+        version=_version(),
+        lifespan=lifespan,
+        description="Start and watch pipeline runs. Authenticate with `Authorization: Bearer <token>`.",
+    )
+    app.state.workspace = workspace
+    app.state.launcher = launcher
+    app.state.triggers = loop
+    install(app)
+    reader = Depends(auth.require(Role.READER))
+    runner = Depends(auth.require(Role.RUNNER))
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, Any]:
+        """Liveness: the server answers and its trigger thread runs."""
+        return {
+            "status": "ok",
+            "version": _version(),
+            "triggers": "off" if loop is None else ("running" if loop.running else "stopped"),
+        }
+
+    @app.post("/api/jobs/{name}/runs", status_code=202, response_model=RunAccepted, tags=["runs"])
+    def start_run(
+        name: str,
+        response: Response,
+        token: Annotated[TokenRecord, runner],
+        body: Annotated[RunRequest | None, Body()] = None,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> RunAccepted:
+        """Queue a run of pipeline `name` and start it. A retry with the same
+        `Idempotency-Key` returns the first run instead of starting another."""
+        request = body or RunRequest()
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_KEY_LENGTH:
+            raise ApiError(422, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
+                           hint="a UUID is a good key", extra={"fields": ["Idempotency-Key"]})
+        _pipeline(workspace, name)
+        launch = launcher.launch(
+            name, HTTP, idempotency_key=idempotency_key, full_refresh=request.full_refresh,
+            params={"token": token.id},
+        )
+        run = launch.run
+        if not launch.created:
+            if run.full_refresh != request.full_refresh:
+                raise ApiError(
+                    422,
+                    f"Idempotency-Key {idempotency_key!r} was used for run {run.id} with "
+                    f"full_refresh={str(run.full_refresh).lower()}",
+                    hint="send a new Idempotency-Key for a different request",
+                    extra={"fields": ["Idempotency-Key"]},
+                )
+            response.headers["Idempotent-Replayed"] = "true"
+        response.headers["Location"] = f"/api/runs/{run.id}"
+        return RunAccepted(run_id=run.id, pipeline=run.pipeline, status=run.status)
+
+    @app.get("/api/jobs/{name}/runs", tags=["runs"])
+    def list_runs(
+        name: str,
+        _token: Annotated[TokenRecord, reader],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> dict[str, Any]:
+        """The runs of pipeline `name`, newest first."""
+        runs = store.list_runs(name, limit=limit) if re.fullmatch(NAME_PATTERN, name) else []
+        if not runs:
+            _pipeline(workspace, name)
+        return {"pipeline": name, "runs": [_summary(run) for run in runs]}
+
+    @app.get("/api/jobs", tags=["runs"])
+    def list_jobs(_token: Annotated[TokenRecord, reader]) -> dict[str, Any]:
+        """The workspace's pipelines with their schedule and file trigger."""
+        jobs = []
+        for name in workspace.pipeline_names():
+            try:
+                spec = workspace.pipeline(name).spec
+            except BrickyardError as exc:
+                jobs.append({"name": name, "error": exc.message})
+                continue
+            jobs.append({
+                "name": name,
+                "description": spec.description,
+                "schedule": spec.schedule,
+                "file_arrival": spec.trigger.file_arrival if spec.trigger else None,
+                "max_active_runs": spec.max_active_runs,
+                "tasks": [task.name for task in spec.tasks],
+            })
+        return {"jobs": jobs, "triggers": _trigger_lines(loop)}
+
+    @app.get("/api/runs/{run_id}", tags=["runs"])
+    def get_run(run_id: str, _token: Annotated[TokenRecord, reader]) -> dict[str, Any]:
+        """One run: its status, times, error and tasks."""
+        run = store.get_run(run_id)
+        planned = list(run.tasks) or _task_names(workspace, run.pipeline)
+        return {**_summary(run), "params": run.params, "tasks": _tasks(run, planned, store.attempts(run.id))}
+
+    return app
+
+
+def _pipeline(workspace: Workspace, name: str) -> None:
+    """Check that pipeline `name` exists and parses (404 / 409 otherwise)."""
+    names = workspace.pipeline_names()
+    if not re.fullmatch(NAME_PATTERN, name) or name not in names:
+        raise ApiError(
+            404, f"no pipeline {name!r}",
+            hint=suggest(name, names) or (f"pipelines: {', '.join(names)}" if names else "the workspace has no pipelines"),
+        )
+    workspace.pipeline(name)
+
+
+def _summary(run: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "pipeline": run.pipeline,
+        "status": run.status,
+        "trigger": run.trigger,
+        "full_refresh": run.full_refresh,
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.ended_at),
+        "duration_seconds": run.duration_seconds,
+        "error": run.error,
+    }
+
+
+def _task_names(workspace: Workspace, pipeline: str) -> list[str]:
+    """The pipeline's tasks as its file says now (a queued run has no plan yet)."""
+    try:
+        return [task.name for task in workspace.pipeline(pipeline).spec.order()]
+    except (BrickyardError, ValueError):
+        return []
+
+
+def _tasks(run: RunRecord, planned: list[str], attempts: list[AttemptRecord]) -> list[dict[str, Any]]:
+    """One entry per task (planned order), from its latest attempt; `pending` if none yet."""
+    latest: dict[str, AttemptRecord] = {}
+    count: dict[str, int] = {}
+    for attempt in attempts:
+        latest[attempt.task] = attempt
+        count[attempt.task] = count.get(attempt.task, 0) + (1 if attempt.attempt > 0 else 0)
+    names = planned + [name for name in latest if name not in planned]
+    out = []
+    for name in names:
+        attempt = latest.get(name)
+        status = attempt.status if attempt else (
+            TaskStatus.PENDING if run.status in (RunStatus.QUEUED, RunStatus.RUNNING) else TaskStatus.SKIPPED
+        )
+        out.append({
+            "name": name,
+            "status": str(status),
+            "attempts": count.get(name, 0),
+            "started_at": _iso(attempt.started_at) if attempt else None,
+            "finished_at": _iso(attempt.ended_at) if attempt else None,
+            "wall_seconds": attempt.wall_seconds if attempt else None,
+            "cpu_seconds": attempt.cpu_seconds if attempt else None,
+            "rows_in": attempt.rows_in if attempt else None,
+            "rows_out": attempt.rows_out if attempt else None,
+            "reads": attempt.reads if attempt else {},
+            "writes": attempt.writes if attempt else {},
+            "error": attempt.error if attempt else None,
+        })
+    return out
+
+
+def _trigger_lines(loop: TriggerLoop | None) -> list[dict[str, Any]]:
+    if loop is None:
+        return []
+    lines = []
+    for trigger in loop.triggers():
+        if isinstance(trigger, FileTrigger):
+            lines.append({"pipeline": trigger.pipeline, "kind": "file_arrival", "path": trigger.path,
+                          "pending_files": len(trigger.pending)})
+        else:
+            lines.append({"pipeline": trigger.pipeline, "kind": "schedule", "cron": trigger.expression,
+                          "next_at": _iso(trigger.next_at)})
+    return lines
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _version() -> str:
+    try:
+        return metadata.version("brickyard")
+    except metadata.PackageNotFoundError:
+        return "unknown"

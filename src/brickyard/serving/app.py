@@ -1,0 +1,204 @@
+"""The FastAPI app of `brickyard serve`.
+
+Routes:
+
+- ``POST /serving-endpoints/{name}/invocations`` — score with endpoint ``name``
+- ``POST /invocations`` — the same, when the server has a single endpoint (MLflow's path)
+- ``GET /serving-endpoints`` — endpoints, loaded versions and traffic state
+- ``GET /healthz`` (the process is up), ``GET /readyz`` (every champion loaded and warmed)
+- ``GET /metrics`` (Prometheus), ``GET /docs`` and ``GET /openapi.json``
+
+Scoring answers ``{"predictions": [...]}`` (labels for a classifier). For class
+probabilities send ``"params": {"predict_proba": true}`` in the body (or
+``"predict_method": "predict_proba"``), or add ``?predict_proba=true`` to the URL; the answer
+is then ``{"predictions": [[p_class0, p_class1, ...], ...], "classes": [...]}``. Every answer
+carries ``X-Request-Id`` (yours, if you sent one), ``X-Model-Name``, ``X-Model-Version`` and
+``X-Served-By`` (champion or challenger). Errors are ``{"error_code", "message", "column"}``.
+
+The request body of each invocation route is described in the OpenAPI document from the
+loaded model's signature (rebuilt when a new version is swapped in).
+
+The invocation routes are FastAPI routes (documented, and answering if called through
+FastAPI), but requests to them take a fast lane: `FastLane` sits in front of the FastAPI app
+and hands ``POST`` requests for an invocation path straight to `ServingService.invoke`,
+skipping the framework's middleware stack and dependency solving, which cost more per
+request than parsing, checking and scoring one row. Everything else goes to FastAPI.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from starlette.responses import Response
+
+from brickyard.serving.errors import EndpointNotFoundError
+from brickyard.serving.service import ServingService
+from brickyard.serving.traffic import Endpoint
+
+log = logging.getLogger("brickyard.serving")
+
+JSON = "application/json"
+STARTUP_WAIT_SECONDS = 300.0
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid input: the message names the column and the problem"},
+    401: {"description": "No, unknown or revoked bearer token"},
+    403: {"description": "The token's role may not score"},
+    404: {"description": "No such endpoint"},
+    413: {"description": "Body or row count over the endpoint's limit"},
+    415: {"description": "Not application/json"},
+    429: {"description": "Over the token's rate limit (see Retry-After)"},
+    503: {"description": "The model is still loading (see Retry-After)"},
+}
+_PROBA_PARAMETER = {
+    "name": "predict_proba",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "boolean"},
+    "description": "answer class probabilities instead of labels (same as params.predict_proba)",
+}
+
+
+class FastLane:
+    """ASGI app: invocation requests straight to the service, the rest to FastAPI."""
+
+    def __init__(self, app: FastAPI, service: ServingService, routes: dict[str, Endpoint]) -> None:
+        self.fastapi = app
+        self.service = service
+        self.routes = routes
+
+    @property
+    def state(self) -> Any:
+        return self.fastapi.state
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.routes.get(scope["path"])
+            if endpoint is not None:
+                status, content, headers = await self.service.invoke(endpoint, Request(scope, receive))
+                raw = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+                raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+                await send({"type": "http.response.start", "status": status, "headers": raw})
+                await send({"type": "http.response.body", "body": content})
+                return
+        await self.fastapi(scope, receive, send)
+
+
+def create_app(service: ServingService) -> FastLane:
+    """The ASGI app over a `ServingService` (started and stopped by the app's lifespan)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        # Accept connections only once the models were tried: with several workers on one
+        # socket, a worker still loading would otherwise answer 503 while others are ready.
+        await anyio.to_thread.run_sync(service.first_pass.wait, STARTUP_WAIT_SECONDS)
+        # MLflow, scikit-learn and pandas leave millions of long-lived objects; freezing them
+        # keeps the collector's full passes (100+ ms each) off the request path.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            service.stop()
+            gc.unfreeze()
+
+    app = FastAPI(
+        title="brickyard serving",
+        description="MLflow-compatible scoring endpoints: dataframe_split, dataframe_records, instances, inputs.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+
+    def respond(status: int, content: bytes, headers: dict[str, str]) -> Response:
+        return Response(content, status_code=status, media_type=JSON, headers=headers)
+
+    def invocation(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+        async def invoke(request: Request) -> Response:
+            return respond(*await service.invoke(endpoint, request))
+
+        invoke.__name__ = f"invoke_{_identifier(endpoint.name)}"
+        return invoke
+
+    extra = {"parameters": [_PROBA_PARAMETER], "requestBody": {"required": True, "content": {JSON: {"schema": {}}}}}
+    for endpoint in service.endpoints.values():
+        app.add_api_route(
+            f"/serving-endpoints/{endpoint.name}/invocations", invocation(endpoint), methods=["POST"],
+            summary=f"Score with {endpoint.name}", responses=_ERROR_RESPONSES, openapi_extra=extra,
+            response_class=Response, tags=["scoring"],
+        )
+    if len(service.endpoints) == 1:
+        (only,) = service.endpoints.values()
+        app.add_api_route(
+            "/invocations", invocation(only), methods=["POST"], summary=f"Score with {only.name} (MLflow's path)",
+            responses=_ERROR_RESPONSES, openapi_extra=extra, response_class=Response, tags=["scoring"],
+        )
+
+    @app.post("/serving-endpoints/{name}/invocations", include_in_schema=False)
+    async def unknown_endpoint(name: str) -> Response:
+        names = ", ".join(service.endpoints)
+        error = EndpointNotFoundError(f"no endpoint {name!r} on this server", hint=f"endpoints: {names}")
+        return respond(error.status, error.body(), {})
+
+    @app.get("/serving-endpoints", tags=["status"])
+    async def endpoints() -> Response:
+        """Endpoints, their loaded versions and traffic state."""
+        return respond(200, orjson.dumps(service.status()), {})
+
+    @app.get("/healthz", tags=["status"])
+    async def healthz() -> Response:
+        """The process is up."""
+        return respond(200, b'{"status":"ok"}', {})
+
+    @app.get("/readyz", tags=["status"], responses={503: {"description": "A champion is not loaded yet"}})
+    async def readyz() -> Response:
+        """Every endpoint's champion is loaded and warmed."""
+        status = service.status()
+        return respond(200 if status["ready"] else 503, orjson.dumps(status), {})
+
+    @app.get("/metrics", tags=["status"])
+    async def metrics() -> Response:
+        """Prometheus metrics: requests by endpoint, model, version and status; latency; canary; log."""
+        return Response(service.metrics.render(), media_type=service.metrics.content_type)
+
+    cache: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        key = tuple(
+            (endpoint.name, endpoint.champion.version if endpoint.champion else None) for endpoint in service.endpoints.values()
+        )
+        if cache.get("key") == key:
+            return cache["doc"]  # type: ignore[no-any-return]
+        doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for endpoint in service.endpoints.values():
+            schema = endpoint.champion.schema.json_schema() if endpoint.champion and endpoint.champion.schema else {"type": "object"}
+            paths = [f"/serving-endpoints/{endpoint.name}/invocations"]
+            if len(service.endpoints) == 1:
+                paths.append("/invocations")
+            for path in paths:
+                operation = doc["paths"][path]["post"]
+                operation["requestBody"]["content"][JSON]["schema"] = schema
+                operation["responses"]["200"] = {
+                    "description": "Predictions (class probabilities with predict_proba)",
+                    "content": {JSON: {"schema": {"type": "object", "properties": {"predictions": {"type": "array"}}, "required": ["predictions"]}}},
+                }
+        cache.update(key=key, doc=doc)
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    routes = {f"/serving-endpoints/{endpoint.name}/invocations": endpoint for endpoint in service.endpoints.values()}
+    if len(service.endpoints) == 1:
+        routes["/invocations"] = next(iter(service.endpoints.values()))
+    return FastLane(app, service, routes)
+
+
+def _identifier(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)

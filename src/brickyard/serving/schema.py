@@ -1,0 +1,426 @@
+"""Scoring requests in MLflow's formats, checked against a model signature and turned into
+typed numpy columns without going through pandas.
+
+The four body formats of MLflow's scoring server are accepted:
+
+- ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}`` (``index`` is ignored)
+- ``{"dataframe_records": [{"col": value, ...}, ...]}``
+- ``{"instances": ...}`` and ``{"inputs": ...}``: a list of records, or an object of columns
+  (``{"col": [v1, v2]}``, or ``{"col": v}`` for one row)
+
+plus an optional ``"params"`` object. Parsing is two steps, because a request may be scored by
+two models (a champion and its shadow) whose signatures differ:
+
+>>> payload = parse_body(b'{"dataframe_records": [{"Age": 22, "Sex": "male"}]}')
+>>> schema = InputSchema((ColumnSpec("Age", "double", False), ColumnSpec("Sex", "string", True)))
+>>> batch = schema.batch(payload)
+>>> batch.rows, batch.columns["Age"].dtype.name, batch.columns["Sex"]
+(1, 'float64', ('male',))
+
+Every problem is an `InvalidInputError` (400) that names the column, the row and the value,
+or a `PayloadTooLargeError` (413); nothing here raises anything else for any input.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+import orjson
+
+from brickyard.serving.errors import InvalidInputError, PayloadTooLargeError
+
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+FLOAT, INT, BOOL, STR, DATETIME, ANY = "float", "int", "bool", "str", "datetime", "any"
+_KINDS = {
+    "double": FLOAT,
+    "float": FLOAT,
+    "long": INT,
+    "integer": INT,
+    "boolean": BOOL,
+    "string": STR,
+    "datetime": DATETIME,
+}
+_INT_RANGE = {"long": (-(2**63), 2**63 - 1), "integer": (-(2**31), 2**31 - 1)}
+_NONE = type(None)
+_ALLOWED: dict[str, frozenset[type]] = {
+    FLOAT: frozenset({float, int}),
+    INT: frozenset({int, float}),  # floats only when integral
+    BOOL: frozenset({bool}),
+    STR: frozenset({str}),
+    DATETIME: frozenset({str}),
+}
+_DESCRIBE = {
+    FLOAT: "a number",
+    INT: "an integer",
+    BOOL: "true or false",
+    STR: "a string",
+    DATETIME: "an ISO 8601 date-time string",
+}
+_JSON_NAMES = {float: "number", int: "integer", bool: "boolean", str: "string", list: "array", dict: "object", _NONE: "null"}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One input column of a model signature: its name, MLflow type name and whether a value
+    is required (MLflow infers ``required: false`` for columns that held nulls in training)."""
+
+    name: str
+    type: str
+    required: bool = True
+
+    @property
+    def kind(self) -> str:
+        return _KINDS.get(self.type, ANY)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A parsed body: raw columns (name -> values, all the same length) and params."""
+
+    columns: dict[str, Any]
+    rows: int
+    params: dict[str, Any]
+    format: str
+
+
+@dataclass
+class Batch:
+    """Checked input: one typed array (numbers, booleans, datetimes) or tuple (strings, None
+    for null) per signature column, in signature order."""
+
+    columns: dict[str, Any]
+    rows: int
+
+    def frame(self) -> Any:
+        """The batch as a pandas DataFrame (for models without a fast path)."""
+        import pandas as pd
+
+        return pd.DataFrame({name: list(values) if isinstance(values, tuple) else values for name, values in self.columns.items()})
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """The input columns a model takes, from its MLflow signature."""
+
+    columns: tuple[ColumnSpec, ...]
+    _index: dict[str, ColumnSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {spec.name: spec for spec in self.columns})
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.columns]
+
+    def batch(self, payload: Payload, *, max_rows: int | None = None) -> Batch:
+        """Check a payload against the signature and convert it to typed columns.
+
+        Raises:
+            InvalidInputError: an unknown or missing column, a wrong type, a null where the
+                signature requires a value, no rows.
+            PayloadTooLargeError: more rows than `max_rows`.
+        """
+        rows = payload.rows
+        if rows == 0:
+            raise InvalidInputError("the request holds no rows", hint="send at least one row")
+        if max_rows is not None and rows > max_rows:
+            raise PayloadTooLargeError(
+                f"the request holds {rows} rows; this endpoint takes at most {max_rows} per request",
+                hint="split the rows over several requests",
+            )
+        index = self._index
+        for name in payload.columns:
+            if name not in index:
+                raise InvalidInputError(
+                    f"unknown column {name!r}: the model does not take it",
+                    hint=_close(name, self.names) or f"the model takes: {', '.join(self.names)}",
+                    column=name,
+                )
+        out: dict[str, Any] = {}
+        for spec in self.columns:
+            values = payload.columns.get(spec.name)
+            if values is None:
+                if spec.required:
+                    raise InvalidInputError(
+                        f"missing column {spec.name!r} ({spec.type}), which the model's signature requires",
+                        hint=f"the model takes: {', '.join(self.names)}",
+                        column=spec.name,
+                    )
+                values = (None,) * rows
+            out[spec.name] = convert_column(spec, values)
+        return Batch(out, rows)
+
+    def json_schema(self) -> dict[str, Any]:
+        """A JSON Schema (OpenAPI 3.1) of the request body for this signature."""
+        properties = {spec.name: _value_schema(spec) for spec in self.columns}
+        required = [spec.name for spec in self.columns if spec.required]
+        record = {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+        split = {
+            "type": "object",
+            "properties": {
+                "columns": {"type": "array", "items": {"type": "string", "enum": self.names}},
+                "data": {"type": "array", "items": {"type": "array"}},
+                "index": {"type": "array"},
+            },
+            "required": ["columns", "data"],
+        }
+        columns = {
+            "type": "object",
+            "properties": {name: {"type": "array", "items": schema} for name, schema in properties.items()},
+        }
+        params = {
+            "type": "object",
+            "properties": {"predict_proba": {"type": "boolean", "description": "answer class probabilities"}},
+            "additionalProperties": False,
+        }
+        records = {"type": "array", "items": record, "minItems": 1}
+        return {
+            "oneOf": [
+                {"type": "object", "properties": {"dataframe_split": split, "params": params}, "required": ["dataframe_split"], "additionalProperties": False},
+                {"type": "object", "properties": {"dataframe_records": records, "params": params}, "required": ["dataframe_records"], "additionalProperties": False},
+                {"type": "object", "properties": {"instances": {"oneOf": [records, columns]}, "params": params}, "required": ["instances"], "additionalProperties": False},
+                {"type": "object", "properties": {"inputs": {"oneOf": [records, columns]}, "params": params}, "required": ["inputs"], "additionalProperties": False},
+            ],
+            "example": {"dataframe_records": [{spec.name: _example_value(spec) for spec in self.columns}]},
+        }
+
+
+# -- the body ----------------------------------------------------------------------------
+
+
+def parse_body(body: bytes) -> Payload:
+    """Parse a request body in one of MLflow's scoring formats into raw columns.
+
+    Raises:
+        InvalidInputError: not JSON, not an object, no or several formats, a malformed format.
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"the body is not valid JSON: {exc}", hint=_FORMAT_HINT) from None
+    if type(doc) is not dict:
+        raise InvalidInputError(f"the body must be a JSON object, not {_json_name(doc)}", hint=_FORMAT_HINT)
+    found = None
+    params: Any = {}
+    for key in doc:
+        if key in FORMATS:
+            if found is not None:
+                raise InvalidInputError(f"the body holds both {found!r} and {key!r}; send one format", hint=_FORMAT_HINT)
+            found = key
+        elif key == "params":
+            params = doc[key]
+        else:
+            raise InvalidInputError(f"unknown key {key!r} in the body", hint=_close(key, [*FORMATS, "params"]) or _FORMAT_HINT)
+    if found is None:
+        raise InvalidInputError("the body holds none of " + ", ".join(FORMATS), hint=_FORMAT_HINT)
+    if params is None:
+        params = {}
+    if type(params) is not dict:
+        raise InvalidInputError(f"'params' must be an object, not {_json_name(params)}")
+    data = doc[found]
+    if found == "dataframe_split":
+        columns, rows = _split(data)
+    elif found == "dataframe_records":
+        columns, rows = _records(data, found)
+    else:
+        columns, rows = _records(data, found) if type(data) is list else _columnar(data, found)
+    return Payload(columns, rows, params, found)
+
+
+_FORMAT_HINT = (
+    'send {"dataframe_split": {"columns": [...], "data": [[...]]}}, {"dataframe_records": [{...}]}, '
+    '{"instances": [...]} or {"inputs": ...}'
+)
+
+
+def _split(data: Any) -> tuple[dict[str, Any], int]:
+    if type(data) is not dict:
+        raise InvalidInputError(f"'dataframe_split' must be an object with 'columns' and 'data', not {_json_name(data)}")
+    for key in data:
+        if key not in ("columns", "data", "index"):
+            raise InvalidInputError(f"unknown key {key!r} in 'dataframe_split'", hint="it takes 'columns', 'data' and 'index'")
+    names = data.get("columns")
+    rows = data.get("data")
+    if type(names) is not list or not all(type(name) is str for name in names):
+        raise InvalidInputError("'dataframe_split.columns' must be a list of column names")
+    _no_duplicates(names)
+    if type(rows) is not list:
+        raise InvalidInputError(f"'dataframe_split.data' must be a list of rows, not {_json_name(rows)}")
+    if not rows:
+        return {name: () for name in names}, 0
+    if set(map(type, rows)) != {list}:
+        bad = next(i for i, row in enumerate(rows) if type(row) is not list)
+        raise InvalidInputError(f"'dataframe_split.data' row {bad} is {_json_name(rows[bad])}, not a list of values")
+    width = len(names)
+    if set(map(len, rows)) != {width}:
+        bad = next(i for i, row in enumerate(rows) if len(row) != width)
+        raise InvalidInputError(f"'dataframe_split.data' row {bad} has {len(rows[bad])} values for {width} columns")
+    return dict(zip(names, zip(*rows))), len(rows)
+
+
+def _records(data: Any, where: str) -> tuple[dict[str, Any], int]:
+    if type(data) is not list:
+        raise InvalidInputError(f"{where!r} must be a list of records (objects), not {_json_name(data)}")
+    if not data:
+        return {}, 0
+    if set(map(type, data)) != {dict}:
+        bad = next(i for i, row in enumerate(data) if type(row) is not dict)
+        raise InvalidInputError(
+            f"{where!r} record {bad} is {_json_name(data[bad])}, not an object of column values",
+            hint="send one object per row, e.g. [{\"Age\": 22, \"Sex\": \"male\"}]",
+        )
+    first = data[0].keys()
+    if all(row.keys() == first for row in data):
+        names = list(first)
+        if not names:
+            return {}, len(data)
+        if len(names) == 1:
+            return {names[0]: [row[names[0]] for row in data]}, len(data)
+        return dict(zip(names, zip(*map(itemgetter(*names), data)))), len(data)
+    names = list(dict.fromkeys(name for row in data for name in row))
+    return {name: [row.get(name) for row in data] for name in names}, len(data)
+
+
+def _columnar(data: Any, where: str) -> tuple[dict[str, Any], int]:
+    if type(data) is not dict:
+        raise InvalidInputError(f"{where!r} must be a list of records or an object of columns, not {_json_name(data)}")
+    if not data:
+        return {}, 0
+    kinds = {type(values) is list for values in data.values()}
+    if kinds == {False}:  # one row, given as {"col": value}
+        return {name: (value,) for name, value in data.items()}, 1
+    if kinds != {True}:
+        raise InvalidInputError(f"{where!r} mixes lists and single values; give every column as a list of values")
+    lengths = {len(values) for values in data.values()}
+    if len(lengths) != 1:
+        raise InvalidInputError(f"the columns in {where!r} have different lengths: {sorted(lengths)}")
+    return dict(data), lengths.pop()
+
+
+def _no_duplicates(names: list[str]) -> None:
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise InvalidInputError(f"column {name!r} appears twice", column=name)
+            seen.add(name)
+
+
+# -- columns -----------------------------------------------------------------------------
+
+
+def convert_column(spec: ColumnSpec, values: Any) -> Any:
+    kind = spec.kind
+    if kind == ANY:
+        return values
+    types = set(map(type, values))
+    allowed = _ALLOWED[kind]
+    has_null = _NONE in types
+    if has_null:
+        if spec.required:
+            row = next((i for i, value in enumerate(values) if value is None), 0)
+            raise InvalidInputError(
+                f"column {spec.name!r}: null in row {row}, but the model's signature requires a value",
+                column=spec.name,
+            )
+        types.discard(_NONE)
+    if not types <= allowed:
+        row = next((i for i, value in enumerate(values) if value is not None and type(value) not in allowed), 0)
+        raise InvalidInputError(
+            f"column {spec.name!r}: expected {_DESCRIBE[kind]} ({spec.type}), got {_json_name(values[row])} "
+            f"{_show(values[row])} in row {row}",
+            column=spec.name,
+        )
+    if kind == FLOAT:
+        try:
+            array = np.array(values, dtype=np.float64)
+        except OverflowError:
+            raise InvalidInputError(f"column {spec.name!r}: a number is out of range ({spec.type})", column=spec.name) from None
+        if np.isinf(array).any():
+            row = int(np.flatnonzero(np.isinf(array))[0])
+            raise InvalidInputError(f"column {spec.name!r}: {values[row]!r} in row {row} is not a finite number", column=spec.name)
+        return array
+    if kind == INT:
+        return _integers(spec, values, types, has_null)
+    if kind == STR:
+        return values if type(values) is tuple else tuple(values)
+    if kind == BOOL:
+        return np.array(values, dtype=np.float64 if has_null else np.bool_)
+    try:  # DATETIME
+        return np.array(values, dtype="datetime64[ns]")
+    except (ValueError, OverflowError):
+        row = next((i for i, value in enumerate(values) if value is not None and not _is_datetime(value)), 0)
+        raise InvalidInputError(
+            f"column {spec.name!r}: {_show(values[row])} in row {row} is not an ISO 8601 date-time", column=spec.name
+        ) from None
+
+
+def _integers(spec: ColumnSpec, values: Any, types: set[type], has_null: bool) -> Any:
+    low, high = _INT_RANGE.get(spec.type, _INT_RANGE["long"])
+    if float in types or has_null:
+        array = np.array(values, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isnan(array) & (np.isinf(array) | (array != np.floor(array)) | (array < low) | (array >= high + 1))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(
+                f"column {spec.name!r}: expected an integer ({spec.type}), got {_show(values[row])} in row {row}",
+                column=spec.name,
+            )
+        return array if has_null else array.astype(np.int64)
+    try:
+        array = np.array(values, dtype=np.int64)
+    except OverflowError:
+        array = None
+    if array is None or (spec.type == "integer" and (array.min() < low or array.max() > high)):
+        row = next((i for i, value in enumerate(values) if not low <= value <= high), 0)
+        raise InvalidInputError(
+            f"column {spec.name!r}: {values[row]} in row {row} is out of range for {spec.type}", column=spec.name
+        )
+    return array
+
+
+def _is_datetime(value: Any) -> bool:
+    try:
+        np.datetime64(value, "ns")
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
+
+
+def _value_schema(spec: ColumnSpec) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        FLOAT: {"type": "number"},
+        INT: {"type": "integer", "minimum": _INT_RANGE.get(spec.type, _INT_RANGE["long"])[0], "maximum": _INT_RANGE.get(spec.type, _INT_RANGE["long"])[1]},
+        BOOL: {"type": "boolean"},
+        STR: {"type": "string"},
+        DATETIME: {"type": "string", "format": "date-time"},
+        ANY: {},
+    }[spec.kind]
+    if not spec.required and base:
+        return {**base, "type": [base["type"], "null"]}
+    return base
+
+
+def _example_value(spec: ColumnSpec) -> Any:
+    return {FLOAT: 1.5, INT: 1, BOOL: True, STR: "a", DATETIME: "2026-01-01T00:00:00", ANY: None}[spec.kind]
+
+
+def _json_name(value: Any) -> str:
+    name = _JSON_NAMES.get(type(value), type(value).__name__)
+    return "null" if name == "null" else ("an " if name[0] in "aeio" else "a ") + name
+
+
+def _show(value: Any) -> str:
+    text = orjson.dumps(value).decode() if not isinstance(value, float) or math.isfinite(value) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _close(word: str, choices: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else None

@@ -1,0 +1,474 @@
+"""The serving process's state and request path: endpoints, auth, metrics, inference logs.
+
+`ServingService.invoke` is the whole request path of ``POST .../invocations``: authenticate,
+read and parse the body, pick the model (champion or canary), check the input against that
+model's signature, score, then count it, buffer its inference-log record and hand the request
+to the shadow. A background thread loads the models, re-reads the aliases every
+`poll_seconds` and swaps in new versions, and judges canaries about once a second.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+from starlette.requests import ClientDisconnect
+
+from brickyard.config.models import EndpointConfig
+from brickyard.errors import UsageError
+from brickyard.serving.auth import Authenticator
+from brickyard.serving.errors import (
+    InvalidInputError,
+    NotReadyError,
+    PayloadTooLargeError,
+    ServingError,
+    UnsupportedMediaError,
+)
+from brickyard.serving.inference_log import InferenceLog
+from brickyard.serving.metrics import ServingMetrics
+from brickyard.serving.registry import LoadedModel, Registry
+from brickyard.serving.schema import Batch, Payload, parse_body
+from brickyard.serving.traffic import CHALLENGER, CHAMPION, SHADOW, CanaryPolicy, Endpoint
+
+if TYPE_CHECKING:
+    from brickyard.workspace import Workspace
+
+log = logging.getLogger("brickyard.serving")
+
+TICK_SECONDS = 0.5
+SHADOW_BACKLOG = 1_000
+INLINE_ROWS = 2_000  # larger fast-path batches are scored on a worker thread
+_DUMP = orjson.OPT_SERIALIZE_NUMPY
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What `brickyard serve` was asked to serve: ``MODEL``, ``MODEL@alias`` or ``MODEL/version``."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        """Parse ``MODEL[@alias|/version]``.
+
+        Raises:
+            UsageError: an empty name, alias or version, or a version that is not a number.
+        """
+        name, alias, version = text.strip(), None, None
+        if "@" in name:
+            name, alias = name.split("@", 1)
+            if not alias:
+                raise UsageError(f"{text!r}: empty alias after '@'", hint="e.g. titanic@champion")
+        elif "/" in name:
+            name, version = name.rsplit("/", 1)
+            if not version.isdigit():
+                raise UsageError(f"{text!r}: a version is a number", hint="e.g. titanic/3")
+        if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
+            raise UsageError(f"{text!r}: a model name is letters, digits, '-', '_' and '.'", hint="e.g. titanic@champion")
+        return cls(name, alias, version)
+
+    def __str__(self) -> str:
+        return self.name + (f"@{self.alias}" if self.alias else f"/{self.version}" if self.version else "")
+
+
+class ServingService:
+    """Everything one serving process holds. Start with `start()`, end with `stop()`."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        refs: list[ModelRef],
+        *,
+        auth: bool = True,
+        registry: Registry | None = None,
+        token_store: Any = None,
+    ) -> None:
+        if not refs:
+            raise UsageError("name at least one model to serve", hint="e.g. brickyard serve titanic")
+        self.ws = ws
+        self.registry = registry or Registry(ws.mlflow_tracking_uri)
+        self.metrics = ServingMetrics()
+        self.auth_enabled = auth
+        self.authenticator: Authenticator | None = None
+        if auth:
+            if token_store is None:
+                from brickyard.runtime.tokens import TokenStore
+
+                token_store = TokenStore(ws.state_url)
+            self.authenticator = Authenticator(token_store)
+        self.endpoints: dict[str, Endpoint] = {}
+        for ref in refs:
+            endpoint = self._endpoint(ref)
+            if endpoint.name in self.endpoints:
+                raise UsageError(
+                    f"{ref} is served twice as endpoint {endpoint.name!r}",
+                    hint="serve each model once; put a challenger in brickyard.yaml (endpoints: shadow or canary)",
+                )
+            self.endpoints[endpoint.name] = endpoint
+        self.logs: dict[str, InferenceLog] = {}
+        for endpoint in self.endpoints.values():
+            config = endpoint.config
+            if config.log and config.log_table not in self.logs:
+                self.logs[config.log_table] = InferenceLog(
+                    ws.lake, config.log_table, payloads=config.log_payloads, queue_size=config.log_queue_size,
+                    batch_rows=config.log_batch_rows, flush_seconds=config.log_flush_seconds,
+                    on_drop=lambda name, n: self.metrics.log_dropped.labels(name).inc(n),
+                    on_write=lambda name, n: self.metrics.log_written.labels(name).inc(n),
+                )
+        self.ready = threading.Event()
+        self.first_pass = threading.Event()  # set when every champion was tried once
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
+        self._shadow_pending = 0
+        self._last_poll: dict[str, float] = {}
+
+    def _endpoint(self, ref: ModelRef) -> Endpoint:
+        config = self.ws.config.endpoints.get(ref.name) or EndpointConfig()
+        model = config.model or ref.name
+        champion_alias = None if ref.version else (ref.alias or config.champion)
+        challenger = config.challenger if (config.shadow or config.canary is not None or config.rollout) else None
+        endpoint = Endpoint(ref.name, model, config, champion_alias, ref.version, challenger)
+        endpoint.canary = CanaryPolicy.from_config(config)
+        return endpoint
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def check_models(self) -> None:
+        """Resolve every champion now (fail fast at start-up with a helpful error).
+
+        Raises:
+            ModelNotFoundError: a model, alias or version that the registry does not have.
+        """
+        for endpoint in self.endpoints.values():
+            self.registry.resolve(endpoint.model, endpoint.champion_alias, endpoint.champion_version)
+
+    def start(self) -> None:
+        for inference_log in self.logs.values():
+            inference_log.start()
+        self._thread = threading.Thread(target=self._supervise, name="serving-supervisor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling, finish shadow work, flush the inference logs."""
+        self._stop.set()
+        self.first_pass.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        self._shadow_pool.shutdown(wait=True)
+        for inference_log in self.logs.values():
+            inference_log.close()
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        return self.ready.wait(timeout)
+
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            for endpoint in self.endpoints.values():
+                self._refresh(endpoint)
+            self.first_pass.set()
+            if all(endpoint.champion is not None for endpoint in self.endpoints.values()):
+                self.ready.set()
+                break
+            self._stop.wait(1.0)
+        while not self._stop.wait(TICK_SECONDS):
+            now = time.monotonic()
+            for endpoint in self.endpoints.values():
+                if now - self._last_poll.get(endpoint.name, 0.0) >= endpoint.config.poll_seconds:
+                    self._refresh(endpoint)
+                self._judge(endpoint)
+            pending = sum(inference_log.pending for inference_log in self.logs.values())
+            self.metrics.log_pending.set(pending)
+
+    def _refresh(self, endpoint: Endpoint) -> None:
+        """Re-read the aliases; load and swap in any version that changed."""
+        self._last_poll[endpoint.name] = time.monotonic()
+        try:
+            version = self.registry.resolve(endpoint.model, endpoint.champion_alias, endpoint.champion_version)
+            if endpoint.champion is None or endpoint.champion.version != version:
+                self._swap(endpoint, CHAMPION, self.registry.load(endpoint.model, version))
+            endpoint.error = ""
+        except Exception as exc:
+            endpoint.error = str(exc)
+            log.warning("endpoint %s: cannot load the champion: %s", endpoint.name, exc)
+        if endpoint.challenger_alias is None:
+            return
+        try:
+            version = self.registry.resolve(endpoint.model, endpoint.challenger_alias)
+        except ServingError:
+            if endpoint.challenger is not None:
+                log.warning("endpoint %s: alias %s is gone; champion only", endpoint.name, endpoint.challenger_alias)
+                self._swap(endpoint, CHALLENGER, None)
+            return
+        except Exception as exc:
+            log.warning("endpoint %s: cannot read alias %s: %s", endpoint.name, endpoint.challenger_alias, exc)
+            return
+        if endpoint.challenger is None or endpoint.challenger.version != version:
+            try:
+                self._swap(endpoint, CHALLENGER, self.registry.load(endpoint.model, version))
+            except Exception as exc:
+                log.warning("endpoint %s: cannot load challenger version %s: %s", endpoint.name, version, exc)
+
+    def _swap(self, endpoint: Endpoint, slot: str, model: LoadedModel | None) -> None:
+        old = endpoint.champion if slot == CHAMPION else endpoint.challenger
+        if old is not None:
+            self.metrics.model_info.labels(endpoint.name, old.name, old.version, slot, old.kind).set(0)
+        if slot == CHAMPION:
+            endpoint.champion = model
+        else:
+            endpoint.challenger = model
+            if endpoint.canary is not None:
+                endpoint.canary.reset()
+                self.metrics.canary_rolled_back.labels(endpoint.name).set(0)
+        if model is not None:
+            self.metrics.model_info.labels(endpoint.name, model.name, model.version, slot, model.kind).set(1)
+            log.info("endpoint %s: %s is %s version %s (%s)", endpoint.name, slot, model.name, model.version, model.kind)
+        if old is not None:
+            self.metrics.swaps.labels(endpoint.name, slot).inc()
+        gc.freeze()  # the new model's objects live long: keep them out of the collector's passes
+
+    def _judge(self, endpoint: Endpoint) -> None:
+        canary = endpoint.canary
+        if canary is None:
+            return
+        event = canary.tick() if endpoint.challenger is not None else None
+        self.metrics.canary_percent.labels(endpoint.name).set(canary.percent if endpoint.challenger is not None else 0.0)
+        if event is None:
+            return
+        self.metrics.canary_events.labels(endpoint.name, event.kind).inc()
+        if event.kind == "rollback":
+            self.metrics.canary_rolled_back.labels(endpoint.name).set(1)
+            log.warning("endpoint %s: canary rolled back, all traffic to the champion: %s", endpoint.name, event.reason)
+        else:
+            log.info("endpoint %s: canary %s to %g%%: %s", endpoint.name, event.kind, event.percent, event.reason)
+
+    # -- the request path ----------------------------------------------------------------
+
+    async def invoke(self, endpoint: Endpoint, request: Any) -> tuple[int, bytes, dict[str, str]]:
+        """Score one request; returns (status, JSON body, headers). Never raises."""
+        started = time.perf_counter()
+        headers = request.headers
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        if len(request_id) > 128:
+            request_id = request_id[:128]
+        body = b""
+        model: LoadedModel | None = None
+        variant = CHAMPION
+        rows = 0
+        payload: Payload | None = None
+        extra: dict[str, str] = {}
+        try:
+            if self.authenticator is not None:
+                self.authenticator.authenticate(headers.get("authorization"))
+            content_type = headers.get("content-type")
+            if content_type is not None and "json" not in content_type.lower():
+                raise UnsupportedMediaError(
+                    f"content type {content_type!r} is not supported", hint="send application/json"
+                )
+            body = await _read_body(request, endpoint.config.max_body_bytes)
+            payload = parse_body(body)
+            proba = _wants_proba(payload.params, request.query_params.get("predict_proba"))
+            model, variant = endpoint.route(endpoint.request_key(headers, payload.columns))
+            if model is None:
+                raise NotReadyError(
+                    f"endpoint {endpoint.name!r} has no model loaded yet" + (f": {endpoint.error}" if endpoint.error else ""),
+                    hint="wait for GET /readyz to answer 200",
+                )
+            if variant == CHALLENGER:
+                try:
+                    content, rows = await self._score(endpoint, model, payload, proba)
+                except Exception as exc:
+                    champion = endpoint.champion
+                    if champion is None:
+                        raise
+                    content, rows = await self._score(endpoint, champion, payload, proba)
+                    endpoint.canary.record(False, 0.0)  # type: ignore[union-attr]
+                    log.warning("endpoint %s: challenger %s failed, the champion answered: %s", endpoint.name, model.version, exc)
+                    model, variant = champion, CHAMPION
+            else:
+                content, rows = await self._score(endpoint, model, payload, proba)
+            status = 200
+        except ServingError as exc:
+            status, content, extra = exc.status, exc.body(), exc.headers()
+        except ClientDisconnect:
+            status, content = 499, b""  # the client left before sending the whole body
+        except Exception:
+            log.exception("endpoint %s: scoring failed", endpoint.name)
+            status, content = 500, ServingError("internal error while scoring; see the server log").body()
+        seconds = time.perf_counter() - started
+        version = model.version if model is not None else "-"
+        if variant == CHALLENGER and status == 200:
+            endpoint.canary.record(True, seconds * 1000.0)  # type: ignore[union-attr]
+        self.metrics.observe(endpoint.name, endpoint.model, version, status, seconds)
+        if endpoint.config.log:
+            self.logs[endpoint.config.log_table].record(
+                (request_id, time.time(), endpoint.name, endpoint.model, version, variant, status, seconds * 1000.0, rows, body, content)
+            )
+        if payload is not None and endpoint.config.shadow and endpoint.challenger is not None:
+            self._shadow(endpoint, payload, request_id, body)
+        extra["X-Request-Id"] = request_id
+        if model is not None:
+            extra["X-Model-Name"] = model.name
+            extra["X-Model-Version"] = version
+            extra["X-Served-By"] = variant
+        return status, content, extra
+
+    async def _score(self, endpoint: Endpoint, model: LoadedModel, payload: Payload, proba: bool) -> tuple[bytes, int]:
+        if model.schema is None:
+            batch = Batch({name: list(values) for name, values in payload.columns.items()}, payload.rows)
+        else:
+            batch = model.schema.batch(payload, max_rows=endpoint.config.max_rows)
+        if model.kind == "fastpath" and batch.rows <= INLINE_ROWS:
+            return _predict(model, batch, proba), batch.rows
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(_predict, model, batch, proba), batch.rows
+
+    def _shadow(self, endpoint: Endpoint, payload: Payload, request_id: str, body: bytes) -> None:
+        if self._shadow_pending >= SHADOW_BACKLOG:
+            if endpoint.challenger is not None:
+                self.metrics.shadow.labels(endpoint.name, endpoint.model, endpoint.challenger.version, "dropped").inc()
+            return
+        self._shadow_pending += 1
+        try:
+            self._shadow_pool.submit(self._score_shadow, endpoint, payload, request_id, body)
+        except RuntimeError:  # shutting down
+            self._shadow_pending -= 1
+
+    def _score_shadow(self, endpoint: Endpoint, payload: Payload, request_id: str, body: bytes) -> None:
+        started = time.perf_counter()
+        model = endpoint.challenger
+        rows = 0
+        try:
+            if model is None:
+                return
+            try:
+                batch = model.schema.batch(payload, max_rows=endpoint.config.max_rows) if model.schema is not None else Batch(
+                    {name: list(values) for name, values in payload.columns.items()}, payload.rows
+                )
+                rows = batch.rows
+                content, status = _predict(model, batch, False), 200
+            except ServingError as exc:
+                content, status = exc.body(), exc.status
+            except Exception as exc:
+                log.warning("endpoint %s: shadow version %s failed: %s", endpoint.name, model.version, exc)
+                content, status = ServingError(f"shadow failed: {exc}").body(), 500
+            seconds = time.perf_counter() - started
+            self.metrics.shadow.labels(endpoint.name, endpoint.model, model.version, str(status)).inc()
+            if endpoint.config.log:
+                self.logs[endpoint.config.log_table].record(
+                    (request_id, time.time(), endpoint.name, endpoint.model, model.version, SHADOW, status, seconds * 1000.0, rows, body, content)
+                )
+        finally:
+            self._shadow_pending -= 1
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What /readyz and /serving-endpoints report."""
+        endpoints = {}
+        for endpoint in self.endpoints.values():
+            doc: dict[str, Any] = {
+                "model": endpoint.model,
+                "champion": _describe(endpoint.champion, endpoint.champion_alias or f"version {endpoint.champion_version}"),
+            }
+            if endpoint.challenger_alias is not None:
+                doc["challenger"] = _describe(endpoint.challenger, endpoint.challenger_alias)
+                doc["traffic"] = "shadow" if endpoint.config.shadow else "canary"
+                if endpoint.canary is not None:
+                    doc["canary_percent"] = endpoint.canary.percent if endpoint.challenger is not None else 0.0
+                    doc["rolled_back"] = endpoint.canary.rolled_back
+            if endpoint.error:
+                doc["error"] = endpoint.error
+            endpoints[endpoint.name] = doc
+        return {"ready": self.ready.is_set(), "auth": self.auth_enabled, "endpoints": endpoints}
+
+
+def _describe(model: LoadedModel | None, alias: str) -> dict[str, Any] | None:
+    if model is None:
+        return {"alias": alias, "loaded": False}
+    return {"alias": alias, "loaded": True, "version": model.version, "path": model.kind}
+
+
+def _predict(model: LoadedModel, batch: Batch, proba: bool) -> bytes:
+    predictor = model.predictor
+    if proba:
+        if predictor.classes is None:
+            raise InvalidInputError("this model does not give class probabilities", hint="drop predict_proba")
+        probabilities = np.asarray(predictor.predict_proba(batch), dtype=np.float64)
+        classes = predictor.classes
+        return orjson.dumps(
+            {"predictions": probabilities, "classes": classes if classes.dtype.kind in "biuf" else classes.tolist()},
+            option=_DUMP,
+        )
+    return orjson.dumps({"predictions": _jsonable(predictor.predict(batch))}, option=_DUMP, default=_default)
+
+
+def _jsonable(result: Any) -> Any:
+    if isinstance(result, np.ndarray):
+        return result if result.dtype.kind in "biuf" and result.flags.c_contiguous else result.tolist()
+    module = type(result).__module__
+    if module.startswith("pandas"):
+        if hasattr(result, "to_dict") and hasattr(result, "columns"):
+            return orjson.loads(result.to_json(orient="records"))
+        return orjson.loads(result.to_json(orient="values"))
+    return result
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _wants_proba(params: dict[str, Any], query: str | None) -> bool:
+    proba = False
+    for key, value in params.items():
+        if key == "predict_proba":
+            if type(value) is not bool:
+                raise InvalidInputError(f"params.predict_proba must be true or false, not {orjson.dumps(value).decode()[:40]}")
+            proba = value
+        elif key == "predict_method":
+            if value not in ("predict", "predict_proba"):
+                raise InvalidInputError("params.predict_method must be 'predict' or 'predict_proba'")
+            proba = value == "predict_proba"
+        else:
+            raise InvalidInputError(f"unknown param {key!r}", hint="params: predict_proba (true/false)")
+    if query is not None:
+        text = query.lower()
+        if text not in _TRUE and text not in _FALSE:
+            raise InvalidInputError(f"query parameter predict_proba must be true or false, not {query[:40]!r}")
+        proba = text in _TRUE
+    return proba
+
+
+async def _read_body(request: Any, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise InvalidInputError("the Content-Length header is not a number")
+        if int(length) > limit:
+            raise PayloadTooLargeError(f"the body is {length} bytes; this endpoint takes at most {limit}", hint="send fewer rows per request")
+        return await request.body()  # type: ignore[no-any-return]
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"the body is over {limit} bytes, the most this endpoint takes", hint="send fewer rows per request")
+        chunks.append(chunk)
+    return b"".join(chunks)

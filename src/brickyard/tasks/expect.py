@@ -1,0 +1,202 @@
+"""The `expect` kind: check a table against expectations, and act on what fails.
+
+```yaml
+- name: check_trips
+  kind: expect
+  table: silver.taxi_trips
+  contract: contracts/silver.taxi_trips.yaml   # default: contracts/<table>.yaml
+  expectations:                                # inline ones (added to the contract's)
+    - {unique: [trip_id], action: fail}
+    - {accepted_values: {column: payment_type, values: [1, 2, 3, 4, 5, 6]}, action: warn}
+```
+
+One pass counts, per expectation, the rows that break it (recorded in the run's metrics as
+`expectations`: name, check, action, failing_rows, passed). Then:
+
+- `fail` broken: the task fails naming the expectation and the row count; nothing is written.
+- `warn` broken: logged and recorded.
+- `drop` broken: the offending rows are appended to `<table>__quarantine` (every column as
+  text, `_reason`, `_loaded_at`, `_run_id`), then the table is rewritten without them in
+  ONE commit (an overwrite of the version that was checked; if another writer committed
+  in between, the task fails rather than lose that write). Both commits carry the same
+  application-transaction batch, so a re-run after a crash between them quarantines
+  nothing twice. An ingest's checkpoint looks through these overwrites.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import duckdb
+from pydantic import field_validator
+
+from brickyard.core.contract import Contract, Expectation
+from brickyard.engines.duckdb_engine import one_line
+from brickyard.errors import BrickyardError, LakeError, SqlError
+from brickyard.lake.names import TableName
+from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
+from brickyard.tasks.checkpoint import EXPECT_KEY
+from brickyard.tasks.explain import explain_problems
+from brickyard.tasks.quality import (
+    FLAG,
+    ExpectationFailedError,
+    ExpectationResult,
+    Splitter,
+    StreamGuard,
+    task_engine,
+    checked_query,
+    contract_rules,
+    prefetched,
+    quarantine_name,
+    quote,
+    text_rows,
+    write_quarantine,
+)
+from brickyard.tasks.sql_task import register
+
+BATCH_ROWS = 256 * 1024
+
+
+class ExpectOptions(TaskOptions):
+    """The `expect` kind's fields."""
+
+    table: str
+    contract: str | None = None
+    expectations: tuple[Expectation, ...] = ()
+
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        try:
+            return str(TableName.parse(value))
+        except LakeError as exc:
+            raise ValueError(exc.message) from None
+
+    @property
+    def contract_ref(self) -> str | None:
+        """The contract to load: the one named, else the table's when no inline ones."""
+        if self.contract:
+            return self.contract
+        return None if self.expectations else self.table
+
+
+class ExpectTask(TaskKind):
+    """Expectations over a table with warn / drop / fail actions (see the module doc)."""
+
+    name = "expect"
+    Options = ExpectOptions
+
+    def writes(self, options: ExpectOptions) -> list[str]:
+        # The checked table is rewritten on `drop`, but it is not produced here: listing it
+        # would hide a missing table from `brickyard validate`.
+        return [quarantine_name(options.table)]
+
+    def check(self, options: ExpectOptions, context: CheckContext) -> list[str]:
+        try:
+            contract = _contract(options, context.workspace)
+        except BrickyardError as exc:
+            return [str(exc)]
+        rules = contract_rules(contract, options.expectations)
+        if not rules:
+            return [f"no expectations for {options.table}: add expectations: or a contract with some"]
+        return explain_problems(context, f"SELECT * FROM {options.table}", options.table, rules)
+
+    def run(self, options: ExpectOptions, context: TaskContext) -> None:
+        import pyarrow as pa
+
+        log, lake, table = context.log, context.lake, options.table
+        contract = _contract(options, context.workspace)
+        rules = contract_rules(contract, options.expectations)
+        if not rules:
+            log.warning("%s: no expectations to check", table)
+            return
+        engine = task_engine(context.workspace)
+        try:
+            delta = lake.delta(table)
+            version = delta.version()
+            register(engine, table, delta.to_pyarrow_dataset())
+            context.record_read(table, version)
+            name = TableName.parse(table)
+            source = f"SELECT * FROM {quote(name.zone)}.{quote(name.name)}"
+            checked = checked_query(source, rules)
+            counters = ", ".join(f"count(*) FILTER (WHERE {FLAG.format(i)})" for i in range(len(rules)))
+            try:
+                found = engine.connection.sql(f"SELECT count(*), {counters} FROM ({checked})").fetchall()[0]
+            except duckdb.Error as exc:
+                raise SqlError(f"expectations on {table}: {one_line(str(exc))}") from None
+            total, counts = int(found[0]), [int(c) for c in found[1:]]
+            results = [ExpectationResult(r.label, r.check, r.action, c) for r, c in zip(rules, counts, strict=True)]
+            context.metrics.rows_in += total
+            context.metrics.extra["expectations"] = [r.as_dict() for r in results]
+            for result in results:
+                if result.failing_rows:
+                    log.warning("%s: expectation %s (%s) failed on %d of %d row(s)", table, result.name, result.action, result.failing_rows, total)
+            failed = [r for r in results if r.action == "fail" and r.failing_rows]
+            if failed:
+                raise ExpectationFailedError(
+                    "; ".join(f"expectation {r.name!r} failed on {r.failing_rows} row(s)" for r in failed)
+                    + f" of {table} (action fail); nothing was written",
+                    hint="fix the data upstream, or set the action to drop (quarantine) or warn",
+                )
+            if not any(r.action == "drop" and r.failing_rows for r in results):
+                context.metrics.rows_out += total
+                context.metrics.extra["quarantined_rows"] = 0
+                return
+            schema = pa.schema(delta.schema().to_arrow())
+            partitions = list(delta.metadata().partition_columns)
+            task_id = f"{context.pipeline.name}.{context.task.name}"
+            app = f"brickyard.expect:{task_id}"
+            batch = (lake.transaction_version(table, app) or 0) + 1
+            metadata = {
+                EXPECT_KEY: json.dumps(
+                    {"task": task_id, "run_id": context.run_id, "batch": batch, "checked_version": version},
+                    separators=(",", ":"),
+                )
+            }
+            loaded_at = datetime.now(UTC)
+            splitter = Splitter(
+                rules=rules,
+                good_columns=schema.names,
+                bad_rows=lambda rows, mask: text_rows(rows, mask, schema.names, run_id=context.run_id, loaded_at=loaded_at),
+                target=table,
+                finish_good=lambda rows: rows.cast(schema),
+            )
+            reader = engine.connection.sql(checked).to_arrow_reader(BATCH_ROWS)
+
+            def before_commit() -> None:
+                now = lake.version(table)
+                if now != version:
+                    raise LakeError(
+                        f"{table} changed (version {version} -> {now}) while task {context.task.name} "
+                        "checked it; nothing was written",
+                        hint="run the task again",
+                    )
+                quarantined = pa.Table.from_batches(splitter.bad)
+                written = write_quarantine(
+                    lake, table, splitter.bad, quarantined.schema, overwrite=False,
+                    metadata=metadata, transaction=(app, batch),
+                )
+                if written is not None:
+                    context.record_write(quarantine_name(table), written)
+
+            guard = StreamGuard()
+            stream = pa.RecordBatchReader.from_batches(schema, guard.wrap(prefetched(splitter.split(reader))))
+            with guard:
+                written = lake.write(
+                    table, stream, mode="overwrite", partition_by=partitions or None,
+                    metadata=metadata, transaction=(app, batch), before_commit=before_commit,
+                )
+            context.record_write(table, written)
+            context.metrics.rows_out += splitter.rows_good
+            context.metrics.extra["quarantined_rows"] = splitter.rows_bad
+            log.info("%s: moved %d row(s) to %s (version %d)", table, splitter.rows_bad, quarantine_name(table), written)
+        finally:
+            engine.close()
+
+
+def _contract(options: ExpectOptions, workspace: object) -> Contract | None:
+    reference = options.contract_ref
+    if reference is None:
+        return None
+    return workspace.contract(reference)  # type: ignore[attr-defined,no-any-return]

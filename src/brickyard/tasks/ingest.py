@@ -1,0 +1,607 @@
+"""The `ingest` kind: raw files in the lake into a bronze Delta table, incrementally.
+
+```yaml
+- name: ingest_trips
+  kind: ingest
+  source: raw/taxi/*.csv               # a lake path or glob
+  format: csv                          # csv | json (JSON lines) | parquet; default from the extension
+  target: bronze.taxi_trips
+  contract: contracts/bronze.taxi_trips.yaml   # or a table name; optional
+  options: {delimiter: ",", header: true}      # reader options (CSV)
+  partition_by: [vendor_id]                    # optional
+  changed_files: ignore                        # ignore (default) | reload
+```
+
+How a run goes:
+
+- The files matching `source` are listed with their size and modification time (or etag).
+  Those the target already holds are known from the target's Delta history (see
+  `brickyard.tasks.checkpoint`); only the others are read, as one batch, in one commit that
+  also records them. A re-run loads nothing twice. A loaded file whose size or time changed
+  is skipped with a warning (`changed_files: ignore`, like Auto Loader), or loaded again
+  (`reload`: its rows are appended again; earlier rows of it stay, told apart by
+  `_loaded_at`).
+- The files are streamed through DuckDB as text, cast to the contract's types in SQL
+  (`TRY_CAST`, `try_strptime` for a column's `format`), checked against the contract's
+  `nullable: false` columns and its expectations, and split batch by batch: good rows go
+  into ONE Delta commit as they stream (input larger than memory is fine), bad rows (a
+  value that does not parse, a missing required value, a broken `drop` expectation) are
+  kept (they are few) and written to `<target>__quarantine` with every source column as
+  text, `_reason`, `_source_file`, `_line`, `_loaded_at` and `_run_id`.
+- The quarantine commit is made BEFORE the target commit, with the same batch number as a
+  Delta application transaction; if the process dies between the two, the re-run redoes
+  that batch with the file list the quarantine commit recorded, and the quarantine write is
+  skipped as already done: no quarantined row is lost or duplicated.
+- `fail` expectations stop the task with nothing written; `warn` ones are counted and
+  logged; `unique` expectations are checked across the batch's rows in a first pass
+  (warn/fail only: quarantining duplicates is the `expect` kind's job).
+- PII columns (`pii: true`) are replaced by HMAC-SHA256 hex tokens keyed by the contract's
+  `pii_key` (also in the quarantine).
+- Columns not in the contract follow its `evolution`: `add` (the column is added, as text)
+  or `fail` (nothing is written). Without a contract, types are DuckDB's detection, and an
+  existing table's columns keep their types.
+- `--full-refresh` rebuilds the target (and the quarantine) from every matching file as a
+  new table version (an overwrite; history stays) and restarts the checkpoint there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import duckdb
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from brickyard.core.contract import Contract
+from brickyard.engines.duckdb_engine import one_line
+from brickyard.errors import BrickyardError, ConfigError, DataFileNotFoundError, LakeError
+from brickyard.lake.names import TableName
+from brickyard.tasks import pii
+from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
+from brickyard.tasks.checkpoint import (
+    INGEST_KEY,
+    BatchRecord,
+    SourceFile,
+    app_id,
+    list_files,
+    loaded_files,
+    recorded_batch,
+)
+from brickyard.tasks.quality import (
+    LINE_COLUMN,
+    LOADED_AT_COLUMN,
+    REASON,
+    REASON_COLUMN,
+    RUN_ID_COLUMN,
+    SOURCE_FILE_COLUMN,
+    ExpectationResult,
+    Rule,
+    Splitter,
+    StreamGuard,
+    task_engine,
+    compile_rule,
+    loaded_at_array,
+    prefetched,
+    quarantine_name,
+    quote,
+    write_quarantine,
+)
+from brickyard.tasks.ingest_sql import RAW, PlannedColumn, duplicates_sql, final_sql, typed_sql
+from brickyard.tasks.sources import (
+    Format,
+    LineCounter,
+    ReaderOptions,
+    describe,
+    file_columns,
+    format_of,
+    line_offset,
+    scan_sql,
+    sniffed_formats,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+BATCH_ROWS = 256 * 1024
+META_COLUMNS = (SOURCE_FILE_COLUMN, LOADED_AT_COLUMN)
+
+
+class IngestError(BrickyardError):
+    """Raw files could not be ingested (unreadable file, bad options)."""
+
+
+class SchemaEvolutionError(IngestError):
+    """A source file has a column the contract does not allow (`evolution: fail`)."""
+
+
+class IngestOptions(TaskOptions):
+    """The `ingest` kind's fields."""
+
+    source: str = Field(min_length=1)
+    format: Format | None = None
+    target: str
+    contract: str | None = None
+    options: ReaderOptions = Field(default_factory=ReaderOptions)
+    partition_by: tuple[str, ...] = ()
+    changed_files: Literal["ignore", "reload"] = "ignore"
+
+    @field_validator("target")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        try:
+            return str(TableName.parse(value))
+        except LakeError as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("partition_by", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _known_format(self) -> IngestOptions:
+        if self.format is None and format_of(self.source) is None:
+            raise ValueError(
+                f"cannot tell the format of {self.source!r} from its extension; "
+                "set format: csv, json or parquet"
+            )
+        return self
+
+    @property
+    def file_format(self) -> Format:
+        return self.format or format_of(self.source) or "csv"
+
+    @property
+    def reader(self) -> ReaderOptions:
+        """The reader options, with a tab delimiter by default for `.tsv` sources."""
+        if self.options.delimiter is None and self.source.lower().rstrip("*").endswith(".tsv"):
+            return self.options.model_copy(update={"delimiter": "\t"})
+        return self.options
+
+
+class IngestTask(TaskKind):
+    """Files under a lake path into a Delta table, incrementally (see the module doc)."""
+
+    name = "ingest"
+    Options = IngestOptions
+
+    def writes(self, options: IngestOptions) -> list[str]:
+        return [options.target, quarantine_name(options.target)]
+
+    def run(self, options: IngestOptions, context: TaskContext) -> None:
+        job = _IngestJob(options, context)
+        try:
+            job.run()
+        finally:
+            job.close()
+
+    def check(self, options: IngestOptions, context: CheckContext) -> list[str]:
+        problems: list[str] = []
+        try:
+            files = list_files(context.workspace.lake, options.source)
+        except Exception as exc:  # noqa: BLE001 - a storage problem is reported, not raised
+            problems.append(f"cannot list {options.source!r}: {exc}")
+        else:
+            if not files:
+                problems.append(f"no file in the lake matches {options.source!r}")
+        if options.contract:
+            try:
+                contract = context.workspace.contract(options.contract)
+            except ConfigError as exc:
+                problems.append(f"contract {options.contract!r}: {exc}")
+            else:
+                problems += contract_problems(contract, f"contract {options.contract}", options.partition_by)
+        return problems
+
+
+def contract_problems(contract: Contract, where: str, partition_by: Sequence[str] = ()) -> list[str]:
+    """Problems of a contract used at ingest: bad types, pii without key, expectations
+    that do not compile against its columns, partition columns it lacks."""
+    problems: list[str] = []
+    con = duckdb.connect()
+    try:
+        for column in contract.columns:
+            try:
+                con.sql(f"SELECT CAST(NULL AS {column.duckdb_type})").fetchall()
+            except duckdb.Error as exc:
+                problems.append(
+                    f"{where}: column {column.name!r} has an unknown type {column.type!r}: {one_line(str(exc))}"
+                )
+        if contract.pii_columns and not contract.pii_key:
+            problems.append(
+                f"{where}: columns {', '.join(contract.pii_columns)} are pii but the contract has no pii_key"
+            )
+        for expectation in contract.expectations:
+            if expectation.unique is not None and expectation.action == "drop":
+                problems.append(
+                    f"{where}: expectation {expectation.label!r}: unique with action drop is not "
+                    "supported at ingest; use warn/fail, or an expect task after the ingest"
+                )
+        names = [c.name for c in contract.columns]
+        if contract.columns:
+            for column in partition_by:
+                if column not in names:
+                    problems.append(f"{where}: partition column {column!r} is not in the contract")
+            if problems:
+                return problems
+            typed = ", ".join(
+                f"CAST(NULL AS {c.duckdb_type}) AS {quote(c.name)}" for c in contract.columns
+            )
+            for expectation in contract.expectations:
+                rule = compile_rule(expectation)
+                try:
+                    con.sql(
+                        f"EXPLAIN SELECT {rule.fails}, {rule.reason} FROM (SELECT {typed}) AS t"
+                    ).fetchall()
+                except duckdb.Error as exc:
+                    problems.append(
+                        f"{where}: expectation {rule.label!r} does not compile: {one_line(str(exc))}"
+                    )
+    finally:
+        con.close()
+    return problems
+
+
+class _IngestJob:
+    """One ingest task attempt: possibly a redone batch, then the new files."""
+
+    def __init__(self, options: IngestOptions, context: TaskContext) -> None:
+        self.options = options
+        self.context = context
+        self.lake = context.lake
+        self.log = context.log
+        self.target = options.target
+        self.quarantine = quarantine_name(options.target)
+        self.task_id = f"{context.pipeline.name}.{context.task.name}"
+        self.app = app_id(context.pipeline.name, context.task.name)
+        self.fmt = options.file_format
+        self.contract = context.workspace.contract(options.contract) if options.contract else None
+        where = f"contract {options.contract} of task {context.task.name}"
+        self.key = pii.contract_key(self.contract, where) if self.contract else None
+        self.engine = task_engine(context.workspace)
+        # Rows must stream in file order for their line numbers to be counted.
+        self.engine.connection.execute("SET preserve_insertion_order = true")
+        self.results: dict[str, ExpectationResult] = {}
+
+    def close(self) -> None:
+        self.engine.close()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        return self.engine.connection
+
+    # -- which files --------------------------------------------------------------------
+
+    def run(self) -> None:
+        refreshed = False
+        extra = self.context.metrics.extra
+        extra.setdefault("files_loaded", 0)
+        extra.setdefault("quarantined_rows", 0)
+        extra.setdefault("batches", [])
+        while True:
+            done = self.lake.transaction_version(self.target, self.app) or 0
+            parked = self.lake.transaction_version(self.quarantine, self.app) or 0
+            if parked > done:
+                record = recorded_batch(self.lake, self.quarantine, self.task_id, parked)
+                if record is None:
+                    raise IngestError(
+                        f"{self.quarantine} holds batch {parked} of task {self.task_id} "
+                        "but not its file list",
+                        hint=f"run the pipeline with --full-refresh to rebuild {self.target}",
+                    )
+                self.log.warning(
+                    "%s: batch %d stopped after its quarantine commit; redoing it with its %d file(s)",
+                    self.target,
+                    parked,
+                    len(record.files),
+                )
+                self.load(parked, list(record.files), record.full_refresh)
+                refreshed = refreshed or record.full_refresh
+                continue
+            listed = list_files(self.lake, self.options.source)
+            if not listed:
+                raise DataFileNotFoundError(
+                    f"task {self.context.task.name}: no file in the lake matches {self.options.source!r}",
+                    hint="list what is there with: brickyard sql \"SELECT * FROM glob('raw/**')\"",
+                )
+            if self.context.full_refresh and not refreshed:
+                self.log.info("%s: full refresh from %d file(s)", self.target, len(listed))
+                self.load(done + 1, listed, True)
+                refreshed = True
+                continue
+            batch = self.new_files(listed)
+            if not batch:
+                self.log.info("%s: no new files under %s", self.target, self.options.source)
+                if self.lake.exists(self.target):
+                    self.context.record_write(self.target, self.lake.version(self.target))
+                return
+            self.load(done + 1, batch, False)
+            return
+
+    def new_files(self, listed: list[SourceFile]) -> list[SourceFile]:
+        loaded = loaded_files(self.lake, self.target, self.task_id)
+        new = [f for f in listed if f.path not in loaded]
+        changed = [f for f in listed if f.path in loaded and f.changed_from(loaded[f.path])]
+        if changed and self.options.changed_files == "reload":
+            self.log.warning(
+                "%s: %d loaded file(s) changed and are loaded again: %s",
+                self.target,
+                len(changed),
+                ", ".join(f.path for f in changed[:5]),
+            )
+            return sorted(new + changed, key=lambda f: f.path)
+        if changed:
+            self.log.warning(
+                "%s: %d loaded file(s) changed since and are skipped (changed_files: ignore): %s",
+                self.target,
+                len(changed),
+                ", ".join(f.path for f in changed[:5]),
+            )
+        return new
+
+    # -- one batch ----------------------------------------------------------------------
+
+    def load(self, batch: int, files: list[SourceFile], full_refresh: bool) -> None:
+        """Load `files` as batch number `batch` (quarantine commit, then target commit)."""
+        import pyarrow as pa
+
+        location = self.lake.location
+        uris = [location.uri(f.path) for f in files]
+        columns_by_file = {
+            f.path: self._columns(uri, f.path) for f, uri in zip(files, uris, strict=True)
+        }
+        sources = list(dict.fromkeys(c for cols in columns_by_file.values() for c in cols))
+        planned = self.plan(files, columns_by_file, sources, uris, full_refresh)
+        missing = [c for c in self.options.partition_by if c not in {p.name for p in planned}]
+        if missing:
+            raise IngestError(
+                f"task {self.context.task.name}: partition column(s) {', '.join(missing)} "
+                f"are not columns of {self.target}",
+                hint="partition_by names target columns (after any contract rename)",
+            )
+        row_rules, unique_rules = self.rules()
+        scan = scan_sql(self.fmt, uris, self.options.reader, sources)
+        prefix = len(location.uri("").rstrip("/")) + 1
+        typed = typed_sql(self.fmt, scan, planned, sources, prefix)
+        query = final_sql(typed, planned, sources, row_rules, self.key)
+        counted = self.count_duplicates(typed, unique_rules)
+        loaded_at = datetime.now(UTC)
+        counter = LineCounter(line_offset(self.fmt, self.options.reader))
+        good_columns = [p.name for p in planned] + [SOURCE_FILE_COLUMN]
+        raw_names = [RAW.format(i) for i in range(len(sources))]
+        run_id = self.context.run_id
+
+        def bad_rows(rows: pa.RecordBatch, mask: pa.Array) -> pa.RecordBatch:
+            positions = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+            picked = rows.filter(mask)
+            arrays = [picked.column(name) for name in raw_names]
+            arrays += [
+                picked.column(REASON),
+                picked.column(SOURCE_FILE_COLUMN),
+                pa.array(counter.lines(positions), pa.int64()),
+                loaded_at_array(loaded_at, picked.num_rows),
+                pa.array([run_id] * picked.num_rows, pa.string()),
+            ]
+            return pa.RecordBatch.from_arrays(arrays, schema=quarantine_schema)
+
+        def finish_good(rows: pa.RecordBatch) -> pa.RecordBatch:
+            return rows.append_column(
+                pa.field(LOADED_AT_COLUMN, pa.timestamp("us")),
+                loaded_at_array(loaded_at, rows.num_rows),
+            )
+
+        quarantine_schema = pa.schema(
+            [pa.field(name, pa.string()) for name in sources]
+            + [
+                pa.field(REASON_COLUMN, pa.string()),
+                pa.field(SOURCE_FILE_COLUMN, pa.string()),
+                pa.field(LINE_COLUMN, pa.int64()),
+                pa.field(LOADED_AT_COLUMN, pa.timestamp("us")),
+                pa.field(RUN_ID_COLUMN, pa.string()),
+            ]
+        )
+        splitter = Splitter(
+            rules=row_rules,
+            good_columns=good_columns,
+            bad_rows=bad_rows,
+            target=self.target,
+            finish_good=finish_good,
+            counted=counted,
+        )
+        try:
+            reader = self.con.sql(query).to_arrow_reader(BATCH_ROWS)
+        except duckdb.Error as exc:
+            raise self._read_error(files, exc) from None
+        good_schema = pa.schema(
+            [reader.schema.field(name) for name in good_columns]
+            + [pa.field(LOADED_AT_COLUMN, pa.timestamp("us"))]
+        )
+
+        def numbered() -> Iterator[pa.RecordBatch]:
+            try:
+                for rows in reader:
+                    counter.observe(rows.column(SOURCE_FILE_COLUMN))
+                    yield rows
+            except duckdb.Error as exc:
+                raise self._read_error(files, exc) from None
+
+        record = BatchRecord(self.task_id, batch, full_refresh, run_id, tuple(files))
+        metadata = {INGEST_KEY: record.to_json()}
+
+        def before_commit() -> None:
+            version = write_quarantine(
+                self.lake,
+                self.target,
+                splitter.bad,
+                quarantine_schema,
+                overwrite=full_refresh,
+                metadata=metadata,
+                transaction=(self.app, batch),
+            )
+            if version is not None:
+                self.context.record_write(self.quarantine, version)
+
+        guard = StreamGuard()
+        stream = pa.RecordBatchReader.from_batches(
+            good_schema, guard.wrap(prefetched(splitter.split(numbered())))
+        )
+        with guard:
+            version = self.lake.write(
+                self.target,
+                stream,
+                mode="overwrite" if full_refresh else "append",
+                partition_by=self.options.partition_by or None,
+                evolve_schema=True,
+                metadata=metadata,
+                transaction=(self.app, batch),
+                before_commit=before_commit,
+            )
+        self.context.record_write(self.target, version)
+        self._account(batch, files, splitter, version, full_refresh)
+
+    def _account(
+        self, batch: int, files: list[SourceFile], splitter: Splitter, version: int, full_refresh: bool
+    ) -> None:
+        metrics = self.context.metrics
+        metrics.rows_in += splitter.rows_in
+        metrics.rows_out += splitter.rows_good
+        metrics.extra["files_loaded"] += len(files)
+        metrics.extra["quarantined_rows"] += splitter.rows_bad
+        metrics.extra["batches"].append(
+            {
+                "batch": batch,
+                "files": len(files),
+                "rows": splitter.rows_good,
+                "quarantined": splitter.rows_bad,
+                "version": version,
+                "full_refresh": full_refresh,
+            }
+        )
+        for result in splitter.results():
+            found = self.results.get(result.name)
+            if found is None:
+                self.results[result.name] = result
+            else:
+                found.failing_rows += result.failing_rows
+        metrics.extra["expectations"] = [r.as_dict() for r in self.results.values()]
+        splitter.log_warnings(self.log)
+        self.log.info(
+            "%s: loaded %d row(s) from %d file(s) as version %d (batch %d); %d row(s) quarantined",
+            self.target,
+            splitter.rows_good,
+            len(files),
+            version,
+            batch,
+            splitter.rows_bad,
+        )
+
+    # -- columns and SQL ----------------------------------------------------------------
+
+    def _columns(self, uri: str, path: str) -> list[str]:
+        try:
+            return file_columns(self.con, self.fmt, uri, self.options.reader)
+        except duckdb.Error as exc:
+            raise IngestError(
+                f"task {self.context.task.name}: cannot read {path} as {self.fmt}: {one_line(str(exc))}",
+                hint="check the file, or set format/options (delimiter, header) on the task",
+            ) from None
+
+    def _read_error(self, files: Sequence[SourceFile], exc: duckdb.Error) -> IngestError:
+        names = ", ".join(f.path for f in files[:3]) + (" ..." if len(files) > 3 else "")
+        return IngestError(
+            f"task {self.context.task.name}: reading {names} into {self.target} failed: "
+            f"{one_line(str(exc))}",
+            hint="fix the file (the message names the line), or set the reader options",
+        )
+
+    def existing_types(self) -> dict[str, str]:
+        """The target's columns and their DuckDB types (empty if it does not exist)."""
+        import pyarrow as pa
+
+        if not self.lake.exists(self.target):
+            return {}
+        schema = pa.schema(self.lake.delta(self.target).schema().to_arrow())
+        relation = self.con.from_arrow(schema.empty_table())
+        return {
+            name: str(kind)
+            for name, kind in zip(relation.columns, relation.types, strict=True)
+            if name not in META_COLUMNS
+        }
+
+    def plan(
+        self,
+        files: list[SourceFile],
+        columns_by_file: dict[str, list[str]],
+        sources: list[str],
+        uris: list[str],
+        full_refresh: bool,
+    ) -> list[PlannedColumn]:
+        """The target columns for this batch, checking the evolution policy."""
+        existing = {} if full_refresh else self.existing_types()
+        contract = self.contract
+        declared = list(contract.columns) if contract else []
+        known = {c.source_name for c in declared}
+        planned = [
+            PlannedColumn(
+                c.name, c.source_name, c.duckdb_type, c.format, c.nullable, c.pii, c.source_name in sources
+            )
+            for c in declared
+        ]
+        extra = [s for s in sources if s not in known and s not in META_COLUMNS]
+        new = [s for s in extra if s not in existing]
+        if new and contract is not None and contract.evolution == "fail" and (declared or existing):
+            column = new[0]
+            file = next(path for path, cols in columns_by_file.items() if column in cols)
+            raise SchemaEvolutionError(
+                f"task {self.context.task.name}: column {column!r} of {file} is not in the contract "
+                f"of {self.target} (evolution: fail); nothing was written"
+                + (f" (also new: {', '.join(new[1:])})" if len(new) > 1 else ""),
+                hint=f"add {column!r} to {self.options.contract}, or set evolution: add",
+            )
+        inferred: dict[str, str] = {}
+        formats: dict[str, str] = {}
+        if new and not declared:
+            try:
+                inferred = dict(describe(self.con, self.fmt, uris, self.options.reader, typed=True))
+                if self.fmt == "csv":
+                    formats = sniffed_formats(self.con, uris[0], self.options.reader)
+            except duckdb.Error as exc:
+                raise self._read_error(files, exc) from None
+        for source in extra:
+            if source in existing:
+                kind = existing[source]
+            elif declared:
+                kind = "VARCHAR"  # evolution add: a column the contract does not know, as text
+            else:
+                kind = inferred.get(source, "VARCHAR")
+            fallback = formats.get(kind) if source not in existing else None
+            planned.append(PlannedColumn(source, source, kind, fallback_format=fallback))
+        return planned
+
+    def rules(self) -> tuple[list[Rule], list[Rule]]:
+        """Row-level rules, and `unique` rules (counted in a first pass)."""
+        expectations = self.contract.expectations if self.contract else ()
+        rules = [compile_rule(e) for e in expectations]
+        for rule in rules:
+            if rule.check == "unique" and rule.action == "drop":
+                raise IngestError(
+                    f"expectation {rule.label!r} of {self.options.contract}: unique with action "
+                    "drop is not supported at ingest",
+                    hint="use action warn or fail, or an expect task after the ingest",
+                )
+        return [r for r in rules if r.check != "unique"], [r for r in rules if r.check == "unique"]
+
+    def count_duplicates(self, typed: str, rules: list[Rule]) -> list[ExpectationResult]:
+        """Rows of the batch whose key occurs more than once, per `unique` rule."""
+        results = []
+        for rule in rules:
+            try:
+                found = self.con.sql(duplicates_sql(typed, rule)).fetchall()
+            except duckdb.Error as exc:
+                raise IngestError(
+                    f"expectation {rule.label!r} of {self.options.contract}: {one_line(str(exc))}"
+                ) from None
+            results.append(ExpectationResult(rule.label, rule.check, rule.action, int(found[0][0])))
+        return results

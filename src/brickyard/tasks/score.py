@@ -1,0 +1,279 @@
+"""The `score` task kind: batch inference with a registered model into a gold Delta table.
+
+```yaml
+- name: score_passengers
+  kind: score
+  model: titanic@champion          # name@alias, or name/version (titanic/3)
+  source: {table: silver.passengers}            # a lake table (version: N pins one)
+  # source: {database: default, table: passengers}        # a SQL table (config databases)
+  # source: {database: default, query: "SELECT * FROM passengers WHERE ..."}
+  target: gold.titanic_predictions
+  keys: [PassengerId]
+  batch_size: 100000               # rows per batch; the source is never read whole
+  # features: [Pclass, Sex, ...]   # default: the model's signature (or feature_names_in_)
+  # positive_class: 1              # default: the second class of a binary classifier
+```
+
+The target gets `<keys>, prediction, probability, model_name, model_version, scored_at`
+and the partition column `score_date`, appended in ONE Delta commit per task run: the
+batches stream into a single write, so the whole table is never in memory. The commit
+carries the pipeline run id as a Delta application transaction, so a retried attempt of
+the same run that finds it committed does not score again, and it carries
+`brickyard.run_id` / `brickyard.task` / `brickyard.scored_at` in its commit info, which
+is how a downstream `export` finds "the batch this score task wrote in this run".
+
+Lineage: the lake source's version is a read, the target's new version a write.
+`metrics.extra`: `model_name`, `model_version`, `model_uri`, `rows_scored`, `scored_at`,
+`source`, `batches`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from brickyard.errors import BrickyardError
+from brickyard.lake import TableName
+from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
+
+META_RUN_ID = "brickyard.run_id"
+META_PIPELINE = "brickyard.pipeline"
+META_TASK = "brickyard.task"
+META_SCORED_AT = "brickyard.scored_at"
+META_MODEL = "brickyard.model"
+PARTITION = "score_date"
+
+
+class ScoreSource(TaskOptions):
+    """A lake table (`table: zone.name`, optionally `version:`), or a SQL database's
+    `table:` or `query:` (`database:` names one of the config's `databases`)."""
+
+    table: str | None = None
+    version: int | None = Field(default=None, ge=0)
+    database: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScoreSource:
+        if self.database is None:
+            if self.table is None or self.query is not None:
+                raise ValueError("give a lake `table:`, or `database:` with a `table:` or a `query:`")
+            _valid(TableName.parse, self.table)
+        else:
+            if (self.table is None) == (self.query is None):
+                raise ValueError("a SQL source needs exactly one of `table:` and `query:`")
+            if self.version is not None:
+                raise ValueError("`version:` pins a lake table; a SQL source has no versions")
+        return self
+
+    @property
+    def is_lake(self) -> bool:
+        return self.database is None
+
+    def describe(self) -> str:
+        if self.is_lake:
+            return f"{self.table}" + (f"@{self.version}" if self.version is not None else "")
+        return f"{self.database}:{self.table or 'query'}"
+
+
+class ScoreOptions(TaskOptions):
+    """Options of a `score` task (see the module docstring)."""
+
+    model: str
+    source: ScoreSource
+    target: str
+    keys: list[str] = Field(min_length=1)
+    features: list[str] | None = None
+    batch_size: int = Field(default=100_000, ge=1)
+    positive_class: str | int | bool | None = None
+    mode: Literal["append", "overwrite"] = "append"
+
+    @model_validator(mode="after")
+    def _names(self) -> ScoreOptions:
+        from brickyard.ml.scoring import ModelRef
+
+        _valid(ModelRef.parse, self.model)
+        _valid(TableName.parse, self.target)
+        return self
+
+
+def _valid(parse: Any, text: str) -> None:
+    """Run a parser in a validator: its BrickyardError becomes pydantic's ValueError."""
+    try:
+        parse(text)
+    except BrickyardError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class ScoreTask(TaskKind):
+    """Scores a lake or SQL table with a registered model into a Delta table."""
+
+    name = "score"
+    Options = ScoreOptions
+
+    def check(self, options: ScoreOptions, context: CheckContext) -> list[str]:
+        source = options.source
+        if source.is_lake:
+            table = source.table or ""
+            if table not in context.produced_tables and not context.workspace.lake.exists(table):
+                return [f"table {table!r} does not exist in the lake and no task of the pipeline writes it"]
+        elif source.database not in context.workspace.config.databases:
+            return [f"database {source.database!r} is not in brickyard.yaml's databases"]
+        return []
+
+    def writes(self, options: ScoreOptions) -> list[str]:
+        return [options.target]
+
+    def run(self, options: ScoreOptions, context: TaskContext) -> None:
+        from brickyard.ml.scoring import load_model, score_batches
+
+        lake = context.lake
+        app_id = f"brickyard/{context.pipeline.name}/{context.task.name}/{context.run_id}"
+        if lake.exists(options.target) and lake.delta(options.target).transaction_version(app_id) is not None:
+            self._already_done(options, context)
+            return
+        model = load_model(context.workspace, options.model, positive_class=options.positive_class)
+        if options.features:
+            model.features = list(options.features)
+        context.log.info("scoring %s with %s version %s", options.source.describe(), model.name, model.version)
+        counter = _Counter(self._batches(options, context, model.features))
+        scored_at = datetime.now(UTC)
+        scored = score_batches(model, iter(counter), options.keys, scored_at)
+        first = next(scored, None)
+        if first is None:
+            schema = self._empty_schema(options, context, counter)
+            reader_batches: Iterator[Any] = iter(())
+        else:
+            schema = first.schema
+            reader_batches = itertools.chain([first], scored)
+        import pyarrow as pa
+
+        guard = _Guard(reader_batches)
+        reader = pa.RecordBatchReader.from_batches(schema, guard)
+        metadata = {
+            META_RUN_ID: context.run_id,
+            META_PIPELINE: context.pipeline.name,
+            META_TASK: context.task.name,
+            META_SCORED_AT: scored_at.isoformat(),
+            META_MODEL: f"{model.name}/{model.version}",
+        }
+        try:
+            version = lake.write(
+                options.target, reader, mode=options.mode, partition_by=[PARTITION], metadata=metadata,
+                transaction=(app_id, 0),
+            )
+        except BrickyardError:
+            if isinstance(guard.error, BrickyardError):
+                raise guard.error from None
+            if guard.error is not None:
+                from brickyard.ml.errors import ModelError
+
+                raise ModelError(
+                    f"scoring {options.source.describe()} with {model.name} version {model.version} failed: {guard.error}",
+                    hint="check that the source's feature columns have the types the model was trained on",
+                ) from guard.error
+            raise
+        context.record_write(options.target, version)
+        context.metrics.rows_in = counter.rows
+        context.metrics.rows_out = counter.rows
+        context.metrics.extra.update({
+            "model_name": model.name,
+            "model_version": model.version,
+            "model_uri": model.uri,
+            "rows_scored": counter.rows,
+            "batches": counter.batches,
+            "scored_at": scored_at.isoformat(),
+            "source": options.source.describe(),
+        })
+        context.log.info("scored %d rows into %s version %d", counter.rows, options.target, version)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _batches(self, options: ScoreOptions, context: TaskContext, features: list[str] | None) -> Iterator[Any]:
+        source = options.source
+        columns = list(dict.fromkeys([*options.keys, *features])) if features else None
+        if source.is_lake:
+            table = source.table or ""
+            delta = context.lake.delta(table, version=source.version)
+            context.record_read(table, delta.version())
+            dataset = delta.to_pyarrow_dataset()
+            if columns:
+                from brickyard.ml.scoring import require_columns
+
+                require_columns(dataset.schema.names, columns)
+            return dataset.scanner(columns=columns, batch_size=options.batch_size).to_batches()
+        from brickyard.stores import Database, read_sql_batches
+
+        database = Database.from_workspace(context.workspace, source.database or "default")
+        return read_sql_batches(
+            database,
+            table=source.table,
+            query=source.query,
+            columns=columns if source.table else None,
+            batch_size=options.batch_size,
+        )
+
+    def _empty_schema(self, options: ScoreOptions, context: TaskContext, counter: _Counter) -> Any:
+        import pyarrow as pa
+
+        from brickyard.ml.scoring import output_schema
+
+        if context.lake.exists(options.target):
+            return pa.schema(context.lake.delta(options.target).schema().to_arrow())
+        keys = [
+            counter.schema.field(key) if counter.schema is not None and key in counter.schema.names else pa.field(key, pa.string())
+            for key in options.keys
+        ]
+        return output_schema(keys, pa.float64())
+
+    def _already_done(self, options: ScoreOptions, context: TaskContext) -> None:
+        """A previous attempt of this run committed: report its commit, score nothing."""
+        for entry in context.lake.history(options.target, limit=1000):
+            if entry.get(META_RUN_ID) == context.run_id and entry.get(META_TASK) == context.task.name:
+                version = int(entry["version"])
+                rows = int((entry.get("operationMetrics") or {}).get("num_added_rows", 0))
+                context.record_write(options.target, version)
+                context.metrics.rows_out = rows
+                context.metrics.extra.update({"rows_scored": rows, "already_committed": True, "model": entry.get(META_MODEL)})
+                context.log.info("run %s already scored into %s version %d", context.run_id, options.target, version)
+                return
+        context.record_write(options.target, context.lake.version(options.target))
+        context.metrics.extra["already_committed"] = True
+
+
+class _Counter:
+    """Counts the rows and batches that pass through, and remembers the first schema."""
+
+    def __init__(self, batches: Iterator[Any]) -> None:
+        self._batches = batches
+        self.rows = 0
+        self.batches = 0
+        self.schema: Any = None
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self._batches:
+            if self.schema is None:
+                self.schema = batch.schema
+            self.rows += batch.num_rows
+            self.batches += 1
+            yield batch
+
+
+class _Guard:
+    """Iterates batches for a RecordBatchReader and keeps an error raised while reading or
+    scoring, so the task reports it instead of the write error Arrow wraps it in."""
+
+    def __init__(self, batches: Iterator[Any]) -> None:
+        self._batches = batches
+        self.error: Exception | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            yield from self._batches
+        except Exception as exc:
+            self.error = exc
+            raise

@@ -1,0 +1,433 @@
+"""The `sql` kind: a SELECT over the lake, written to a table.
+
+```yaml
+- name: clean_trips
+  kind: sql
+  sql: sql/silver_taxi_trips.sql      # or inline: query: "SELECT ... FROM bronze.taxi_trips"
+  target: silver.taxi_trips
+  mode: append                         # overwrite (default) | append | merge
+  keys: [trip_id]                      # merge only
+  partition_by: [pickup_date]          # optional
+  incremental: true                    # read only rows added to the sources since the last run
+                                       # (or a list: the tables read that way; others whole)
+  contract: contracts/silver.taxi_trips.yaml   # expectations applied BEFORE writing
+  expectations:                                # and/or inline ones
+    - {sql: "fare_amount >= 0", name: non_negative_fare, action: drop}
+```
+
+The query runs on DuckDB with the lake's tables visible as `zone.name`; the result streams
+into one Delta commit (merge collects it first). With expectations, bad rows never land:
+`drop` rows go to `<target>__quarantine` (every column as text, `_reason`, `_loaded_at`,
+`_run_id`; overwritten when the target is, appended otherwise) in a commit made before the
+target's, `fail` stops the task with nothing written, `warn` is counted.
+
+Every target commit records, in custom metadata `brickyard.sql`, the version of each source
+table it read and the run id. That makes re-runs safe:
+
+- `incremental: true` (modes append and merge) registers each source as only the rows
+  added since the recorded version: the data files present now and absent then;
+  `incremental: [bronze.trips]` does so for the tables listed and reads the others (say, a
+  dimension joined to new facts) whole. Those sources must be append-only between runs
+  (ingest's appends are); one rewritten by an overwrite, delete, merge or optimize stops
+  the task with a hint to run --full-refresh. When none of them has a new version,
+  nothing is written.
+- A retried attempt of a run whose commit already landed writes nothing again, and a
+  crash before the commit leaves the recorded versions unchanged, so the retry reads the
+  same rows: append and merge are idempotent.
+- `--full-refresh` reads the sources whole and overwrites the target.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import duckdb
+from pydantic import field_validator, model_validator
+
+from brickyard.core.contract import Contract, Expectation
+from brickyard.engines.duckdb_engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
+from brickyard.errors import BrickyardError, ConfigError, LakeError, SqlError
+from brickyard.lake.names import TableName
+from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
+from brickyard.tasks.quality import (
+    REASON,
+    Splitter,
+    StreamGuard,
+    task_engine,
+    checked_query,
+    contract_rules,
+    prefetched,
+    quarantine_name,
+    quote,
+    text_rows,
+    write_quarantine,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    from brickyard.lake import Lake
+
+SQL_KEY = "brickyard.sql"
+BATCH_ROWS = 256 * 1024
+
+
+class SqlOptions(TaskOptions):
+    """The `sql` kind's fields."""
+
+    query: str | None = None
+    sql: str | None = None
+    target: str
+    mode: Literal["overwrite", "append", "merge"] = "overwrite"
+    keys: tuple[str, ...] = ()
+    partition_by: tuple[str, ...] = ()
+    incremental: bool | tuple[str, ...] = False
+    contract: str | None = None
+    expectations: tuple[Expectation, ...] = ()
+
+    @field_validator("target")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        try:
+            return str(TableName.parse(value))
+        except LakeError as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("incremental", mode="before")
+    @classmethod
+    def _tables(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("keys", "partition_by", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SqlOptions:
+        if (self.query is None) == (self.sql is None):
+            raise ValueError("set exactly one of query (inline SQL) or sql (a file such as sql/NAME.sql)")
+        if self.mode == "merge" and not self.keys:
+            raise ValueError("mode merge needs keys: the columns that identify a row")
+        if self.keys and self.mode != "merge":
+            raise ValueError("keys are only used by mode merge")
+        if self.incremental and self.mode == "overwrite":
+            raise ValueError("incremental reads only new rows; use it with mode append or merge")
+        for table in self.incremental if isinstance(self.incremental, tuple) else ():
+            TableName.parse(table)
+        return self
+
+    def reads_incrementally(self, table: str) -> bool:
+        """Whether `table` is read as only its rows added since the last run."""
+        if isinstance(self.incremental, tuple):
+            return table in self.incremental
+        return self.incremental
+
+
+@dataclass(frozen=True)
+class SqlState:
+    """What the target's last commit by this task recorded."""
+
+    run_id: str
+    batch: int
+    sources: dict[str, int] = field(default_factory=dict)
+
+
+def last_state(lake: Lake, target: str, task: str) -> SqlState | None:
+    """The newest `brickyard.sql` record of `task` in the target's history."""
+    if not lake.exists(target):
+        return None
+    for entry in lake.history(target):
+        text = entry.get(SQL_KEY)
+        if not isinstance(text, str):
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if data.get("task") == task:
+            sources = {str(k): int(v) for k, v in (data.get("sources") or {}).items()}
+            return SqlState(str(data.get("run_id", "")), int(data.get("batch", 0)), sources)
+    return None
+
+
+def query_text(options: SqlOptions, root: Path) -> str:
+    """The task's SQL: inline, or the file it names (relative to the workspace).
+
+    Raises:
+        ConfigError: the file does not exist.
+    """
+    if options.query is not None:
+        return options.query
+    path = root / str(options.sql)
+    if not path.is_file():
+        raise ConfigError(
+            f"SQL file {options.sql} not found", hint=f"create {path} or fix the sql: path"
+        )
+    return path.read_text(encoding="utf-8")
+
+
+def single_select(text: str, where: str) -> None:
+    """Check that `text` is exactly one query statement.
+
+    Raises:
+        SqlError: it does not parse, or holds several statements or no SELECT.
+    """
+    try:
+        statements = duckdb.extract_statements(text)
+    except duckdb.Error as exc:
+        raise SqlError(f"{where}: {one_line(str(exc))}") from None
+    if len(statements) != 1:
+        raise SqlError(
+            f"{where}: expected one SELECT statement, found {len(statements)}",
+            hint="a sql task's query is a single SELECT (WITH ... SELECT is fine)",
+        )
+    if statements[0].type != duckdb.StatementType.SELECT:
+        raise SqlError(
+            f"{where}: expected a SELECT, found a {statements[0].type.name} statement",
+            hint="the task writes the SELECT's rows to its target; do not write tables in the query",
+        )
+
+
+def register(engine: DuckDBEngine, table: str, dataset: pads.Dataset) -> None:
+    """Make `dataset` visible as `zone.name` on the engine's connection (replacing any view)."""
+    name = TableName.parse(table)
+    arrow_name = f"__by_src_{name.zone}_{name.name}"
+    con = engine.connection
+    con.register(arrow_name, dataset)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.zone)}")
+    con.execute(f"CREATE OR REPLACE VIEW {quote(name.zone)}.{quote(name.name)} AS SELECT * FROM {quote(arrow_name)}")
+
+
+def registered_tables(engine: DuckDBEngine) -> list[str]:
+    """The lake tables `engine.prepare` made visible on a fresh engine, as `zone.name`."""
+    rows = engine.connection.sql(
+        "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal"
+    ).fetchall()
+    return sorted(f"{s}.{v}" for s, v in rows if s not in BUILTIN_SCHEMAS)
+
+
+class SqlTask(TaskKind):
+    """A SELECT over the lake into a table (see the module doc)."""
+
+    name = "sql"
+    Options = SqlOptions
+
+    def writes(self, options: SqlOptions) -> list[str]:
+        return [options.target, quarantine_name(options.target)]
+
+    def run(self, options: SqlOptions, context: TaskContext) -> None:
+        job = _SqlJob(options, context)
+        try:
+            job.run()
+        finally:
+            job.engine.close()
+
+    def check(self, options: SqlOptions, context: CheckContext) -> list[str]:
+        from brickyard.tasks.explain import explain_problems
+
+        try:
+            text = query_text(options, context.workspace.root)
+            where = options.sql or "query"
+            single_select(text, where)
+            contract = context.workspace.contract(options.contract) if options.contract else None
+        except BrickyardError as exc:
+            return [str(exc)]
+        rules = contract_rules(contract, options.expectations)
+        return explain_problems(
+            context,
+            text,
+            where,
+            rules,
+            required=[*options.keys, *options.partition_by],
+        )
+
+
+class _SqlJob:
+    def __init__(self, options: SqlOptions, context: TaskContext) -> None:
+        self.options = options
+        self.context = context
+        self.lake = context.lake
+        self.target = options.target
+        self.task_id = f"{context.pipeline.name}.{context.task.name}"
+        self.app = f"brickyard.sql:{self.task_id}"
+        self.engine = task_engine(context.workspace)
+        self.contract: Contract | None = (
+            context.workspace.contract(options.contract) if options.contract else None
+        )
+
+    def run(self) -> None:
+        import pyarrow as pa
+
+        options, context, log = self.options, self.context, self.context.log
+        where = options.sql or f"task {context.task.name}"
+        text = query_text(options, context.workspace.root)
+        single_select(text, where)
+        state = last_state(self.lake, self.target, self.task_id)
+        if state is not None and state.run_id == context.run_id:
+            log.info("%s: already written by an earlier attempt of run %s", self.target, context.run_id)
+            for table, version in state.sources.items():
+                context.record_read(table, version)
+            context.record_write(self.target, self.lake.version(self.target))
+            return
+        full = context.full_refresh or not options.incremental or state is None
+        prepared = self._prepare(text, where)
+        versions = self._pin_sources(state, full)
+        streamed = [t for t in versions if options.reads_incrementally(t) and t != self.target]
+        if not full and state is not None and streamed and all(
+            state.sources.get(table) == versions[table] for table in streamed
+        ):
+            log.info("%s: no source has new rows since the last run", self.target)
+            context.record_write(self.target, self.lake.version(self.target))
+            return
+        rules = contract_rules(self.contract, options.expectations)
+        query = checked_query(prepared, rules) if rules else prepared
+        try:
+            relation = self.engine.connection.sql(query)
+            reader = relation.to_arrow_reader(BATCH_ROWS)
+        except duckdb.Error as exc:
+            raise SqlError(f"{where}: {one_line(str(exc))}") from None
+        internal = {REASON} | {f for f in reader.schema.names if f.startswith("__by_rule_")}
+        columns = [name for name in reader.schema.names if name not in internal]
+        good_schema = pa.schema([reader.schema.field(name) for name in columns])
+        for column in [*options.keys, *options.partition_by]:
+            if column not in columns:
+                raise SqlError(
+                    f"{where}: the query has no column {column!r} (named by keys/partition_by)",
+                    hint=f"its columns: {', '.join(columns)}",
+                )
+        loaded_at = datetime.now(UTC)
+        splitter = Splitter(
+            rules=rules,
+            good_columns=columns,
+            bad_rows=lambda rows, mask: text_rows(
+                rows, mask, columns, run_id=context.run_id, loaded_at=loaded_at
+            ),
+            target=self.target,
+        )
+        batch = (self.lake.transaction_version(self.target, self.app) or 0) + 1
+        overwrite = context.full_refresh or options.mode == "overwrite"
+        metadata = {
+            SQL_KEY: json.dumps(
+                {
+                    "task": self.task_id,
+                    "run_id": context.run_id,
+                    "batch": batch,
+                    "mode": "overwrite" if overwrite else options.mode,
+                    "full_refresh": context.full_refresh,
+                    "sources": versions,
+                },
+                separators=(",", ":"),
+            )
+        }
+
+        def batches() -> Any:
+            try:
+                yield from reader
+            except duckdb.Error as exc:
+                raise SqlError(f"{where}: {one_line(str(exc))}") from None
+
+        def quarantine() -> None:
+            if not rules:
+                return
+            schema = (
+                pa.Table.from_batches(splitter.bad).schema if splitter.bad else _text_schema(columns)
+            )
+            version = write_quarantine(
+                self.lake,
+                self.target,
+                splitter.bad,
+                schema,
+                overwrite=overwrite,
+                metadata=metadata,
+                transaction=(self.app, batch),
+            )
+            if version is not None:
+                context.record_write(quarantine_name(self.target), version)
+
+        partition_by = options.partition_by or None
+        guard = StreamGuard()
+        if options.mode == "merge" and not overwrite:
+            good = pa.Table.from_batches(list(splitter.split(batches())), good_schema)
+            quarantine()
+            version = self.lake.merge(
+                self.target,
+                good,
+                keys=options.keys,
+                partition_by=partition_by,
+                evolve_schema=True,
+                metadata=metadata,
+                transaction=(self.app, batch),
+            )
+        else:
+            stream = pa.RecordBatchReader.from_batches(
+                good_schema, guard.wrap(prefetched(splitter.split(batches())))
+            )
+            with guard:
+                version = self.lake.write(
+                    self.target,
+                    stream,
+                    mode="overwrite" if overwrite else "append",
+                    partition_by=partition_by,
+                    evolve_schema=True,
+                    metadata=metadata,
+                    transaction=(self.app, batch),
+                    before_commit=quarantine,
+                )
+        context.record_write(self.target, version)
+        context.metrics.rows_in += splitter.rows_in
+        context.metrics.rows_out += splitter.rows_good
+        if rules:
+            context.metrics.extra["quarantined_rows"] = splitter.rows_bad
+            context.metrics.extra["expectations"] = [r.as_dict() for r in splitter.results()]
+            splitter.log_warnings(log)
+        log.info(
+            "%s: wrote %d row(s) (%s) as version %d%s",
+            self.target,
+            splitter.rows_good,
+            "overwrite" if overwrite else options.mode,
+            version,
+            f"; {splitter.rows_bad} row(s) quarantined" if splitter.rows_bad else "",
+        )
+
+    def _prepare(self, text: str, where: str) -> str:
+        try:
+            return self.engine.prepare(text)
+        except SqlError as exc:
+            raise SqlError(f"{where}: {exc.message}", hint=exc.hint) from None
+
+    def _pin_sources(self, state: SqlState | None, full: bool) -> dict[str, int]:
+        """Register each source table at one version (whole, or only its added rows) and
+        record the reads; returns {table: version}."""
+        versions: dict[str, int] = {}
+        for table in registered_tables(self.engine):
+            if not full and table != self.target and self.options.reads_incrementally(table):
+                since = state.sources.get(table) if state else None
+                dataset, version = self.lake.added_since(table, since)
+            else:
+                delta = self.lake.delta(table)
+                version = delta.version()
+                dataset = delta.to_pyarrow_dataset()
+            register(self.engine, table, dataset)
+            versions[table] = version
+            self.context.record_read(table, version)
+        return versions
+
+
+def _text_schema(columns: list[str]) -> pa.Schema:
+    import pyarrow as pa
+
+    from brickyard.tasks.quality import LOADED_AT_COLUMN, REASON_COLUMN, RUN_ID_COLUMN
+
+    fields = [pa.field(c, pa.string()) for c in columns if c not in (REASON_COLUMN, RUN_ID_COLUMN, LOADED_AT_COLUMN)]
+    fields += [
+        pa.field(REASON_COLUMN, pa.string()),
+        pa.field(LOADED_AT_COLUMN, pa.timestamp("us")),
+        pa.field(RUN_ID_COLUMN, pa.string()),
+    ]
+    return pa.schema(fields)

@@ -1,0 +1,70 @@
+"""The `train` task kind: fit a model on a lake table or SQL, track it in MLflow, register it.
+
+```yaml
+- name: train
+  kind: train
+  table: silver.titanic              # or query: "SELECT ... ORDER BY id"; version: pins a table
+  label: Survived
+  features: [Pclass, Sex, Age, SibSp, Parch, Fare, Embarked]   # default: all but label/exclude
+  split: {test_size: 0.2, seed: 42, stratify: true}
+  estimator: logistic_regression     # random_forest, gradient_boosting, lightgbm, kmeans, a:B
+  params: {C: 1.0}
+  model_name: titanic                # default: the pipeline's name
+```
+
+Segmentation: `estimator: kmeans`, no label, `params: {k: 4}` or `k: {min: 2, max: 8}`,
+`profile_table: gold.x_profile`, `assignments_table: gold.x_segments` with `key: [id]`.
+See `brickyard.ml.training` for what the MLflow run holds. `metrics.extra` gets
+`mlflow_run_id`, `model_name`, `model_version` and the held-out metrics.
+"""
+
+from __future__ import annotations
+
+from brickyard.ml.spec import TrainSpec
+from brickyard.ml.tracking import TAG_PIPELINE, TAG_RUN_ID, TAG_TASK
+from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
+
+
+class TrainOptions(TaskOptions, TrainSpec):
+    """Options of a `train` task (see `brickyard.ml.spec.TrainSpec`)."""
+
+
+class TrainTask(TaskKind):
+    """Trains, logs an MLflow run, registers a model version."""
+
+    name = "train"
+    Options = TrainOptions
+
+    def check(self, options: TrainOptions, context: CheckContext) -> list[str]:
+        if options.table and options.table not in context.produced_tables and not context.workspace.lake.exists(options.table):
+            return [f"table {options.table!r} does not exist in the lake and no task of the pipeline writes it"]
+        return []
+
+    def writes(self, options: TrainOptions) -> list[str]:
+        return [name for name in (options.profile_table, options.assignments_table) if name]
+
+    def run(self, options: TrainOptions, context: TaskContext) -> None:
+        from brickyard.ml.training import train
+
+        model_name = options.model_name or context.pipeline.name
+        result = train(
+            context.workspace,
+            options,
+            experiment=context.pipeline.name,
+            model_name=model_name,
+            tags={TAG_RUN_ID: context.run_id, TAG_PIPELINE: context.pipeline.name, TAG_TASK: context.task.name},
+            log=context.log,
+        )
+        for table, version in result.fitted.data.reads.items():
+            context.record_read(table, version)
+        for table, version in result.writes.items():
+            context.record_write(table, version)
+        context.metrics.rows_in = len(result.fitted.data.frame)
+        context.metrics.rows_out = len(result.fitted.data.frame) if options.assignments_table else 0
+        context.metrics.extra.update({
+            "mlflow_run_id": result.run_id,
+            "model_name": result.model_name,
+            "model_version": result.model_version,
+            "problem": result.fitted.data.problem,
+            "metrics": dict(result.fitted.metrics),
+        })

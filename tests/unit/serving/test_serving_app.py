@@ -1,0 +1,154 @@
+"""The HTTP API: MLflow's request formats, probabilities, 4xx for bad input, status routes,
+and a schemathesis fuzz of the OpenAPI document that must find no server error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from serving_helpers import COLUMNS, PASSENGER, split_body, with_endpoints
+from starlette.testclient import TestClient
+
+from brickyard import Workspace
+from brickyard.serving.example import RegisteredExample
+
+Serve = Callable[..., TestClient]
+
+
+@pytest.fixture
+def client(serve: Serve, serving_ws: Workspace) -> TestClient:
+    return serve(serving_ws, "titanic")
+
+
+def records(frame: Any) -> list[dict[str, Any]]:
+    return orjson.loads(frame.to_json(orient="records"))  # type: ignore[no-any-return]
+
+
+def test_each_format_answers_the_models_predictions(client: TestClient, titanic: RegisteredExample) -> None:
+    frame = titanic.test_frame.head(25)
+    expected = titanic.model.predict(frame).tolist()
+    rows = records(frame)
+    bodies = {
+        "dataframe_split": {"dataframe_split": {"columns": list(frame.columns), "data": orjson.loads(frame.to_json(orient="values"))}},
+        "dataframe_records": {"dataframe_records": rows},
+        "instances": {"instances": rows},
+        "inputs": {"inputs": {name: [row[name] for row in rows] for name in frame.columns}},
+    }
+    for name, body in bodies.items():
+        for path in ("/invocations", "/serving-endpoints/titanic/invocations"):
+            response = client.post(path, json=body)
+            assert response.status_code == 200, (name, response.text)
+            assert response.json() == {"predictions": expected}, name
+            assert response.headers["x-model-version"] == titanic.version
+
+
+def test_probabilities_by_params_or_query(client: TestClient, titanic: RegisteredExample) -> None:
+    frame = titanic.test_frame.head(5)
+    expected = titanic.model.predict_proba(frame)
+    body = {"dataframe_records": records(frame)}
+    by_params = client.post("/invocations", json={**body, "params": {"predict_proba": True}}).json()
+    by_query = client.post("/invocations?predict_proba=true", json=body).json()
+    assert by_params == by_query and by_params["classes"] == [0, 1]
+    assert np.abs(np.array(by_params["predictions"]) - expected).max() < 1e-9
+    assert client.post("/invocations?predict_proba=no", json=body).json() == {"predictions": titanic.model.predict(frame).tolist()}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "column", "words"),
+    [
+        (split_body([[22.0, 1, 0, None, 3, "male", "S"]]), 400, "Fare", "null in row 0"),
+        (split_body([["old", 1, 0, 7.25, 3, "male", "S"]]), 400, "Age", "expected a number"),
+        ({"dataframe_records": [dict(zip(COLUMNS[:-2], PASSENGER))]}, 400, "Sex", "missing column 'Sex'"),
+        ({"dataframe_records": [{**dict(zip(COLUMNS, PASSENGER)), "Cabin": "C85"}]}, 400, "Cabin", "unknown column 'Cabin'"),
+        (split_body(params={"predict_proba": "yes"}), 400, None, "predict_proba must be true or false"),
+        (split_body(params={"temperature": 1}), 400, None, "unknown param 'temperature'"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_column(client: TestClient, body: Any, status: int, column: str | None, words: str) -> None:
+    response = client.post("/serving-endpoints/titanic/invocations", json=body)
+    assert response.status_code == status
+    error = response.json()
+    assert error["error_code"] == "BAD_REQUEST" and words in error["message"]
+    assert error.get("column") == column
+
+
+def test_malformed_oversized_and_non_json_bodies(serve: Serve, serving_ws: Workspace) -> None:
+    client = serve(with_endpoints(serving_ws, titanic={"max_body_bytes": 2048, "max_rows": 3}), "titanic")
+    assert client.post("/invocations", content=b"{oops").status_code == 400
+    big = client.post("/invocations", json=split_body([PASSENGER] * 100))
+    assert big.status_code == 413 and "at most 2048" in big.json()["message"]
+    rows = client.post("/invocations", json=split_body([PASSENGER] * 4))
+    assert rows.status_code == 413 and "at most 3 per request" in rows.json()["message"]
+    chunked = client.post("/invocations", content=iter([b'{"inputs": [', b" " * 4096, b"]}"]))
+    assert chunked.status_code == 413
+    csv = client.post("/invocations", content=b"Age\n1", headers={"Content-Type": "text/csv"})
+    assert csv.status_code == 415
+
+
+def test_status_routes(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["endpoints"]["titanic"]["champion"]["path"] == "fastpath"
+    unknown = client.post("/serving-endpoints/titanc/invocations", json=split_body())
+    assert unknown.status_code == 404 and "titanic" in unknown.json()["message"]
+    client.post("/invocations", json=split_body())
+    metrics = client.get("/metrics").text
+    assert 'brickyard_serving_requests_total{endpoint="titanic",model="titanic",status="200",version="1"}' in metrics
+    assert "brickyard_serving_request_seconds_bucket" in metrics
+    assert "brickyard_serving_inference_log_dropped_total" in metrics or "brickyard_serving_inference_log_dropped" in metrics
+    doc = client.get("/openapi.json").json()
+    body = doc["paths"]["/serving-endpoints/titanic/invocations"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert len(body["oneOf"]) == 4
+    assert client.get("/docs").status_code == 200
+
+
+def test_pinned_version_and_alias(serve: Serve, serving_ws: Workspace, titanic: RegisteredExample) -> None:
+    client = serve(serving_ws, f"titanic/{titanic.version}")
+    response = client.post("/serving-endpoints/titanic/invocations", json=split_body())
+    assert response.status_code == 200 and response.headers["x-model-version"] == titanic.version
+    assert client.get("/readyz").json()["endpoints"]["titanic"]["champion"]["alias"] == f"version {titanic.version}"
+
+
+# -- fuzzing -------------------------------------------------------------------------------
+
+
+def test_fuzzing_the_openapi_document_finds_no_server_error(serving_ws: Workspace, titanic: RegisteredExample) -> None:
+    """schemathesis: bodies, headers and query strings that fit the OpenAPI document and ones
+    that break it, against every operation; not one answer may be a 5xx."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.generation import GenerationMode
+    from schemathesis.python import asgi
+
+    from brickyard.serving.app import create_app
+    from brickyard.serving.service import ModelRef, ServingService
+
+    ws = with_endpoints(serving_ws, titanic={"max_body_bytes": 65536, "log": False})
+    app = create_app(ServingService(ws, [ModelRef.parse("titanic")], auth=False))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    failures: list[str] = []
+    calls = 0
+    try:
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            post = operation.method.upper() == "POST"
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if post else (GenerationMode.POSITIVE,):
+                examples = 150 if post else 10
+
+                @given(case=operation.as_strategy(generation_mode=mode))
+                @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+                def run(case: Any) -> None:
+                    nonlocal calls
+                    response = case.call()
+                    calls += 1
+                    if response.status_code >= 500:
+                        failures.append(f"{case.method} {case.formatted_path} {case.body!r} -> {response.status_code} {response.text[:300]}")
+
+                run()
+    finally:
+        asgi.shutdown_lifespans()
+    assert calls > 300
+    assert not failures, "\n".join(failures[:10])

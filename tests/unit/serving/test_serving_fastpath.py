@@ -1,0 +1,75 @@
+"""The compiled fast path answers exactly what the MLflow model answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from brickyard import Workspace
+from brickyard.serving.example import RegisteredExample
+from brickyard.serving.fastpath import compile_pipeline
+from brickyard.serving.registry import PyfuncPredictor, Registry
+from brickyard.serving.schema import parse_body
+
+TOLERANCE = 1e-5
+
+
+def request_body(frame: pd.DataFrame) -> bytes:
+    """The frame as a client would send it (NaN as null), in dataframe_split format."""
+    return orjson.dumps({"dataframe_split": {"columns": list(frame.columns), "data": orjson.loads(frame.to_json(orient="values"))}})
+
+
+def test_fast_path_equals_the_mlflow_model_on_the_test_split(serving_ws: Workspace, titanic: RegisteredExample) -> None:
+    import mlflow.pyfunc
+    import mlflow.sklearn
+
+    registry = Registry(serving_ws.mlflow_tracking_uri)
+    loaded = registry.load("titanic", titanic.version)
+    assert loaded.kind == "fastpath", loaded.fast_path_problem
+    uri = registry.client.get_model_version_download_uri("titanic", titanic.version)
+    sklearn_model = mlflow.sklearn.load_model(uri)
+    pyfunc_model = mlflow.pyfunc.load_model(uri)
+    test = titanic.test_frame
+    assert test.isna().any().any(), "the split should hold nulls (Age, Embarked)"
+
+    batch = loaded.schema.batch(parse_body(request_body(test)))  # type: ignore[union-attr]
+    expected = sklearn_model.predict_proba(test)
+    got = loaded.predictor.predict_proba(batch)
+    assert got.shape == expected.shape == (len(test), 2)
+    assert np.abs(got - expected).max() <= TOLERANCE
+    assert list(loaded.predictor.classes) == list(sklearn_model.classes_)
+    assert np.array_equal(loaded.predictor.predict(batch), np.asarray(pyfunc_model.predict(test)))
+
+
+def test_unseen_categories_and_nulls_score_like_sklearn(titanic: RegisteredExample, serving_ws: Workspace) -> None:
+    loaded = Registry(serving_ws.mlflow_tracking_uri).load("titanic", titanic.version)
+    frame = pd.DataFrame(
+        {"Age": [None, 80.0], "SibSp": [0, 8], "Parch": [0, 6], "Fare": [0.0, 512.3], "Pclass": [1, 3],
+         "Sex": ["female", "unknown"], "Embarked": [None, "Q"]}
+    )
+    batch = loaded.schema.batch(parse_body(request_body(frame)))  # type: ignore[union-attr]
+    assert np.abs(loaded.predictor.predict_proba(batch) - titanic.model.predict_proba(frame)).max() <= TOLERANCE
+
+
+def test_other_pipelines_are_not_compiled(titanic: RegisteredExample, serving_ws: Workspace) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    loaded = Registry(serving_ws.mlflow_tracking_uri).load("titanic", titanic.version)
+    forest = Pipeline([("preprocess", titanic.model.steps[0][1]), ("model", RandomForestClassifier(n_estimators=3))])
+    predictor, reason = compile_pipeline(forest, loaded.schema)  # type: ignore[arg-type]
+    assert predictor is None and "RandomForestClassifier" in reason
+    predictor, reason = compile_pipeline(object(), loaded.schema)  # type: ignore[arg-type]
+    assert predictor is None and "Pipeline" in reason
+
+
+def test_pyfunc_fallback_gives_the_same_answers(titanic: RegisteredExample, serving_ws: Workspace) -> None:
+    import mlflow.pyfunc
+
+    registry = Registry(serving_ws.mlflow_tracking_uri)
+    fast = registry.load("titanic", titanic.version)
+    slow = PyfuncPredictor(mlflow.pyfunc.load_model(registry.client.get_model_version_download_uri("titanic", titanic.version)))
+    batch = fast.schema.batch(parse_body(request_body(titanic.test_frame.head(50))))  # type: ignore[union-attr]
+    assert np.array_equal(np.asarray(slow.predict(batch)), fast.predictor.predict(batch))
+    assert np.abs(np.asarray(slow.predict_proba(batch)) - fast.predictor.predict_proba(batch)).max() <= TOLERANCE

@@ -1,0 +1,63 @@
+"""The inference log: rows land in Delta off the request path; a full buffer drops and counts."""
+
+from __future__ import annotations
+
+import json
+
+from serving_helpers import read_log, split_body, with_endpoints
+from starlette.testclient import TestClient
+
+from brickyard import Workspace
+from brickyard.serving.app import create_app
+from brickyard.serving.example import RegisteredExample
+from brickyard.serving.inference_log import InferenceLog
+from brickyard.serving.service import ModelRef, ServingService
+
+
+def run_requests(ws: Workspace, count: int, **endpoint: object) -> tuple[list[int], str]:
+    service = ServingService(with_endpoints(ws, titanic=endpoint), [ModelRef.parse("titanic")], auth=False)
+    with TestClient(create_app(service)) as client:
+        assert service.wait_ready(120)
+        statuses = [client.post("/invocations", json=split_body(), headers={"X-Request-Id": f"r{i}"}).status_code for i in range(count)]
+        statuses.append(client.post("/invocations", json={"dataframe_records": [{"Age": "x"}]}).status_code)
+        metrics = client.get("/metrics").text
+    return statuses, metrics  # leaving the client ran the shutdown: the log is flushed
+
+
+def test_every_request_lands_in_the_delta_table(serving_ws: Workspace, titanic: RegisteredExample) -> None:
+    statuses, _ = run_requests(serving_ws, 30, log_table="gold.log_full", log_flush_seconds=60)
+    assert statuses == [200] * 30 + [400]
+    rows = read_log(serving_ws, "gold.log_full")
+    assert len(rows) == 31
+    ok = next(row for row in rows if row["request_id"] == "r0")
+    assert ok["endpoint"] == "titanic" and ok["model"] == "titanic" and ok["version"] == titanic.version
+    assert ok["status"] == 200 and ok["rows"] == 1 and ok["latency_ms"] > 0 and ok["ts"] is not None
+    assert json.loads(ok["input"]) == split_body() and json.loads(ok["output"]) == {"predictions": [0]}
+    bad = next(row for row in rows if row["status"] == 400)
+    assert "column 'Age'" in json.loads(bad["output"])["message"]
+
+
+def test_payload_hashes_instead_of_payloads(serving_ws: Workspace, titanic: RegisteredExample) -> None:
+    run_requests(serving_ws, 3, log_table="gold.log_hashed", log_payloads="hash")
+    rows = read_log(serving_ws, "gold.log_hashed")
+    assert len(rows) == 4
+    assert all(row["input"].startswith("sha256:") and len(row["output"]) == 71 for row in rows)
+
+
+def test_a_full_buffer_drops_records_and_requests_still_succeed(serving_ws: Workspace, titanic: RegisteredExample) -> None:
+    statuses, metrics = run_requests(serving_ws, 20, log_table="gold.log_tiny", log_queue_size=2, log_flush_seconds=60)
+    assert statuses[:20] == [200] * 20
+    assert 'brickyard_serving_inference_log_dropped_total{endpoint="titanic"} 19.0' in metrics
+    assert len(read_log(serving_ws, "gold.log_tiny")) == 2
+
+
+class BrokenLake:
+    def write(self, *args: object, **kwargs: object) -> int:
+        raise OSError("disk full")
+
+
+def test_a_failing_write_counts_the_records_as_dropped() -> None:
+    dropped: list[int] = []
+    log = InferenceLog(BrokenLake(), "gold.x", on_drop=lambda endpoint, n: dropped.append(n))
+    log.record(("id", 0.0, "e", "m", "1", "champion", 200, 1.0, 1, b"{}", b"{}"))
+    assert log.flush() == 0 and log.dropped == 1 and dropped == [1] and log.pending == 0
