@@ -6,12 +6,12 @@ its own step to `STEPS`, and the closing "try next" lines grow with it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from brickyard.demo.context import DemoContext, Reporter, Step
+from brickyard.demo.pipelines import install_workspace_files, run_taxi_trips
 from brickyard.workspace import Workspace
 
 SYNTHETIC_TAXI = "raw/taxi/yellow_tripdata_2017-01_synthetic.csv"
@@ -28,28 +28,6 @@ PREVIEW_COLUMNS = (
     "tip_amount",
     "total_amount",
 )
-
-
-class Reporter(Protocol):
-    """Where the demo tells a person what it does (the CLI prints with rich)."""
-
-    def step(self, title: str) -> None: ...
-    def say(self, text: str) -> None: ...
-    def table(self, columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]) -> None: ...
-
-
-@dataclass
-class DemoContext:
-    """What the steps share: the workspace, the options, and lines for 'try next'."""
-
-    workspace: Workspace
-    rows: int
-    seed: int
-    report: Reporter
-    try_next: list[str] = field(default_factory=list)
-
-
-Step = Callable[[DemoContext], None]
 
 
 def run_demo(folder: str | Path, rows: int, report: Reporter, seed: int = 42) -> DemoContext:
@@ -124,4 +102,4 @@ def _put(location: Any, source: Path, target: str) -> None:
     fs.put_file(str(source), location.fs_path(target))
 
 
-STEPS: list[Step] = [land_raw_files, explore_raw_taxi]
+STEPS: list[Step] = [land_raw_files, explore_raw_taxi, install_workspace_files, run_taxi_trips]
