@@ -47,8 +47,7 @@ def run_pipeline(context: DemoContext, name: str) -> None:
             f"demo pipeline {name} failed: {result.error}",
             hint=f"see `brickyard run-show {result.run_id}` and `brickyard logs {result.run_id}`",
         )
-    context.report.say(f"  run {result.run_id} succeeded")
-    context.try_next.append(f"brickyard run-show {result.run_id}")
+    context.report.say(f"  run {result.run_id} succeeded; details: brickyard run-show {result.run_id}")
 
 
 def run_taxi_trips(context: DemoContext) -> None:
@@ -79,5 +78,76 @@ def run_taxi_trips(context: DemoContext) -> None:
         "brickyard sql \"SELECT * FROM gold.taxi_daily ORDER BY trips DESC LIMIT 10\"",
         "brickyard sql \"SELECT _reason, _source_file, _line FROM bronze.taxi_trips__quarantine LIMIT 10\"",
         "brickyard history silver.taxi_trips",
-        "brickyard runs",
+        "brickyard runs                  # then: brickyard run-show RUN_ID, brickyard logs RUN_ID",
     ]
+
+
+def run_taxi_segmentation(context: DemoContext) -> None:
+    """KMeans segmentation of the silver trips, and the cluster profile it produced."""
+    run_pipeline(context, "taxi_segmentation")
+    profile = context.workspace.sql(
+        "SELECT cluster, rows, round(share, 3) AS share, round(trip_distance_mean, 2) AS miles, "
+        "round(fare_amount_mean, 2) AS fare, round(passenger_count_mean, 2) AS passengers, label "
+        "FROM gold.taxi_segment_profile ORDER BY cluster"
+    )
+    context.report.say("  Cluster profile (gold.taxi_segment_profile):")
+    context.report.table(profile.columns, [str(t) for t in profile.types], profile.fetchall())
+    context.try_next.append("brickyard sql \"SELECT cluster, count(*) FROM gold.taxi_segments GROUP BY 1\"")
+
+
+def seed_passengers_database(context: DemoContext) -> None:
+    """Put the passengers to score in the workspace's SQL database, as the seed's source DB."""
+    import sqlalchemy as sa
+
+    from brickyard.demo.runner import TITANIC
+
+    passengers = context.workspace.sql(
+        f"SELECT * EXCLUDE (Survived) FROM read_csv('{TITANIC}')"
+    ).to_arrow_table().to_pandas()
+    url = context.workspace.local_url(context.workspace.config.databases["default"].url)
+    engine = sa.create_engine(url)
+    try:
+        passengers.to_sql("passengers", engine, if_exists="replace", index=False)
+    finally:
+        engine.dispose()
+    context.report.step("Loaded the passengers to score into the SQL database")
+    context.report.say(f"  {len(passengers)} rows in table passengers of {url}")
+
+
+def run_titanic(context: DemoContext) -> None:
+    """Train, evaluate, gate, score from SQL and export back to SQL; then the results."""
+    import sqlalchemy as sa
+
+    seed_passengers_database(context)
+    run_pipeline(context, "titanic")
+    from brickyard.ml.registry import champion, run_metrics
+    from brickyard.ml.tracking import connect
+
+    client = connect(context.workspace)
+    current = champion(client, "titanic")
+    if current is not None:
+        shown = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
+        metrics = run_metrics(client, current)
+        context.report.say(f"  Model titanic: champion is version {current.version}; its held-out metrics:")
+        context.report.table(
+            ["metric", "value"], ["VARCHAR", "DOUBLE"],
+            [(name, round(metrics[name], 4)) for name in shown if name in metrics],
+        )
+    url = context.workspace.local_url(context.workspace.config.databases["default"].url)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            exported = connection.execute(sa.text("SELECT count(*) FROM titanic_predictions")).scalar_one()
+    finally:
+        engine.dispose()
+    context.report.say(f"  Exported {exported} predictions into table titanic_predictions of {url}")
+    context.try_next += [
+        "brickyard models",
+        "brickyard gate titanic latest",
+        "brickyard mlflow-ui        # then open http://127.0.0.1:5000",
+    ]
+    try:
+        from brickyard.serving import demo_hint
+    except ImportError:
+        return
+    context.try_next += demo_hint(context.workspace)

@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from brickyard.demo.context import DemoContext, Reporter, Step
-from brickyard.demo.pipelines import install_workspace_files, run_taxi_trips
+from brickyard.demo.pipelines import (
+    install_workspace_files,
+    run_taxi_segmentation,
+    run_taxi_trips,
+    run_titanic,
+)
 from brickyard.workspace import Workspace
 
 SYNTHETIC_TAXI = "raw/taxi/yellow_tripdata_2017-01_synthetic.csv"
@@ -102,4 +107,11 @@ def _put(location: Any, source: Path, target: str) -> None:
     fs.put_file(str(source), location.fs_path(target))
 
 
-STEPS: list[Step] = [land_raw_files, explore_raw_taxi, install_workspace_files, run_taxi_trips]
+STEPS: list[Step] = [
+    land_raw_files,
+    explore_raw_taxi,
+    install_workspace_files,
+    run_taxi_trips,
+    run_taxi_segmentation,
+    run_titanic,
+]

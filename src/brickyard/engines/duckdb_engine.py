@@ -209,8 +209,8 @@ class DuckDBEngine:
             "SELECT 1 FROM duckdb_views() WHERE schema_name = ? AND view_name = ? "
             "UNION ALL SELECT 1 FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
             [schema, table, schema, table],
-        ).fetchone()
-        return found is not None
+        ).fetchall()  # fetchall, not fetchone: DuckDB 2 refuses new work while a result is open
+        return bool(found)
 
 
 def _base_tables(node: object) -> Iterator[tuple[str, str]]:
