@@ -216,6 +216,23 @@ def bench_big(csv: Path, rows: int) -> tuple[Run, int, int]:
 
 PII_ROWS = 2_000_000
 
+# What profiling found (2026-11-23, 2 vCPUs shared with other sessions); kept with the
+# section so a later reader knows what was tried before tuning again.
+PROFILE_NOTES = (
+    "Profile of the 5M-row ingest (DuckDB EXPLAIN ANALYZE on one thread, thread CPU clocks): "
+    "DuckDB's CSV parsing 2.7 CPU s, TRY_CAST of the 17 columns 1.4, reasons and quarantine "
+    "text 0.3, DuckDB-to-Arrow plus the Python split 1-2 (the split alone 0.6), delta-rs "
+    "Parquet encoding 2.0, and `brickyard run` start-up about 1.5 s. Kept: a prefetch thread "
+    "(DuckDB makes the next batch while delta-rs encodes this one), reason text built only for "
+    "failing rows, the file column as an ENUM (a dictionary array), bad rows' raw text packed "
+    "in one list column. Tried without a gain beyond noise: batches of 128k/256k/1M rows, "
+    "DuckDB threads 1-3, delta-rs writer options (no dictionary: 5x larger files; LZ4; no "
+    "statistics: -0.4 CPU s but no data skipping), and a typed CSV read with DuckDB's reject "
+    "table instead of text + TRY_CAST (no CPU saved). On 2026-11-23 this machine ran other "
+    "sessions' tests and benchmarks (load 1-9 on 2 vCPUs): five runs gave ratios from 2.3x to "
+    "4.6x, and CPU-second ratios (PySpark whole process / brickyard) of 4.2x-5.7x."
+)
+
 
 def measure_cpu(command: list[object]) -> tuple[Run, float]:
     """`common.measure`, plus the CPU seconds (user + system) of the process and all its
@@ -408,6 +425,8 @@ def report(
             big_text,
             "",
             table(["check", "value", "bar", "verdict"], verdicts, markdown=True),
+            "",
+            textwrap.fill(PROFILE_NOTES, width=100),
             "",
             f"PII tokens (HMAC-SHA256 hex) of {PII_ROWS:,} e-mail addresses, in one process:",
             "",

@@ -73,17 +73,17 @@ def test_tables_describe_history_and_time_travel(demo: Path) -> None:
 
     lake = Workspace.open(demo).lake
     ws_sql = "SELECT * FROM read_csv('raw/titanic/titanic.csv')"
-    lake.write("bronze.titanic", Workspace.open(demo).sql(ws_sql).to_arrow_table(), mode="overwrite")
-    lake.write("bronze.titanic", Workspace.open(demo).sql(ws_sql + " LIMIT 10").to_arrow_table(), mode="overwrite")
+    lake.write("bronze.titanic_copy", Workspace.open(demo).sql(ws_sql).to_arrow_table(), mode="overwrite")
+    lake.write("bronze.titanic_copy", Workspace.open(demo).sql(ws_sql + " LIMIT 10").to_arrow_table(), mode="overwrite")
 
     tables = brickyard("tables", "--workspace", str(demo))
-    assert tables.returncode == 0 and "bronze.titanic" in tables.stdout
-    describe = brickyard("describe", "bronze.titanic", "--workspace", str(demo))
+    assert tables.returncode == 0 and "bronze.titanic_copy" in tables.stdout
+    describe = brickyard("describe", "bronze.titanic_copy", "--workspace", str(demo))
     assert describe.returncode == 0, describe.stderr
     assert "PassengerId" in describe.stdout and "2 versions" in describe.stdout
-    history = brickyard("history", "bronze.titanic", "--workspace", str(demo))
+    history = brickyard("history", "bronze.titanic_copy", "--workspace", str(demo))
     assert history.returncode == 0 and "WRITE" in history.stdout
-    old = brickyard("sql", "SELECT count(*) FROM bronze.titanic VERSION AS OF 0", "-f", "csv", "-w", str(demo))
+    old = brickyard("sql", "SELECT count(*) FROM bronze.titanic_copy VERSION AS OF 0", "-f", "csv", "-w", str(demo))
     assert old.stdout.splitlines()[1] == "891"
 
 
@@ -107,7 +107,7 @@ def test_init_scaffolds_a_workspace(tmp_path: Path) -> None:
     ("args", "code", "needle"),
     [
         (["sql", "SELEC 1"], 1, "syntax error"),
-        (["sql", "SELECT * FROM bronze.titanik"], 1, "did you mean bronze.titanic"),
+        (["sql", "SELECT * FROM bronze.titanic_cop"], 1, "did you mean bronze.titanic_copy"),
         (["sql", "SELECT * FROM read_csv('raw/nope/*.csv')"], 1, "no file in the lake matches"),
         (["describe", "silver.nothing"], 1, "does not exist"),
         (["sql", "SELECT 1", "--format", "xml"], 2, "xml"),

@@ -70,6 +70,9 @@ class DuckDBEngine:
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
+        # DuckDB 2.0's type_pushdown turns TRY_CAST over a text column of read_csv into a
+        # typed read that fails on the first bad value instead of giving NULL.
+        con.execute("SET disabled_optimizers = 'type_pushdown'")
         if self.config.threads:
             con.execute(f"SET threads = {int(self.config.threads)}")
         if self.config.memory_limit:

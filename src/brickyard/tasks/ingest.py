@@ -42,6 +42,14 @@ How a run goes:
   existing table's columns keep their types.
 - `--full-refresh` rebuilds the target (and the quarantine) from every matching file as a
   new table version (an overwrite; history stays) and restarts the checkpoint there.
+
+Details: `_loaded_at` is the batch's start time in UTC, stored without a zone. `_line` is
+the record's number in its file counting a CSV header as line 1 (it differs from the
+physical line only after blank lines or quoted values spanning lines). CSV files are read
+with a fixed dialect (comma, double quotes, a header; change it with `options`), never
+sniffed per file: a malformed line fails the task with the file and line named, rather
+than shifting columns silently. A `fail` expectation or a stopped run may leave data
+files that no commit references; a Delta vacuum (`Lake.vacuum`) removes them.
 """
 
 from __future__ import annotations
@@ -88,7 +96,7 @@ from brickyard.tasks.quality import (
     quote,
     write_quarantine,
 )
-from brickyard.tasks.ingest_sql import RAW, PlannedColumn, duplicates_sql, final_sql, typed_sql
+from brickyard.tasks.ingest_sql import RAW_LIST, PlannedColumn, duplicates_sql, final_sql, typed_sql
 from brickyard.tasks.sources import (
     Format,
     LineCounter,
@@ -364,22 +372,24 @@ class _IngestJob:
         row_rules, unique_rules = self.rules()
         scan = scan_sql(self.fmt, uris, self.options.reader, sources)
         prefix = len(location.uri("").rstrip("/")) + 1
-        typed = typed_sql(self.fmt, scan, planned, sources, prefix)
+        typed = typed_sql(self.fmt, scan, planned, sources, prefix, [f.path for f in files])
         query = final_sql(typed, planned, sources, row_rules, self.key)
         counted = self.count_duplicates(typed, unique_rules)
         loaded_at = datetime.now(UTC)
         counter = LineCounter(line_offset(self.fmt, self.options.reader))
         good_columns = [p.name for p in planned] + [SOURCE_FILE_COLUMN]
-        raw_names = [RAW.format(i) for i in range(len(sources))]
         run_id = self.context.run_id
 
         def bad_rows(rows: pa.RecordBatch, mask: pa.Array) -> pa.RecordBatch:
+            import pyarrow.compute as pc
+
             positions = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
             picked = rows.filter(mask)
-            arrays = [picked.column(name) for name in raw_names]
+            raw = picked.column(RAW_LIST)
+            arrays = [pc.list_element(raw, index) for index in range(len(sources))]
             arrays += [
                 picked.column(REASON),
-                picked.column(SOURCE_FILE_COLUMN),
+                picked.column(SOURCE_FILE_COLUMN).cast(pa.string()),
                 pa.array(counter.lines(positions), pa.int64()),
                 loaded_at_array(loaded_at, picked.num_rows),
                 pa.array([run_id] * picked.num_rows, pa.string()),

@@ -30,6 +30,7 @@ from brickyard.tasks.quality import (
 from brickyard.tasks.sources import FILE_COLUMN, Format, raw_text
 
 RAW = "__by_raw_{}"
+RAW_LIST = "__by_raw"
 CAST_REASON = "__by_cast"
 
 
@@ -66,13 +67,27 @@ def typed_expression(fmt: Format, column: PlannedColumn) -> str:
         )
     return f"TRY_CAST({source} AS {kind})"
 
-def typed_sql(fmt: Format, scan: str, planned: list[PlannedColumn], sources: list[str], prefix: int) -> str:
+def typed_sql(
+    fmt: Format,
+    scan: str,
+    planned: list[PlannedColumn],
+    sources: list[str],
+    prefix: int,
+    files: list[str],
+) -> str:
     """Raw text of every source column, the typed target columns, the file, and why a
-    row does not parse (`__by_cast`)."""
+    row does not parse (`__by_cast`).
+
+    The file is an ENUM of the batch's lake-relative paths: it reaches Arrow as a
+    dictionary array (one small integer a row, not a string) and Delta stores it as text.
+    """
     raw_index = {name: index for index, name in enumerate(sources)}
     items = [f"{raw_text(fmt, name)} AS {RAW.format(i)}" for i, name in enumerate(sources)]
     items += [f"{typed_expression(fmt, c)} AS {quote(c.name)}" for c in planned]
-    items.append(f"substr({quote(FILE_COLUMN)}, {prefix + 1}) AS {quote(SOURCE_FILE_COLUMN)}")
+    paths = ", ".join(literal(path) for path in dict.fromkeys(files))
+    items.append(
+        f"CAST(substr({quote(FILE_COLUMN)}, {prefix + 1}) AS ENUM({paths})) AS {quote(SOURCE_FILE_COLUMN)}"
+    )
     reasons, conditions = [], []
     for column in planned:
         typed = quote(column.name)
@@ -106,8 +121,9 @@ def typed_sql(fmt: Format, scan: str, planned: list[PlannedColumn], sources: lis
 def final_sql(
     typed: str, planned: list[PlannedColumn], sources: list[str], rules: list[Rule], key: bytes | None
 ) -> str:
-    """Good columns (PII hashed), the file, `__by_reason`, rule flags and the raw text of
-    bad rows only (PII hashed too)."""
+    """Good columns (PII hashed), the file, `__by_reason`, rule flags and, for bad rows
+    only, the raw text of every source column (PII hashed too) packed in one list,
+    `__by_raw` (NULL on good rows: one column to carry instead of one per source)."""
     checked = checked_query(typed, rules, gate=f"{CAST_REASON} IS NULL", pre_reason=CAST_REASON)
     pii_sources = {c.source for c in planned if c.pii}
     items = []
@@ -118,10 +134,12 @@ def final_sql(
     items.append(quote(SOURCE_FILE_COLUMN))
     items.append(REASON)
     items += [FLAG.format(i) for i in range(len(rules))]
+    raws = []
     for index, source in enumerate(sources):
         raw = RAW.format(index)
-        value = pii.hmac_sql(raw, key) if source in pii_sources and key else raw
-        items.append(f"CASE WHEN {REASON} IS NOT NULL THEN {value} END AS {raw}")
+        raws.append(pii.hmac_sql(raw, key) if source in pii_sources and key else raw)
+    packed = f"CAST([{', '.join(raws)}] AS VARCHAR[])" if raws else "CAST([] AS VARCHAR[])"
+    items.append(f"CASE WHEN {REASON} IS NOT NULL THEN {packed} END AS {RAW_LIST}")
     return f"SELECT {', '.join(items)} FROM ({checked}) AS __by_checked"
 
 

@@ -53,15 +53,13 @@ def task_engine(workspace: Any) -> DuckDBEngine:
     """A fresh DuckDB engine for one task run (tables registered by earlier tasks must not
     be seen at their old versions), set up for batch work:
 
-    - no progress bar on the terminal;
-    - DuckDB 2.0's `type_pushdown` optimizer off: it turns a TRY_CAST over a text column of
-      read_csv into a typed read that fails on the first bad value, instead of NULL.
+    no progress bar on the terminal (the engine itself turns DuckDB 2.0's `type_pushdown`
+    off, which breaks TRY_CAST over read_csv text columns).
     """
     from brickyard.engines.duckdb_engine import DuckDBEngine
 
     engine = DuckDBEngine(workspace.lake, workspace.config.duckdb)
     engine.connection.execute("SET enable_progress_bar = false")
-    engine.connection.execute("SET disabled_optimizers = 'type_pushdown'")
     return engine
 
 

@@ -189,9 +189,13 @@ class LineCounter:
             self._ends = np.zeros(0, dtype=np.int64)
             self._bases = np.zeros(0, dtype=np.int64)
             return
-        encoded = pc.run_end_encode(files)
+        if pa.types.is_dictionary(files.type):  # count runs of the small integer codes
+            encoded = pc.run_end_encode(files.indices)
+            names = files.dictionary.take(encoded.values).to_pylist()
+        else:
+            encoded = pc.run_end_encode(files)
+            names = encoded.values.to_pylist()
         ends = encoded.run_ends.to_numpy().astype(np.int64)
-        names = encoded.values.to_pylist()
         bases = np.empty(len(ends), dtype=np.int64)
         start = 0
         for index, (end, name) in enumerate(zip(ends, names, strict=True)):
