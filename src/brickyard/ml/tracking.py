@@ -43,7 +43,8 @@ def connect(ws: Workspace) -> MlflowClient:
 
     uri = ws.mlflow_tracking_uri
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    # The registry follows the tracking URI when none is set; setting it too would leave a
+    # process-wide registry pointing at this workspace for code that later sets only tracking.
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

@@ -1,8 +1,10 @@
 """Staged batches: rows written as Parquet files under a lake folder before a load.
 
-A batch is staged once: the files are written first and `_manifest.json` last, so a folder
-with a manifest is complete and a retry reuses it; a folder without one is a crashed
-attempt and is cleared and written again.
+A batch is staged once: each attempt writes its files into a folder of its own under the
+batch's folder, and `_manifest.json` (naming those files) last, so a batch folder with a
+manifest is complete and a retry reuses it. Without one, a new attempt writes afresh and
+never touches the files of a crashed (or concurrent) attempt; `remove` clears them all
+after the load.
 
 >>> import tempfile, pyarrow as pa
 >>> from brickyard.lake import LakeLocation
@@ -19,6 +21,7 @@ attempt and is cleared and written again.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -53,11 +56,15 @@ class StagedBatch:
                 yield from pq.ParquetFile(handle).iter_batches(batch_size=rows)
 
     def remove(self) -> None:
-        """Delete the staged folder (after a successful load)."""
+        """Delete the staged folder (after a load); one already deleted (by a concurrent
+        exporter of the same batch) is fine."""
         fs = self.location.filesystem
         path = self.location.fs_path(self.prefix)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
+        try:
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            pass
 
 
 def stage(
@@ -73,10 +80,9 @@ def stage(
         return existing
     fs = location.filesystem
     folder = location.fs_path(prefix)
+    attempt = uuid.uuid4().hex[:12]
     try:
-        if fs.exists(folder):
-            fs.rm(folder, recursive=True)
-        fs.makedirs(folder, exist_ok=True)
+        fs.makedirs(f"{folder}/{attempt}", exist_ok=True)
         files: list[str] = []
         total = 0
         writer: pq.ParquetWriter | None = None
@@ -90,7 +96,7 @@ def stage(
                     if writer is not None:
                         writer.close()
                         handle.close()  # type: ignore[union-attr]
-                    name = f"part-{len(files):05d}.parquet"
+                    name = f"{attempt}/part-{len(files):05d}.parquet"
                     files.append(name)
                     handle = fs.open(f"{folder}/{name}", "wb")
                     writer = pq.ParquetWriter(handle, data.schema, compression="zstd")

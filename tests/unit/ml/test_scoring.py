@@ -120,6 +120,8 @@ def test_unknown_models_versions_and_aliases_name_what_exists(ws: Workspace) -> 
     with pytest.raises(ModelNotFoundError, match="no registered model 'titanc'") as caught:
         load_model(ws, "titanc@champion")
     assert "titanic" in (caught.value.hint or "")
+    with pytest.raises(ModelNotFoundError, match="has no version 7"):
+        load_model(ws, "titanic/7")
     with pytest.raises(ModelNotFoundError, match="no version or alias 'challenger'"):
         load_model(ws, "titanic@challenger")
 

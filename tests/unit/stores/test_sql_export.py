@@ -205,7 +205,11 @@ def test_staging_is_written_first_and_a_partial_one_is_rewritten(lake: Lake, tmp
     (folder / "part-00000.parquet").write_bytes(b"half a file from a killed process")
     staged = stage(location, "staging/p/t/b1", pa.table({"id": list(range(10))}).to_reader(max_chunksize=3), rows_per_file=4)
     assert staged.rows == 10 and len(staged.files) == 2  # a new file once one holds 4+ rows
+    assert all(name.endswith(".parquet") and "/" in name for name in staged.files)  # in the attempt's own folder
     assert sum(batch.num_rows for batch in staged.batches(100)) == 10
+    assert stage(location, "staging/p/t/b1", pa.table({"id": [1]}).to_reader()).files == staged.files  # reused
+    staged.remove()
+    assert not folder.exists()
     db = Database("default", f"sqlite:///{tmp_path}/w.db")
     lake.write("gold.scores", pa.table({"id": [1, 2]}))
     kept = export_table(lake, db, "gold.scores", target="scores", staging="staging/p/t", keep_staging=True)

@@ -203,6 +203,35 @@ def test_score_then_export_loads_the_batch_once_and_upserts_later_runs(ws: Works
     assert not any((ws.root / "lake" / "staging").rglob("*.parquet"))  # staged files are removed after the load
 
 
+def test_the_pipeline_runner_runs_score_then_export_from_yaml(ws: Workspace) -> None:
+    from brickyard.runtime.runner import PipelineRunner
+    from brickyard.runtime.state import StateStore
+
+    (ws.root / "pipelines" / "titanic.yaml").write_text("""
+tasks:
+  - name: score_passengers
+    kind: score
+    model: titanic@champion
+    source: {database: default, table: passengers}
+    target: gold.titanic_predictions
+    keys: [PassengerId]
+  - name: export_predictions
+    kind: export
+    depends_on: [score_passengers]
+    source: {task: score_passengers}
+    table: titanic_predictions
+    keys: [PassengerId]
+    mode: upsert
+""")
+    result = PipelineRunner(ws).run("titanic")
+    assert result.status == "succeeded", result.error
+    attempts = {a.task: a for a in StateStore(ws.state_url).attempts(result.run_id)}
+    assert attempts["score_passengers"].writes == {"gold.titanic_predictions": 0}
+    assert attempts["export_predictions"].reads == {"gold.titanic_predictions": 0}
+    assert attempts["export_predictions"].metrics["rows_loaded"] == 891
+    assert warehouse(ws, "SELECT COUNT(*) FROM titanic_predictions") == [(891,)]
+
+
 def test_export_of_a_table_version_append_and_replace(ws: Workspace) -> None:
     ws.lake.write("gold.scores", pa.table({"id": [1, 2, 3], "score": [0.1, 0.2, 0.3]}))
     ws.lake.write("gold.scores", pa.table({"id": [4], "score": [0.4]}))
