@@ -45,6 +45,16 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 
     raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {seconds} s")
 
 
+def stop_process(process: subprocess.Popen[bytes], grace: float = 10) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited after `grace` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=grace)
+
+
 @dataclass(frozen=True)
 class Azurite:
     """A running Azurite blob service."""
@@ -89,8 +99,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         wait_for_port(port, process)
         yield Azurite(port)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
 
 class PostgresServer:
