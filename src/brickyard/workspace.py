@@ -22,7 +22,8 @@ import duckdb
 from brickyard.config import CONFIG_FILE, WorkspaceConfig, load_config, mask
 from brickyard.core.contract import Contract
 from brickyard.core.files import PipelineFile, load_contract, load_pipeline
-from brickyard.engines import DuckDBEngine
+from brickyard.engines import DuckDBEngine, SparkEngine
+from brickyard.engines.spark_session import spark_version
 from brickyard.errors import BrickyardError, ConfigError, WorkspaceNotFoundError, suggest
 from brickyard.lake import Lake, LakeLocation
 
@@ -116,6 +117,11 @@ class Workspace:
         """The SQL engine (DuckDB) for interactive queries."""
         return DuckDBEngine(self.lake, self.config.duckdb)
 
+    @cached_property
+    def spark(self) -> SparkEngine:
+        """The Spark engine (`spark:` in the config); Spark itself starts on first query."""
+        return SparkEngine(self.lake, self.config.spark)
+
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
         """Run SQL over the lake; returns the result of the last statement.
 
@@ -178,6 +184,8 @@ class Workspace:
             "config": str(self.config_path),
             "lake_root": self.lake.location.root,
             "engine": self.config.engine,
+            "spark_master": self.config.spark.master,
+            "spark_version": spark_version() or "pyspark not installed",
             "mlflow_tracking_uri": mask(self.mlflow_tracking_uri),
             "mlflow_artifact_location": str(self.root / self.config.mlflow.artifact_location),
             "state_database": mask(self.state_url),

@@ -121,10 +121,9 @@ def test_run_then_inspect_it_with_runs_run_show_and_logs(ws: Path) -> None:
     assert brickyard("run-show", "20990101-000000-000000", cwd=ws).stderr.startswith("error: no run")
 
 
-def test_run_refuses_spark_for_now_and_unknown_pipelines(ws: Path) -> None:
-    spark = brickyard("run", "daily", "--engine", "spark", cwd=ws)
-    assert spark.returncode == 1
-    assert "engine 'spark' is not available for pipeline runs yet" in spark.stderr
+def test_run_refuses_unknown_engines_and_pipelines(ws: Path) -> None:
+    engine = brickyard("run", "daily", "--engine", "sparc", cwd=ws)
+    assert engine.returncode == 2 and "sparc" in engine.stderr
     unknown = brickyard("run", "dialy", cwd=ws)
     assert unknown.returncode == 1 and "did you mean daily" in unknown.stderr
 

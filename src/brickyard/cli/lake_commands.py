@@ -27,10 +27,17 @@ def sql(
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the result to this file (streamed).")] = None,
     max_rows: Annotated[int, typer.Option("--max-rows", "-n", min=1, help="Rows to show in table format.")] = 100,
+    engine: Annotated[str | None, typer.Option("--engine", help="duckdb or spark (default: from config).")] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Run SQL over the lake's tables and raw files (time travel: `t VERSION AS OF 3`)."""
     ws = open_workspace(workspace)
+    chosen = engine or ws.config.engine
+    if chosen not in ("duckdb", "spark"):
+        raise UsageError(f"unknown engine {chosen!r}; engines: duckdb, spark")
+    if chosen == "spark":
+        _spark_sql(ws, query, fmt, out, max_rows)
+        return
     if fmt is OutputFormat.table:
         if out is not None:
             raise UsageError("--out needs --format csv, json or parquet")
@@ -43,6 +50,34 @@ def sql(
     ws.engine.copy_to(query, target, fmt.value)
     if out is not None:
         print(f"wrote {out}", file=sys.stderr)
+
+
+def _spark_sql(ws: object, query: str, fmt: OutputFormat, out: Path | None, max_rows: int) -> None:
+    """`brickyard sql --engine spark`: the query translated for Spark; a table is shown
+    from its first rows, a file is written by Spark's executors (a folder of part files)."""
+    engine = ws.spark  # type: ignore[attr-defined]
+    frame = engine.dataframe(query)
+    if fmt is OutputFormat.table:
+        if out is not None:
+            raise UsageError("--out needs --format csv, json or parquet")
+        shown = engine.to_arrow(frame, limit=max_rows + 1)
+        rows = [tuple(row.values()) for row in shown.to_pylist()]
+        more = len(rows) > max_rows
+        out_console = console()
+        out_console.print(result_table(shown.column_names, [str(t) for t in shown.schema.types], rows[:max_rows]))
+        note = f"showing the first {max_rows} rows; more with --max-rows N" if more else f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+        out_console.print(f"[dim]{note} (engine spark)[/dim]")
+        return
+    if out is None:
+        raise UsageError("--engine spark writes csv, json or parquet to a folder; add --out DIR")
+    writer = frame.write.mode("overwrite")
+    if fmt is OutputFormat.csv:
+        writer.option("header", True).csv(str(out.resolve()))
+    elif fmt is OutputFormat.json:
+        writer.json(str(out.resolve()))
+    else:
+        writer.parquet(str(out.resolve()))
+    print(f"wrote {out}/ (Spark part files)", file=sys.stderr)
 
 
 def _show(relation: object, max_rows: int) -> None:

@@ -1,5 +1,6 @@
-"""SQL engines over the lake. `duckdb` is the default; `spark` arrives with the Spark issue."""
+"""SQL engines over the lake: `duckdb` (embedded, the default) and `spark` (PySpark)."""
 
 from brickyard.engines.duckdb_engine import DuckDBEngine
+from brickyard.engines.spark_engine import SparkEngine
 
-__all__ = ["DuckDBEngine"]
+__all__ = ["DuckDBEngine", "SparkEngine"]

@@ -2,6 +2,6 @@
 
 from brickyard.lake.location import LakeLocation
 from brickyard.lake.names import TableName
-from brickyard.lake.tables import Column, Lake, TableInfo
+from brickyard.lake.tables import Column, DataFile, Lake, TableFiles, TableInfo
 
-__all__ = ["Column", "Lake", "LakeLocation", "TableInfo", "TableName"]
+__all__ = ["Column", "DataFile", "Lake", "TableFiles", "LakeLocation", "TableInfo", "TableName"]

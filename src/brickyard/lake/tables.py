@@ -61,6 +61,28 @@ class TableInfo:
     last_modified: datetime | None
 
 
+@dataclass(frozen=True)
+class DataFile:
+    """A Parquet data file of a table: its path relative to the table's folder, its size,
+    row count and partition values (as Delta stores them: text, or None for NULL)."""
+
+    path: str
+    size: int
+    rows: int
+    partition_values: Mapping[str, str | None]
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    """A table version as a list of files, for engines that read Parquet themselves."""
+
+    uri: str
+    version: int
+    schema: pa.Schema
+    partition_columns: list[str]
+    files: list[DataFile]
+
+
 class Lake:
     """The lake's Delta tables, addressed `zone.name`."""
 
@@ -369,6 +391,112 @@ class Lake:
             retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False
         )
 
+    def table_files(
+        self, name: str | TableName, *, version: int | None = None, as_of: AsOf | None = None
+    ) -> TableFiles:
+        """The files of a table version, with its schema and partition columns.
+
+        Raises:
+            TableNotFoundError, LakeError: as `delta`; LakeError also when the table uses a
+                Delta feature a plain Parquet reader would get wrong (deletion vectors,
+                column mapping).
+        """
+        import pyarrow as pa
+
+        table = name if isinstance(name, TableName) else TableName.parse(name)
+        dt = self.delta(table, version=version, as_of=as_of)
+        features = set(dt.protocol().reader_features or ())
+        unsupported = features & {"deletionVectors", "columnMapping"}
+        if unsupported:
+            raise LakeError(
+                f"{table} uses Delta reader features {sorted(unsupported)}, which the file-list "
+                "reader cannot apply",
+                hint="read it with a Spark session that has Delta Lake's own Spark support",
+            )
+        partitions = list(dt.metadata().partition_columns)
+        actions = pa.table(dt.get_add_actions(flatten=True))
+        files = [
+            DataFile(
+                path=row["path"],
+                size=row["size_bytes"],
+                rows=row.get("num_records") or 0,
+                partition_values={column: row.get(f"partition.{column}") for column in partitions},
+            )
+            for row in actions.to_pylist()
+        ]
+        partition_values = [
+            {column: _as_text(value) for column, value in file.partition_values.items()} for file in files
+        ]
+        files = [
+            DataFile(file.path, file.size, file.rows, values)
+            for file, values in zip(files, partition_values, strict=True)
+        ]
+        schema = pa.schema(dt.schema().to_arrow())
+        return TableFiles(self.table_uri(table), dt.version(), schema, partitions, files)
+
+    def commit_files(
+        self,
+        name: str | TableName,
+        files: Sequence[DataFile],
+        schema: pa.Schema,
+        *,
+        mode: WriteMode = "append",
+        partition_by: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        transaction: tuple[str, int] | None = None,
+    ) -> int:
+        """Commit Parquet files that another writer (Spark's executors) put in the table's
+        folder, in one Delta commit; the table is created by the first commit.
+
+        `schema` is the table's (partition columns included); the files hold the other
+        columns. `transaction` makes the commit idempotent as in `write`. Returns the
+        table version after the commit.
+
+        Raises:
+            LakeError: the commit failed (nothing is committed; the files stay unreferenced
+                until `vacuum`).
+        """
+        from deltalake import DeltaTable, Schema
+        from deltalake.transaction import AddAction, create_table_with_add_actions
+
+        table = name if isinstance(name, TableName) else TableName.parse(name)
+        uri = self.table_uri(table)
+        if transaction is not None and self._already_committed(uri, transaction):
+            return self.version(table)
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        actions = [
+            AddAction(
+                path=file.path,
+                size=file.size,
+                partition_values=dict(file.partition_values),
+                modification_time=now,
+                data_change=True,
+                stats=f'{{"numRecords": {int(file.rows)}}}',
+            )
+            for file in files
+        ]
+        properties = _commit_properties(metadata, transaction)
+        partitions = list(partition_by or [])
+        options = self.location.delta_options()
+        try:
+            if DeltaTable.is_deltatable(uri, options):
+                DeltaTable(uri, storage_options=options).create_write_transaction(
+                    actions, mode, schema, partitions, commit_properties=properties
+                )
+            else:
+                create_table_with_add_actions(
+                    uri,
+                    Schema.from_arrow(schema),
+                    actions,
+                    mode="error",
+                    partition_by=partitions or None,
+                    storage_options=options,
+                    commit_properties=properties,
+                )
+        except Exception as exc:
+            raise _write_error(table, mode, exc) from exc
+        return self.version(table)
+
     def _already_committed(self, uri: str, transaction: tuple[str, int]) -> bool:
         from deltalake import DeltaTable
 
@@ -526,6 +654,17 @@ def _write_error(table: TableName, operation: str, exc: Exception) -> LakeError:
     if "schema" in text.lower():
         hint = "the data's columns differ from the table's; allow schema evolution or fix the data"
     return LakeError(f"{operation} into {table} failed: {text}", hint=hint)
+
+
+def _as_text(value: Any) -> str | None:
+    """A partition value as Delta's text form (delta-rs hands typed values back)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
 
 
 def _as_datetime(value: AsOf) -> datetime:

@@ -13,11 +13,10 @@ from brickyard.tasks.registry import UnknownTaskKindError, get_kind
 from brickyard.workspace import Workspace
 
 ENGINES = ("duckdb", "spark")
-RUNNABLE_ENGINES = ("duckdb",)
 
 
-class EngineNotAvailableError(BrickyardError):
-    """The engine asked for cannot run pipelines (yet)."""
+class EngineNotAvailableError(ConfigError):
+    """An unknown engine, or a task whose kind cannot run on the engine it was given."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,8 @@ def make_plan(ws: Workspace, name: str, engine: str | None = None) -> Plan:
 
     Raises:
         BrickyardError: no such pipeline; ConfigError: invalid file, dependencies, kind or
-            options (with file and line); EngineNotAvailableError: spark, or an unknown engine.
+            options (with file and line); EngineNotAvailableError: an unknown engine, or a task
+            whose kind cannot run on its engine.
     """
     file = ws.pipeline(name)
     try:
@@ -66,20 +66,26 @@ def make_plan(ws: Workspace, name: str, engine: str | None = None) -> Plan:
             line = file.task_line(task.name, "kind")
             raise ConfigError(exc.message, file=str(file.path), line=line, hint=exc.hint) from None
         tasks.append(PlannedTask(task, kind, file.parse_options(task, kind.Options)))
-    return Plan(file, tuple(tasks), resolve_engine(engine or file.spec.engine or ws.config.engine))
+    chosen = resolve_engine(engine or file.spec.engine or ws.config.engine)
+    for planned in tasks:
+        task_engine = resolve_engine(planned.spec.engine or chosen)
+        if task_engine not in planned.kind.engines:
+            raise EngineNotAvailableError(
+                f"task {planned.spec.name!r} (kind {planned.kind.name}) cannot run on engine {task_engine!r}",
+                file=str(file.path),
+                line=file.task_line(planned.spec.name, "kind"),
+                hint=f"kind {planned.kind.name} runs on: {', '.join(planned.kind.engines)}; "
+                "set `engine:` on the task to pick one",
+            )
+    return Plan(file, tuple(tasks), chosen)
 
 
 def resolve_engine(engine: str) -> str:
-    """Check that pipelines can run on `engine`.
+    """Check that `engine` is one brickyard has.
 
     Raises:
-        EngineNotAvailableError: an unknown engine, or one that cannot run pipelines yet.
+        EngineNotAvailableError: an unknown engine.
     """
     if engine not in ENGINES:
         raise EngineNotAvailableError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(ENGINES)}")
-    if engine not in RUNNABLE_ENGINES:
-        raise EngineNotAvailableError(
-            f"engine {engine!r} is not available for pipeline runs yet",
-            hint="run with --engine duckdb (the default)",
-        )
     return engine

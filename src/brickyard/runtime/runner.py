@@ -34,7 +34,7 @@ from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attem
 from brickyard.errors import BrickyardError, UsageError
 from brickyard.runtime.attempt import AttemptOutcome, run_attempt
 from brickyard.runtime.logs import close_task_logger, open_task_logger, task_log_path
-from brickyard.runtime.plan import Plan, PlannedTask, make_plan
+from brickyard.runtime.plan import Plan, PlannedTask, make_plan, resolve_engine
 from brickyard.runtime.records import RunRecord, RunStatus, TaskStatus
 from brickyard.runtime.state import StateStore
 from brickyard.tasks.base import TaskContext
@@ -262,7 +262,10 @@ class PipelineRunner:
         emit(RunEvent("task", run_id, plan.spec.name, state))
         total = task.spec.retries.count + 1
         logger.info("== attempt %d of %d: task %s (kind %s), run %s", number, total, task.spec.name, task.spec.kind, run_id)
-        context = TaskContext(self.ws, plan.spec, task.spec, run_id, number, full_refresh, logger)
+        context = TaskContext(
+            self.ws, plan.spec, task.spec, run_id, number, full_refresh, logger,
+            engine_name=resolve_engine(task.spec.engine or plan.engine),
+        )
         try:
             outcome = run_attempt(task.kind, task.options, context, task.spec.timeout_seconds)
         except BaseException:

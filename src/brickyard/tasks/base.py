@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from brickyard.core.pipeline import PipelineSpec, TaskSpec
-    from brickyard.engines import DuckDBEngine
+    from brickyard.engines import DuckDBEngine, SparkEngine
     from brickyard.lake import Lake
     from brickyard.workspace import Workspace
 
@@ -50,6 +50,16 @@ class TaskContext:
     full_refresh: bool
     log: logging.Logger
     metrics: TaskMetrics = field(default_factory=TaskMetrics)
+    engine_name: str = "duckdb"
+
+    @property
+    def on_spark(self) -> bool:
+        """True when the task runs on the Spark engine."""
+        return self.engine_name == "spark"
+
+    @property
+    def spark(self) -> SparkEngine:
+        return self.workspace.spark
 
     @property
     def lake(self) -> Lake:
@@ -83,6 +93,7 @@ class TaskKind(ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type[TaskOptions]]
+    engines: ClassVar[tuple[str, ...]] = ("duckdb",)  # the engines `run` works on
 
     def check(self, options: Any, context: CheckContext) -> list[str]:
         """Problems found without running (missing files, tables, SQL errors). Default: none."""

@@ -43,6 +43,7 @@ class EvaluateTask(TaskKind):
     """Scores a model version on its held-out rows and logs metrics and plots to its run."""
 
     name = "evaluate"
+    engines = ("duckdb", "spark")  # engine-agnostic: no table scans of its own
     Options = EvaluateOptions
 
     def run(self, options: EvaluateOptions, context: TaskContext) -> None:

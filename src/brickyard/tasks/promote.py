@@ -32,6 +32,7 @@ class PromoteTask(TaskKind):
     """Checks the gate rules; moves the `champion` / `challenger` aliases."""
 
     name = "promote"
+    engines = ("duckdb", "spark")  # engine-agnostic: no table scans of its own
     Options = PromoteOptions
 
     def check(self, options: PromoteOptions, context: CheckContext) -> list[str]:

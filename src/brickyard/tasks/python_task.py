@@ -93,6 +93,7 @@ class PythonTask(TaskKind):
     """Calls `function(context, **args)`."""
 
     name = "python"
+    engines = ("duckdb", "spark")  # the function sees context.on_spark and context.spark
     Options = PythonOptions
 
     def check(self, options: PythonOptions, context: CheckContext) -> list[str]:

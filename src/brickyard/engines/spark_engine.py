@@ -1,0 +1,126 @@
+"""The Spark engine: the lake's tables and raw files as Spark SQL views, queried with SQL
+written in DuckDB's dialect (translated by `brickyard.engines.spark_sql`).
+
+Spark starts on first use (`spark:` in the config: master URL and conf), so opening the
+engine costs nothing until a query runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from brickyard.config.models import SparkConfig
+from brickyard.engines.spark_delta import read_table
+from brickyard.engines.spark_session import spark_session
+from brickyard.engines.spark_sql import RawScan, SparkStatement, translate_all
+from brickyard.errors import BrickyardError, SqlError, TableNotFoundError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+    from brickyard.lake.tables import Lake
+
+TRUE = {"true", "1", "yes"}
+
+
+class SparkEngine:
+    """Runs SQL over the lake on a Spark session."""
+
+    name = "spark"
+
+    def __init__(self, lake: Lake, config: SparkConfig | None = None) -> None:
+        self.lake = lake
+        self.config = config or SparkConfig()
+
+    @property
+    def spark(self) -> SparkSession:
+        """The Spark session (started on first use)."""
+        return spark_session(self.config)
+
+    def dataframe(self, query: str, *, where: str = "the query") -> DataFrame:
+        """Run every statement of `query`; the last one's result as a (lazy) DataFrame.
+
+        Raises:
+            SqlError (UntranslatableSqlError for DuckDB-only SQL), TableNotFoundError.
+        """
+        statements = translate_all(query, where=where)
+        if not statements:
+            raise SqlError(f"{where} holds no SQL statement")
+        result = None
+        for statement in statements:
+            self.register_views(statement)
+            with translate_errors(where):
+                result = self.spark.sql(statement.text)
+        assert result is not None
+        return result
+
+    def register_views(self, statement: SparkStatement) -> None:
+        """Create the temporary views a translated statement names."""
+        for view, table in statement.tables.items():
+            if not self.lake.exists(table):
+                raise TableNotFoundError(table, self.lake.tables())
+            read_table(self.spark, self.lake, table).createOrReplaceTempView(view)
+        for view, snapshot in statement.snapshots.items():
+            frame = read_table(self.spark, self.lake, snapshot.table, version=snapshot.version, as_of=snapshot.timestamp)
+            frame.createOrReplaceTempView(view)
+        for view, scan in statement.raw.items():
+            self.raw_frame(scan).createOrReplaceTempView(view)
+
+    def raw_frame(self, scan: RawScan) -> DataFrame:
+        """Raw lake files as a DataFrame (CSV with a header and inferred types, unless
+        `all_varchar`; JSON lines; Parquet)."""
+        options = dict(scan.options)
+        paths = [self.lake.location.uri(path) for path in scan.paths]
+        reader = self.spark.read
+        with translate_errors("reading " + ", ".join(scan.paths)):
+            if scan.format == "csv":
+                text_only = options.get("all_varchar", "false") in TRUE
+                reader = reader.option("header", options.get("header", "true") not in {"false", "0", "no"})
+                reader = reader.option("inferSchema", not text_only)
+                separator = options.get("delim") or options.get("sep")
+                if separator:
+                    reader = reader.option("sep", separator)
+                return reader.csv(paths)
+            if scan.format == "json":
+                return reader.json(paths)
+            return reader.parquet(*paths)
+
+    def to_arrow(self, frame: DataFrame, limit: int | None = None) -> pa.Table:
+        """Collect a result to the driver as Arrow (only for results meant to be shown)."""
+        with translate_errors("the query"):
+            return (frame.limit(limit) if limit is not None else frame).toArrow()
+
+
+@contextmanager
+def translate_errors(where: str) -> Iterator[None]:
+    """Spark's analysis and parse errors as brickyard's one-line SqlError."""
+    try:
+        yield
+    except BrickyardError:
+        raise
+    except Exception as exc:
+        from pyspark.errors import PySparkException
+
+        if not isinstance(exc, PySparkException | _py4j_error()):
+            raise
+        raise SqlError(f"{where} failed on Spark: {one_line(str(exc))}") from None
+
+
+def one_line(message: str) -> str:
+    """Spark's message without its query plan and JVM stack."""
+    text = message.strip().splitlines()[0] if message.strip() else message
+    text = re.sub(r"\s*SQLSTATE: \w+\s*", " ", text)
+    return text.strip()
+
+
+def _py4j_error() -> type:
+    try:
+        from py4j.protocol import Py4JJavaError
+
+        return Py4JJavaError
+    except ImportError:  # pragma: no cover
+        return RuntimeError

@@ -1,0 +1,226 @@
+"""SQL written once in DuckDB's dialect, translated for Spark SQL with sqlglot.
+
+`translate` returns Spark SQL in which every lake table (`zone.name`), time-travel snapshot
+(`zone.name VERSION AS OF 3`) and raw file scan (`'raw/x.csv'`, `read_csv(...)`,
+`read_parquet(...)`, `read_json(...)`) is replaced by a temporary view name, plus what each
+view must hold; the engine registers the views. Anything Spark cannot run fails here, with
+the construct named: a function that is neither in Spark's catalogue nor translated by
+sqlglot, a DuckDB-only type, a construct sqlglot reports as unsupported. `brickyard
+validate` calls it, so a pipeline fails there rather than at run time.
+
+>>> translate("SELECT count(*) AS n FROM bronze.trips WHERE fare > 0").text
+'SELECT COUNT(*) AS n FROM bronze__trips AS trips WHERE fare > 0'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from brickyard.engines.sql_text import FILE_FUNCTIONS, Snapshot, rewrite_time_travel
+from brickyard.errors import SqlError
+
+BUILTIN_SCHEMAS = frozenset({"main", "temp", "information_schema", "pg_catalog", "system"})
+UNSUPPORTED_TYPES = frozenset({"ENUM", "UNION", "HUGEINT", "UHUGEINT", "UTINYINT", "USMALLINT", "UINT", "UBIGINT", "BIT", "TIMETZ", "TIME"})
+# DuckDB functions sqlglot leaves untranslated, with the Spark equivalent brickyard writes.
+RENAMED = {"try_strptime": "try_to_timestamp"}
+RAW_READERS = {
+    "read_csv": "csv",
+    "read_csv_auto": "csv",
+    "read_parquet": "parquet",
+    "parquet_scan": "parquet",
+    "read_json": "json",
+    "read_json_auto": "json",
+    "read_ndjson": "json",
+    "read_ndjson_auto": "json",
+}
+
+
+class UntranslatableSqlError(SqlError):
+    """The SQL uses a DuckDB construct Spark cannot run."""
+
+
+@dataclass(frozen=True)
+class RawScan:
+    """Raw files a query reads directly: lake-relative paths, their format, reader options."""
+
+    format: str
+    paths: tuple[str, ...]
+    options: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class SparkStatement:
+    """One statement in Spark SQL, and the views it needs."""
+
+    text: str
+    tables: dict[str, str] = field(default_factory=dict)  # view -> zone.name
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)  # view -> past version
+    raw: dict[str, RawScan] = field(default_factory=dict)  # view -> raw files
+
+
+def translate(query: str, *, where: str = "the query") -> SparkStatement:
+    """Translate one DuckDB statement (the last, when there are several) for Spark.
+
+    Raises:
+        SqlError: it does not parse; UntranslatableSqlError: Spark cannot run it.
+    """
+    statements = translate_all(query, where=where)
+    if not statements:
+        raise SqlError(f"{where} holds no SQL statement")
+    return statements[-1]
+
+
+def translate_all(query: str, *, where: str = "the query") -> list[SparkStatement]:
+    """Translate every statement of `query` (see `translate`)."""
+    import sqlglot
+    from sqlglot.errors import ParseError, UnsupportedError
+
+    text, snapshots = rewrite_time_travel(query)
+    snapshot_by_view = {s.view_name: s for s in snapshots}
+    try:
+        trees = [tree for tree in sqlglot.parse(text, read="duckdb") if tree is not None]
+    except ParseError as exc:
+        raise SqlError(f"{where} does not parse: {_parse_message(exc)}") from None
+    result = []
+    for tree in trees:
+        statement = SparkStatement("")
+        _replace_sources(tree, statement, snapshot_by_view)
+        _check_and_rename(tree, where)
+        try:
+            statement.text = tree.sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
+        except UnsupportedError as exc:
+            raise UntranslatableSqlError(
+                f"{where} cannot run on Spark: {exc}", hint="rewrite it, or run it with --engine duckdb"
+            ) from None
+        result.append(statement)
+    return result
+
+
+def _replace_sources(tree: object, statement: SparkStatement, snapshots: dict[str, Snapshot]) -> None:
+    from sqlglot import exp
+
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}  # type: ignore[attr-defined]
+    for table in list(tree.find_all(exp.Table)):  # type: ignore[attr-defined]
+        source = table.this
+        view: str | None = None
+        if isinstance(source, exp.Identifier) and source.name in snapshots:
+            view = f"__snapshot_{len(statement.snapshots)}"
+            statement.snapshots[view] = snapshots[source.name]
+            default_alias = snapshots[source.name].table.split(".")[1]
+        elif isinstance(source, exp.Identifier) and source.quoted and _looks_like_path(source.name) and not table.db:
+            view = f"__raw_{len(statement.raw)}"
+            statement.raw[view] = RawScan(_format_of(source.name), (source.name,))
+            default_alias = None
+        elif isinstance(source, exp.ReadCSV | exp.Anonymous) and _reader_name(source) in RAW_READERS:
+            view = f"__raw_{len(statement.raw)}"
+            statement.raw[view] = _raw_scan(source)
+            default_alias = None
+        elif table.db and not table.catalog and table.db.lower() not in BUILTIN_SCHEMAS:
+            name = f"{table.db.lower()}.{table.name.lower()}"
+            view = f"{table.db.lower()}__{table.name.lower()}"
+            statement.tables[view] = name
+            default_alias = table.name
+        elif not table.db and table.name.lower() in ctes:
+            continue
+        if view is None:
+            continue
+        alias = table.args.get("alias")
+        replacement = exp.Table(this=exp.to_identifier(view))
+        if alias is not None:
+            replacement.set("alias", alias)
+        elif default_alias:
+            replacement.set("alias", exp.TableAlias(this=exp.to_identifier(default_alias)))
+        table.replace(replacement)
+
+
+def _check_and_rename(tree: object, where: str) -> None:
+    from sqlglot import exp
+
+    for function in list(tree.find_all(exp.Anonymous)):  # type: ignore[attr-defined]
+        name = str(function.name).lower()
+        if name in RENAMED:
+            function.replace(_renamed(function, RENAMED[name]))
+        elif name in FILE_FUNCTIONS:
+            raise UntranslatableSqlError(
+                f"{where} cannot run on Spark: {name}() is a DuckDB file function; "
+                "Spark reads raw files only as a query's FROM source",
+                hint="select FROM read_csv('raw/...') / read_parquet(...), or run it with --engine duckdb",
+            )
+        elif name not in spark_functions():
+            raise UntranslatableSqlError(
+                f"{where} cannot run on Spark: function {name}() has no Spark equivalent",
+                hint="rewrite it with functions both engines know, or run it with --engine duckdb",
+            )
+    for data_type in tree.find_all(exp.DataType):  # type: ignore[attr-defined]
+        type_name = data_type.this.name if hasattr(data_type.this, "name") else str(data_type.this)
+        if type_name.upper() in UNSUPPORTED_TYPES:
+            raise UntranslatableSqlError(
+                f"{where} cannot run on Spark: type {data_type.sql(dialect='duckdb')} has no Spark equivalent",
+                hint="cast to a type both engines know (VARCHAR, BIGINT, DOUBLE, DECIMAL, DATE, TIMESTAMP)",
+            )
+
+
+def _renamed(function: object, spark_name: str) -> object:
+    """`try_strptime(x, fmt)` as Spark's `try_to_timestamp(x, java_fmt)`."""
+    import sqlglot
+    from sqlglot import exp
+
+    args = list(function.expressions)  # type: ignore[attr-defined]
+    if spark_name == "try_to_timestamp" and len(args) == 2 and isinstance(args[1], exp.Literal):
+        generator = sqlglot.Dialect.get_or_raise("spark").generator()
+        java = generator.format_time(exp.StrToTime(this=args[0], format=args[1]))
+        args[1] = exp.Literal.string(java.strip("'") if java else args[1].name)
+    return exp.Anonymous(this=spark_name, expressions=args)
+
+
+def _reader_name(source: object) -> str:
+    from sqlglot import exp
+
+    return "read_csv" if isinstance(source, exp.ReadCSV) else str(source.name).lower()  # type: ignore[attr-defined]
+
+
+def _raw_scan(source: object) -> RawScan:
+    from sqlglot import exp
+
+    reader = _reader_name(source)
+    first = source.this if isinstance(source, exp.ReadCSV) else source.expressions[0]  # type: ignore[attr-defined]
+    rest = source.expressions if isinstance(source, exp.ReadCSV) else source.expressions[1:]  # type: ignore[attr-defined]
+    paths = tuple(item.name for item in first.expressions) if isinstance(first, exp.Array) else (first.name,)
+    options = []
+    for item in rest:
+        if isinstance(item, exp.EQ | exp.PropertyEQ):
+            value = item.expression
+            text = value.name if isinstance(value, exp.Literal) else value.sql().lower()
+            options.append((item.this.name.lower(), text))
+    return RawScan(RAW_READERS[reader], paths, tuple(options))
+
+
+def _looks_like_path(name: str) -> bool:
+    return "/" in name or bool(re.search(r"\.(csv|tsv|parquet|json|jsonl|ndjson)(\.gz)?$", name, re.I))
+
+
+def _format_of(path: str) -> str:
+    lowered = path.lower().removesuffix(".gz")
+    if lowered.endswith(".parquet"):
+        return "parquet"
+    if lowered.endswith((".json", ".jsonl", ".ndjson")):
+        return "json"
+    return "csv"
+
+
+@cache
+def spark_functions() -> frozenset[str]:
+    """Names of Spark SQL's built-in functions (a list taken from pyspark 4)."""
+    lines = (Path(__file__).parent / "spark_functions.txt").read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def _parse_message(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if errors:
+        first = errors[0]
+        return f"{first.get('description')} (line {first.get('line')}, column {first.get('col')})"
+    return str(exc).splitlines()[0]
