@@ -238,6 +238,29 @@ def workspace(tmp_path: Path):  # type: ignore[no-untyped-def]
     return Workspace.init(tmp_path / "ws")
 
 
+SPARK_TEST_CONFIG = """
+engine: spark
+spark:
+  master: local[2]
+  conf:
+    spark.sql.shuffle.partitions: "2"
+    spark.default.parallelism: "2"
+"""
+
+
+@pytest.fixture
+def spark_workspace(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """An empty local workspace whose engine is Spark in local mode. Every test using it
+    shares one Spark session per pytest process (same config), so only the first pays
+    Spark's start-up."""
+    from brickyard import Workspace
+
+    ws = Workspace.init(tmp_path / "ws")
+    text = ws.config_path.read_text(encoding="utf-8").replace("engine: duckdb\n", "")
+    ws.config_path.write_text(text + SPARK_TEST_CONFIG, encoding="utf-8")
+    return Workspace.open(ws.root)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that use a service fixture get that service's marker, so `-m` selects them."""
     for item in items:
@@ -246,3 +269,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.azurite)
         if "postgres" in fixtures:
             item.add_marker(pytest.mark.postgres)
+        if "spark_workspace" in fixtures:
+            item.add_marker(pytest.mark.spark)
