@@ -2,6 +2,7 @@
 # Installs the services the tests start on loopback, when they are missing:
 #   Azurite (Azure Storage emulator) from the npm registry into .tools/
 #   PostgreSQL server binaries (initdb, pg_ctl) with apt-get
+#   Java 17+ (the Spark engine's tests run PySpark in local mode) with apt-get
 #   wrk, with --bench only (the serving benchmarks; no test needs it)
 # The tests start and stop them; this script only installs. It says exactly what is
 # missing when it cannot install something (no npm, no root for apt).
@@ -47,6 +48,16 @@ fi
 if have_initdb && [ "$(id -u)" = "0" ] && ! id -u postgres >/dev/null 2>&1; then
   useradd --system --no-create-home --shell /usr/sbin/nologin postgres \
     || missing+=("a non-root 'postgres' OS user to run PostgreSQL as: useradd --system postgres")
+fi
+
+# Java: PySpark (pip-installed with the test extra) needs a JVM, 17 or newer.
+java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
+if ! have java || [ "$(java_major)" -lt 17 ] 2>/dev/null; then
+  echo "installing Java 17 with apt-get"
+  apt_install openjdk-17-jre-headless || true
+  if ! have java; then
+    missing+=("Java 17+ for the Spark tests: apt-get install openjdk-17-jre-headless (as root)")
+  fi
 fi
 
 # wrk (HTTP load generator) only for the serving benchmarks (bench/serving.py, bench/soak.py):

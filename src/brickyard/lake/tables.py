@@ -300,25 +300,13 @@ class Lake:
         dataset = dt.to_pyarrow_dataset()
         if version is None:
             return dataset, current
-        if version > current:
-            raise LakeError(
-                f"{table} is at version {current}, older than version {version} read before; "
-                "the table was recreated",
-                hint="rebuild from it with --full-refresh",
-            )
+        _check_since(table, version, current)
         if version == current:
             fragments: list[Any] = []
         else:
             before = {f.path for f in self.delta(table, version=version).to_pyarrow_dataset().get_fragments()}
             now = list(dataset.get_fragments())
-            removed = before - {f.path for f in now}
-            if removed:
-                raise LakeError(
-                    f"{table} was rewritten between version {version} and {current} "
-                    f"({len(removed)} data file(s) removed by an overwrite, delete, merge or optimize); "
-                    "only appended rows can be read incrementally",
-                    hint="rebuild from it with --full-refresh",
-                )
+            _check_append_only(table, version, current, before - {f.path for f in now})
             fragments = [f for f in now if f.path not in before]
         added = pads.FileSystemDataset(
             fragments, dataset.schema, dataset.format, dataset.filesystem
@@ -392,14 +380,20 @@ class Lake:
         )
 
     def table_files(
-        self, name: str | TableName, *, version: int | None = None, as_of: AsOf | None = None
+        self,
+        name: str | TableName,
+        *,
+        version: int | None = None,
+        as_of: AsOf | None = None,
+        since_version: int | None = None,
     ) -> TableFiles:
-        """The files of a table version, with its schema and partition columns.
+        """The files of a table version, with its schema and partition columns; with
+        `since_version`, only the files added after that version (as `added_since`).
 
         Raises:
             TableNotFoundError, LakeError: as `delta`; LakeError also when the table uses a
                 Delta feature a plain Parquet reader would get wrong (deletion vectors,
-                column mapping).
+                column mapping), or, with `since_version`, as `added_since`.
         """
         import pyarrow as pa
 
@@ -431,6 +425,12 @@ class Lake:
             DataFile(file.path, file.size, file.rows, values)
             for file, values in zip(files, partition_values, strict=True)
         ]
+        if since_version is not None:
+            _check_since(table, since_version, dt.version())
+            earlier = self.delta(table, version=since_version).get_add_actions(flatten=True)
+            before = set(pa.table(earlier).column("path").to_pylist())
+            _check_append_only(table, since_version, dt.version(), before - {file.path for file in files})
+            files = [file for file in files if file.path not in before]
         schema = pa.schema(dt.schema().to_arrow())
         return TableFiles(self.table_uri(table), dt.version(), schema, partitions, files)
 
@@ -449,7 +449,7 @@ class Lake:
         folder, in one Delta commit; the table is created by the first commit.
 
         `schema` is the table's (partition columns included); the files hold the other
-        columns. `transaction` makes the commit idempotent as in `write`. Returns the
+        columns. An append whose schema has new columns first adds them (a metadata commit). `transaction` makes the commit idempotent as in `write`. Returns the
         table version after the commit.
 
         Raises:
@@ -480,9 +480,10 @@ class Lake:
         options = self.location.delta_options()
         try:
             if DeltaTable.is_deltatable(uri, options):
-                DeltaTable(uri, storage_options=options).create_write_transaction(
-                    actions, mode, schema, partitions, commit_properties=properties
-                )
+                dt = DeltaTable(uri, storage_options=options)
+                if mode == "append":
+                    _add_new_columns(dt, schema)
+                dt.create_write_transaction(actions, mode, schema, partitions, commit_properties=properties)
             else:
                 create_table_with_add_actions(
                     uri,
@@ -505,6 +506,25 @@ class Lake:
             return False
         seen = DeltaTable(uri, storage_options=options).transaction_version(transaction[0])
         return seen is not None and seen >= transaction[1]
+
+
+def _check_since(table: TableName, version: int, current: int) -> None:
+    if version > current:
+        raise LakeError(
+            f"{table} is at version {current}, older than version {version} read before; "
+            "the table was recreated",
+            hint="rebuild from it with --full-refresh",
+        )
+
+
+def _check_append_only(table: TableName, version: int, current: int, removed: set[str]) -> None:
+    if removed:
+        raise LakeError(
+            f"{table} was rewritten between version {version} and {current} "
+            f"({len(removed)} data file(s) removed by an overwrite, delete, merge or optimize); "
+            "only appended rows can be read incrementally",
+            hint="rebuild from it with --full-refresh",
+        )
 
 
 class _StreamFailed(Exception):
@@ -654,6 +674,17 @@ def _write_error(table: TableName, operation: str, exc: Exception) -> LakeError:
     if "schema" in text.lower():
         hint = "the data's columns differ from the table's; allow schema evolution or fix the data"
     return LakeError(f"{operation} into {table} failed: {text}", hint=hint)
+
+
+def _add_new_columns(dt: DeltaTable, schema: pa.Schema) -> None:
+    """Add the columns of `schema` the table lacks (a metadata commit of its own: delta-rs
+    keeps the table's schema when it commits an append of files written elsewhere)."""
+    from deltalake import Field
+
+    known = {field.name for field in dt.schema().fields}
+    new = [Field.from_arrow(field) for field in schema if field.name not in known]
+    if new:
+        dt.alter.add_columns(new)
 
 
 def _as_text(value: Any) -> str | None:

@@ -30,6 +30,7 @@ from brickyard.core.files import PipelineFile, load_pipeline
 from brickyard.core.pipeline import PipelineSpec
 from brickyard.errors import BrickyardError, ConfigError, suggest
 from brickyard.lake import TableName
+from brickyard.runtime.plan import ENGINES
 from brickyard.runtime.schema_problems import schema_problems
 from brickyard.tasks.base import CheckContext, TaskKind
 from brickyard.tasks.registry import get_kind
@@ -78,10 +79,21 @@ def validate_workspace(ws: Workspace) -> list[Problem]:
             loaded.append((file, _tasks(ws, file, problems)))
     produced = frozenset(table for _, tasks in loaded for task in tasks for table in _writes(task))
     for file, tasks in loaded:
-        context = CheckContext(ws, file.spec, produced)
         for task in tasks:
             spec = file.spec.tasks[task.index]
             line = line_of(file.lines, ("tasks", task.index))
+            engine = spec.engine or file.spec.engine or ws.config.engine
+            if engine not in ENGINES:
+                problems.append(Problem(_relative(ws, file.path), line, f"task {spec.name!r}: unknown engine {engine!r} (engines: {', '.join(ENGINES)})"))
+                continue
+            if engine not in task.kind.engines:
+                problems.append(Problem(
+                    _relative(ws, file.path), line,
+                    f"task {spec.name!r}: kind {task.kind.name} cannot run on engine {engine!r} "
+                    f"(it runs on: {', '.join(task.kind.engines)})",
+                ))
+                continue
+            context = CheckContext(ws, file.spec, produced, engine=engine)
             for message in _check(task, context):
                 problems.append(Problem(_relative(ws, file.path), line, f"task {spec.name!r}: {message}"))
     for path in contract_files(ws):
