@@ -7,14 +7,13 @@ engine costs nothing until a query runs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from brickyard.config.models import SparkConfig
 from brickyard.engines.spark_delta import read_table
-from brickyard.engines.spark_session import spark_session
+from brickyard.engines.spark_session import error_text, spark_session
 from brickyard.engines.spark_sql import RawScan, SparkStatement, translate_all
 from brickyard.errors import BrickyardError, SqlError, TableNotFoundError
 
@@ -107,14 +106,7 @@ def translate_errors(where: str) -> Iterator[None]:
 
         if not isinstance(exc, PySparkException | _py4j_error()):
             raise
-        raise SqlError(f"{where} failed on Spark: {one_line(str(exc))}") from None
-
-
-def one_line(message: str) -> str:
-    """Spark's message without its query plan and JVM stack."""
-    text = message.strip().splitlines()[0] if message.strip() else message
-    text = re.sub(r"\s*SQLSTATE: \w+\s*", " ", text)
-    return text.strip()
+        raise SqlError(f"{where} failed on Spark: {error_text(exc)}") from None
 
 
 def _py4j_error() -> type:
@@ -124,3 +116,8 @@ def _py4j_error() -> type:
         return Py4JJavaError
     except ImportError:  # pragma: no cover
         return RuntimeError
+
+
+def one_line(message: str) -> str:
+    """Spark's message text without its query plan and JVM stack."""
+    return error_text(RuntimeError(message))

@@ -134,3 +134,14 @@ def _log_config() -> str:
     from pathlib import Path
 
     return (Path(__file__).parent / "spark_log4j2.properties").as_uri()
+
+
+def error_text(exc: BaseException) -> str:
+    """One line saying what went wrong in Spark: the JVM exception's own message rather
+    than py4j's "An error occurred while calling o77.load", without plan or stack."""
+    import re
+
+    java = getattr(exc, "java_exception", None)
+    text = str(java.getMessage()) if java is not None else str(exc)
+    text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return re.sub(r"\s*SQLSTATE: \w+\s*", " ", text).strip()

@@ -183,6 +183,8 @@ class Lake:
             stamp = entry.get("timestamp")
             if isinstance(stamp, int):
                 entry["timestamp"] = datetime.fromtimestamp(stamp / 1000, tz=UTC)
+            for key, value in _user_metadata(entry.get("userMetadata")).items():
+                entry.setdefault(key, value)
         return entries
 
     def describe(self, name: str | TableName) -> TableInfo:
@@ -674,6 +676,20 @@ def _write_error(table: TableName, operation: str, exc: Exception) -> LakeError:
     if "schema" in text.lower():
         hint = "the data's columns differ from the table's; allow schema evolution or fix the data"
     return LakeError(f"{operation} into {table} failed: {text}", hint=hint)
+
+
+def _user_metadata(text: Any) -> dict[str, Any]:
+    """Commit metadata a Spark writer with Delta's own support stored as JSON in
+    `userMetadata` (delta-rs writers put the keys in the commit info itself)."""
+    import json
+
+    if not isinstance(text, str) or not text.startswith("{"):
+        return {}
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _add_new_columns(dt: DeltaTable, schema: pa.Schema) -> None:

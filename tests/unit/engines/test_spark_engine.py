@@ -109,3 +109,29 @@ def test_a_remote_lake_is_refused_with_the_reason(spark_workspace, monkeypatch) 
     remote = Lake(LakeLocation("abfs://lake@account.dfs.core.windows.net/x"))
     with pytest.raises(LakeError, match="reads and writes the lake by path"):
         read_table(spark_workspace.spark.spark, remote, "bronze.trips")
+
+
+def test_delta_lake_spark_support_is_detected_and_its_absence_reported(spark_workspace) -> None:  # type: ignore[no-untyped-def]
+    from brickyard.engines.spark_delta import native_delta
+
+    ws = spark_workspace
+    spark = ws.spark.spark
+    assert native_delta(spark) is False  # no Delta jars here: the file-list way is used
+    ws.lake.write("silver.trips", trips())
+    ids = ws.spark.dataframe("SELECT id FROM silver.trips")
+    spark.conf.set("spark.brickyard.delta", "native")
+    try:
+        assert native_delta(spark) is True
+        with pytest.raises(LakeError, match="reading silver.trips with Delta Lake's Spark support failed: .*delta"):
+            read_table(spark, ws.lake, "silver.trips")
+        with pytest.raises(LakeError, match="writing silver.trips with Delta Lake's Spark support failed"):
+            write_table(ws.lake, "silver.trips", ids, mode="append")
+    finally:
+        spark.conf.unset("spark.brickyard.delta")
+    assert ws.lake.version("silver.trips") == 0
+
+
+def test_history_unpacks_metadata_a_delta_spark_writer_stored_as_json(workspace) -> None:  # type: ignore[no-untyped-def]
+    workspace.lake.write("gold.scores", trips(), metadata={"userMetadata": '{"brickyard.run_id": "r1"}'})
+    (entry,) = workspace.lake.history("gold.scores", limit=1)
+    assert entry["brickyard.run_id"] == "r1"
