@@ -8,6 +8,13 @@ reading only the files' footers. No table passes through the driver.
 
 Both need a lake Spark can address by path: a local folder (or, on a cluster, storage every
 executor mounts at the same path).
+
+When the session has Delta Lake's own Spark support (Databricks; delta-spark's jars with its
+session extension), tables are read and written with it instead (`format("delta")`, the
+application transaction as `txnAppId`/`txnVersion`, brickyard's commit metadata as JSON in
+`userMetadata`, which `Lake.history` unpacks). `spark.brickyard.delta: native|files` in the
+workspace's `spark.conf` forces one way. (Delta's jars come from Maven, which these machines
+cannot reach, so the native way is not exercised by the tests here.)
 """
 
 from __future__ import annotations
@@ -35,8 +42,10 @@ def read_table(
     *,
     version: int | None = None,
     as_of: Any = None,
+    since_version: int | None = None,
 ) -> DataFrame:
-    """A table version as a DataFrame (lazy: executors read the files).
+    """A table version as a DataFrame (lazy: executors read the files); with
+    `since_version`, only its rows added after that version (`Lake.table_files`).
 
     Raises:
         TableNotFoundError, LakeError: as `Lake.table_files`; LakeError for a remote lake.
@@ -44,8 +53,10 @@ def read_table(
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
+    if since_version is None and native_delta(spark):
+        return _native_read(spark, lake, name, version=version, as_of=as_of)
     _require_local(lake)
-    files = lake.table_files(name, version=version, as_of=as_of)
+    files = lake.table_files(name, version=version, as_of=as_of, since_version=since_version)
     schema = from_arrow_schema(files.schema, prefer_timestamp_ntz=True)
     partition_fields = {field.name: field for field in schema.fields if field.name in files.partition_columns}
     data_schema = type(schema)([field for field in schema.fields if field.name not in partition_fields])
@@ -89,10 +100,12 @@ def write_table(
     """
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    _require_local(lake)
     table = name if isinstance(name, TableName) else TableName.parse(name)
     if transaction is not None and (lake.transaction_version(table, transaction[0]) or -1) >= transaction[1]:
         return lake.version(table)
+    if native_delta(frame.sparkSession):
+        return _native_write(lake, table, frame, mode, partition_by, evolve_schema, metadata, transaction)
+    _require_local(lake)
     partitions = list(partition_by or [])
     if lake.exists(table) and mode == "append":
         existing = lake.table_files(table)
@@ -112,6 +125,65 @@ def write_table(
     return lake.commit_files(
         table, files, schema, mode=mode, partition_by=partitions, metadata=metadata, transaction=transaction
     )
+
+
+def native_delta(spark: SparkSession) -> bool:
+    """True when the session has Delta Lake's own Spark support (or `spark.brickyard.delta`
+    says `native`); `files` forces the file-list way."""
+    forced = spark.conf.get("spark.brickyard.delta", "auto")
+    if forced in ("native", "files"):
+        return forced == "native"
+    if "DeltaSparkSessionExtension" in (spark.conf.get("spark.sql.extensions", "") or ""):
+        return True
+    try:
+        spark.sparkContext._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")  # type: ignore[union-attr]
+    except Exception:
+        return False
+    return True
+
+
+def _native_read(spark: SparkSession, lake: Lake, name: str | TableName, *, version: int | None, as_of: Any) -> DataFrame:
+    from brickyard.errors import TableNotFoundError
+
+    if not lake.exists(name):
+        raise TableNotFoundError(str(name), lake.tables())
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    elif as_of is not None:
+        reader = reader.option("timestampAsOf", str(as_of))
+    try:
+        return reader.load(lake.table_uri(name))
+    except Exception as exc:
+        raise LakeError(f"reading {name} with Delta Lake's Spark support failed: {_first_line(exc)}") from exc
+
+
+def _native_write(
+    lake: Lake,
+    table: TableName,
+    frame: DataFrame,
+    mode: str,
+    partition_by: Sequence[str] | None,
+    evolve_schema: bool,
+    metadata: Mapping[str, Any] | None,
+    transaction: tuple[str, int] | None,
+) -> int:
+    import json
+
+    writer = frame.write.format("delta").mode(mode).partitionBy(*(partition_by or []))
+    if transaction is not None:
+        writer = writer.option("txnAppId", transaction[0]).option("txnVersion", transaction[1])
+    if metadata:
+        writer = writer.option("userMetadata", json.dumps({k: str(v) for k, v in metadata.items()}))
+    if evolve_schema:
+        writer = writer.option("mergeSchema", "true")
+    if mode == "overwrite":
+        writer = writer.option("overwriteSchema", "true")
+    try:
+        writer.save(lake.table_uri(table))
+    except Exception as exc:
+        raise LakeError(f"writing {table} with Delta Lake's Spark support failed: {_first_line(exc)}") from exc
+    return lake.version(table)
 
 
 def written_files(folder: str, prefix: str, partitions: Sequence[str]) -> list[DataFile]:
@@ -181,5 +253,6 @@ def _require_local(lake: Lake) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    from brickyard.engines.spark_session import error_text
+
+    return error_text(exc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import warnings
 from typing import TYPE_CHECKING
@@ -97,6 +98,9 @@ def _start(master: str, conf: dict[str, str]) -> SparkSession:
     # Spark picks a LAN address for the driver unless told; local masters need none.
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python workers (mapInArrow, UDFs) run `python3` from PATH unless told: in local
+        # mode they must be this interpreter, which has brickyard and its packages.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf = {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_log_config()}", **conf}
     builder = SparkSession.builder.master(master).appName("brickyard")
     for key, value in conf.items():

@@ -26,6 +26,8 @@ BUILTIN_SCHEMAS = frozenset({"main", "temp", "information_schema", "pg_catalog",
 UNSUPPORTED_TYPES = frozenset({"ENUM", "UNION", "HUGEINT", "UHUGEINT", "UTINYINT", "USMALLINT", "UINT", "UBIGINT", "BIT", "TIMETZ", "TIME"})
 # DuckDB functions sqlglot leaves untranslated, with the Spark equivalent brickyard writes.
 RENAMED = {"try_strptime": "try_to_timestamp"}
+# Calls Spark parses as syntax rather than functions in its catalogue.
+SPARK_SYNTAX = frozenset({"cast", "try_cast", "extract", "trim", "position", "substring", "overlay", "ceil", "floor"})
 RAW_READERS = {
     "read_csv": "csv",
     "read_csv_auto": "csv",
@@ -89,12 +91,14 @@ def translate_all(query: str, *, where: str = "the query") -> list[SparkStatemen
         statement = SparkStatement("")
         _replace_sources(tree, statement, snapshot_by_view)
         _check_and_rename(tree, where)
+        _keep_duckdb_types(tree)
         try:
             statement.text = tree.sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
         except UnsupportedError as exc:
             raise UntranslatableSqlError(
                 f"{where} cannot run on Spark: {exc}", hint="rewrite it, or run it with --engine duckdb"
             ) from None
+        _check_spark_calls(statement.text, where)
         result.append(statement)
     return result
 
@@ -163,16 +167,50 @@ def _check_and_rename(tree: object, where: str) -> None:
             )
 
 
+def _check_spark_calls(text: str, where: str) -> None:
+    """Every function the Spark SQL calls must be Spark's: sqlglot renames some DuckDB
+    functions to names only other dialects have."""
+    import sqlglot
+    from sqlglot.tokens import TokenType
+
+    tokens = sqlglot.Dialect.get_or_raise("spark").tokenize(text)
+    for before, name, after in zip([None, *tokens], tokens, [*tokens[1:], None]):
+        if after is None or after.token_type != TokenType.L_PAREN or name.token_type != TokenType.VAR:
+            continue
+        if before is not None and before.token_type in (TokenType.ALIAS, TokenType.DOT):
+            continue  # `AS t(a, b)` column aliases, `schema.function(...)`
+        function = name.text.lower()
+        if function not in spark_functions() and function not in SPARK_SYNTAX:
+            raise UntranslatableSqlError(
+                f"{where} cannot run on Spark: function {function}() (as sqlglot writes it for Spark) "
+                "is not one of Spark's",
+                hint="rewrite it with functions both engines know, or run it with --engine duckdb",
+            )
+
+
+def _keep_duckdb_types(tree: object) -> None:
+    """Make Spark's result types DuckDB's where they differ: `/` is always DOUBLE in DuckDB
+    (Spark gives DECIMAL for `x / 60.0`), date parts are BIGINT (Spark: INT)."""
+    from sqlglot import exp
+
+    parts = (exp.Year, exp.Month, exp.Day, exp.Hour, exp.Minute, exp.Second, exp.Quarter,
+             exp.DayOfYear, exp.WeekOfYear, exp.Extract)
+    for division in list(tree.find_all(exp.Div)):  # type: ignore[attr-defined]
+        numerator = division.this
+        if not (isinstance(numerator, exp.Cast) and numerator.to.is_type("double")):
+            division.set("this", exp.cast(numerator.copy(), "DOUBLE"))
+    for part in list(tree.find_all(*parts)):  # type: ignore[attr-defined]
+        if not isinstance(part.parent, exp.Cast):
+            part.replace(exp.cast(part.copy(), "BIGINT"))
+
+
 def _renamed(function: object, spark_name: str) -> object:
     """`try_strptime(x, fmt)` as Spark's `try_to_timestamp(x, java_fmt)`."""
-    import sqlglot
     from sqlglot import exp
 
     args = list(function.expressions)  # type: ignore[attr-defined]
     if spark_name == "try_to_timestamp" and len(args) == 2 and isinstance(args[1], exp.Literal):
-        generator = sqlglot.Dialect.get_or_raise("spark").generator()
-        java = generator.format_time(exp.StrToTime(this=args[0], format=args[1]))
-        args[1] = exp.Literal.string(java.strip("'") if java else args[1].name)
+        args[1] = exp.Literal.string(java_format(args[1].name))
     return exp.Anonymous(this=spark_name, expressions=args)
 
 
@@ -209,6 +247,58 @@ def _format_of(path: str) -> str:
     if lowered.endswith((".json", ".jsonl", ".ndjson")):
         return "json"
     return "csv"
+
+
+_JAVA = {
+    "Y": "yyyy", "y": "yy", "m": "M", "d": "d", "H": "H", "I": "h", "M": "m", "S": "s",
+    "f": "SSSSSS", "g": "SSS", "n": "SSSSSSSSS", "p": "a", "b": "MMM", "B": "MMMM",
+    "a": "E", "A": "EEEE", "j": "D", "z": "XX", "Z": "z",
+}
+_NUMERIC = frozenset("mdHIMSj")
+
+
+def java_format(format: str) -> str:
+    """A strptime format (DuckDB's) as a Java DateTimeFormatter pattern (Spark's).
+
+    Numeric fields between separators get one letter (`M`, `d`, `H`, ...), which Java
+    parses as one or more digits, as strptime does ("3/5/2017" with `%m/%d/%Y`); fields
+    next to another field keep a fixed width of two.
+
+    >>> java_format("%m/%d/%Y %H:%M")
+    'M/d/yyyy H:m'
+    >>> java_format("%Y%m%dT%H%M%S")
+    "yyyyMMdd'T'HHmmss"
+    """
+    tokens: list[tuple[str, str]] = []  # ("field", code) or ("text", literal)
+    for match in re.finditer(r"%-?(.)|([^%]+)", format):
+        if match.group(1) is not None:
+            code = match.group(1)
+            if code == "%":
+                tokens.append(("text", "%"))
+            else:
+                tokens.append(("field", code))
+        else:
+            tokens.append(("text", match.group(2)))
+    out = []
+    for index, (kind, value) in enumerate(tokens):
+        if kind == "text":
+            out.append(_java_text(value))
+            continue
+        pattern = _JAVA.get(value, value)
+        if value in _NUMERIC:
+            after = tokens[index + 1] if index + 1 < len(tokens) else None
+            before = tokens[index - 1] if index > 0 else None
+            if any(t is not None and t[0] == "field" for t in (before, after)):
+                pattern = "DDD" if value == "j" else pattern * 2
+        out.append(pattern)
+    return "".join(out)
+
+
+def _java_text(text: str) -> str:
+    """Literal text of a Java pattern: letters and quotes quoted."""
+    if not re.search(r"[A-Za-z']", text):
+        return text
+    return "'" + text.replace("'", "''") + "'"
 
 
 @cache

@@ -44,6 +44,7 @@ SPEC_ARTIFACT = "brickyard/train_spec.json"
 SIGNATURE_ROWS = 100_000
 INPUT_EXAMPLE_ROWS = 5
 TIMING_METRICS = frozenset({"fit_seconds"})
+TAG_ENGINE = "brickyard.engine"
 _log = logging.getLogger(__name__)
 
 
@@ -87,13 +88,22 @@ class TrainResult:
     profile: pd.DataFrame | None = None
 
 
-def fit(ws: Workspace, spec: TrainSpec, pinned: dict[str, int] | None = None) -> Fitted:
+def fit(ws: Workspace, spec: TrainSpec, pinned: dict[str, int] | None = None, *, engine: str = "duckdb") -> Fitted:
     """Read, check, split and fit, without MLflow. `pinned` maps tables to Delta versions.
 
+    With `engine="spark"` the rows are read by Spark (`brickyard.ml.spark_data.load_spark`)
+    and collected to the driver; the scikit-learn fit is the same single-machine fit.
+
     Raises:
-        TrainingDataError, EstimatorError, ModelError, LakeError, SqlError.
+        TrainingDataError, EstimatorError, ModelError, LakeError, SqlError,
+        SparkUnavailableError.
     """
-    loaded = load(ws, spec.data(), pinned)
+    if engine == "spark":
+        from brickyard.ml.spark_data import load_spark
+
+        loaded = load_spark(ws, spec.data(), pinned)
+    else:
+        loaded = load(ws, spec.data(), pinned)
     if spec.estimator == "kmeans":
         return _fit_kmeans(loaded, spec)
     from brickyard.ml.estimators import build_estimator, estimator_path, simple_params
@@ -119,17 +129,7 @@ def _fit_kmeans(loaded: Any, spec: TrainSpec) -> Fitted:
     from brickyard.ml.kmeans import fit_kmeans
     from brickyard.ml.estimators import simple_params
 
-    params = dict(spec.params)
-    k: Any = spec.k if spec.k is not None else params.pop("k", None)
-    params.pop("k", None)
-    if isinstance(k, dict):
-        k = KRange.model_validate(k)
-    if k is None:
-        raise TrainingDataError(
-            "estimator kmeans needs k", hint="set params: {k: 4}, or k: {min: 2, max: 8} to pick the best k"
-        )
-    if isinstance(k, int) and k < 2:
-        raise TrainingDataError(f"k is {k}; kmeans needs at least 2 clusters")
+    k, params = kmeans_k(spec)
     data = prepare(loaded, label=None, features=spec.features, exclude=spec.exclude, split=None, problem="clustering")
     if data.categorical:
         raise TrainingDataError(
@@ -152,6 +152,26 @@ def _fit_kmeans(loaded: Any, spec: TrainSpec) -> Fitted:
     return Fitted(spec, data, result.model, metrics, path, simple_params(estimator), result.fit_seconds, result)
 
 
+def kmeans_k(spec: TrainSpec) -> tuple[int | KRange, dict[str, Any]]:
+    """The k (or k range) of a kmeans spec, and its other estimator params.
+
+    Raises:
+        TrainingDataError: no k, or k below 2.
+    """
+    params = dict(spec.params)
+    k: Any = spec.k if spec.k is not None else params.pop("k", None)
+    params.pop("k", None)
+    if isinstance(k, dict):
+        k = KRange.model_validate(k)
+    if k is None:
+        raise TrainingDataError(
+            "estimator kmeans needs k", hint="set params: {k: 4}, or k: {min: 2, max: 8} to pick the best k"
+        )
+    if isinstance(k, int) and k < 2:
+        raise TrainingDataError(f"k is {k}; kmeans needs at least 2 clusters")
+    return k, params
+
+
 def _guarded_fit(work: Any, spec: TrainSpec) -> Any:
     try:
         return work()
@@ -172,8 +192,12 @@ def train(
     model_name: str,
     tags: dict[str, str] | None = None,
     log: logging.Logger | None = None,
+    engine: str = "duckdb",
 ) -> TrainResult:
     """Fit, log one MLflow run, register the model, and write kmeans' gold tables.
+
+    On `engine="spark"` a scikit-learn estimator is fitted on rows Spark read (see `fit`);
+    kmeans on Spark is Spark MLlib's, in `brickyard.ml.spark_kmeans`, not this function.
 
     Raises:
         TrainingDataError, EstimatorError, ModelError, LakeError, SqlError.
@@ -181,7 +205,7 @@ def train(
     import mlflow
 
     log = log or _log
-    fitted = fit(ws, spec)
+    fitted = fit(ws, spec, engine=engine)
     data = fitted.data
     log.info("fitted %s on %d rows (%s) in %.2f s", fitted.estimator, len(data.frame), data.problem, fitted.fit_seconds)
     client = tracking.connect(ws)
@@ -191,6 +215,7 @@ def train(
         tracking.TAG_KIND: "train",
         "brickyard.problem": data.problem,
         "brickyard.model_name": model_name,
+        TAG_ENGINE: engine,
         **{f"{tracking.TAG_INPUT}{table}": str(version) for table, version in data.reads.items()},
     }
     run_name = "-".join(part for part in (all_tags.get(tracking.TAG_TASK), all_tags.get(tracking.TAG_RUN_ID)) if part)

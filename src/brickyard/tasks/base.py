@@ -86,6 +86,8 @@ class CheckContext:
     workspace: Workspace
     pipeline: PipelineSpec
     produced_tables: frozenset[str]
+    engine: str = "duckdb"  # the engine the pipeline runs on (its SQL must translate for it)
+    engine: str = "duckdb"  # the engine the task will run on (its SQL must translate for spark)
 
 
 class TaskKind(ABC):

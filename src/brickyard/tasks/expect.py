@@ -21,12 +21,16 @@ One pass counts, per expectation, the rows that break it (recorded in the run's 
   in between, the task fails rather than lose that write). Both commits carry the same
   application-transaction batch, so a re-run after a crash between them quarantines
   nothing twice. An ingest's checkpoint looks through these overwrites.
+
+With `engine: spark` the same rules run on Spark (`brickyard.tasks.expect_spark`), with
+the same counts, quarantine rows and commits.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import duckdb
 from pydantic import field_validator
@@ -42,6 +46,7 @@ from brickyard.tasks.quality import (
     FLAG,
     ExpectationFailedError,
     ExpectationResult,
+    Rule,
     Splitter,
     StreamGuard,
     task_engine,
@@ -53,7 +58,11 @@ from brickyard.tasks.quality import (
     text_rows,
     write_quarantine,
 )
+from brickyard.tasks.spark_quality import CheckedWrite
 from brickyard.tasks.sql_task import register
+
+if TYPE_CHECKING:
+    from brickyard.tasks.expect_spark import SparkCheck
 
 BATCH_ROWS = 256 * 1024
 
@@ -86,6 +95,7 @@ class ExpectTask(TaskKind):
 
     name = "expect"
     Options = ExpectOptions
+    engines = ("duckdb", "spark")
 
     def writes(self, options: ExpectOptions) -> list[str]:
         # The checked table is rewritten on `drop`, but it is not produced here: listing it
@@ -100,32 +110,32 @@ class ExpectTask(TaskKind):
         rules = contract_rules(contract, options.expectations)
         if not rules:
             return [f"no expectations for {options.table}: add expectations: or a contract with some"]
-        return explain_problems(context, f"SELECT * FROM {options.table}", options.table, rules)
+        problems = explain_problems(context, f"SELECT * FROM {options.table}", options.table, rules)
+        if context.engine == "spark":
+            from brickyard.tasks.sql_spark import spark_problems
+
+            source = checked_query(f"SELECT * FROM {options.table}", rules)
+            problems += spark_problems(source, f"expectations on {options.table}")
+        return problems
 
     def run(self, options: ExpectOptions, context: TaskContext) -> None:
-        import pyarrow as pa
-
         log, lake, table = context.log, context.lake, options.table
         contract = _contract(options, context.workspace)
         rules = contract_rules(contract, options.expectations)
         if not rules:
             log.warning("%s: no expectations to check", table)
             return
-        engine = task_engine(context.workspace)
+        check: _DuckDBCheck | SparkCheck
+        if context.on_spark:
+            from brickyard.tasks.expect_spark import SparkCheck
+
+            check = SparkCheck(context.spark, lake, table, lake.version(table), rules)
+        else:
+            check = _DuckDBCheck(context, table, rules)
+        version = check.version
         try:
-            delta = lake.delta(table)
-            version = delta.version()
-            register(engine, table, delta.to_pyarrow_dataset())
             context.record_read(table, version)
-            name = TableName.parse(table)
-            source = f"SELECT * FROM {quote(name.zone)}.{quote(name.name)}"
-            checked = checked_query(source, rules)
-            counters = ", ".join(f"count(*) FILTER (WHERE {FLAG.format(i)})" for i in range(len(rules)))
-            try:
-                found = engine.connection.sql(f"SELECT count(*), {counters} FROM ({checked})").fetchall()[0]
-            except duckdb.Error as exc:
-                raise SqlError(f"expectations on {table}: {one_line(str(exc))}") from None
-            total, counts = int(found[0]), [int(c) for c in found[1:]]
+            total, counts = check.count()
             results = [ExpectationResult(r.label, r.check, r.action, c) for r, c in zip(rules, counts, strict=True)]
             context.metrics.rows_in += total
             context.metrics.extra["expectations"] = [r.as_dict() for r in results]
@@ -143,8 +153,6 @@ class ExpectTask(TaskKind):
                 context.metrics.rows_out += total
                 context.metrics.extra["quarantined_rows"] = 0
                 return
-            schema = pa.schema(delta.schema().to_arrow())
-            partitions = list(delta.metadata().partition_columns)
             task_id = f"{context.pipeline.name}.{context.task.name}"
             app = f"brickyard.expect:{task_id}"
             batch = (lake.transaction_version(table, app) or 0) + 1
@@ -154,45 +162,99 @@ class ExpectTask(TaskKind):
                     separators=(",", ":"),
                 )
             }
-            loaded_at = datetime.now(UTC)
-            splitter = Splitter(
-                rules=rules,
-                good_columns=schema.names,
-                bad_rows=lambda rows, mask: text_rows(rows, mask, schema.names, run_id=context.run_id, loaded_at=loaded_at),
-                target=table,
-                finish_good=lambda rows: rows.cast(schema),
+            written = check.rewrite(
+                metadata=metadata, transaction=(app, batch), run_id=context.run_id, loaded_at=datetime.now(UTC)
             )
-            reader = engine.connection.sql(checked).to_arrow_reader(BATCH_ROWS)
-
-            def before_commit() -> None:
-                now = lake.version(table)
-                if now != version:
-                    raise LakeError(
-                        f"{table} changed (version {version} -> {now}) while task {context.task.name} "
-                        "checked it; nothing was written",
-                        hint="run the task again",
-                    )
-                quarantined = pa.Table.from_batches(splitter.bad)
-                written = write_quarantine(
-                    lake, table, splitter.bad, quarantined.schema, overwrite=False,
-                    metadata=metadata, transaction=(app, batch),
-                )
-                if written is not None:
-                    context.record_write(quarantine_name(table), written)
-
-            guard = StreamGuard()
-            stream = pa.RecordBatchReader.from_batches(schema, guard.wrap(prefetched(splitter.split(reader))))
-            with guard:
-                written = lake.write(
-                    table, stream, mode="overwrite", partition_by=partitions or None,
-                    metadata=metadata, transaction=(app, batch), before_commit=before_commit,
-                )
-            context.record_write(table, written)
-            context.metrics.rows_out += splitter.rows_good
-            context.metrics.extra["quarantined_rows"] = splitter.rows_bad
-            log.info("%s: moved %d row(s) to %s (version %d)", table, splitter.rows_bad, quarantine_name(table), written)
+            if written.quarantine_version is not None:
+                context.record_write(quarantine_name(table), written.quarantine_version)
+            assert written.version is not None
+            context.record_write(table, written.version)
+            context.metrics.rows_out += written.rows_good
+            context.metrics.extra["quarantined_rows"] = written.rows_bad
+            log.info("%s: moved %d row(s) to %s (version %d)", table, written.rows_bad, quarantine_name(table), written.version)
         finally:
-            engine.close()
+            check.close()
+
+
+class _DuckDBCheck:
+    """The checked rows of `table`'s current version on DuckDB."""
+
+    def __init__(self, context: TaskContext, table: str, rules: list[Rule]) -> None:
+        self.context, self.table, self.rules = context, table, rules
+        self.engine = task_engine(context.workspace)
+        try:
+            self.delta = context.lake.delta(table)
+            self.version: int = self.delta.version()
+            register(self.engine, table, self.delta.to_pyarrow_dataset())
+        except BaseException:
+            self.engine.close()
+            raise
+        name = TableName.parse(table)
+        self.checked = checked_query(f"SELECT * FROM {quote(name.zone)}.{quote(name.name)}", rules)
+
+    def count(self) -> tuple[int, list[int]]:
+        """The number of rows, and per rule the number that break it."""
+        counters = ", ".join(f"count(*) FILTER (WHERE {FLAG.format(i)})" for i in range(len(self.rules)))
+        try:
+            found = self.engine.connection.sql(f"SELECT count(*), {counters} FROM ({self.checked})").fetchall()[0]
+        except duckdb.Error as exc:
+            raise SqlError(f"expectations on {self.table}: {one_line(str(exc))}") from None
+        return int(found[0]), [int(c) for c in found[1:]]
+
+    def rewrite(
+        self, *, metadata: dict[str, str], transaction: tuple[str, int], run_id: str, loaded_at: datetime
+    ) -> CheckedWrite:
+        """Append the `drop` rows to the quarantine and overwrite the table with the rest,
+        in one commit made only if the table is still at the checked version."""
+        import pyarrow as pa
+
+        lake, table, version = self.context.lake, self.table, self.version
+        schema = pa.schema(self.delta.schema().to_arrow())
+        partitions = list(self.delta.metadata().partition_columns)
+        splitter = Splitter(
+            rules=self.rules,
+            good_columns=schema.names,
+            bad_rows=lambda rows, mask: text_rows(rows, mask, schema.names, run_id=run_id, loaded_at=loaded_at),
+            target=table,
+            finish_good=lambda rows: rows.cast(schema),
+        )
+        reader = self.engine.connection.sql(self.checked).to_arrow_reader(BATCH_ROWS)
+        quarantined: list[int] = []
+
+        def before_commit() -> None:
+            now = lake.version(table)
+            if now != version:
+                raise LakeError(
+                    f"{table} changed (version {version} -> {now}) while task {self.context.task.name} "
+                    "checked it; nothing was written",
+                    hint="run the task again",
+                )
+            bad = pa.Table.from_batches(splitter.bad)
+            written = write_quarantine(
+                lake, table, splitter.bad, bad.schema, overwrite=False,
+                metadata=metadata, transaction=transaction,
+            )
+            if written is not None:
+                quarantined.append(written)
+
+        guard = StreamGuard()
+        stream = pa.RecordBatchReader.from_batches(schema, guard.wrap(prefetched(splitter.split(reader))))
+        with guard:
+            written = lake.write(
+                table, stream, mode="overwrite", partition_by=partitions or None,
+                metadata=metadata, transaction=transaction, before_commit=before_commit,
+            )
+        return CheckedWrite(
+            rows_in=splitter.rows_in,
+            rows_good=splitter.rows_good,
+            rows_bad=splitter.rows_bad,
+            results=splitter.results(),
+            version=written,
+            quarantine_version=quarantined[0] if quarantined else None,
+        )
+
+    def close(self) -> None:
+        self.engine.close()
 
 
 def _contract(options: ExpectOptions, workspace: object) -> Contract | None:

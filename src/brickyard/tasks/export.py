@@ -31,6 +31,11 @@ same version is the same batch; rows are staged as Parquet under
 also records the batch id in the database's `brickyard_export_batches` ledger; a batch the
 ledger holds is skipped. See `brickyard.stores.sql_export`.
 
+Engines: the same on both. The export reads the Delta table version (and, for a `task:`
+source, finds the score task's commit by its commit info) through delta-rs, stages and
+loads it from the driver; a score task on Spark commits the same metadata, so nothing here
+depends on the engine that wrote the batch, and no Spark job runs.
+
 Lineage: the lake table version is a read. `metrics.extra`: `batch_id`, `loaded` (False
 when skipped), `rows_loaded`, `database` (password masked), `table`, `mode`, `attempts`,
 `load_seconds`, `rows_per_second`.
@@ -101,6 +106,7 @@ class ExportTask(TaskKind):
 
     name = "export"
     Options = ExportOptions
+    engines = ("duckdb", "spark")  # engine-independent: see the module docstring
 
     def check(self, options: ExportOptions, context: CheckContext) -> list[str]:
         problems = []

@@ -43,6 +43,15 @@ How a run goes:
 - `--full-refresh` rebuilds the target (and the quarantine) from every matching file as a
   new table version (an overwrite; history stays) and restarts the checkpoint there.
 
+On the Spark engine (`engine: spark`) the same YAML gives the same tables: the files are
+read by Spark's executors as text and typed, checked and split with the same SQL
+(translated), quarantine first, then target, each in one Delta commit with the batch's
+application transaction (see `brickyard.tasks.ingest_spark`). Column names, and without a
+contract the detected types, still come from DuckDB's look at each file's header and a
+sample, so both engines plan the same columns. Differences: `_line` is NULL for JSON lines
+on Spark; CSV files are read unsplit (one Spark task a file), so that quoted values may
+span lines and records can be numbered.
+
 Details: `_loaded_at` is the batch's start time in UTC, stored without a zone. `_line` is
 the record's number in its file counting a CSV header as line 1 (it differs from the
 physical line only after blank lines or quoted values spanning lines). CSV files are read
@@ -97,6 +106,7 @@ from brickyard.tasks.quality import (
     write_quarantine,
 )
 from brickyard.tasks.ingest_sql import RAW_LIST, PlannedColumn, duplicates_sql, final_sql, typed_sql
+from brickyard.tasks.spark_quality import CheckedWrite
 from brickyard.tasks.sources import (
     Format,
     LineCounter,
@@ -174,6 +184,7 @@ class IngestTask(TaskKind):
 
     name = "ingest"
     Options = IngestOptions
+    engines = ("duckdb", "spark")
 
     def writes(self, options: IngestOptions) -> list[str]:
         return [options.target, quarantine_name(options.target)]
@@ -353,8 +364,6 @@ class _IngestJob:
 
     def load(self, batch: int, files: list[SourceFile], full_refresh: bool) -> None:
         """Load `files` as batch number `batch` (quarantine commit, then target commit)."""
-        import pyarrow as pa
-
         location = self.lake.location
         uris = [location.uri(f.path) for f in files]
         columns_by_file = {
@@ -370,12 +379,90 @@ class _IngestJob:
                 hint="partition_by names target columns (after any contract rename)",
             )
         row_rules, unique_rules = self.rules()
+        loaded_at = datetime.now(UTC)
+        record = BatchRecord(self.task_id, batch, full_refresh, self.context.run_id, tuple(files))
+        metadata = {INGEST_KEY: record.to_json()}
+        if self.context.on_spark:
+            outcome = self._load_spark(
+                batch, files, uris, columns_by_file, sources, planned, row_rules, unique_rules,
+                full_refresh, metadata, loaded_at,
+            )
+        else:
+            outcome = self._load_duckdb(
+                batch, files, uris, sources, planned, row_rules, unique_rules, full_refresh, metadata, loaded_at
+            )
+        if outcome.quarantine_version is not None:
+            self.context.record_write(self.quarantine, outcome.quarantine_version)
+        assert outcome.version is not None
+        self.context.record_write(self.target, outcome.version)
+        self._account(batch, files, outcome, full_refresh)
+
+    def _load_spark(
+        self,
+        batch: int,
+        files: list[SourceFile],
+        uris: list[str],
+        columns_by_file: dict[str, list[str]],
+        sources: list[str],
+        planned: list[PlannedColumn],
+        row_rules: list[Rule],
+        unique_rules: list[Rule],
+        full_refresh: bool,
+        metadata: dict[str, str],
+        loaded_at: datetime,
+    ) -> CheckedWrite:
+        """The batch read, typed, checked and written by Spark (`ingest_spark`)."""
+        from brickyard.tasks.ingest_spark import SparkReadError, load_batch
+
+        try:
+            return load_batch(
+                self.context.spark,
+                self.lake,
+                task=self.context.task.name,
+                fmt=self.fmt,
+                options=self.options.reader,
+                files=files,
+                uris=uris,
+                columns_by_file=columns_by_file,
+                sources=sources,
+                planned=planned,
+                row_rules=row_rules,
+                unique_rules=unique_rules,
+                key=self.key,
+                target=self.target,
+                full_refresh=full_refresh,
+                partition_by=self.options.partition_by,
+                metadata=metadata,
+                transaction=(self.app, batch),
+                loaded_at=loaded_at,
+                run_id=self.context.run_id,
+                log=self.log,
+            )
+        except SparkReadError as exc:
+            raise IngestError(exc.message, hint=exc.hint) from None
+
+    def _load_duckdb(
+        self,
+        batch: int,
+        files: list[SourceFile],
+        uris: list[str],
+        sources: list[str],
+        planned: list[PlannedColumn],
+        row_rules: list[Rule],
+        unique_rules: list[Rule],
+        full_refresh: bool,
+        metadata: dict[str, str],
+        loaded_at: datetime,
+    ) -> CheckedWrite:
+        """The batch streamed through DuckDB and written by delta-rs."""
+        import pyarrow as pa
+
+        location = self.lake.location
         scan = scan_sql(self.fmt, uris, self.options.reader, sources)
         prefix = len(location.uri("").rstrip("/")) + 1
         typed = typed_sql(self.fmt, scan, planned, sources, prefix, [f.path for f in files])
         query = final_sql(typed, planned, sources, row_rules, self.key)
         counted = self.count_duplicates(typed, unique_rules)
-        loaded_at = datetime.now(UTC)
         counter = LineCounter(line_offset(self.fmt, self.options.reader))
         good_columns = [p.name for p in planned] + [SOURCE_FILE_COLUMN]
         run_id = self.context.run_id
@@ -437,8 +524,7 @@ class _IngestJob:
             except duckdb.Error as exc:
                 raise self._read_error(files, exc) from None
 
-        record = BatchRecord(self.task_id, batch, full_refresh, run_id, tuple(files))
-        metadata = {INGEST_KEY: record.to_json()}
+        quarantine_versions: list[int] = []
 
         def before_commit() -> None:
             version = write_quarantine(
@@ -451,7 +537,7 @@ class _IngestJob:
                 transaction=(self.app, batch),
             )
             if version is not None:
-                self.context.record_write(self.quarantine, version)
+                quarantine_versions.append(version)
 
         guard = StreamGuard()
         stream = pa.RecordBatchReader.from_batches(
@@ -468,43 +554,51 @@ class _IngestJob:
                 transaction=(self.app, batch),
                 before_commit=before_commit,
             )
-        self.context.record_write(self.target, version)
-        self._account(batch, files, splitter, version, full_refresh)
+        splitter.log_warnings(self.log)
+        return CheckedWrite(
+            rows_in=splitter.rows_in,
+            rows_good=splitter.rows_good,
+            rows_bad=splitter.rows_bad,
+            results=splitter.results(),
+            version=version,
+            quarantine_version=quarantine_versions[-1] if quarantine_versions else None,
+        )
+
 
     def _account(
-        self, batch: int, files: list[SourceFile], splitter: Splitter, version: int, full_refresh: bool
+        self, batch: int, files: list[SourceFile], outcome: CheckedWrite, full_refresh: bool
     ) -> None:
         metrics = self.context.metrics
-        metrics.rows_in += splitter.rows_in
-        metrics.rows_out += splitter.rows_good
+        version = outcome.version
+        metrics.rows_in += outcome.rows_in
+        metrics.rows_out += outcome.rows_good
         metrics.extra["files_loaded"] += len(files)
-        metrics.extra["quarantined_rows"] += splitter.rows_bad
+        metrics.extra["quarantined_rows"] += outcome.rows_bad
         metrics.extra["batches"].append(
             {
                 "batch": batch,
                 "files": len(files),
-                "rows": splitter.rows_good,
-                "quarantined": splitter.rows_bad,
+                "rows": outcome.rows_good,
+                "quarantined": outcome.rows_bad,
                 "version": version,
                 "full_refresh": full_refresh,
             }
         )
-        for result in splitter.results():
+        for result in outcome.results:
             found = self.results.get(result.name)
             if found is None:
                 self.results[result.name] = result
             else:
                 found.failing_rows += result.failing_rows
         metrics.extra["expectations"] = [r.as_dict() for r in self.results.values()]
-        splitter.log_warnings(self.log)
         self.log.info(
             "%s: loaded %d row(s) from %d file(s) as version %d (batch %d); %d row(s) quarantined",
             self.target,
-            splitter.rows_good,
+            outcome.rows_good,
             len(files),
             version,
             batch,
-            splitter.rows_bad,
+            outcome.rows_bad,
         )
 
     # -- columns and SQL ----------------------------------------------------------------

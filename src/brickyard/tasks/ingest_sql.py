@@ -11,12 +11,21 @@ Three layers over the raw scan (see `brickyard.tasks.sources`):
 
 Raw text and typed values both stay in the plan, which also keeps DuckDB from pushing a
 TRY_CAST into the CSV reader (where a bad value would fail the scan).
+
+With `spark=True` the same layers are built for the Spark engine (still DuckDB-dialect text,
+translated by `brickyard.engines.spark_sql`), where DuckDB-only constructs cannot translate
+or Spark's casts differ: the file is plain text (no ENUM), casts are wrapped to accept and
+reject the same strings as DuckDB's (`spark_cast`), `format`s become Java patterns
+(`engines.spark_sql.java_format`), PII uses Spark's `sha2`, and the raw text of bad rows stays one column per
+source (no VARCHAR[] list).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from brickyard.engines.spark_sql import java_format
 from brickyard.tasks import pii
 from brickyard.tasks.quality import (
     FLAG,
@@ -32,6 +41,15 @@ from brickyard.tasks.sources import FILE_COLUMN, Format, raw_text
 RAW = "__by_raw_{}"
 RAW_LIST = "__by_raw"
 CAST_REASON = "__by_cast"
+INTEGRAL = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "INT", "INT2", "INT4", "INT8", "LONG", "SHORT"})
+FLOATING = frozenset({"DOUBLE", "FLOAT", "REAL", "FLOAT4", "FLOAT8"})
+TEMPORAL = ("TIMESTAMP", "DATE", "DATETIME")
+# A decimal number as DuckDB casts it to an integer (rounded): "3.5", ".5", "1e3", " 7 ".
+DECIMAL_TEXT = "^ *[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)? *$"
+# Java's number suffixes, which Spark's cast to DOUBLE accepts and DuckDB's does not ("1d").
+SUFFIXED = "^ *[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?[dDfF] *$"
+# DuckDB casts text to DATE/TIMESTAMP only from a full ISO date; Spark also from "2017", "2017-01".
+FULL_DATE = "^ *-?[0-9]{4,}-[0-9]{1,2}-[0-9]{1,2}"
 
 
 @dataclass(frozen=True)
@@ -48,24 +66,47 @@ class PlannedColumn:
     fallback_format: str | None = None  # a sniffed format tried after a plain cast
 
 
-def typed_expression(fmt: Format, column: PlannedColumn) -> str:
+def typed_expression(fmt: Format, column: PlannedColumn, *, spark: bool = False) -> str:
     """SQL casting a source column to its target type (NULL when the batch lacks it)."""
     source = quote(column.source)
     kind = column.type
     if not column.present:
         return f"CAST(NULL AS {kind})"
+    text = raw_text(fmt, column.source)
     if column.format:
-        text = raw_text(fmt, column.source)
-        return f"TRY_CAST(try_strptime({text}, {literal(column.format)}) AS {kind})"
+        return f"TRY_CAST({strptime(text, column.format, spark=spark)} AS {kind})"
     if kind == "VARCHAR":
-        return raw_text(fmt, column.source)
+        return text
+    cast = spark_cast(source, kind) if spark and fmt != "parquet" else f"TRY_CAST({source} AS {kind})"
     if column.fallback_format:
-        text = raw_text(fmt, column.source)
+        return f"coalesce({cast}, TRY_CAST({strptime(text, column.fallback_format, spark=spark)} AS {kind}))"
+    return cast
+
+
+def strptime(text: str, format: str, *, spark: bool = False) -> str:
+    """SQL parsing text with a strptime format (NULL when it does not match)."""
+    if spark:
+        return f"try_to_timestamp({text}, {literal(java_format(format))})"
+    return f"try_strptime({text}, {literal(format)})"
+
+
+def spark_cast(source: str, kind: str) -> str:
+    """TRY_CAST of text for Spark, accepting and rejecting the strings DuckDB's TRY_CAST does:
+    integers also from decimal text (rounded half away from zero, as DuckDB), no Java number
+    suffixes for floating types, dates and timestamps only from a full `yyyy-mm-dd` date."""
+    base = kind.split("(")[0].strip().upper()
+    cast = f"TRY_CAST({source} AS {kind})"
+    if base in INTEGRAL:
         return (
-            f"coalesce(TRY_CAST({source} AS {kind}), "
-            f"TRY_CAST(try_strptime({text}, {literal(column.fallback_format)}) AS {kind}))"
+            f"coalesce({cast}, CASE WHEN regexp_matches({source}, {literal(DECIMAL_TEXT)}) "
+            f"THEN TRY_CAST(round(TRY_CAST({source} AS DECIMAL(38, 10))) AS {kind}) END)"
         )
-    return f"TRY_CAST({source} AS {kind})"
+    if base in FLOATING:
+        return f"CASE WHEN NOT regexp_matches({source}, {literal(SUFFIXED)}) THEN {cast} END"
+    if base.startswith(TEMPORAL):
+        return f"CASE WHEN regexp_matches({source}, {literal(FULL_DATE)}) THEN {cast} END"
+    return cast
+
 
 def typed_sql(
     fmt: Format,
@@ -74,20 +115,29 @@ def typed_sql(
     sources: list[str],
     prefix: int,
     files: list[str],
+    *,
+    spark: bool = False,
+    keep: Sequence[str] = (),
 ) -> str:
     """Raw text of every source column, the typed target columns, the file, and why a
     row does not parse (`__by_cast`).
 
-    The file is an ENUM of the batch's lake-relative paths: it reaches Arrow as a
+    On DuckDB the file is an ENUM of the batch's lake-relative paths: it reaches Arrow as a
     dictionary array (one small integer a row, not a string) and Delta stores it as text.
+    On Spark (`spark=True`) the scan's `__file` already is the lake-relative path. `keep`
+    names scan columns passed through as they are (e.g. a row number).
     """
     raw_index = {name: index for index, name in enumerate(sources)}
     items = [f"{raw_text(fmt, name)} AS {RAW.format(i)}" for i, name in enumerate(sources)]
-    items += [f"{typed_expression(fmt, c)} AS {quote(c.name)}" for c in planned]
-    paths = ", ".join(literal(path) for path in dict.fromkeys(files))
-    items.append(
-        f"CAST(substr({quote(FILE_COLUMN)}, {prefix + 1}) AS ENUM({paths})) AS {quote(SOURCE_FILE_COLUMN)}"
-    )
+    items += [f"{typed_expression(fmt, c, spark=spark)} AS {quote(c.name)}" for c in planned]
+    if spark:
+        items.append(f"{quote(FILE_COLUMN)} AS {quote(SOURCE_FILE_COLUMN)}")
+    else:
+        paths = ", ".join(literal(path) for path in dict.fromkeys(files))
+        items.append(
+            f"CAST(substr({quote(FILE_COLUMN)}, {prefix + 1}) AS ENUM({paths})) AS {quote(SOURCE_FILE_COLUMN)}"
+        )
+    items += [quote(name) for name in keep]
     reasons, conditions = [], []
     for column in planned:
         typed = quote(column.name)
@@ -119,25 +169,43 @@ def typed_sql(
     return f"SELECT *, {cast} AS {CAST_REASON} FROM ({inner}) AS __by_typed"
 
 def final_sql(
-    typed: str, planned: list[PlannedColumn], sources: list[str], rules: list[Rule], key: bytes | None
+    typed: str,
+    planned: list[PlannedColumn],
+    sources: list[str],
+    rules: list[Rule],
+    key: bytes | None,
+    *,
+    spark: bool = False,
+    keep: Sequence[str] = (),
 ) -> str:
     """Good columns (PII hashed), the file, `__by_reason`, rule flags and, for bad rows
     only, the raw text of every source column (PII hashed too) packed in one list,
-    `__by_raw` (NULL on good rows: one column to carry instead of one per source)."""
+    `__by_raw` (NULL on good rows: one column to carry instead of one per source).
+
+    With `spark=True`, the raw text stays one column per source (`__by_raw_<i>`, NULL on
+    good rows); `keep` names typed columns passed through."""
     checked = checked_query(typed, rules, gate=f"{CAST_REASON} IS NULL", pre_reason=CAST_REASON)
+    hmac = pii.hmac_spark_sql if spark else pii.hmac_sql
     pii_sources = {c.source for c in planned if c.pii}
     items = []
     for column in planned:
         name = quote(column.name)
-        value = pii.hmac_sql(name, key) if column.pii and key else name
+        value = hmac(name, key) if column.pii and key else name
         items.append(f"{value} AS {name}")
     items.append(quote(SOURCE_FILE_COLUMN))
     items.append(REASON)
     items += [FLAG.format(i) for i in range(len(rules))]
+    items += [quote(name) for name in keep]
     raws = []
     for index, source in enumerate(sources):
         raw = RAW.format(index)
-        raws.append(pii.hmac_sql(raw, key) if source in pii_sources and key else raw)
+        raws.append(hmac(raw, key) if source in pii_sources and key else raw)
+    if spark:
+        items += [
+            f"CASE WHEN {REASON} IS NOT NULL THEN {raw} END AS {RAW.format(index)}"
+            for index, raw in enumerate(raws)
+        ]
+        return f"SELECT {', '.join(items)} FROM ({checked}) AS __by_checked"
     packed = f"CAST([{', '.join(raws)}] AS VARCHAR[])" if raws else "CAST([] AS VARCHAR[])"
     items.append(f"CASE WHEN {REASON} IS NOT NULL THEN {packed} END AS {RAW_LIST}")
     return f"SELECT {', '.join(items)} FROM ({checked}) AS __by_checked"

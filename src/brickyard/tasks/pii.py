@@ -60,6 +60,18 @@ def hmac_sql(expression: str, key: bytes) -> str:
     return f"sha256(unhex('{outer}') || unhex(sha256(unhex('{inner}') || {message})))"
 
 
+def hmac_spark_sql(expression: str, key: bytes) -> str:
+    """`hmac_sql` for the Spark engine (written in DuckDB's dialect with functions Spark
+    has: `sha2`, `unhex`, `concat` of binaries); the same tokens."""
+    if len(key) > BLOCK_SIZE:
+        key = hashlib.sha256(key).digest()
+    padded = key.ljust(BLOCK_SIZE, b"\0")
+    inner = bytes(byte ^ 0x36 for byte in padded).hex()
+    outer = bytes(byte ^ 0x5C for byte in padded).hex()
+    message = f"CAST(CAST({expression} AS VARCHAR) AS BLOB)"
+    return f"sha2(concat(unhex('{outer}'), unhex(sha2(concat(unhex('{inner}'), {message}), 256))), 256)"
+
+
 def token(value: str, key: bytes) -> str:
     """The token DuckDB computes for `value` (for tests and lookups by a known value)."""
     import duckdb

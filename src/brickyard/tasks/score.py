@@ -25,6 +25,15 @@ is how a downstream `export` finds "the batch this score task wrote in this run"
 Lineage: the lake source's version is a read, the target's new version a write.
 `metrics.extra`: `model_name`, `model_version`, `model_uri`, `rows_scored`, `scored_at`,
 `source`, `batches`.
+
+On `engine: spark` the predictions are computed by Spark's executors (`mapInArrow`, the
+model broadcast once, `brickyard.ml.spark_scoring`) and written by them into the table's
+folder, then committed by the driver in the same ONE Delta commit, with the same
+application transaction, commit metadata, columns and `score_date` partition; the scores
+equal the DuckDB engine's. A lake source is read by the executors. A database source is
+read on the driver (no JDBC driver offline), batch by batch into Parquet files staged
+under the lake's `staging/<pipeline>/<task>/` and removed after the commit, which the
+executors read; `batch_size` is the rows per model call on both engines.
 """
 
 from __future__ import annotations
@@ -114,6 +123,7 @@ class ScoreTask(TaskKind):
 
     name = "score"
     Options = ScoreOptions
+    engines = ("duckdb", "spark")
 
     def check(self, options: ScoreOptions, context: CheckContext) -> list[str]:
         source = options.source
@@ -136,10 +146,15 @@ class ScoreTask(TaskKind):
         if lake.exists(options.target) and lake.delta(options.target).transaction_version(app_id) is not None:
             self._already_done(options, context)
             return
+        if context.on_spark:
+            context.spark.spark  # noqa: B018 - SparkUnavailableError before the model is loaded
         model = load_model(context.workspace, options.model, positive_class=options.positive_class)
         if options.features:
             model.features = list(options.features)
         context.log.info("scoring %s with %s version %s", options.source.describe(), model.name, model.version)
+        if context.on_spark:
+            self._run_spark(options, context, model, app_id)
+            return
         counter = _Counter(self._batches(options, context, model.features))
         scored_at = datetime.now(UTC)
         scored = score_batches(model, iter(counter), options.keys, scored_at)
@@ -190,6 +205,103 @@ class ScoreTask(TaskKind):
             "source": options.source.describe(),
         })
         context.log.info("scored %d rows into %s version %d", counter.rows, options.target, version)
+
+    # -- Spark ------------------------------------------------------------------------
+
+    def _run_spark(self, options: ScoreOptions, context: TaskContext, model: Any, app_id: str) -> None:
+        import shutil
+        import uuid
+
+        from brickyard.engines.spark_delta import read_table, write_table
+        from brickyard.ml.errors import ModelError
+        from brickyard.ml.spark_scoring import score_frame, stage_sql_batches
+
+        lake, spark = context.lake, context.spark.spark
+        source = options.source
+        scored_at = datetime.now(UTC)
+        failed = f"scoring {source.describe()} with {model.name} version {model.version} failed"
+        staging: str | None = None
+        try:
+            if source.is_lake:
+                table = source.table or ""
+                version = lake.delta(table, version=source.version).version()
+                context.record_read(table, version)
+                frame = read_table(spark, lake, table, version=version)
+            else:
+                staging = lake.location.uri(
+                    f"staging/{context.pipeline.name}/{context.task.name}/{context.run_id}-{uuid.uuid4().hex[:8]}"
+                )
+                try:
+                    staged = stage_sql_batches(self._batches(options, context, model.features), staging)
+                except BrickyardError:
+                    raise
+                except Exception as exc:
+                    raise ModelError(
+                        f"{failed}: {exc}",
+                        hint="check that the source's feature columns have the types the model was trained on",
+                    ) from exc
+                frame = staged.frame(spark)
+            counter = _Counter(iter(()))
+            if frame is None:  # a SQL source without rows: no key types to go by
+                from pyspark.sql.pandas.types import from_arrow_schema
+
+                scored = None
+                out = spark.createDataFrame([], from_arrow_schema(self._empty_schema(options, context, counter)))
+            else:
+                source_frame = frame
+
+                def empty_schema() -> Any:
+                    counter.schema = _arrow_schema(source_frame)
+                    return self._empty_schema(options, context, counter)
+
+                try:
+                    scored = score_frame(model, frame, options.keys, scored_at, options.batch_size, empty_schema)
+                except BrickyardError:
+                    raise
+                except Exception as exc:  # the model failed on the first rows, on the driver
+                    raise ModelError(
+                        f"{failed}: {exc}",
+                        hint="check that the source's feature columns have the types the model was trained on",
+                    ) from exc
+                out = scored.frame
+            metadata = {
+                META_RUN_ID: context.run_id,
+                META_PIPELINE: context.pipeline.name,
+                META_TASK: context.task.name,
+                META_SCORED_AT: scored_at.isoformat(),
+                META_MODEL: f"{model.name}/{model.version}",
+            }
+            try:
+                version = write_table(
+                    lake, options.target, out, mode=options.mode, partition_by=[PARTITION], metadata=metadata,
+                    transaction=(app_id, 0),
+                )
+            except BrickyardError as exc:
+                worker = _worker_error(exc)
+                if worker is None:
+                    raise
+                raise ModelError(
+                    f"{failed}: {worker}",
+                    hint="check that the source's feature columns have the types the model was trained on",
+                ) from exc
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+        rows = scored.rows_scored if scored is not None else 0
+        context.record_write(options.target, version)
+        context.metrics.rows_in = rows
+        context.metrics.rows_out = rows
+        context.metrics.extra.update({
+            "model_name": model.name,
+            "model_version": model.version,
+            "model_uri": model.uri,
+            "rows_scored": rows,
+            "batches": scored.batch_count if scored is not None else 0,
+            "scored_at": scored_at.isoformat(),
+            "source": source.describe(),
+            "engine": "spark",
+        })
+        context.log.info("scored %d rows into %s version %d on Spark", rows, options.target, version)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -277,3 +389,23 @@ class _Guard:
         except Exception as exc:
             self.error = exc
             raise
+
+
+def _arrow_schema(frame: Any) -> Any:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(frame.schema, timezone="UTC")
+
+
+def _worker_error(exc: BaseException) -> str | None:
+    """The error a Python worker raised while Spark wrote the scores (its last line), or
+    None when the failure was not in the scoring code."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        if type(seen).__name__ == "PythonException" or "PythonException" in text:
+            lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+            errors = [line for line in lines if "Error:" in line or "Exception:" in line]
+            return errors[-1] if errors else (lines[-1] if lines else type(seen).__name__)
+        seen = seen.__cause__
+    return None

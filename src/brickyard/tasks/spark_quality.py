@@ -56,6 +56,7 @@ def write_checked(
     lake: Lake,
     target: str,
     mode: str,
+    quarantine_mode: str | None = None,
     metadata: Mapping[str, Any],
     transaction: tuple[str, int],
     partition_by: Sequence[str] | None = None,
@@ -68,7 +69,8 @@ def write_checked(
 
     `good(frame)` shapes the good rows (default: every column but the flags and reason);
     `bad(frame)` the quarantine rows (default: `quarantine_rows`). `mode` is `append` or
-    `overwrite` (an overwrite also rebuilds the quarantine).
+    `overwrite` (an overwrite also rebuilds the quarantine); `quarantine_mode`, when given,
+    is the quarantine's (a merge overwrites the target but appends to its quarantine).
 
     Raises:
         ExpectationFailedError: a `fail` rule was broken (nothing is written).
@@ -90,13 +92,14 @@ def write_checked(
         splitter.rows_in = int(totals["n"])
         splitter.raise_on_failure()
         rows_bad = int(totals["bad"] or 0)
-        overwrite = mode == "overwrite"
+        quarantine_mode = quarantine_mode or mode
+        overwrite = quarantine_mode == "overwrite"
         quarantine_version = None
         name = quarantine_name(target)
         if rows_bad or (overwrite and has_reason and lake.exists(name)):
             shaped = (bad or quarantine_rows)(cached.filter(F.col(REASON).isNotNull()))
             quarantine_version = write_table(
-                lake, name, shaped, mode=mode, evolve_schema=True, metadata=metadata, transaction=transaction
+                lake, name, shaped, mode=quarantine_mode, evolve_schema=True, metadata=metadata, transaction=transaction
             )
         kept = cached.filter(F.col(REASON).isNull()) if has_reason else cached
         shaped_good = good(kept) if good is not None else kept.select(*[F.col(f"`{c}`") for c in columns])

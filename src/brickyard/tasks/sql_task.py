@@ -16,7 +16,11 @@
 ```
 
 The query runs on DuckDB with the lake's tables visible as `zone.name`; the result streams
-into one Delta commit (merge collects it first). With expectations, bad rows never land:
+into one Delta commit (merge collects it first). With `engine: spark` the same query (in
+DuckDB's dialect) is translated for Spark SQL and written by Spark's executors, with the
+same results, quarantine, incremental reads and idempotency (`brickyard.tasks.sql_spark`);
+there a merge is one overwrite of the table (its rows whose key is not among the new rows,
+plus the new rows), and `brickyard validate` reports SQL that Spark cannot run. With expectations, bad rows never land:
 `drop` rows go to `<target>__quarantine` (every column as text, `_reason`, `_loaded_at`,
 `_run_id`; overwritten when the target is, appended otherwise) in a commit made before the
 target's, `fail` stops the task with nothing written, `warn` is counted.
@@ -54,6 +58,7 @@ from brickyard.errors import BrickyardError, ConfigError, LakeError, SqlError
 from brickyard.lake.names import TableName
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
 from brickyard.tasks.quality import (
+    FLAG,
     REASON,
     Splitter,
     StreamGuard,
@@ -217,6 +222,7 @@ class SqlTask(TaskKind):
 
     name = "sql"
     Options = SqlOptions
+    engines = ("duckdb", "spark")
 
     def writes(self, options: SqlOptions) -> list[str]:
         return [options.target, quarantine_name(options.target)]
@@ -226,7 +232,7 @@ class SqlTask(TaskKind):
         try:
             job.run()
         finally:
-            job.engine.close()
+            job.close()
 
     def check(self, options: SqlOptions, context: CheckContext) -> list[str]:
         from brickyard.tasks.explain import explain_problems
@@ -239,16 +245,24 @@ class SqlTask(TaskKind):
         except BrickyardError as exc:
             return [str(exc)]
         rules = contract_rules(contract, options.expectations)
-        return explain_problems(
+        problems = explain_problems(
             context,
             text,
             where,
             rules,
             required=[*options.keys, *options.partition_by],
         )
+        if context.engine == "spark":
+            from brickyard.tasks.sql_spark import spark_problems
+
+            problems += spark_problems(checked_query(text, rules) if rules else text, where)
+        return problems
 
 
 class _SqlJob:
+    """One attempt of a sql task: the shared steps (state, pins, metadata, metrics), with
+    execution and writing on DuckDB here or on Spark (`brickyard.tasks.sql_spark`)."""
+
     def __init__(self, options: SqlOptions, context: TaskContext) -> None:
         self.options = options
         self.context = context
@@ -256,14 +270,16 @@ class _SqlJob:
         self.target = options.target
         self.task_id = f"{context.pipeline.name}.{context.task.name}"
         self.app = f"brickyard.sql:{self.task_id}"
-        self.engine = task_engine(context.workspace)
+        self.engine: DuckDBEngine | None = None if context.on_spark else task_engine(context.workspace)
         self.contract: Contract | None = (
             context.workspace.contract(options.contract) if options.contract else None
         )
 
-    def run(self) -> None:
-        import pyarrow as pa
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
 
+    def run(self) -> None:
         options, context, log = self.options, self.context, self.context.log
         where = options.sql or f"task {context.task.name}"
         text = query_text(options, context.workspace.root)
@@ -276,8 +292,19 @@ class _SqlJob:
             context.record_write(self.target, self.lake.version(self.target))
             return
         full = context.full_refresh or not options.incremental or state is None
-        prepared = self._prepare(text, where)
-        versions = self._pin_sources(state, full)
+        rules = contract_rules(self.contract, options.expectations)
+        if context.on_spark:
+            from brickyard.tasks.sql_spark import SparkQuery
+
+            spark_query = SparkQuery.translate(
+                context.spark, checked_query(text, rules) if rules else text, where
+            )
+            versions = spark_query.pin(self.lake, lambda table: self._since(state, full, table))
+            for table, version in versions.items():
+                context.record_read(table, version)
+        else:
+            prepared = self._prepare(text, where)
+            versions = self._pin_sources(state, full)
         streamed = [t for t in versions if options.reads_incrementally(t) and t != self.target]
         if not full and state is not None and streamed and all(
             state.sources.get(table) == versions[table] for table in streamed
@@ -285,8 +312,90 @@ class _SqlJob:
             log.info("%s: no source has new rows since the last run", self.target)
             context.record_write(self.target, self.lake.version(self.target))
             return
-        rules = contract_rules(self.contract, options.expectations)
-        query = checked_query(prepared, rules) if rules else prepared
+        batch = (self.lake.transaction_version(self.target, self.app) or 0) + 1
+        overwrite = context.full_refresh or options.mode == "overwrite"
+        mode = "overwrite" if overwrite else options.mode
+        metadata = {
+            SQL_KEY: json.dumps(
+                {
+                    "task": self.task_id,
+                    "run_id": context.run_id,
+                    "batch": batch,
+                    "mode": mode,
+                    "full_refresh": context.full_refresh,
+                    "sources": versions,
+                },
+                separators=(",", ":"),
+            )
+        }
+        if context.on_spark:
+            written = self._write_spark(spark_query.frame(), rules, where, mode, metadata, batch)
+        else:
+            query = checked_query(prepared, rules) if rules else prepared
+            written = self._write_duckdb(query, rules, where, mode, metadata, batch)
+        version, rows_in, rows_good, rows_bad, results = written
+        context.record_write(self.target, version)
+        context.metrics.rows_in += rows_in
+        context.metrics.rows_out += rows_good
+        if rules:
+            context.metrics.extra["quarantined_rows"] = rows_bad
+            context.metrics.extra["expectations"] = [r.as_dict() for r in results]
+        log.info(
+            "%s: wrote %d row(s) (%s) as version %d%s",
+            self.target,
+            rows_good,
+            mode,
+            version,
+            f"; {rows_bad} row(s) quarantined" if rows_bad else "",
+        )
+
+    def _since(self, state: SqlState | None, full: bool, table: str) -> int | None:
+        """The version after which `table` is read (None: read whole)."""
+        if full or table == self.target or not self.options.reads_incrementally(table):
+            return None
+        return state.sources.get(table) if state else None
+
+    def _check_columns(self, columns: list[str], where: str) -> None:
+        for column in [*self.options.keys, *self.options.partition_by]:
+            if column not in columns:
+                raise SqlError(
+                    f"{where}: the query has no column {column!r} (named by keys/partition_by)",
+                    hint=f"its columns: {', '.join(columns)}",
+                )
+
+    def _write_spark(
+        self, frame: Any, rules: list[Any], where: str, mode: str, metadata: dict[str, str], batch: int
+    ) -> tuple[int, int, int, int, list[Any]]:
+        from brickyard.tasks.sql_spark import write_result
+
+        internal = {REASON} | {FLAG.format(i) for i in range(len(rules))}
+        self._check_columns([c for c in frame.columns if c not in internal], where)
+        written = write_result(
+            frame,
+            rules,
+            lake=self.lake,
+            target=self.target,
+            mode=mode,
+            keys=self.options.keys,
+            partition_by=self.options.partition_by,
+            metadata=metadata,
+            transaction=(self.app, batch),
+            run_id=self.context.run_id,
+            loaded_at=datetime.now(UTC),
+            log=self.context.log if rules else None,
+        )
+        if written.quarantine_version is not None:
+            self.context.record_write(quarantine_name(self.target), written.quarantine_version)
+        assert written.version is not None
+        return written.version, written.rows_in, written.rows_good, written.rows_bad, written.results
+
+    def _write_duckdb(
+        self, query: str, rules: list[Any], where: str, mode: str, metadata: dict[str, str], batch: int
+    ) -> tuple[int, int, int, int, list[Any]]:
+        import pyarrow as pa
+
+        options, context = self.options, self.context
+        assert self.engine is not None
         try:
             relation = self.engine.connection.sql(query)
             reader = relation.to_arrow_reader(BATCH_ROWS)
@@ -295,12 +404,7 @@ class _SqlJob:
         internal = {REASON} | {f for f in reader.schema.names if f.startswith("__by_rule_")}
         columns = [name for name in reader.schema.names if name not in internal]
         good_schema = pa.schema([reader.schema.field(name) for name in columns])
-        for column in [*options.keys, *options.partition_by]:
-            if column not in columns:
-                raise SqlError(
-                    f"{where}: the query has no column {column!r} (named by keys/partition_by)",
-                    hint=f"its columns: {', '.join(columns)}",
-                )
+        self._check_columns(columns, where)
         loaded_at = datetime.now(UTC)
         splitter = Splitter(
             rules=rules,
@@ -310,21 +414,7 @@ class _SqlJob:
             ),
             target=self.target,
         )
-        batch = (self.lake.transaction_version(self.target, self.app) or 0) + 1
-        overwrite = context.full_refresh or options.mode == "overwrite"
-        metadata = {
-            SQL_KEY: json.dumps(
-                {
-                    "task": self.task_id,
-                    "run_id": context.run_id,
-                    "batch": batch,
-                    "mode": "overwrite" if overwrite else options.mode,
-                    "full_refresh": context.full_refresh,
-                    "sources": versions,
-                },
-                separators=(",", ":"),
-            )
-        }
+        overwrite = mode == "overwrite"
 
         def batches() -> Any:
             try:
@@ -352,7 +442,7 @@ class _SqlJob:
 
         partition_by = options.partition_by or None
         guard = StreamGuard()
-        if options.mode == "merge" and not overwrite:
+        if mode == "merge":
             good = pa.Table.from_batches(list(splitter.split(batches())), good_schema)
             quarantine()
             version = self.lake.merge(
@@ -372,30 +462,19 @@ class _SqlJob:
                 version = self.lake.write(
                     self.target,
                     stream,
-                    mode="overwrite" if overwrite else "append",
+                    mode=mode,
                     partition_by=partition_by,
                     evolve_schema=True,
                     metadata=metadata,
                     transaction=(self.app, batch),
                     before_commit=quarantine,
                 )
-        context.record_write(self.target, version)
-        context.metrics.rows_in += splitter.rows_in
-        context.metrics.rows_out += splitter.rows_good
         if rules:
-            context.metrics.extra["quarantined_rows"] = splitter.rows_bad
-            context.metrics.extra["expectations"] = [r.as_dict() for r in splitter.results()]
-            splitter.log_warnings(log)
-        log.info(
-            "%s: wrote %d row(s) (%s) as version %d%s",
-            self.target,
-            splitter.rows_good,
-            "overwrite" if overwrite else options.mode,
-            version,
-            f"; {splitter.rows_bad} row(s) quarantined" if splitter.rows_bad else "",
-        )
+            splitter.log_warnings(context.log)
+        return version, splitter.rows_in, splitter.rows_good, splitter.rows_bad, splitter.results()
 
     def _prepare(self, text: str, where: str) -> str:
+        assert self.engine is not None
         try:
             return self.engine.prepare(text)
         except SqlError as exc:
@@ -404,11 +483,11 @@ class _SqlJob:
     def _pin_sources(self, state: SqlState | None, full: bool) -> dict[str, int]:
         """Register each source table at one version (whole, or only its added rows) and
         record the reads; returns {table: version}."""
+        assert self.engine is not None
         versions: dict[str, int] = {}
         for table in registered_tables(self.engine):
             if not full and table != self.target and self.options.reads_incrementally(table):
-                since = state.sources.get(table) if state else None
-                dataset, version = self.lake.added_since(table, since)
+                dataset, version = self.lake.added_since(table, self._since(state, full, table))
             else:
                 delta = self.lake.delta(table)
                 version = delta.version()

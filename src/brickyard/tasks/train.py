@@ -16,6 +16,13 @@ Segmentation: `estimator: kmeans`, no label, `params: {k: 4}` or `k: {min: 2, ma
 `profile_table: gold.x_profile`, `assignments_table: gold.x_segments` with `key: [id]`.
 See `brickyard.ml.training` for what the MLflow run holds. `metrics.extra` gets
 `mlflow_run_id`, `model_name`, `model_version` and the held-out metrics.
+
+Engines. On `engine: spark`, `estimator: kmeans` is Spark MLlib's KMeans, fitted by the
+executors and logged with `mlflow.spark`; the assignments are written by the executors
+(`brickyard.ml.spark_kmeans`). Every other estimator is a single-machine scikit-learn
+learner: Spark reads the training rows, they are collected to the driver (a training table
+must fit in one machine's memory), and the model is fitted and logged exactly as on DuckDB,
+so the same table gives the same model on both engines (`brickyard.ml.spark_data`).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ class TrainTask(TaskKind):
 
     name = "train"
     Options = TrainOptions
+    engines = ("duckdb", "spark")
 
     def check(self, options: TrainOptions, context: CheckContext) -> list[str]:
         if options.table and options.table not in context.produced_tables and not context.workspace.lake.exists(options.table):
@@ -44,16 +52,21 @@ class TrainTask(TaskKind):
         return [name for name in (options.profile_table, options.assignments_table) if name]
 
     def run(self, options: TrainOptions, context: TaskContext) -> None:
+        model_name = options.model_name or context.pipeline.name
+        tags = {TAG_RUN_ID: context.run_id, TAG_PIPELINE: context.pipeline.name, TAG_TASK: context.task.name}
+        if context.on_spark and options.estimator == "kmeans":
+            self._run_spark_kmeans(options, context, model_name, tags)
+            return
         from brickyard.ml.training import train
 
-        model_name = options.model_name or context.pipeline.name
         result = train(
             context.workspace,
             options,
             experiment=context.pipeline.name,
             model_name=model_name,
-            tags={TAG_RUN_ID: context.run_id, TAG_PIPELINE: context.pipeline.name, TAG_TASK: context.task.name},
+            tags=tags,
             log=context.log,
+            engine=context.engine_name,
         )
         for table, version in result.fitted.data.reads.items():
             context.record_read(table, version)
@@ -67,4 +80,25 @@ class TrainTask(TaskKind):
             "model_version": result.model_version,
             "problem": result.fitted.data.problem,
             "metrics": dict(result.fitted.metrics),
+        })
+
+    def _run_spark_kmeans(self, options: TrainOptions, context: TaskContext, model_name: str, tags: dict[str, str]) -> None:
+        from brickyard.ml.spark_kmeans import train_kmeans
+
+        result = train_kmeans(
+            context.workspace, options, experiment=context.pipeline.name, model_name=model_name, tags=tags, log=context.log
+        )
+        for table, version in result.reads.items():
+            context.record_read(table, version)
+        for table, version in result.writes.items():
+            context.record_write(table, version)
+        context.metrics.rows_in = result.rows
+        context.metrics.rows_out = result.rows if options.assignments_table else 0
+        context.metrics.extra.update({
+            "mlflow_run_id": result.run_id,
+            "model_name": result.model_name,
+            "model_version": result.model_version,
+            "problem": result.problem,
+            "metrics": dict(result.metrics),
+            "engine": "spark",
         })

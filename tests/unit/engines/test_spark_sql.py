@@ -47,6 +47,7 @@ def test_the_demo_sql_translates(name: str) -> None:
         ("SELECT list_zip(a, b) FROM t", "function list_zip() has no Spark equivalent"),
         ("SELECT CAST(a AS ENUM('x', 'y')) FROM t", "type ENUM('x', 'y') has no Spark equivalent"),
         ("SELECT * FROM glob('raw/*')", "glob() is a DuckDB file function"),
+        ("SELECT jaro_winkler_similarity(a, b) FROM t", "function jarowinkler_similarity() (as sqlglot writes it for Spark) is not one of Spark's"),
     ],
 )
 def test_what_spark_cannot_run_is_named(query: str, named: str) -> None:

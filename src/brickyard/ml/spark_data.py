@@ -1,0 +1,142 @@
+"""Training and scoring rows read through Spark, with the Delta versions read (lineage).
+
+`spark_source` gives a lazy DataFrame of a lake table (at a version) or of a query in
+DuckDB's dialect (translated by the Spark engine), with each lake table pinned at the
+version it resolved, so `reads` is exactly what Spark reads.
+
+`load_spark` is the Spark engine's `brickyard.ml.data.load`: the training rows of a
+single-machine learner (scikit-learn) read by Spark's executors and collected to the driver
+as Arrow (a training table is bounded by what one machine can fit on). For a table source
+the rows come back in the order the DuckDB engine reads them (the table's files in the
+Delta log's order, rows in file order; Spark itself reads bigger files first), so the
+seeded split, and therefore the model, is the same on both engines. A query's rows come in
+Spark's order: as on DuckDB, a query should `ORDER BY` for an exactly reproducible split.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from brickyard.errors import SqlError, TableNotFoundError
+from brickyard.ml.data import Loaded, _to_pandas
+from brickyard.ml.spec import DataSpec
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from brickyard.workspace import Workspace
+
+_FILE = "__brickyard_file"
+_ROW = "__brickyard_row"
+
+
+def session(ws: Workspace) -> SparkSession:
+    """The workspace's Spark session (SparkUnavailableError when pyspark or Java is missing)."""
+    return ws.spark.spark
+
+
+def spark_source(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None = None) -> tuple[DataFrame, dict[str, int], str]:
+    """(lazy DataFrame, {table: version read}, description) of a table or a query.
+
+    Raises:
+        SparkUnavailableError, TableNotFoundError, LakeError, SqlError.
+    """
+    from brickyard.engines.spark_delta import read_table
+
+    pinned = dict(pinned or {})
+    spark = session(ws)
+    if spec.table is not None:
+        version = spec.version if spec.version is not None else pinned.get(spec.table)
+        resolved = ws.lake.delta(spec.table, version=version).version()
+        return read_table(spark, ws.lake, spec.table, version=resolved), {spec.table: resolved}, f"table {spec.table}"
+    assert spec.query is not None
+    return _query(ws, spark, spec.query, pinned)
+
+
+def _query(ws: Workspace, spark: SparkSession, query: str, pinned: dict[str, int]) -> tuple[DataFrame, dict[str, int], str]:
+    from brickyard.engines.spark_delta import read_table
+    from brickyard.engines.spark_engine import translate_errors
+    from brickyard.engines.spark_sql import translate_all
+
+    engine = ws.spark
+    statements = translate_all(query, where="the training query")
+    if not statements:
+        raise SqlError("the training query holds no SQL statement")
+    reads: dict[str, int] = {}
+    result = None
+    for statement in statements:
+        for view, table in statement.tables.items():
+            if not ws.lake.exists(table):
+                raise TableNotFoundError(table, ws.lake.tables())
+            if table not in reads:
+                reads[table] = ws.lake.delta(table, version=pinned.get(table)).version()
+            read_table(spark, ws.lake, table, version=reads[table]).createOrReplaceTempView(view)
+        for view, snapshot in statement.snapshots.items():
+            frame = read_table(spark, ws.lake, snapshot.table, version=snapshot.version, as_of=snapshot.timestamp)
+            frame.createOrReplaceTempView(view)
+        for view, scan in statement.raw.items():
+            engine.raw_frame(scan).createOrReplaceTempView(view)
+        with translate_errors("the training query"):
+            result = spark.sql(statement.text)
+    assert result is not None
+    return result, reads, "the query"
+
+
+def load_spark(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None = None) -> Loaded:
+    """`brickyard.ml.data.load` on the Spark engine (see the module docstring).
+
+    Raises:
+        SparkUnavailableError, TableNotFoundError, LakeError, SqlError.
+    """
+    from brickyard.engines.spark_engine import translate_errors
+
+    pinned = dict(pinned or {})
+    if spec.table is None:
+        frame, reads, source = spark_source(ws, spec, pinned)
+        with translate_errors("the training query"):
+            return Loaded(_to_pandas(frame.toArrow()), reads, source)
+    version = spec.version if spec.version is not None else pinned.get(spec.table)
+    files = ws.lake.table_files(spec.table, version=version)
+    with translate_errors(f"reading {spec.table}"):
+        table = _ordered(session(ws), files)
+    return Loaded(_to_pandas(table), {spec.table: files.version}, f"table {spec.table}")
+
+
+def _ordered(spark: SparkSession, files: Any) -> Any:
+    """A table version's rows as Arrow, read by Spark, in Delta-log file order."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    schema = files.schema
+    partitions = list(files.partition_columns)
+    if not files.files:
+        return schema.empty_table()
+    data_schema = from_arrow_schema(pa.schema([f for f in schema if f.name not in partitions]), prefer_timestamp_ntz=True)
+    paths = [os.path.join(files.uri, unquote(file.path)) for file in files.files]
+    frame = spark.read.schema(data_schema).parquet(*paths).select(
+        "*", F.col("_metadata.file_path").alias(_FILE), F.col("_metadata.row_index").alias(_ROW)
+    )
+    collected = frame.toArrow()
+    order = {os.path.normpath(path): index for index, path in enumerate(paths)}
+    encoded = pc.dictionary_encode(collected.column(_FILE)).combine_chunks()
+    lookup = pa.array(
+        [order[os.path.normpath(unquote(urlparse(path).path))] for path in encoded.dictionary.to_pylist()], pa.int64()
+    )
+    ordinals = lookup.take(encoded.indices)
+    collected = collected.append_column("__ordinal", ordinals)
+    indices = pc.sort_indices(collected, sort_keys=[("__ordinal", "ascending"), (_ROW, "ascending")])
+    collected = collected.take(indices)
+    ordinal = collected.column("__ordinal")
+    columns = {}
+    for field in schema:
+        if field.name in partitions:
+            per_file = pa.array([file.partition_values.get(field.name) for file in files.files], pa.string())
+            columns[field.name] = per_file.take(ordinal).cast(field.type)
+        else:
+            columns[field.name] = collected.column(field.name).cast(field.type)
+    return pa.table(columns, schema=schema)

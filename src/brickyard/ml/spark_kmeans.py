@@ -1,0 +1,463 @@
+"""Segmentation on the Spark engine: Spark MLlib's KMeans, logged with `mlflow.spark`.
+
+`train_kmeans` is `estimator: kmeans` when the task runs on Spark. It does what the DuckDB
+path (`brickyard.ml.kmeans`) does, with Spark's executors doing the work:
+
+- rows: the table (at its version) or the query, read by Spark; the same column checks
+  (missing, dates or times, not numeric, all null, fewer than 10 rows, no more rows than k);
+- features: each cast to double, median-imputed (`Imputer`, Spark's approximate median,
+  relative error 0.001), assembled and standardized (`StandardScaler` with mean and
+  standard deviation: Spark divides by the sample deviation, scikit-learn by the
+  population one, a factor that is the same for every feature, so the clusters are the
+  same);
+- KMeans: `pyspark.ml.clustering.KMeans` seeded with the task's `split.seed` (Spark's
+  k-means|| initialisation), `maxIter` 300 and `tol` 1e-4 as scikit-learn's defaults;
+  `params:` take Spark's names (`maxIter`, `tol`, `initMode`, `initSteps`,
+  `distanceMeasure`, ...) or scikit-learn's `max_iter`, `tol`, `init`;
+- k: one k, or each k of `k: {min, max}`, the best silhouette winning (ties to the smaller
+  k). The silhouette is MLlib's `ClusteringEvaluator` over every row (its silhouette uses
+  squared Euclidean distances, so its value differs from scikit-learn's, which is computed
+  on a sample with Euclidean distances);
+- MLflow: the same params, metrics (`silhouette`, `inertia` = MLlib's training cost, `k`,
+  `silhouette_by_k`, `inertia_by_k`, `n_iter`, `fit_seconds`), tags (plus
+  `brickyard.engine: spark`), `brickyard/train_spec.json` and `segments/profile.*`; the
+  model is the fitted `PipelineModel` (cast, impute, assemble, scale, KMeans; output
+  column `prediction`) logged with `mlflow.spark` and registered under the model name;
+- tables: `assignments_table` (`key` columns and `cluster`, int) written by the executors,
+  never collected; `profile_table` (cluster, rows, share, `<feature>_mean`, label: the
+  same columns and labels as the DuckDB path) from a k-row aggregate.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from brickyard.errors import BrickyardError, suggest
+from brickyard.ml.data import MIN_ROWS, source_text
+from brickyard.ml.errors import ModelError, TrainingDataError
+from brickyard.ml.spec import KRange, TrainSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame
+
+    from brickyard.workspace import Workspace
+
+ESTIMATOR = "pyspark.ml.clustering:KMeans"
+PREDICTION = "prediction"
+FEATURES = "__brickyard_features"
+DEFAULTS = {"maxIter": 300, "tol": 1e-4}
+SKLEARN_NAMES = {"max_iter": "maxIter", "tol": "tol", "init": "initMode"}
+SPARK_PARAMS = ("maxIter", "tol", "initMode", "initSteps", "distanceMeasure", "weightCol", "solver", "maxBlockSizeInMB")
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class SparkKMeansResult:
+    """What `train_kmeans` produced (the train task reports it like a `TrainResult`)."""
+
+    run_id: str
+    model_name: str
+    model_version: int
+    rows: int
+    features: list[str]
+    reads: dict[str, int]
+    metrics: dict[str, float]
+    k: int
+    silhouette_by_k: dict[int, float]
+    inertia_by_k: dict[int, float]
+    fit_seconds: float
+    profile: pd.DataFrame
+    writes: dict[str, int] = field(default_factory=dict)
+    problem: str = "clustering"
+
+
+@dataclass
+class _Fit:
+    model: Any  # PipelineModel
+    scaled: Any  # cached DataFrame with the features vector
+    k: int
+    silhouette: float
+    inertia: float
+    iterations: int
+    silhouette_by_k: dict[int, float]
+    inertia_by_k: dict[int, float]
+    params: dict[str, Any]
+    seconds: float
+
+
+def train_kmeans(
+    ws: Workspace,
+    spec: TrainSpec,
+    *,
+    experiment: str,
+    model_name: str,
+    tags: dict[str, str] | None = None,
+    log: logging.Logger | None = None,
+) -> SparkKMeansResult:
+    """Fit MLlib KMeans on Spark, log one MLflow run, register the model, write the tables.
+
+    Raises:
+        SparkUnavailableError, TrainingDataError, ModelError, LakeError, SqlError.
+    """
+    import mlflow
+
+    from brickyard.ml import tracking
+    from brickyard.ml.spark_data import session, spark_source
+    from brickyard.ml.training import SPEC_ARTIFACT, TAG_ENGINE, _short, _version, kmeans_k
+
+    log = log or _log
+    session(ws)  # SparkUnavailableError before any pyspark.ml import
+    k, params = kmeans_k(spec)
+    frame, reads, where = spark_source(ws, spec.data())
+    features = _features(frame, spec, where)
+    columns = list(dict.fromkeys([*spec.key, *features])) if spec.assignments_table else features
+    base = frame.select(*[f"`{c}`" for c in columns]).cache()
+    fitted: _Fit | None = None
+    try:
+        rows = _check_rows(base, features, k, where)
+        fitted = _fit(base, features, k, params, spec.split.seed, log)
+        profile = _profile(fitted.model.stages[-1].transform(fitted.scaled), features, rows)
+        client = tracking.connect(ws)
+        experiment_id = tracking.experiment_id(client, ws, experiment)
+        all_tags = {
+            **(tags or {}),
+            tracking.TAG_KIND: "train",
+            "brickyard.problem": "clustering",
+            "brickyard.model_name": model_name,
+            TAG_ENGINE: "spark",
+            **{f"{tracking.TAG_INPUT}{table}": str(version) for table, version in reads.items()},
+        }
+        run_name = "-".join(part for part in (all_tags.get(tracking.TAG_TASK), all_tags.get(tracking.TAG_RUN_ID)) if part)
+        metrics = {"silhouette": fitted.silhouette, "inertia": fitted.inertia, "k": float(fitted.k)}
+        writes: dict[str, int] = {}
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or None, tags=all_tags) as run:
+            run_params: dict[str, Any] = {
+                "source": source_text(spec.data()),
+                "problem": "clustering",
+                "label": "",
+                "features": _short(",".join(features)),
+                "n_features": len(features),
+                "estimator": spec.estimator,
+                "estimator_class": ESTIMATOR,
+                "rows": rows,
+                "engine": "spark",
+                "k": fitted.k,
+                "k_tried": ",".join(str(value) for value in fitted.silhouette_by_k),
+                "seed": spec.split.seed,
+                "silhouette_sample_size": rows,
+                **{f"model.{key}": value for key, value in fitted.params.items()},
+            }
+            if spec.query:
+                run_params["query"] = _short(" ".join(spec.query.split()))
+            mlflow.log_params(run_params)
+            mlflow.log_metrics({**metrics, "fit_seconds": fitted.seconds})
+            for value_k, value in fitted.silhouette_by_k.items():
+                mlflow.log_metric("silhouette_by_k", value, step=value_k)
+            for value_k, value in fitted.inertia_by_k.items():
+                mlflow.log_metric("inertia_by_k", value, step=value_k)
+            mlflow.log_metric("n_iter", fitted.iterations)
+            mlflow.log_dict(
+                {
+                    "spec": spec.model_dump(mode="json"),
+                    "problem": "clustering",
+                    "label": None,
+                    "features": features,
+                    "numeric": features,
+                    "categorical": [],
+                    "inputs": reads,
+                    "estimator": ESTIMATOR,
+                    "engine": "spark",
+                    "brickyard": _version("brickyard"),
+                },
+                SPEC_ARTIFACT,
+            )
+            _log_profile(profile, features)
+            writes = _write_tables(ws, spec, fitted, profile)
+            info = _log_model(fitted.model, frame, features, model_name)
+        version = int(info.registered_model_version)
+        for key, value in all_tags.items():
+            client.set_model_version_tag(model_name, str(version), key, value)
+        for name, table_version in writes.items():
+            log.info("wrote %s version %d", name, table_version)
+        log.info("logged MLflow run %s; registered %s version %d", run.info.run_id, model_name, version)
+        return SparkKMeansResult(
+            run_id=run.info.run_id,
+            model_name=model_name,
+            model_version=version,
+            rows=rows,
+            features=features,
+            reads=reads,
+            metrics=metrics,
+            k=fitted.k,
+            silhouette_by_k=fitted.silhouette_by_k,
+            inertia_by_k=fitted.inertia_by_k,
+            fit_seconds=fitted.seconds,
+            profile=profile,
+            writes=writes,
+        )
+    finally:
+        if fitted is not None:
+            fitted.scaled.unpersist()
+        base.unpersist()
+
+
+def _features(frame: DataFrame, spec: TrainSpec, where: str) -> list[str]:
+    """The feature columns, checked as `brickyard.ml.data.prepare` checks them."""
+    from pyspark.sql import types as T
+
+    columns = list(frame.columns)
+    kinds = {f.name: f.dataType for f in frame.schema.fields}
+    for name in [*(spec.features or []), *spec.exclude]:
+        if name not in kinds:
+            role = "feature" if name in (spec.features or []) else "excluded"
+            raise TrainingDataError(
+                f"{role} column {name!r} does not exist in {where}",
+                hint=suggest(name, columns) or f"its columns are: {', '.join(columns)}",
+            )
+    for name in spec.key if spec.assignments_table else []:
+        if name not in kinds:
+            raise TrainingDataError(
+                f"key column {name!r} does not exist in {source_text(spec.data())}",
+                hint=suggest(name, columns) or "key: names columns of the input",
+            )
+    temporal = (T.DateType, T.TimestampType, T.TimestampNTZType, T.DayTimeIntervalType, T.YearMonthIntervalType)
+    if spec.features is None:
+        features = [c for c in columns if c not in spec.exclude and not isinstance(kinds[c], temporal)]
+    else:
+        features = [c for c in spec.features if c not in spec.exclude]
+    if not features:
+        raise TrainingDataError(f"no feature columns are left in {where}", hint="list them in features:")
+    for name in features:
+        if isinstance(kinds[name], temporal):
+            raise TrainingDataError(
+                f"feature column {name!r} holds dates or times, which the model cannot use as they are",
+                hint="derive numbers from it in a sql task (hour, day of week, age in days) or exclude it",
+            )
+    numeric = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
+    categorical = [c for c in features if not isinstance(kinds[c], numeric)]
+    if categorical:
+        raise TrainingDataError(
+            f"kmeans clusters numeric features; {', '.join(map(repr, categorical))} "
+            f"{'is' if len(categorical) == 1 else 'are'} not numeric",
+            hint="list numeric columns in features:, or derive numbers from them in a sql task",
+        )
+    return features
+
+
+def _check_rows(base: DataFrame, features: list[str], k: int | KRange, where: str) -> int:
+    """The row count (one Spark job, which also fills the cache); raises on all-null
+    features and too few rows."""
+    from pyspark.sql import functions as F
+
+    from brickyard.engines.spark_engine import translate_errors
+
+    with translate_errors(f"reading {where}"):
+        counts = base.agg(F.count(F.lit(1)).alias("__rows"), *[F.count(F.col(f"`{c}`")).alias(f"__n{i}") for i, c in enumerate(features)]).first()
+    assert counts is not None
+    rows = int(counts["__rows"])
+    for index, name in enumerate(features):
+        if rows and counts[f"__n{index}"] == 0:
+            raise TrainingDataError(
+                f"feature column {name!r} is null in every row of {where}",
+                hint=f"add {name!r} to exclude: (or drop it from features:), or fix the upstream task",
+            )
+    if rows < MIN_ROWS:
+        raise TrainingDataError(
+            f"{where} has {rows} usable rows; training needs at least {MIN_ROWS}",
+            hint="check the filters of the upstream tasks, or point the task at a bigger table",
+        )
+    smallest = k if isinstance(k, int) else k.min
+    if rows <= smallest:
+        raise TrainingDataError(f"{rows} rows cannot make {smallest} clusters")
+    return rows
+
+
+def _estimator_params(params: dict[str, Any], seed: int) -> dict[str, Any]:
+    """MLlib KMeans params from `params:` (Spark's names, or scikit-learn's common ones)."""
+    chosen: dict[str, Any] = dict(DEFAULTS)
+    for key, value in params.items():
+        name = SKLEARN_NAMES.get(key, key)
+        if name not in SPARK_PARAMS:
+            raise ModelError(
+                f"kmeans on Spark has no parameter {key!r}",
+                hint=f"Spark MLlib's KMeans takes: {', '.join(SPARK_PARAMS)} (or max_iter, tol, init)",
+            )
+        if name == "initMode" and value == "k-means++":
+            value = "k-means||"
+        chosen[name] = value
+    chosen["seed"] = int(seed)
+    return chosen
+
+
+def _fit(base: DataFrame, features: list[str], k: int | KRange, params: dict[str, Any], seed: int, log: logging.Logger) -> _Fit:
+    from pyspark.ml import Pipeline, PipelineModel
+    from pyspark.ml.clustering import KMeans
+    from pyspark.ml.evaluation import ClusteringEvaluator
+    from pyspark.ml.feature import Imputer, SQLTransformer, StandardScaler, VectorAssembler
+
+    started = time.perf_counter()
+    options = _estimator_params(params, seed)
+    numbers = [f"__brickyard_x{i}" for i in range(len(features))]
+    imputed = [f"__brickyard_i{i}" for i in range(len(features))]
+    casts = ", ".join(f"CAST(`{name}` AS DOUBLE) AS `{number}`" for name, number in zip(features, numbers, strict=True))
+    prepare = Pipeline(stages=[
+        SQLTransformer(statement=f"SELECT *, {casts} FROM __THIS__"),
+        Imputer(inputCols=numbers, outputCols=imputed, strategy="median"),
+        VectorAssembler(inputCols=imputed, outputCol=f"{FEATURES}_raw"),
+        StandardScaler(inputCol=f"{FEATURES}_raw", outputCol=FEATURES, withMean=True, withStd=True),
+    ])
+    try:
+        prepared = prepare.fit(base)
+        scaled = prepared.transform(base).drop(*numbers, *imputed, f"{FEATURES}_raw").cache()
+        ks = [k] if isinstance(k, int) else list(range(k.min, k.max + 1))
+        rows = scaled.count()
+        evaluator = ClusteringEvaluator(featuresCol=FEATURES, predictionCol=PREDICTION, metricName="silhouette")
+        best: tuple[float, int, Any] | None = None
+        silhouettes: dict[int, float] = {}
+        inertias: dict[int, float] = {}
+        for candidate in ks:
+            if candidate >= rows:
+                break
+            estimator = KMeans(k=candidate, featuresCol=FEATURES, predictionCol=PREDICTION, **options)
+            model = estimator.fit(scaled)
+            sizes = [size for size in model.summary.clusterSizes if size > 0]
+            score = float(evaluator.evaluate(model.transform(scaled))) if len(sizes) > 1 else -1.0
+            silhouettes[candidate] = score
+            inertias[candidate] = float(model.summary.trainingCost)
+            log.info("kmeans k=%d: silhouette %.4f, cost %.4g", candidate, score, inertias[candidate])
+            if best is None or score > best[0]:
+                best = (score, candidate, model)
+    except BrickyardError:
+        raise
+    except Exception as exc:
+        from brickyard.engines.spark_engine import one_line
+
+        raise ModelError(
+            f"kmeans failed to fit on Spark: {one_line(str(exc))}",
+            hint="check params: against Spark MLlib's KMeans, and the feature columns",
+        ) from exc
+    assert best is not None, "k must be below the number of rows"
+    score, chosen, model = best
+    estimator_params = {
+        param.name: value
+        for param, value in model.extractParamMap().items()
+        if param.name in ("k", "seed", *SPARK_PARAMS) and isinstance(value, int | float | str)
+    }
+    return _Fit(
+        model=PipelineModel(stages=[*prepared.stages, model]),
+        scaled=scaled,
+        k=chosen,
+        silhouette=score,
+        inertia=inertias[chosen],
+        iterations=int(model.summary.numIter),
+        silhouette_by_k=silhouettes,
+        inertia_by_k=inertias,
+        params=estimator_params,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _profile(predictions: DataFrame, features: list[str], rows: int) -> pd.DataFrame:
+    """`brickyard.ml.kmeans.profile` from two small aggregates (k rows and one row)."""
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from brickyard.ml.kmeans import cluster_label
+
+    values = [F.col(f"`{name}`").cast("double") for name in features]
+    overall = predictions.agg(
+        *[F.avg(v).alias(f"m{i}") for i, v in enumerate(values)],
+        *[F.stddev_pop(v).alias(f"s{i}") for i, v in enumerate(values)],
+    ).first()
+    grouped = (
+        predictions.groupBy(PREDICTION)
+        .agg(F.count(F.lit(1)).alias("__rows"), *[F.avg(v).alias(f"m{i}") for i, v in enumerate(values)])
+        .orderBy(PREDICTION)
+        .collect()
+    )
+    assert overall is not None
+    table = []
+    for group in grouped:
+        row: dict[str, Any] = {"cluster": int(group[PREDICTION]), "rows": int(group["__rows"]), "share": float(group["__rows"]) / rows}
+        z_scores = {}
+        for index, name in enumerate(features):
+            mean = group[f"m{index}"]
+            row[f"{name}_mean"] = float(mean) if mean is not None else float("nan")
+            centre, spread = overall[f"m{index}"], overall[f"s{index}"]
+            z_scores[name] = (float(mean) - centre) / spread if mean is not None and spread else 0.0
+        row["label"] = cluster_label(z_scores)
+        table.append(row)
+    return pd.DataFrame(table)
+
+
+def _log_profile(table: pd.DataFrame, features: list[str]) -> None:
+    import mlflow
+
+    from brickyard.ml.kmeans import profile_chart, profile_markdown
+
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(folder)
+        table.to_csv(base / "profile.csv", index=False)
+        (base / "profile.md").write_text(profile_markdown(table), encoding="utf-8")
+        profile_chart(table, features, str(base / "profile.png"))
+        mlflow.log_artifacts(folder, "segments")
+
+
+def _write_tables(ws: Workspace, spec: TrainSpec, fitted: _Fit, table: pd.DataFrame) -> dict[str, int]:
+    """The profile (k rows, from the driver) and the assignments (written by executors)."""
+    import pyarrow as pa
+    from pyspark.sql import functions as F
+
+    from brickyard.engines.spark_delta import write_table
+
+    spark = fitted.scaled.sparkSession
+    writes: dict[str, int] = {}
+    if spec.profile_table:
+        frame = spark.createDataFrame(pa.Table.from_pandas(table, preserve_index=False))
+        writes[spec.profile_table] = write_table(ws.lake, spec.profile_table, frame, mode="overwrite", evolve_schema=True)
+    if spec.assignments_table:
+        assignments = fitted.model.stages[-1].transform(fitted.scaled).select(
+            *[F.col(f"`{key}`") for key in spec.key], F.col(PREDICTION).cast("int").alias("cluster")
+        )
+        writes[spec.assignments_table] = write_table(
+            ws.lake, spec.assignments_table, assignments, mode="overwrite", evolve_schema=True
+        )
+    return writes
+
+
+def _log_model(model: Any, frame: DataFrame, features: list[str], model_name: str) -> Any:
+    """Log the PipelineModel with `mlflow.spark` (its signature: the raw feature columns in,
+    the cluster out) and register it."""
+    import mlflow.spark
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    from pyspark.sql import types as T
+
+    kinds = {f.name: f.dataType for f in frame.schema.fields}
+
+    def mlflow_type(kind: Any) -> str:
+        if isinstance(kind, T.ByteType | T.ShortType | T.IntegerType):
+            return "integer"
+        if isinstance(kind, T.LongType):
+            return "long"
+        if isinstance(kind, T.FloatType):
+            return "float"
+        return "double"
+
+    signature = ModelSignature(
+        inputs=Schema([ColSpec(mlflow_type(kinds[name]), name) for name in features]),
+        outputs=Schema([ColSpec("integer", PREDICTION)]),
+    )
+    return mlflow.spark.log_model(
+        model,
+        artifact_path="model",
+        registered_model_name=model_name,
+        signature=signature,
+        pip_requirements=mlflow.spark.get_default_pip_requirements(),
+    )

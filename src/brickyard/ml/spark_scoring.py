@@ -1,0 +1,201 @@
+"""Batch scoring on the Spark engine: the same `score_batches`, run by Spark's executors.
+
+`score_frame` turns a source DataFrame into the scored DataFrame of
+`brickyard.ml.scoring` (`<keys>, prediction, probability, model_name, model_version,
+scored_at, score_date`) with `mapInArrow`: every Python worker gets the loaded model once
+(a Spark broadcast, so the registry is read once, on the driver) and scores its partition's
+Arrow batches with `score_batches`, re-cut to `batch_size` rows. The output schema comes
+from scoring a few rows on the driver first, which also checks the columns before any
+work is spread out. The scores are those of the DuckDB engine: same model object, same
+function, same Arrow input.
+
+On a cluster the executors' Python must have brickyard and the model's packages
+(scikit-learn) installed, as the driver does.
+
+`stage_sql_batches` is how a SQL database source reaches Spark: there is no JDBC driver
+offline, so the rows are read on the driver, batch by batch (never whole), into Parquet
+files in a staging folder of the lake, which Spark's executors then read. Arrow infers
+column types per batch, so a batch whose types widen the schema (nulls, then numbers;
+integers, then decimals) has the earlier files rewritten to the final types.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from brickyard.ml.scoring import ScoringModel, require_columns, score_batches
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+SAMPLE_ROWS = 10
+
+
+@dataclass
+class SparkScoring:
+    """A scored DataFrame (lazy) and the counters its executors fill while it is written."""
+
+    frame: DataFrame
+    rows: Any  # Spark accumulators
+    batches: Any
+
+    @property
+    def rows_scored(self) -> int:
+        return int(self.rows.value)
+
+    @property
+    def batch_count(self) -> int:
+        return int(self.batches.value)
+
+
+def score_frame(
+    model: ScoringModel,
+    source: DataFrame,
+    keys: Sequence[str],
+    scored_at: datetime,
+    batch_size: int,
+    empty_schema: Any,
+) -> SparkScoring:
+    """The scored rows of `source` as a DataFrame; nothing runs until it is written.
+    `empty_schema()` gives the Arrow output schema when the source has no rows.
+
+    Raises:
+        BrickyardError: a key or feature column is missing from the source.
+    """
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    spark = source.sparkSession
+    require_columns(source.columns, [*keys, *(model.features or [])])
+    columns = list(dict.fromkeys([*keys, *model.features])) if model.features else list(source.columns)
+    source = source.select(*[f"`{c}`" for c in columns])
+    sample = source.limit(SAMPLE_ROWS).toArrow()
+    first = next(score_batches(model, iter(sample.to_batches()), keys, scored_at), None)
+    schema = _plain(first.schema if first is not None else empty_schema())
+    context = spark.sparkContext
+    rows, batches = context.accumulator(0), context.accumulator(0)
+    work = functools.partial(
+        _score_partition,
+        model=context.broadcast(model),
+        keys=list(keys),
+        scored_at=scored_at,
+        batch_size=batch_size,
+        schema=schema,
+        rows=rows,
+        batch_counter=batches,
+    )
+    frame = source.mapInArrow(work, from_arrow_schema(schema))
+    return SparkScoring(frame, rows, batches)
+
+
+def _plain(schema: pa.Schema) -> pa.Schema:
+    """`schema` with the Arrow types Spark hands to and takes from Python workers."""
+    fields = []
+    for item in schema:
+        kind = item.type
+        if pa.types.is_large_string(kind):
+            kind = pa.string()
+        elif pa.types.is_large_binary(kind):
+            kind = pa.binary()
+        elif pa.types.is_null(kind):
+            kind = pa.string()
+        fields.append(pa.field(item.name, kind, nullable=True))
+    return pa.schema(fields)
+
+
+def _score_partition(
+    batches: Iterator[pa.RecordBatch],
+    *,
+    model: Any,
+    keys: list[str],
+    scored_at: datetime,
+    batch_size: int,
+    schema: pa.Schema,
+    rows: Any,
+    batch_counter: Any,
+) -> Iterator[pa.RecordBatch]:
+    """Runs in a Python worker: score one partition's batches."""
+    scoring: ScoringModel = model.value
+    for out in score_batches(scoring, rebatch(batches, batch_size), keys, scored_at):
+        rows.add(out.num_rows)
+        batch_counter.add(1)
+        yield out if out.schema == schema else out.cast(schema)
+
+
+def rebatch(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
+    """The same rows in batches of `size` rows (the last one smaller)."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        pending.append(batch)
+        count += batch.num_rows
+        while count >= size:
+            table = pa.Table.from_batches(pending)
+            yield from table.slice(0, size).combine_chunks().to_batches(max_chunksize=size)
+            rest = table.slice(size)
+            pending, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
+
+
+@dataclass
+class StagedSource:
+    """A SQL source staged as Parquet files for Spark, and how many rows it held."""
+
+    folder: str
+    schema: pa.Schema | None
+    rows: int = 0
+    files: list[str] = field(default_factory=list)
+
+    def frame(self, spark: SparkSession) -> DataFrame | None:
+        """The staged rows as a DataFrame (None when the source had no rows)."""
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        if self.schema is None or not self.files:
+            return None
+        return spark.read.schema(from_arrow_schema(self.schema, prefer_timestamp_ntz=True)).parquet(*self.files)
+
+
+def stage_sql_batches(batches: Iterator[pa.RecordBatch], folder: str) -> StagedSource:
+    """Write each batch to its own Parquet file under `folder` (see the module docstring).
+
+    Raises:
+        whatever reading the batches raises; pyarrow's ArrowInvalid / ArrowTypeError when a
+        batch's values do not fit the types of the others (text in a numeric column).
+    """
+    import pyarrow.parquet as pq
+
+    os.makedirs(folder, exist_ok=True)
+    staged = StagedSource(folder, None)
+    schemas: list[pa.Schema] = []
+    for index, batch in enumerate(batches):
+        if batch.num_rows == 0:
+            continue
+        schema = batch.schema if staged.schema is None else pa.unify_schemas([staged.schema, batch.schema], promote_options="permissive")
+        table = pa.Table.from_batches([batch])
+        if table.schema != schema:
+            table = table.cast(schema)
+        path = os.path.join(folder, f"part-{index:06d}.parquet")
+        pq.write_table(table, path)
+        staged.files.append(path)
+        schemas.append(schema)
+        staged.schema = schema
+        staged.rows += batch.num_rows
+    if staged.schema is None:
+        return staged
+    final = pa.schema([
+        item.with_type(pa.float64()) if pa.types.is_null(item.type) else item for item in staged.schema
+    ])
+    for path, schema in zip(staged.files, schemas, strict=True):
+        if schema != final:
+            pq.write_table(pq.read_table(path).cast(final), path)
+    staged.schema = final
+    return staged

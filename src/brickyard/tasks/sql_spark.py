@@ -1,0 +1,185 @@
+"""The `sql` kind's execute-and-write step on the Spark engine (the rest is shared, in
+`brickyard.tasks.sql_task`).
+
+The query, wrapped by the same `checked_query` as on DuckDB, is translated for Spark once;
+each lake table it names is registered as a view at one pinned version (whole, or only the
+files added since the version the last run read, for an incremental source) in a Spark
+session of its own (temporary views are per session, so concurrent tasks never see each
+other's pins). `spark_quality.write_checked` then writes the quarantine and the target,
+each in one Delta commit, from Spark's executors.
+
+`mode: merge` is an upsert done in one overwrite commit: the table's current rows whose key
+is not among the new rows, plus the new rows (cast to the table's types). It rewrites the
+whole table, so it suits tables that fit a rewrite per run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from brickyard.engines.spark_delta import read_table
+from brickyard.engines.spark_engine import SparkEngine, translate_errors
+from brickyard.engines.spark_sql import SparkStatement, translate
+from brickyard.errors import LakeError, SqlError, TableNotFoundError
+from brickyard.tasks.quality import FLAG, LOADED_AT_COLUMN, REASON, RUN_ID_COLUMN, Rule
+from brickyard.tasks.spark_quality import CheckedWrite, quarantine_rows, write_checked
+from brickyard.tasks.spark_text import arrow_text
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from brickyard.lake import Lake
+
+
+class _SessionEngine(SparkEngine):
+    """A SparkEngine bound to one session (for its raw-file and snapshot views)."""
+
+    def __init__(self, base: SparkEngine, session: SparkSession) -> None:
+        super().__init__(base.lake, base.config)
+        self._session = session
+
+    @property
+    def spark(self) -> SparkSession:
+        return self._session
+
+
+@dataclass
+class SparkQuery:
+    """A task's query translated for Spark, in a session of its own."""
+
+    engine: SparkEngine
+    statement: SparkStatement
+    where: str
+
+    @classmethod
+    def translate(cls, engine: SparkEngine, text: str, where: str) -> SparkQuery:
+        """Translate `text` (DuckDB SQL). Raises SqlError / UntranslatableSqlError."""
+        statement = translate(text, where=where)
+        return cls(_SessionEngine(engine, engine.spark.newSession()), statement, where)
+
+    @property
+    def tables(self) -> list[str]:
+        """The lake tables the query names, as `zone.name`."""
+        return sorted(set(self.statement.tables.values()))
+
+    def pin(
+        self,
+        lake: Lake,
+        since: Callable[[str], int | None] = lambda _: None,
+        at: Mapping[str, int] | None = None,
+    ) -> dict[str, int]:
+        """Register every named table at its version in `at`, else its current one (only
+        the files added after `since(table)` where that is not None); returns
+        {table: version}."""
+        versions: dict[str, int] = {}
+        for table in self.tables:
+            if at is not None and table in at:
+                versions[table] = at[table]
+                continue
+            if not lake.exists(table):
+                raise TableNotFoundError(table, lake.tables())
+            versions[table] = lake.version(table)
+        for view, table in self.statement.tables.items():
+            frame = read_table(
+                self.engine.spark, lake, table, version=versions[table], since_version=since(table)
+            )
+            frame.createOrReplaceTempView(view)
+        self.engine.register_views(replace(self.statement, tables={}))
+        return versions
+
+    def frame(self) -> DataFrame:
+        """The query's rows (lazy). Raises SqlError on an analysis error."""
+        with translate_errors(self.where):
+            return self.engine.spark.sql(self.statement.text)
+
+
+def spark_problems(text: str, where: str) -> list[str]:
+    """Why `text` (DuckDB SQL) cannot run on Spark, for `check`: empty when it translates."""
+    try:
+        translate(text, where=where)
+    except SqlError as exc:
+        return [str(exc)]
+    return []
+
+
+def text_quarantine(frame: DataFrame, *, run_id: str, loaded_at: datetime) -> DataFrame:
+    """`quarantine_rows` with values written as the DuckDB engine writes them (Arrow's text)."""
+    from pyspark.sql import functions as F
+
+    keep = {REASON, RUN_ID_COLUMN, LOADED_AT_COLUMN}
+    columns = [
+        F.col(f"`{field.name}`")
+        if field.name in keep or field.name.startswith("__by_rule_")
+        else arrow_text(field.name, field.dataType).alias(field.name)
+        for field in frame.schema.fields
+    ]
+    return quarantine_rows(frame.select(*columns), run_id=run_id, loaded_at=loaded_at)
+
+
+def write_result(
+    frame: DataFrame,
+    rules: Sequence[Rule],
+    *,
+    lake: Lake,
+    target: str,
+    mode: str,
+    keys: Sequence[str],
+    partition_by: Sequence[str],
+    metadata: Mapping[str, Any],
+    transaction: tuple[str, int],
+    run_id: str,
+    loaded_at: datetime,
+    log: Any = None,
+) -> CheckedWrite:
+    """Write the checked rows: `mode` overwrite, append or merge (by `keys`)."""
+    bad = lambda rows: text_quarantine(rows, run_id=run_id, loaded_at=loaded_at)  # noqa: E731
+    good = None
+    if mode == "merge" and lake.exists(target):
+        good = _upsert(lake, target, keys, rules)
+        partition_by = lake.table_files(target).partition_columns
+    return write_checked(
+        frame,
+        rules,
+        lake=lake,
+        target=target,
+        mode="overwrite" if mode == "merge" else mode,
+        quarantine_mode="append" if mode == "merge" else None,
+        metadata=metadata,
+        transaction=transaction,
+        partition_by=partition_by or None,
+        good=good,
+        bad=bad,
+        log=log,
+    )
+
+
+def _upsert(lake: Lake, target: str, keys: Sequence[str], rules: Sequence[Rule]) -> Callable[[DataFrame], DataFrame]:
+    """A `good` shaper: the target's rows without the new rows' keys, plus the new rows."""
+    from pyspark.sql import functions as F
+
+    version = lake.version(target)
+    internal = {REASON} | {FLAG.format(i) for i in range(len(rules))}
+
+    def shape(kept: DataFrame) -> DataFrame:
+        new = kept.select(*[F.col(f"`{c}`") for c in kept.columns if c not in internal])
+        if lake.version(target) != version:
+            raise LakeError(
+                f"{target} changed (version {version} -> {lake.version(target)}) while the merge "
+                "read it; nothing was written to it",
+                hint="run the task again",
+            )
+        current = read_table(new.sparkSession, lake, target, version=version)
+        types = {f.name.lower(): f.dataType for f in current.schema.fields}
+        new = new.select(
+            *[
+                F.col(f"`{c}`").cast(types[c.lower()]).alias(c) if c.lower() in types else F.col(f"`{c}`")
+                for c in new.columns
+            ]
+        )
+        untouched = current.join(new.select(*[F.col(f"`{k}`") for k in keys]).distinct(), list(keys), "left_anti")
+        return untouched.unionByName(new, allowMissingColumns=True)
+
+    return shape

@@ -1,0 +1,182 @@
+"""`train` on the Spark engine: MLlib KMeans logged with `mlflow.spark`, and scikit-learn
+learners on rows Spark read. Real Spark (local[2]), real MLflow in the temp workspace.
+
+Cluster shares: on well-separated blobs both engines find the same clusters, so each share
+(sorted, since cluster numbers are arbitrary) must agree within SHARE_TOLERANCE = 0.01 (1
+percentage point) — room for a few boundary rows, as the engines' initialisations (k-means++
+on scikit-learn, k-means|| on Spark) and median imputations (exact vs approximate) differ.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from brickyard import Workspace
+from brickyard.core.pipeline import PipelineSpec
+from brickyard.ml.errors import TrainingDataError
+from brickyard.tasks import TaskContext, get_kind
+
+SHARE_TOLERANCE = 0.01
+FEATURES = ["trip_distance", "fare_amount", "passenger_count"]
+TITANIC_FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
+DATA = Path(__file__).resolve().parents[3] / "src" / "brickyard" / "demo" / "data"
+
+
+def run(ws: Workspace, task: dict[str, Any], engine: str, run_id: str = "20260101-000000-spark") -> TaskContext:
+    spec = PipelineSpec.model_validate({"name": "segments", "tasks": [task]})
+    kind = get_kind(task["kind"])
+    context = TaskContext(ws, spec, spec.tasks[0], run_id, 1, False, logging.getLogger("test.spark"), engine_name=engine)
+    kind.run(kind.Options.model_validate(spec.tasks[0].options), context)
+    return context
+
+
+def blobs(rows: int = 2000, seed: int = 7) -> pd.DataFrame:
+    """Four well-separated groups of trips, 40/30/20/10 % of the rows, a few nulls."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[1.0, 6.0, 1.0], [5.0, 20.0, 1.0], [15.0, 50.0, 2.0], [3.0, 12.0, 5.0]])
+    sizes = [int(rows * share) for share in (0.4, 0.3, 0.2, 0.1)]
+    parts = [centre + rng.normal(0, [0.3, 1.0, 0.1], size=(size, 3)) for centre, size in zip(centres, sizes, strict=True)]
+    values = np.vstack(parts)
+    frame = pd.DataFrame(values, columns=FEATURES)
+    frame["passenger_count"] = frame["passenger_count"].round().astype("int64")
+    frame.insert(0, "trip_id", np.arange(len(frame), dtype="int64"))
+    frame = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    frame.loc[::97, "fare_amount"] = np.nan
+    return frame
+
+
+@pytest.fixture
+def sws(spark_workspace: Workspace, migrated_mlflow_db: Path) -> Workspace:
+    shutil.copyfile(migrated_mlflow_db, spark_workspace.root / "mlflow.db")
+    spark_workspace.lake.write("silver.taxi_trips", pa.Table.from_pandas(blobs(), preserve_index=False))
+    return spark_workspace
+
+
+SEGMENT = {
+    "name": "segment_trips", "kind": "train",
+    "query": "SELECT trip_id, trip_distance, fare_amount, passenger_count FROM silver.taxi_trips",
+    "features": FEATURES, "estimator": "kmeans", "k": 4, "key": ["trip_id"],
+    "profile_table": "gold.taxi_segment_profile", "assignments_table": "gold.taxi_segments",
+    "model_name": "taxi_segments",
+}
+
+
+def test_kmeans_on_spark_logs_a_spark_model_and_writes_the_segments(sws: Workspace) -> None:
+    import mlflow
+    from mlflow.models import Model
+
+    from brickyard.ml import tracking
+
+    context = run(sws, SEGMENT, "spark")
+    extra = context.metrics.extra
+    assert (extra["model_name"], extra["model_version"], extra["problem"]) == ("taxi_segments", 1, "clustering")
+    assert context.metrics.reads == {"silver.taxi_trips": 0}
+    assert set(context.metrics.writes) == {"gold.taxi_segments", "gold.taxi_segment_profile"}
+    assert context.metrics.rows_in == context.metrics.rows_out == 2000
+
+    client = tracking.connect(sws)
+    data = client.get_run(extra["mlflow_run_id"]).data
+    assert data.metrics["k"] == 4
+    assert 0.5 < data.metrics["silhouette"] <= 1.0
+    assert data.params["estimator_class"] == "pyspark.ml.clustering:KMeans"
+    assert data.params["engine"] == "spark"
+    assert data.tags["brickyard.engine"] == "spark"
+    version = client.get_model_version("taxi_segments", "1")
+    assert version.tags["brickyard.run_id"] == "20260101-000000-spark"
+    path = mlflow.artifacts.download_artifacts(artifact_uri=client.get_model_version_download_uri("taxi_segments", "1"))
+    meta = Model.load(path)
+    assert "spark" in meta.flavors
+    assert meta.signature.inputs.input_names() == FEATURES
+    artifacts = {item.path for item in client.list_artifacts(extra["mlflow_run_id"], "segments")}
+    assert artifacts == {"segments/profile.csv", "segments/profile.md", "segments/profile.png"}
+
+    assignments = sws.lake.read("gold.taxi_segments")
+    assert assignments.column_names == ["trip_id", "cluster"]
+    assert assignments.schema.field("cluster").type == pa.int32()
+    assert sorted(assignments.column("trip_id").to_pylist()) == list(range(2000))
+    profile = sws.lake.read("gold.taxi_segment_profile").to_pandas().sort_values("cluster")
+    assert list(profile.columns) == ["cluster", "rows", "share", *[f"{f}_mean" for f in FEATURES], "label"]
+    counts = assignments.to_pandas()["cluster"].value_counts().sort_index()
+    assert profile["rows"].tolist() == counts.tolist()
+    assert profile["share"].sum() == pytest.approx(1.0)
+    assert "long trips, high fare, many passengers" in profile["label"].tolist()
+
+
+def test_cluster_shares_agree_with_the_duckdb_engine(sws: Workspace) -> None:
+    spark_run = run(sws, SEGMENT, "spark")
+    spark_profile = sws.lake.read("gold.taxi_segment_profile").to_pandas()
+    spark_assignments = sws.lake.read("gold.taxi_segments").to_pandas()
+    duck_run = run(sws, {**SEGMENT, "model_name": "taxi_segments_duckdb"}, "duckdb")
+    duck_profile = sws.lake.read("gold.taxi_segment_profile").to_pandas()
+    duck_assignments = sws.lake.read("gold.taxi_segments").to_pandas()
+
+    assert list(spark_profile.columns) == list(duck_profile.columns)
+    spark_shares = np.sort(spark_profile["share"].to_numpy())
+    duck_shares = np.sort(duck_profile["share"].to_numpy())
+    np.testing.assert_allclose(spark_shares, duck_shares, atol=SHARE_TOLERANCE)
+    np.testing.assert_allclose(duck_shares, [0.1, 0.2, 0.3, 0.4], atol=SHARE_TOLERANCE)
+    # same clusters up to renumbering: the same labels, and each trip's pair of cluster numbers is one-to-one
+    assert sorted(spark_profile["label"]) == sorted(duck_profile["label"])
+    pairs = spark_assignments.merge(duck_assignments, on="trip_id", suffixes=("_spark", "_duckdb"))
+    assert len(pairs) == 2000
+    agreeing = pairs.groupby("cluster_spark")["cluster_duckdb"].agg(lambda s: s.value_counts().iloc[0]).sum()
+    assert agreeing / len(pairs) >= 1 - SHARE_TOLERANCE
+    assert spark_run.metrics.extra["metrics"]["k"] == duck_run.metrics.extra["metrics"]["k"] == 4
+
+
+def test_kmeans_on_spark_picks_k_from_a_range(sws: Workspace) -> None:
+    task = {**SEGMENT, "query": None, "table": "silver.taxi_trips", "k": {"min": 2, "max": 5}, "profile_table": None,
+            "assignments_table": None, "key": []}
+    task = {key: value for key, value in task.items() if value is not None and value != []}
+    context = run(sws, task, "spark")
+    from brickyard.ml import tracking
+
+    client = tracking.connect(sws)
+    history = client.get_metric_history(context.metrics.extra["mlflow_run_id"], "silhouette_by_k")
+    by_k = {m.step: m.value for m in history}
+    assert sorted(by_k) == [2, 3, 4, 5]
+    # MLlib's silhouette (squared Euclidean) may prefer another k than scikit-learn's would:
+    # the best of its own scores wins
+    assert context.metrics.extra["metrics"]["k"] == max(by_k, key=lambda k: (by_k[k], -k))
+    assert context.metrics.writes == {}
+
+
+def test_kmeans_on_spark_reports_bad_columns_like_the_duckdb_engine(sws: Workspace) -> None:
+    sws.lake.write("silver.named", pa.table({"id": list(range(20)), "x": [float(i) for i in range(20)], "name": ["a"] * 20}))
+    task = {"name": "t", "kind": "train", "table": "silver.named", "estimator": "kmeans", "k": 2}
+    for engine in ("spark", "duckdb"):
+        with pytest.raises(TrainingDataError, match="'name' is not numeric"):
+            run(sws, task, engine)
+        with pytest.raises(TrainingDataError, match="feature column 'y' does not exist"):
+            run(sws, {**task, "features": ["x", "y"]}, engine)
+
+
+def test_a_scikit_learn_model_trained_on_spark_is_the_duckdb_model(sws: Workspace) -> None:
+    """Titanic in two files (two appends): Spark's rows come back in the Delta log's order,
+    so the seeded split and the model are the same."""
+    import mlflow.sklearn
+
+    titanic = pd.read_csv(DATA / "titanic.csv")
+    sws.lake.write("silver.titanic", pa.Table.from_pandas(titanic.iloc[:400], preserve_index=False))
+    sws.lake.write("silver.titanic", pa.Table.from_pandas(titanic.iloc[400:], preserve_index=False), mode="append")
+    task = {"name": "train", "kind": "train", "table": "silver.titanic", "label": "Survived",
+            "features": TITANIC_FEATURES, "estimator": "logistic_regression", "params": {"max_iter": 1000}}
+    on_spark = run(sws, {**task, "model_name": "titanic_spark"}, "spark")
+    on_duckdb = run(sws, {**task, "model_name": "titanic_duckdb"}, "duckdb")
+    assert on_spark.metrics.reads == on_duckdb.metrics.reads == {"silver.titanic": 1}
+    assert on_spark.metrics.extra["metrics"] == on_duckdb.metrics.extra["metrics"]
+    from brickyard.ml import tracking
+
+    tracking.connect(sws)
+    spark_model = mlflow.sklearn.load_model("models:/titanic_spark/1")
+    duck_model = mlflow.sklearn.load_model("models:/titanic_duckdb/1")
+    X = titanic[TITANIC_FEATURES]
+    np.testing.assert_array_equal(spark_model.predict_proba(X), duck_model.predict_proba(X))
