@@ -52,8 +52,7 @@ class SparkEngine:
         result = None
         for statement in statements:
             self.register_views(statement)
-            with translate_errors(where):
-                result = self.spark.sql(statement.text)
+            result = run_statement(self.spark, statement, where)
         assert result is not None
         return result
 
@@ -92,6 +91,17 @@ class SparkEngine:
         """Collect a result to the driver as Arrow (only for results meant to be shown)."""
         with translate_errors("the query"):
             return (frame.limit(limit) if limit is not None else frame).toArrow()
+
+
+def run_statement(spark: SparkSession, statement: SparkStatement, where: str) -> DataFrame:
+    """Run a translated statement whose views are registered (with DuckDB's rounding,
+    which needs the views' column types)."""
+    with translate_errors(where):
+        schemas = {
+            view: {field.name: field.dataType.simpleString() for field in spark.table(view).schema.fields}
+            for view in statement.views
+        }
+        return spark.sql(statement.typed_text(schemas))
 
 
 @contextmanager

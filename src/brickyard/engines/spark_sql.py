@@ -15,9 +15,11 @@ validate` calls it, so a pipeline fails there rather than at run time.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from brickyard.engines.sql_text import FILE_FUNCTIONS, Snapshot, rewrite_time_travel
 from brickyard.errors import SqlError
@@ -61,6 +63,50 @@ class SparkStatement:
     tables: dict[str, str] = field(default_factory=dict)  # view -> zone.name
     snapshots: dict[str, Snapshot] = field(default_factory=dict)  # view -> past version
     raw: dict[str, RawScan] = field(default_factory=dict)  # view -> raw files
+    tree: Any = field(default=None, repr=False, compare=False)  # the translated sqlglot tree
+
+    @property
+    def views(self) -> list[str]:
+        return [*self.tables, *self.snapshots, *self.raw]
+
+    def typed_text(self, schemas: Mapping[str, Mapping[str, str]]) -> str:
+        """The Spark SQL with DuckDB's rounding of doubles, once the views' column types
+        (Spark type names) are known.
+
+        DuckDB rounds a double as `round(x * 10^n) / 10^n` in binary floating point; Spark
+        rounds its shortest decimal text half-up (`round(9.495, 2)`: DuckDB 9.49, Spark
+        9.5). Where sqlglot can tell the argument is a double, the Spark SQL does what
+        DuckDB does; decimals round exactly on both and are left alone.
+        """
+        from sqlglot import exp
+        from sqlglot.errors import SqlglotError
+        from sqlglot.optimizer.annotate_types import annotate_types
+        from sqlglot.optimizer.qualify import qualify
+
+        if self.tree is None or self.tree.find(exp.Round) is None:
+            return self.text
+        schema = {view: dict(columns) for view, columns in schemas.items()}
+        try:  # types need qualified columns; SQL sqlglot cannot qualify keeps Spark's rounding
+            tree = qualify(
+                self.tree.copy(), schema=schema, dialect="spark", validate_qualify_columns=False,
+                quote_identifiers=False, expand_stars=False,
+            )
+            tree = annotate_types(tree, schema=schema, dialect="spark")
+        except SqlglotError:
+            return self.text
+        changed = False
+        for node in list(tree.find_all(exp.Round)):
+            digits = node.args.get("decimals")
+            value = node.this
+            if not (isinstance(digits, exp.Literal) and digits.is_int and 0 < int(digits.name) <= 15):
+                continue
+            if value.type is None or not value.type.is_type("double", "float"):
+                continue
+            scale = exp.cast(exp.Literal.number(10 ** int(digits.name)), "DOUBLE")
+            scaled = exp.Round(this=exp.Mul(this=value.copy(), expression=scale.copy()))
+            node.replace(exp.Paren(this=exp.Div(this=scaled, expression=scale)))
+            changed = True
+        return tree.sql(dialect="spark") if changed else self.text
 
 
 def translate(query: str, *, where: str = "the query") -> SparkStatement:
@@ -99,6 +145,7 @@ def translate_all(query: str, *, where: str = "the query") -> list[SparkStatemen
                 f"{where} cannot run on Spark: {exc}", hint="rewrite it, or run it with --engine duckdb"
             ) from None
         _check_spark_calls(statement.text, where)
+        statement.tree = tree
         result.append(statement)
     return result
 

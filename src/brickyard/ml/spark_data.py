@@ -58,7 +58,7 @@ def spark_source(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None
 
 def _query(ws: Workspace, spark: SparkSession, query: str, pinned: dict[str, int]) -> tuple[DataFrame, dict[str, int], str]:
     from brickyard.engines.spark_delta import read_table
-    from brickyard.engines.spark_engine import translate_errors
+    from brickyard.engines.spark_engine import run_statement
     from brickyard.engines.spark_sql import translate_all
 
     engine = ws.spark
@@ -79,8 +79,7 @@ def _query(ws: Workspace, spark: SparkSession, query: str, pinned: dict[str, int
             frame.createOrReplaceTempView(view)
         for view, scan in statement.raw.items():
             engine.raw_frame(scan).createOrReplaceTempView(view)
-        with translate_errors("the training query"):
-            result = spark.sql(statement.text)
+        result = run_statement(spark, statement, "the training query")
     assert result is not None
     return result, reads, "the query"
 

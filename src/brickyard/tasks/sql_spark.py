@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from brickyard.engines.spark_delta import read_table
-from brickyard.engines.spark_engine import SparkEngine, translate_errors
+from brickyard.engines.spark_engine import SparkEngine, run_statement
 from brickyard.engines.spark_sql import SparkStatement, translate
 from brickyard.errors import LakeError, SqlError, TableNotFoundError
 from brickyard.tasks.quality import FLAG, LOADED_AT_COLUMN, REASON, RUN_ID_COLUMN, Rule
@@ -92,8 +92,7 @@ class SparkQuery:
 
     def frame(self) -> DataFrame:
         """The query's rows (lazy). Raises SqlError on an analysis error."""
-        with translate_errors(self.where):
-            return self.engine.spark.sql(self.statement.text)
+        return run_statement(self.engine.spark, self.statement, self.where)
 
 
 def spark_problems(text: str, where: str) -> list[str]:

@@ -397,7 +397,7 @@ class _SqlJob:
         options, context = self.options, self.context
         assert self.engine is not None
         try:
-            relation = self.engine.connection.sql(query)
+            relation = _without_hugeint(self.engine.connection.sql(query))
             reader = relation.to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as exc:
             raise SqlError(f"{where}: {one_line(str(exc))}") from None
@@ -496,6 +496,17 @@ class _SqlJob:
             versions[table] = version
             self.context.record_read(table, version)
         return versions
+
+
+def _without_hugeint(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """HUGEINT columns (DuckDB's `sum` of integers) as BIGINT: a 128-bit integer would land
+    in Delta as DECIMAL(38,0), where Spark (and Databricks) give BIGINT; a sum beyond BIGINT
+    fails the cast instead of being written."""
+    hugeint = [name for name, kind in zip(relation.columns, relation.types, strict=True) if str(kind) == "HUGEINT"]
+    if not hugeint:
+        return relation
+    replaced = ", ".join(f"CAST({quote(name)} AS BIGINT) AS {quote(name)}" for name in hugeint)
+    return relation.select(f"* REPLACE ({replaced})")
 
 
 def _text_schema(columns: list[str]) -> pa.Schema:
