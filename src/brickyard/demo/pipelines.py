@@ -79,6 +79,8 @@ def run_taxi_trips(context: DemoContext) -> None:
         "brickyard sql \"SELECT _reason, _source_file, _line FROM bronze.taxi_trips__quarantine LIMIT 10\"",
         "brickyard history silver.taxi_trips",
         "brickyard runs                  # then: brickyard run-show RUN_ID, brickyard logs RUN_ID",
+        "brickyard run taxi_trips --engine spark --full-refresh   # the same pipeline on PySpark "
+        "(pip install 'brickyard[spark]', Java 17+)",
     ]
 
 
