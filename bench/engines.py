@@ -131,7 +131,7 @@ def run_pipeline(root: Path, engine: str, rows: int) -> EngineRun:
     store = StateStore(ws.state_url)
     run = store.list_runs("taxi_trips", limit=1)[0]
     result = EngineRun(engine, rows, wall, max((rss for _, rss in samples), default=0))
-    for attempt in store.attempts(run.run_id):
+    for attempt in store.attempts(run.id):
         if attempt.started_at is None or attempt.ended_at is None:
             continue
         begin, end = _utc(attempt.started_at), _utc(attempt.ended_at)
