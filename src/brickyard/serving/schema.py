@@ -27,6 +27,7 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from operator import itemgetter
+import math
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,7 @@ _KINDS = {
 }
 _INT_RANGE = {"long": (-(2**63), 2**63 - 1), "integer": (-(2**31), 2**31 - 1)}
 _NONE = type(None)
+_NAN = float("nan")
 _ALLOWED: dict[str, frozenset[type]] = {
     FLOAT: frozenset({float, int}),
     INT: frozenset({int, float}),  # floats only when integral
@@ -154,6 +156,37 @@ class InputSchema:
                 values = (None,) * rows
             out[spec.name] = convert_column(spec, values)
         return Batch(out, rows)
+
+    def one_row(self, payload: Payload) -> dict[str, Any] | None:
+        """A one-row payload's values as plain Python scalars (numbers as float, NaN for a
+        null number, strings, None for a null string) when every value is plainly valid;
+        None otherwise, and `batch` then checks the row and names any problem.
+
+        The common request, one row of numbers and strings, skips numpy entirely here.
+        """
+        if payload.rows != 1 or len(payload.columns) != len(self.columns):
+            return None
+        row: dict[str, Any] = {}
+        columns = payload.columns
+        for spec in self.columns:
+            values = columns.get(spec.name)
+            if values is None:
+                return None
+            value = values[0]
+            kind = spec.kind
+            if value is None:
+                if spec.required or kind not in (FLOAT, STR):
+                    return None
+                row[spec.name] = _NAN if kind == FLOAT else None
+            elif kind == FLOAT and (type(value) is float or type(value) is int) and math.isfinite(value):
+                row[spec.name] = float(value)
+            elif kind == INT and type(value) is int and _INT_RANGE.get(spec.type, _INT_RANGE["long"])[0] <= value <= _INT_RANGE.get(spec.type, _INT_RANGE["long"])[1]:
+                row[spec.name] = float(value)
+            elif kind == STR and type(value) is str:
+                row[spec.name] = value
+            else:
+                return None
+        return row
 
     def json_schema(self) -> dict[str, Any]:
         """A JSON Schema (OpenAPI 3.1) of the request body for this signature."""

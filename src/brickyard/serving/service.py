@@ -10,10 +10,11 @@ to the shadow. A background thread loads the models, re-reads the aliases every
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
+import os
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -260,7 +261,7 @@ class ServingService:
         """Score one request; returns (status, JSON body, headers). Never raises."""
         started = time.perf_counter()
         headers = request.headers
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = headers.get("x-request-id") or new_request_id()
         if len(request_id) > 128:
             request_id = request_id[:128]
         body = b""
@@ -329,6 +330,10 @@ class ServingService:
         if model.schema is None:
             batch = Batch({name: list(values) for name, values in payload.columns.items()}, payload.rows)
         else:
+            if model.kind == "fastpath" and not proba:
+                row = model.schema.one_row(payload)
+                if row is not None:
+                    return orjson.dumps({"predictions": [model.predictor.predict_one(row)]}), 1
             batch = model.schema.batch(payload, max_rows=endpoint.config.max_rows)
         if model.kind == "fastpath" and batch.rows <= INLINE_ROWS:
             return _predict(model, batch, proba), batch.rows
@@ -394,6 +399,16 @@ class ServingService:
                 doc["error"] = endpoint.error
             endpoints[endpoint.name] = doc
         return {"ready": self.ready.is_set(), "auth": self.auth_enabled, "endpoints": endpoints}
+
+
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count()
+
+
+def new_request_id() -> str:
+    """A request id unique across processes (a random prefix per process, then a counter):
+    a fraction of `uuid4`'s cost on every request."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def _describe(model: LoadedModel | None, alias: str) -> dict[str, Any] | None:

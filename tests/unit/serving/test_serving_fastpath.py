@@ -73,3 +73,41 @@ def test_pyfunc_fallback_gives_the_same_answers(titanic: RegisteredExample, serv
     batch = fast.schema.batch(parse_body(request_body(titanic.test_frame.head(50))))  # type: ignore[union-attr]
     assert np.array_equal(np.asarray(slow.predict(batch)), fast.predictor.predict(batch))
     assert np.abs(np.asarray(slow.predict_proba(batch)) - fast.predictor.predict_proba(batch)).max() <= TOLERANCE
+
+
+def test_one_row_lane_gives_the_batch_paths_labels(titanic: RegisteredExample, serving_ws: Workspace) -> None:
+    from brickyard.serving.example import FEATURES, titanic_frame
+
+    loaded = Registry(serving_ws.mlflow_tracking_uri).load("titanic", titanic.version)
+    frame = titanic_frame()[FEATURES]
+    odd = pd.DataFrame(
+        {"Age": [None, 80.0], "SibSp": [0, 8], "Parch": [0, 6], "Fare": [0.0, 512.3], "Pclass": [1, 3],
+         "Sex": ["female", "unknown"], "Embarked": [None, "Q"]}
+    )
+    frame = pd.concat([frame, odd], ignore_index=True)
+    expected = titanic.model.predict(frame)
+    laned = 0
+    for index in range(len(frame)):
+        payload = parse_body(request_body(frame.iloc[[index]]))
+        row = loaded.schema.one_row(payload)  # type: ignore[union-attr]
+        batch_label = loaded.predictor.predict(loaded.schema.batch(payload))[0]  # type: ignore[union-attr]
+        if row is not None:
+            laned += 1
+            assert loaded.predictor.predict_one(row) == batch_label == expected[index], frame.iloc[index].to_dict()
+    assert laned == len(frame)  # every Titanic row (nulls included) takes the one-row lane
+
+
+def test_one_row_lane_leaves_doubtful_rows_to_the_checked_path(titanic: RegisteredExample, serving_ws: Workspace) -> None:
+    loaded = Registry(serving_ws.mlflow_tracking_uri).load("titanic", titanic.version)
+    schema = loaded.schema
+    good = {"Age": 22.0, "SibSp": 1, "Parch": 0, "Fare": 7.25, "Pclass": 3, "Sex": "male", "Embarked": "S"}
+
+    def body(**changes: object) -> bytes:
+        row = {**good, **changes}
+        return orjson.dumps({"dataframe_split": {"columns": list(row), "data": [list(row.values())]}})
+
+    assert schema.one_row(parse_body(body())) is not None  # type: ignore[union-attr]
+    for changes in ({"Age": "22"}, {"SibSp": 1.5}, {"Pclass": True}, {"Sex": 3}, {"Pclass": None}):
+        assert schema.one_row(parse_body(body(**changes))) is None, changes  # type: ignore[union-attr]
+    two = orjson.dumps({"dataframe_split": {"columns": list(good), "data": [list(good.values())] * 2}})
+    assert schema.one_row(parse_body(two)) is None  # type: ignore[union-attr]
