@@ -11,7 +11,7 @@ from cli_helpers import brickyard
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.slow]
 
-TITANIC = Path(__file__).parents[3] / "shared" / "data" / "titanic.csv"
+TITANIC = Path(__file__).parents[2] / "src" / "brickyard" / "demo" / "data" / "titanic.csv"
 
 
 def test_sql_on_spark_shows_writes_and_refuses_duckdb_only_sql(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from brickyard.engines.spark_delta import read_table, write_table
 from brickyard.errors import LakeError, SqlError, TableNotFoundError
 
-TITANIC = Path(__file__).parents[4] / "shared" / "data" / "titanic.csv"
+TITANIC = Path(__file__).parents[3] / "src" / "brickyard" / "demo" / "data" / "titanic.csv"
 
 pytestmark = pytest.mark.slow
 

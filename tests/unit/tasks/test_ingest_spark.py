@@ -27,9 +27,8 @@ from brickyard.tasks.quality import ExpectationFailedError
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO = REPO / "src" / "brickyard" / "demo"
-SHARED = Path("/work/shared/data")
-TAXI_SAMPLE = (SHARED if (SHARED / "nyc_taxi_2017_sample.csv").exists() else DEMO / "data") / "nyc_taxi_2017_sample.csv"
-TITANIC = (SHARED if (SHARED / "titanic.csv").exists() else DEMO / "data") / "titanic.csv"
+TAXI_SAMPLE = DEMO / "data" / "nyc_taxi_2017_sample.csv"
+TITANIC = DEMO / "data" / "titanic.csv"
 CONTRACTS = DEMO / "workspace" / "contracts"
 VOLATILE = ("_loaded_at", "_run_id")
 
