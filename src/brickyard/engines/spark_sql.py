@@ -73,10 +73,12 @@ class SparkStatement:
         """The Spark SQL with DuckDB's rounding of doubles, once the views' column types
         (Spark type names) are known.
 
-        DuckDB rounds a double as `round(x * 10^n) / 10^n` in binary floating point; Spark
-        rounds its shortest decimal text half-up (`round(9.495, 2)`: DuckDB 9.49, Spark
-        9.5). Where sqlglot can tell the argument is a double, the Spark SQL does what
-        DuckDB does; decimals round exactly on both and are left alone.
+        Spark rounds a double's shortest decimal text half-up (`round(9.495, 2)` is 9.5);
+        DuckDB rounds the double's exact binary value half away from zero (9.495 is
+        9.49499999..., so 9.49; DuckDB before 2.0.1 computed `round(x * 10^n) / 10^n` in
+        floating point instead, see `duckdb_rounding`). Where sqlglot can tell the argument
+        is a double, the Spark SQL does what the installed DuckDB does; decimals round
+        exactly on both and are left alone.
         """
         from sqlglot import exp
         from sqlglot.errors import SqlglotError
@@ -102,11 +104,48 @@ class SparkStatement:
                 continue
             if value.type is None or not value.type.is_type("double", "float"):
                 continue
-            scale = exp.cast(exp.Literal.number(10 ** int(digits.name)), "DOUBLE")
-            scaled = exp.Round(this=exp.Mul(this=value.copy(), expression=scale.copy()))
-            node.replace(exp.Paren(this=exp.Div(this=scaled, expression=scale)))
+            node.replace(_duckdb_round(value.copy(), int(digits.name)))
             changed = True
         return tree.sql(dialect="spark") if changed else self.text
+
+
+@cache
+def duckdb_rounding() -> str:
+    """How the installed DuckDB rounds a double to n digits: `exact` (the binary value,
+    half away from zero: DuckDB 2.0.1 and later) or `scaled` (`round(x * 10^n) / 10^n`)."""
+    import duckdb
+
+    row = duckdb.connect().execute("SELECT round(3.175::DOUBLE, 2)").fetchone()
+    return "exact" if row is not None and row[0] == 3.17 else "scaled"
+
+
+def _duckdb_round(value: Any, digits: int) -> Any:
+    """Spark SQL for DuckDB's `round(value, digits)` of a double (see `duckdb_rounding`).
+
+    Both ways start from y = x * 10^n rounded half away from zero (Spark's `round(y)` on a
+    double is that, for any y: a double whose shortest text ends in .5 is exactly a tie).
+    The exact way differs only when y is exactly a tie but x * 10^n is not: the rounding
+    error of the product (Dekker's split of x into two 26-bit halves; 10^n, n <= 11, has at
+    most 26 significant bits, so each half times 10^n is exact) tells which side it lies on.
+    """
+    import sqlglot
+
+    x = f"({value.sql(dialect='spark')})"
+    scale = f"CAST(1e{digits} AS DOUBLE)"
+    y = f"({x} * {scale})"
+    rounded = f"round({y}) / {scale}"
+    if duckdb_rounding() == "scaled" or digits > 11:
+        return sqlglot.parse_one(f"({rounded})", read="spark")
+    split = f"({x} * 134217729.0D)"
+    high = f"({split} - ({split} - {x}))"
+    error = f"(({high} * {scale} - {y}) + ({x} - {high}) * {scale})"
+    text = (
+        f"(CASE WHEN NOT (abs({y}) < 4503599627370496.0D) THEN {rounded}"
+        f" WHEN {y} - floor({y}) = 0.5D AND signum({error}) = -signum({y})"
+        f" THEN (round({y}) - signum({y})) / {scale}"
+        f" ELSE {rounded} END)"
+    )
+    return sqlglot.parse_one(text, read="spark")
 
 
 def translate(query: str, *, where: str = "the query") -> SparkStatement:
