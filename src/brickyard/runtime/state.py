@@ -189,7 +189,10 @@ class StateStore:
             .values(status=str(RunStatus.RUNNING), started_at=to_db(utcnow()), **self._owner())
         )
         with self.engine.begin() as conn:
-            return conn.execute(statement).rowcount == 1
+            claimed = conn.execute(statement).rowcount == 1
+        if claimed:  # the start time is read after the claim, so it follows the end of the run it waited for
+            self._update(run_id, started_at=to_db(utcnow()))
+        return claimed
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> RunRecord:
         """Set a run's final status (and error), and its end time."""
