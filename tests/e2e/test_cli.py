@@ -154,3 +154,19 @@ def test_help_and_select_1_do_not_import_heavy_libraries(tmp_path: Path) -> None
             [sys.executable, "-c", probe, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
         )
         assert "HEAVY []" in result.stdout, result.stdout + result.stderr
+
+
+def test_sql_over_a_malformed_csv_is_one_error_line_naming_file_and_line(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    assert brickyard("init", str(workspace)).returncode == 0
+    raw = workspace / "lake" / "raw" / "x"
+    raw.mkdir(parents=True)
+    (raw / "late.csv").write_text("a,b,c\n" + "1,2,3\n" * 30000 + "4,5,6,7\n")
+    for fmt in ("table", "csv"):
+        result = brickyard(
+            "sql", "SELECT count(*) FROM read_csv('raw/x/late.csv')", "--format", fmt, "--workspace", str(workspace)
+        )
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert lines[0].startswith("error: raw/x/late.csv:30002: 4 fields where 3 were expected: '4,5,6,7' (hint: ")

@@ -41,7 +41,8 @@ def sql(
     if fmt is OutputFormat.table:
         if out is not None:
             raise UsageError("--out needs --format csv, json or parquet")
-        _show(ws.sql(query), max_rows)
+        with ws.engine.errors():  # rows are read as they are fetched
+            _show(ws.sql(query), max_rows)
         return
     if out is None and fmt is OutputFormat.parquet:
         raise UsageError("--format parquet writes binary data; add --out FILE")

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from brickyard.config.models import DuckDBConfig
+from brickyard.engines.csv_errors import SNIFFED_RECORDS, Dialect, csv_problem, locate
 from brickyard.engines.sql_text import Snapshot, rewrite_raw_paths, rewrite_time_travel
 from brickyard.errors import (
     BrickyardError,
@@ -94,7 +95,7 @@ class DuckDBEngine:
         query, snapshots = rewrite_time_travel(query)
         if not self.lake.location.is_local:
             query = rewrite_raw_paths(query, self.lake.location.uri)
-        with translate_errors():
+        with self.errors():
             statements = duckdb.extract_statements(query)
             names = set()
             for statement in statements:
@@ -122,7 +123,7 @@ class DuckDBEngine:
     def query(self, query: str) -> duckdb.DuckDBPyRelation:
         """Run one or more statements; return the result of the last as a relation."""
         prepared = self.prepare(query)
-        with translate_errors():
+        with self.errors():
             statements = duckdb.extract_statements(prepared)
             for statement in statements[:-1]:
                 self.connection.execute(statement.query)
@@ -135,7 +136,7 @@ class DuckDBEngine:
         """
         options = COPY_OPTIONS[fmt]
         prepared = self.prepare(query)
-        with translate_errors():
+        with self.errors():
             statements = duckdb.extract_statements(prepared)
             for statement in statements[:-1]:
                 self.connection.execute(statement.query)
@@ -166,8 +167,41 @@ class DuckDBEngine:
     def execute(self, query: str, parameters: list[object] | None = None) -> None:
         """Run statements for their effect (COPY, CREATE ...)."""
         prepared = self.prepare(query)
-        with translate_errors():
+        with self.errors():
             self.connection.execute(prepared, parameters)
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """DuckDB's errors as brickyard errors (`translate_errors`); a CSV error names the
+        lake file and the line (`raw/x.csv:502: ...`), found by reading the file again
+        without DuckDB's sniffer when the sniffer named none. Wrap the fetching of a
+        relation's rows in it: DuckDB reads files as it goes."""
+        with translate_errors(self.csv_error):
+            yield
+
+    def csv_error(self, text: str) -> SqlError | None:
+        """The error for a DuckDB message about a malformed CSV file: `raw/x.csv:502: what`
+        with a hint (read_csv's options); None when the message is not about one."""
+        problem = csv_problem(text)
+        if problem is None or problem.file is None:
+            return None
+        if problem.line is None or problem.kind == "line_size":  # the sniffer's: none, or 1
+            limit = SNIFFED_RECORDS if problem.line is None else None
+            cursor = self.connection.cursor()  # the query's connection may be mid-transaction
+            try:
+                problem = locate(cursor, problem.file, Dialect.from_message(text), limit=limit) or problem
+            finally:
+                cursor.close()
+        assert problem.file is not None
+        return SqlError(problem.at(self._lake_path(problem.file)), hint=problem.hint(task=False))
+
+    def _lake_path(self, path: str) -> str:
+        """A file as DuckDB named it, relative to the lake root where it is inside it."""
+        location = self.lake.location
+        for root in (location.uri("").rstrip("/") + "/", location.root.rstrip("/") + "/"):
+            if path.startswith(root):
+                return path[len(root) :]
+        return path
 
     def _register_table(self, name: str) -> None:
         # Split on dots outside double quotes: `FROM 'raw/x.csv'` is named "raw/x.csv".
@@ -245,23 +279,39 @@ def _strip_alias(name: str) -> str:
 
 
 @contextmanager
-def translate_errors() -> Iterator[None]:
-    """Turn DuckDB's exceptions into brickyard errors with one readable line."""
+def translate_errors(explain: Callable[[str], BrickyardError | None] | None = None) -> Iterator[None]:
+    """Turn DuckDB's exceptions into brickyard errors with one readable line; `explain` may
+    give a better error for a message (None: the generic one). DuckDB's errors raised
+    through an Arrow reader arrive as OSError with DuckDB's text."""
     try:
         yield
     except BrickyardError:
         raise
-    except duckdb.IOException as exc:
-        text = str(exc)
-        missing = re.search(r'No files found that match the pattern "([^"]+)"', text)
-        if missing:
-            raise DataFileNotFoundError(
-                f"no file in the lake matches {missing.group(1)!r}",
-                hint="list what is there with: brickyard sql \"SELECT * FROM glob('raw/**')\"",
-            ) from None
-        raise SqlError(one_line(text)) from None
-    except duckdb.Error as exc:
+    except (duckdb.Error, OSError) as exc:
+        if not isinstance(exc, duckdb.Error) and not _is_duckdb_text(str(exc)):
+            raise
+        found = explain(str(exc)) if explain is not None else None
+        if found is not None:
+            raise found from None
+        if isinstance(exc, duckdb.IOException):
+            _raise_io_error(exc)
         raise SqlError(one_line(str(exc))) from None
+
+
+def _raise_io_error(exc: duckdb.IOException) -> None:
+    text = str(exc)
+    missing = re.search(r'No files found that match the pattern "([^"]+)"', text)
+    if missing:
+        raise DataFileNotFoundError(
+            f"no file in the lake matches {missing.group(1)!r}",
+            hint="list what is there with: brickyard sql \"SELECT * FROM glob('raw/**')\"",
+        ) from None
+    raise SqlError(one_line(text)) from None
+
+
+def _is_duckdb_text(message: str) -> bool:
+    """True for a message in DuckDB's form (`Invalid Input Error: ...`)."""
+    return re.match(r"(?:[A-Z][A-Za-z]* )+Error: ", message) is not None
 
 
 def one_line(message: str) -> str:

@@ -177,6 +177,15 @@ def query_text(options: SqlOptions, root: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def _query_error(engine: DuckDBEngine, where: str, exc: Exception) -> SqlError:
+    """DuckDB's error running a task's query as one line; a malformed raw CSV line is named
+    by its lake file and line (see `DuckDBEngine.csv_error`)."""
+    found = engine.csv_error(str(exc))
+    if found is not None:
+        return SqlError(f"{where}: {found.message}", hint=found.hint)
+    return SqlError(f"{where}: {one_line(str(exc))}")
+
+
 def single_select(text: str, where: str) -> None:
     """Check that `text` is exactly one query statement.
 
@@ -396,11 +405,12 @@ class _SqlJob:
 
         options, context = self.options, self.context
         assert self.engine is not None
+        engine = self.engine
         try:
-            relation = _without_hugeint(self.engine.connection.sql(query))
+            relation = _without_hugeint(engine.connection.sql(query))
             reader = relation.to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as exc:
-            raise SqlError(f"{where}: {one_line(str(exc))}") from None
+            raise _query_error(engine, where, exc) from None
         internal = {REASON} | {f for f in reader.schema.names if f.startswith("__by_rule_")}
         columns = [name for name in reader.schema.names if name not in internal]
         good_schema = pa.schema([reader.schema.field(name) for name in columns])
@@ -419,8 +429,8 @@ class _SqlJob:
         def batches() -> Any:
             try:
                 yield from reader
-            except duckdb.Error as exc:
-                raise SqlError(f"{where}: {one_line(str(exc))}") from None
+            except (duckdb.Error, OSError) as exc:  # an Arrow reader raises DuckDB's errors as OSError
+                raise _query_error(engine, where, exc) from None
 
         def quarantine() -> None:
             if not rules:

@@ -300,3 +300,46 @@ def test_a_long_lived_engine_sees_new_versions(tmp_path) -> None:
     lake.write("gold.f", pa.table({"a": [2, 3]}), mode="append")
     assert engine.query("SELECT count(*) FROM gold.f").fetchall() == [(3,)]
     assert engine.query("SELECT count(*) FROM gold.f VERSION AS OF 0").fetchall() == [(1,)]
+
+
+# -- CSV errors name the lake file and the line ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "query", "expected"),
+    [
+        # Among the first lines, where DuckDB's sniffer only says it could not detect the dialect.
+        ("a,b,c\n1,2,3\n4,5,6,7\n8,9,10\n", "SELECT * FROM read_csv('raw/bad/x.csv', delim=',')",
+         "raw/bad/x.csv:3: 4 fields where 3 were expected: '4,5,6,7'"),
+        ("a;b;c\n1;2;3\n4;5;6;7\n8;9;10\n", "SELECT * FROM read_csv('raw/bad/x.csv', delim=';')",
+         "raw/bad/x.csv:3: 4 fields where 3 were expected: '4;5;6;7'"),
+        # An over-long line, which the sniffer reports as line 1.
+        ("a,b,c\n" + "1,2,3\n" * 500 + "1,2," + "x" * 3_000_000 + "\n", "SELECT * FROM read_csv('raw/bad/x.csv')",
+         "raw/bad/x.csv:502: the line is 3000004 bytes, over the limit of 2000000 bytes (max_line_size)"),
+    ],
+    ids=["sniffed-fields", "sniffed-semicolons", "over-long-line"],
+)
+def test_csv_errors_in_sql_name_the_lake_file_and_line(
+    engine: DuckDBEngine, lake: Lake, content: str, query: str, expected: str
+) -> None:
+    path = Path(lake.location.root) / "raw" / "bad" / "x.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    with pytest.raises(SqlError) as caught, engine.errors():
+        engine.query(query).fetchall()
+    assert caught.value.message == expected
+    assert caught.value.hint and "read_csv" in caught.value.hint
+    assert "\n" not in str(caught.value) and str(path) not in str(caught.value)
+
+
+def test_a_csv_error_found_while_streaming_names_the_lake_file_and_line(engine: DuckDBEngine, lake: Lake, tmp_path: Path) -> None:
+    path = Path(lake.location.root) / "raw" / "bad" / "late.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("a,b,c\n" + "1,2,3\n" * 30000 + "4,5,6,7\n")
+    query = "SELECT * FROM read_csv('raw/bad/late.csv')"
+    expected = "raw/bad/late.csv:30002: 4 fields where 3 were expected: '4,5,6,7'"
+    with pytest.raises(SqlError, match=f"^{expected} \\(hint: "):
+        engine.copy_to(query, str(tmp_path / "out.csv"), "csv")
+    with pytest.raises(SqlError, match=f"^{expected} \\(hint: "), engine.errors():
+        for _ in engine.query(query).to_arrow_reader(1000):  # Arrow raises DuckDB's error as OSError
+            pass

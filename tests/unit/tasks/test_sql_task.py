@@ -266,6 +266,15 @@ def test_options_and_query_errors(house: Lakehouse) -> None:
         house.run(task(query="CREATE TABLE x AS SELECT 1"))
 
 
+def test_a_malformed_raw_csv_names_the_file_and_line_without_an_oserror(house: Lakehouse) -> None:
+    house.raw("raw/x/late.csv", "a,b,c\n" + "1,2,3\n" * 30000 + "4,5,6,7\n")
+    with pytest.raises(SqlError) as caught:
+        house.run(task(query="SELECT * FROM read_csv('raw/x/late.csv')"))
+    assert caught.value.message == "task silver: raw/x/late.csv:30002: 4 fields where 3 were expected: '4,5,6,7'"
+    assert caught.value.hint and "read_csv" in caught.value.hint
+    assert not house.lake.exists("silver.trips")
+
+
 def test_check_finds_sql_errors_with_position_and_unknown_tables(house: Lakehouse) -> None:
     seed(house)
     assert house.check(task(query="SELECT trip_id FROM bronze.trips")) == []
