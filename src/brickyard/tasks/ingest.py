@@ -7,7 +7,8 @@
   format: csv                          # csv | json (JSON lines) | parquet; default from the extension
   target: bronze.taxi_trips
   contract: contracts/bronze.taxi_trips.yaml   # or a table name; optional
-  options: {delimiter: ",", header: true}      # reader options (CSV)
+  options: {delimiter: ",", header: true}      # reader options (CSV; also quote, escape,
+                                               # null_strings, encoding, max_line_size)
   partition_by: [vendor_id]                    # optional
   changed_files: ignore                        # ignore (default) | reload
 ```
@@ -21,6 +22,15 @@ How a run goes:
   is skipped with a warning (`changed_files: ignore`, like Auto Loader), or loaded again
   (`reload`: its rows are appended again; earlier rows of it stay, told apart by
   `_loaded_at`).
+- Empty files (no bytes, or only line breaks) are skipped: the task's log says so
+  (`skipped 1 empty file: raw/taxi/empty.csv`) and its metrics list them under
+  `skipped_files` (with changed files skipped, each with its reason). They are recorded
+  with the batch like loaded files, so they are not looked at again; a batch of only
+  empty files is recorded in a commit of no rows (with no table yet, nothing records them
+  and the next run skips them again). An empty file that later gets content under the same
+  name is a changed file, as for Auto Loader (a file is processed once unless
+  `allowOverwrites`): skipped with a warning that says it was empty, or loaded with
+  `changed_files: reload` (its earlier, empty version added no rows, so nothing doubles).
 - The files are streamed through DuckDB as text, cast to the contract's types in SQL
   (`TRY_CAST`, `try_strptime` for a column's `format`), checked against the contract's
   `nullable: false` columns and its expectations, and split batch by batch: good rows go
@@ -56,9 +66,15 @@ Details: `_loaded_at` is the batch's start time in UTC, stored without a zone. `
 the record's number in its file counting a CSV header as line 1 (it differs from the
 physical line only after blank lines or quoted values spanning lines). CSV files are read
 with a fixed dialect (comma, double quotes, a header; change it with `options`), never
-sniffed per file: a malformed line fails the task with the file and line named, rather
-than shifting columns silently. A `fail` expectation or a stopped run may leave data
-files that no commit references; a Delta vacuum (`Lake.vacuum`) removes them.
+sniffed per file: a malformed line fails the task, with nothing loaded, rather than
+shifting columns or dropping rows silently. The error names the lake file and the line and
+says what to try, on both engines: `raw/taxi/b.csv:502: 4 fields where 3 were expected:
+'...'`, `... a quoted value is never closed`, `... the line is 3000004 bytes, over the limit
+of 2000000 bytes` (raise `max_line_size`), `... the text is not valid UTF-8` (set
+`encoding`). Where DuckDB's sniffer (which looks at the first lines) or Spark's reader does
+not name the line, the file is read again by DuckDB with the task's dialect and no
+sniffing, which does. A `fail` expectation or a stopped run may leave data files that no
+commit references; a Delta vacuum (`Lake.vacuum`) removes them.
 """
 
 from __future__ import annotations
@@ -73,7 +89,7 @@ from pydantic import Field, field_validator, model_validator
 
 from brickyard.core.contract import Contract
 from brickyard.engines.duckdb_engine import one_line
-from brickyard.errors import BrickyardError, ConfigError, DataFileNotFoundError, LakeError
+from brickyard.errors import ConfigError, DataFileNotFoundError, LakeError
 from brickyard.lake.names import TableName
 from brickyard.tasks import pii
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
@@ -105,6 +121,7 @@ from brickyard.tasks.quality import (
     quote,
     write_quarantine,
 )
+from brickyard.tasks.ingest_errors import IngestError, read_error, spark_read_error
 from brickyard.tasks.ingest_sql import RAW_LIST, PlannedColumn, duplicates_sql, final_sql, typed_sql
 from brickyard.tasks.spark_quality import CheckedWrite
 from brickyard.tasks.sources import (
@@ -114,6 +131,7 @@ from brickyard.tasks.sources import (
     describe,
     file_columns,
     format_of,
+    is_empty,
     line_offset,
     scan_sql,
     sniffed_formats,
@@ -124,10 +142,6 @@ if TYPE_CHECKING:
 
 BATCH_ROWS = 256 * 1024
 META_COLUMNS = (SOURCE_FILE_COLUMN, LOADED_AT_COLUMN)
-
-
-class IngestError(BrickyardError):
-    """Raw files could not be ingested (unreadable file, bad options)."""
 
 
 class SchemaEvolutionError(IngestError):
@@ -298,6 +312,7 @@ class _IngestJob:
         extra = self.context.metrics.extra
         extra.setdefault("files_loaded", 0)
         extra.setdefault("quarantined_rows", 0)
+        extra.setdefault("skipped_files", [])
         extra.setdefault("batches", [])
         while True:
             done = self.lake.transaction_version(self.target, self.app) or 0
@@ -358,16 +373,51 @@ class _IngestJob:
                 len(changed),
                 ", ".join(f.path for f in changed[:5]),
             )
+            for file in changed:
+                if loaded[file.path].size == 0:
+                    self.log.warning(
+                        "%s: %s was empty when first seen (recorded, as Auto Loader records a file "
+                        "it processed) and now has %d bytes; set changed_files: reload to load them",
+                        self.target,
+                        file.path,
+                        file.size,
+                    )
+            self._skipped(changed, "changed since it was loaded (changed_files: ignore)")
         return new
+
+    def _skipped(self, files: Sequence[SourceFile], reason: str) -> None:
+        """Report files skipped for `reason` in the task's metrics (once each)."""
+        skipped = self.context.metrics.extra["skipped_files"]
+        seen = {entry["path"] for entry in skipped}
+        skipped += [{"path": f.path, "reason": reason} for f in files if f.path not in seen]
 
     # -- one batch ----------------------------------------------------------------------
 
-    def load(self, batch: int, files: list[SourceFile], full_refresh: bool) -> None:
-        """Load `files` as batch number `batch` (quarantine commit, then target commit)."""
+    def load(self, batch: int, listed: list[SourceFile], full_refresh: bool) -> None:
+        """Load `listed` as batch number `batch` (quarantine commit, then target commit).
+
+        Empty files are skipped and reported, and recorded with the batch like the others,
+        so that they are not looked at again (a commit of no rows records them when the
+        batch has nothing else; with no table yet there is nothing to record them in).
+        """
         location = self.lake.location
+        empty = [f for f in listed if is_empty(location.filesystem, location.fs_path(f.path), f.size)]
+        if empty:
+            self.log.info(
+                "%s: skipped %d empty file%s: %s",
+                self.target,
+                len(empty),
+                "" if len(empty) == 1 else "s",
+                ", ".join(f.path for f in empty[:10]) + (" ..." if len(empty) > 10 else ""),
+            )
+            self._skipped(empty, "empty file")
+        files = [f for f in listed if f not in empty]
+        if not files:
+            self._record_only(batch, listed, full_refresh)
+            return
         uris = [location.uri(f.path) for f in files]
         columns_by_file = {
-            f.path: self._columns(uri, f.path) for f, uri in zip(files, uris, strict=True)
+            f.path: self._columns(f, uri) for f, uri in zip(files, uris, strict=True)
         }
         sources = list(dict.fromkeys(c for cols in columns_by_file.values() for c in cols))
         planned = self.plan(files, columns_by_file, sources, uris, full_refresh)
@@ -380,7 +430,7 @@ class _IngestJob:
             )
         row_rules, unique_rules = self.rules()
         loaded_at = datetime.now(UTC)
-        record = BatchRecord(self.task_id, batch, full_refresh, self.context.run_id, tuple(files))
+        record = BatchRecord(self.task_id, batch, full_refresh, self.context.run_id, tuple(listed))
         metadata = {INGEST_KEY: record.to_json()}
         if self.context.on_spark:
             outcome = self._load_spark(
@@ -396,6 +446,34 @@ class _IngestJob:
         assert outcome.version is not None
         self.context.record_write(self.target, outcome.version)
         self._account(batch, files, outcome, full_refresh)
+
+    def _record_only(self, batch: int, files: list[SourceFile], full_refresh: bool) -> None:
+        """Record a batch of only empty files in a commit of no rows (none without a table)."""
+        import pyarrow as pa
+
+        if not self.lake.exists(self.target):
+            self.log.info("%s: no table yet to record the empty files in; they are looked at again next run", self.target)
+            return
+        record = BatchRecord(self.task_id, batch, full_refresh, self.context.run_id, tuple(files))
+        metadata = {INGEST_KEY: record.to_json()}
+        if full_refresh and self.lake.exists(self.quarantine):
+            schema = pa.schema(self.lake.delta(self.quarantine).schema().to_arrow())
+            version = write_quarantine(
+                self.lake, self.target, [], schema, overwrite=True, metadata=metadata, transaction=(self.app, batch)
+            )
+            if version is not None:
+                self.context.record_write(self.quarantine, version)
+        schema = pa.schema(self.lake.delta(self.target).schema().to_arrow())
+        version = self.lake.write(
+            self.target,
+            schema.empty_table(),
+            mode="overwrite" if full_refresh else "append",
+            partition_by=self.options.partition_by or None,
+            metadata=metadata,
+            transaction=(self.app, batch),
+        )
+        self.context.record_write(self.target, version)
+        self._account(batch, [], CheckedWrite(0, 0, 0, [], version, None), full_refresh)
 
     def _load_spark(
         self,
@@ -439,7 +517,9 @@ class _IngestJob:
                 log=self.log,
             )
         except SparkReadError as exc:
-            raise IngestError(exc.message, hint=exc.hint) from None
+            raise spark_read_error(
+                self.con, self.lake.location, self.context.task.name, self.fmt, self.options.reader, files, exc
+            ) from None
 
     def _load_duckdb(
         self,
@@ -509,8 +589,8 @@ class _IngestJob:
         )
         try:
             reader = self.con.sql(query).to_arrow_reader(BATCH_ROWS)
-        except duckdb.Error as exc:
-            raise self._read_error(files, exc) from None
+        except (duckdb.Error, OSError) as exc:
+            raise self._read_error(files, uris, exc, sniffing=True) from None
         good_schema = pa.schema(
             [reader.schema.field(name) for name in good_columns]
             + [pa.field(LOADED_AT_COLUMN, pa.timestamp("us"))]
@@ -521,8 +601,8 @@ class _IngestJob:
                 for rows in reader:
                     counter.observe(rows.column(SOURCE_FILE_COLUMN))
                     yield rows
-            except duckdb.Error as exc:
-                raise self._read_error(files, exc) from None
+            except (duckdb.Error, OSError) as exc:  # an Arrow reader raises DuckDB's errors as OSError
+                raise self._read_error(files, uris, exc) from None
 
         quarantine_versions: list[int] = []
 
@@ -603,21 +683,18 @@ class _IngestJob:
 
     # -- columns and SQL ----------------------------------------------------------------
 
-    def _columns(self, uri: str, path: str) -> list[str]:
+    def _columns(self, file: SourceFile, uri: str) -> list[str]:
         try:
             return file_columns(self.con, self.fmt, uri, self.options.reader)
-        except duckdb.Error as exc:
-            raise IngestError(
-                f"task {self.context.task.name}: cannot read {path} as {self.fmt}: {one_line(str(exc))}",
-                hint="check the file, or set format/options (delimiter, header) on the task",
-            ) from None
+        except (duckdb.Error, OSError) as exc:
+            raise self._read_error([file], [uri], exc, sniffing=True) from None
 
-    def _read_error(self, files: Sequence[SourceFile], exc: duckdb.Error) -> IngestError:
-        names = ", ".join(f.path for f in files[:3]) + (" ..." if len(files) > 3 else "")
-        return IngestError(
-            f"task {self.context.task.name}: reading {names} into {self.target} failed: "
-            f"{one_line(str(exc))}",
-            hint="fix the file (the message names the line), or set the reader options",
+    def _read_error(
+        self, files: Sequence[SourceFile], uris: Sequence[str], exc: Exception, *, sniffing: bool = False
+    ) -> IngestError:
+        return read_error(
+            self.con, self.lake.location, self.context.task.name, self.fmt, self.options.reader,
+            files, uris, exc, sniffing=sniffing,
         )
 
     def existing_types(self) -> dict[str, str]:
@@ -671,8 +748,8 @@ class _IngestJob:
                 inferred = dict(describe(self.con, self.fmt, uris, self.options.reader, typed=True))
                 if self.fmt == "csv":
                     formats = sniffed_formats(self.con, uris[0], self.options.reader)
-            except duckdb.Error as exc:
-                raise self._read_error(files, exc) from None
+            except (duckdb.Error, OSError) as exc:
+                raise self._read_error(files, uris, exc, sniffing=True) from None
         for source in extra:
             if source in existing:
                 kind = existing[source]
@@ -709,3 +786,4 @@ class _IngestJob:
                 ) from None
             results.append(ExpectationResult(rule.label, rule.check, rule.action, int(found[0][0])))
         return results
+

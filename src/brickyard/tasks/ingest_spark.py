@@ -57,7 +57,12 @@ ENCODINGS = {"utf-8": "UTF-8", "utf-16": "UTF-16", "latin-1": "ISO-8859-1"}
 
 
 class SparkReadError(BrickyardError):
-    """Spark could not read the raw files (malformed line, unreadable file)."""
+    """Spark could not read the raw files (malformed line, unreadable file). `file` is the
+    lake path of the file Spark named, when it named one of the batch's."""
+
+    def __init__(self, message: str, *, hint: str | None = None, file: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.file = file
 
 
 def csv_options(options: ReaderOptions) -> dict[str, str]:
@@ -264,7 +269,19 @@ class spark_read_errors:  # noqa: N801 - used as a context manager
         raise SparkReadError(
             f"task {self.task}: reading {names} on Spark failed: {spark_error_text(str(value))}",
             hint="fix the file (the message names the record), or set the reader options",
+            file=named_file(str(value), self.files),
         ) from None
+
+
+def named_file(message: str, files: Sequence[SourceFile]) -> str | None:
+    """The lake path of the batch's file that a Spark error reads (`while reading file X`)."""
+    from urllib.parse import unquote
+
+    found = re.search(r"while reading file (\S+?)\.?(?:\s|$)", message)
+    if found is None:
+        return None
+    path = unquote(found.group(1))
+    return next((f.path for f in files if path.endswith("/" + f.path)), None)
 
 
 def spark_error_text(message: str) -> str:

@@ -12,12 +12,14 @@ file with blank lines or quoted values spanning lines has physical lines that di
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
+from brickyard.engines.csv_errors import Dialect
 from brickyard.tasks.base import TaskOptions
 from brickyard.tasks.quality import literal, quote
 
@@ -37,6 +39,7 @@ EXTENSIONS: dict[str, Format] = {
     ".pq": "parquet",
 }
 FILE_COLUMN = "__file"
+BLANK_FILE_BYTES = 32  # files up to this size are read to see whether they are blank
 NESTED_PREFIXES = ("STRUCT", "MAP", "UNION")
 
 
@@ -49,6 +52,9 @@ class ReaderOptions(TaskOptions):
     escape: str | None = Field(default=None, max_length=1)
     null_strings: tuple[str, ...] | None = None
     encoding: Literal["utf-8", "utf-16", "latin-1"] | None = None
+    # DuckDB's limit on a line's bytes (its default is 2,000,000); Spark reads lines of any
+    # length, but the column plan, from DuckDB's look at each file, still applies it.
+    max_line_size: int | None = Field(default=None, ge=1)
 
 
 def format_of(path: str) -> Format | None:
@@ -62,6 +68,26 @@ def format_of(path: str) -> Format | None:
     return None
 
 
+def dialect(options: ReaderOptions) -> Dialect:
+    """The fixed CSV dialect of the reader options (RFC 4180 by default: comma, double
+    quotes, a header)."""
+    return Dialect(
+        delimiter=options.delimiter or ",",
+        quote=options.quote if options.quote is not None else '"',
+        escape=options.escape if options.escape is not None else '"',
+        header=options.header,
+        encoding=options.encoding,
+        max_line_size=options.max_line_size,
+    )
+
+
+def null_arguments(options: ReaderOptions) -> list[str]:
+    """The read_csv argument for the reader's null strings (none when not set)."""
+    if options.null_strings is None:
+        return []
+    return [f"nullstr=[{', '.join(literal(s) for s in options.null_strings)}]"]
+
+
 def csv_arguments(options: ReaderOptions) -> list[str]:
     """The read_csv arguments for the reader options.
 
@@ -69,19 +95,25 @@ def csv_arguments(options: ReaderOptions) -> list[str]:
     comment lines) rather than sniffed per file: DuckDB's sniffer, faced with one malformed
     line, may pick another delimiter or skip lines, silently losing rows.
     """
-    found = [
-        f"header={'true' if options.header else 'false'}",
-        f"delim={literal(options.delimiter or ',')}",
-        f"quote={literal(options.quote if options.quote is not None else chr(34))}",
-        f"escape={literal(options.escape if options.escape is not None else chr(34))}",
-        "skip=0",
-        "comment=''",
-    ]
-    if options.null_strings is not None:
-        found.append(f"nullstr=[{', '.join(literal(s) for s in options.null_strings)}]")
-    if options.encoding is not None:
-        found.append(f"encoding={literal(options.encoding)}")
-    return found
+    return dialect(options).arguments() + null_arguments(options)
+
+
+def is_empty(fs: Any, fs_path: str, size: int) -> bool:
+    """True when a raw file holds no data: no bytes, or (a small file) only line breaks,
+    spaces and a byte-order mark, also once a `.gz` file is decompressed. Such a file has
+    no header to give columns, and DuckDB would invent one (`column0`)."""
+    if size == 0:
+        return True
+    if size > BLANK_FILE_BYTES:
+        return False
+    try:
+        with fs.open(fs_path, "rb") as handle:
+            content = handle.read()
+        if fs_path.lower().endswith(".gz"):
+            content = gzip.decompress(content)
+    except (OSError, EOFError):
+        return False  # gone, or not gzip after all: the read reports it
+    return not content.removeprefix(b"\xef\xbb\xbf").strip()
 
 
 def file_list(uris: Sequence[str]) -> str:

@@ -57,3 +57,29 @@ def test_ingest_sql_and_expect_on_abfs(abfs_workspace: Workspace) -> None:
     assert dropped > 0
     assert ws.lake.read("silver.taxi").num_rows == 998 - dropped
     assert ws.lake.read("silver.taxi__quarantine").num_rows == dropped
+
+
+def test_empty_files_and_malformed_lines_on_abfs(abfs_workspace: Workspace) -> None:
+    from brickyard.errors import SqlError
+    from brickyard.tasks.ingest import IngestError
+
+    ws = abfs_workspace
+    fs, location = ws.lake.location.filesystem, ws.lake.location
+    fs.pipe(location.fs_path("raw/x/a.csv"), b"a,b,c\n1,2,3\n")
+    fs.pipe(location.fs_path("raw/x/blank.csv"), b"\n")
+    fs.pipe(location.fs_path("raw/x/empty.csv"), b"")
+    tasks = [{"name": "load", "kind": "ingest", "source": "raw/x/*.csv", "target": "bronze.x"}]
+    context = run(ws, tasks, "load", "r1")
+    assert context.metrics.extra["skipped_files"] == [
+        {"path": "raw/x/blank.csv", "reason": "empty file"},
+        {"path": "raw/x/empty.csv", "reason": "empty file"},
+    ]
+    assert ws.lake.read("bronze.x").num_rows == 1
+
+    fs.pipe(location.fs_path("raw/x/b.csv"), b"a,b,c\n1,2,3\n4,5,6,7\n8,9,10\n")
+    with pytest.raises(IngestError) as caught:
+        run(ws, tasks, "load", "r2")
+    assert caught.value.message == "task load: raw/x/b.csv:3: 4 fields where 3 were expected: '4,5,6,7'; nothing was loaded"
+    with pytest.raises(SqlError) as caught, ws.engine.errors():
+        ws.sql("SELECT * FROM read_csv('raw/x/b.csv', delim=',')").fetchall()
+    assert caught.value.message == "raw/x/b.csv:3: 4 fields where 3 were expected: '4,5,6,7'"

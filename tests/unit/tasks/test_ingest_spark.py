@@ -339,20 +339,42 @@ def test_evolution_add_and_fail(twin: Twin, monkeypatch: pytest.MonkeyPatch) -> 
 # -- clear errors ------------------------------------------------------------------------------
 
 
-def test_a_malformed_csv_names_the_file_and_the_record(twin: Twin) -> None:
+def test_a_malformed_csv_names_the_file_and_the_line(twin: Twin) -> None:
     task = {"name": "bad", "kind": "ingest", "source": "raw/bad/*.csv", "target": "bronze.bad"}
     # Within the header sniffer's sample: found while planning, as on DuckDB.
-    twin.raw("raw/bad/a.csv", "a,b,c\n1,2,3\n4,5,6,7\n")
-    with pytest.raises(IngestError, match=r"cannot read raw/bad/a\.csv as csv"):
+    twin.raw("raw/bad/a.csv", "a,b,c\n1,2,3\n")
+    twin.raw("raw/bad/b.csv", "a,b,c\n1,2,3\n4,5,6,7\n")
+    with pytest.raises(IngestError) as caught:
         twin.run_on("spark", task)
-    # Far beyond it: found by Spark's reader, which names the file and the record.
-    Path(twin.by_engine["spark"].lake.location.uri("raw/bad/a.csv")).write_text(
+    assert caught.value.message == "task bad: raw/bad/b.csv:3: 4 fields where 3 were expected: '4,5,6,7'; nothing was loaded"
+    # Far beyond it: Spark's reader fails naming the file only; the line is found by reading
+    # that file again with the task's dialect.
+    Path(twin.by_engine["spark"].lake.location.uri("raw/bad/b.csv")).write_text(
         "a,b,c\n" + "1,2,3\n" * 30000 + "4,5,6,7\n"
     )
-    with pytest.raises(IngestError, match=r"raw/bad/a\.csv.*Malformed CSV record: 4,5,6,7") as caught:
+    with pytest.raises(IngestError) as caught:
         twin.run_on("spark", task)
-    assert "SQLSTATE" not in caught.value.message
+    assert caught.value.message == (
+        "task bad: raw/bad/b.csv:30002: 4 fields where 3 were expected: '4,5,6,7'; nothing was loaded"
+    )
+    assert "SQLSTATE" not in str(caught.value) and "OSError" not in str(caught.value)
     assert not twin.by_engine["spark"].lake.exists("bronze.bad")
+
+
+def test_an_empty_file_is_skipped_recorded_and_reported_on_both_engines(twin: Twin) -> None:
+    task = {"name": "load", "kind": "ingest", "source": "raw/x/*.csv", "target": "bronze.x"}
+    twin.raw("raw/x/a.csv", "a,b,c\n1,2,3\n4,5,6\n")
+    twin.raw("raw/x/empty.csv", "")
+    contexts = twin.run(task)
+    table = twin.assert_same("bronze.x")
+    assert table.num_rows == 2 and "column0" not in table.schema.names
+    for context in contexts.values():
+        assert context.metrics.extra["skipped_files"] == [{"path": "raw/x/empty.csv", "reason": "empty file"}]
+        assert context.metrics.extra["files_loaded"] == 1
+    assert metrics_of(contexts["spark"]) == metrics_of(contexts["duckdb"])
+    # Recorded: a second run reads nothing and skips nothing.
+    again = twin.run_on("spark", task)
+    assert again.metrics.rows_in == 0 and again.metrics.extra["skipped_files"] == []
 
 
 def test_a_contract_type_spark_cannot_run_is_a_clear_error(twin: Twin) -> None:

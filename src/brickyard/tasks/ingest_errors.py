@@ -1,0 +1,123 @@
+"""Why an ingest batch could not be read, as one line naming the lake file and, for a
+malformed CSV line, the line: `task t: raw/taxi/b.csv:502: <what>; nothing was loaded`,
+with the next thing to try as the hint.
+
+DuckDB's sniffer (planning, and binding the scan) names no line or a wrong one, and Spark's
+reader names the record but not its line: the file is then read again by DuckDB with the
+task's dialect and no sniffing (`brickyard.engines.csv_errors.locate`), which names it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from brickyard.engines.csv_errors import SNIFFED_RECORDS, CsvProblem, csv_problem, locate
+from brickyard.engines.duckdb_engine import one_line
+from brickyard.errors import BrickyardError
+from brickyard.tasks.sources import Format, ReaderOptions, dialect, null_arguments
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from brickyard.lake import LakeLocation
+    from brickyard.tasks.checkpoint import SourceFile
+    from brickyard.tasks.ingest_spark import SparkReadError
+
+
+class IngestError(BrickyardError):
+    """Raw files could not be ingested (unreadable file, malformed line, bad options)."""
+
+
+def read_error(
+    con: duckdb.DuckDBPyConnection,
+    location: LakeLocation,
+    task: str,
+    fmt: Format,
+    reader: ReaderOptions,
+    files: Sequence[SourceFile],
+    uris: Sequence[str],
+    exc: Exception,
+    *,
+    sniffing: bool = False,
+) -> IngestError:
+    """DuckDB's error reading `files` (at `uris`) as an IngestError. `sniffing`: the error
+    came from DuckDB's sniffer, whose line (if any) is not to be trusted."""
+    text = str(exc)
+    file = named_file(text, files, uris)
+    problem = csv_problem(text) if fmt == "csv" else None
+    if fmt == "csv" and (sniffing or (problem is not None and problem.line is None)):
+        if file is None and len(files) == 1:
+            file = files[0]
+        limit = SNIFFED_RECORDS if sniffing else None
+        located = locate_line(con, location, reader, file, limit=limit) if file is not None else None
+        problem = located or problem
+    if problem is not None and file is not None:
+        return _line_error(task, file, problem)
+    for uri, source in sorted(zip(uris, files, strict=True), key=lambda pair: -len(pair[0])):
+        text = text.replace(uri, source.path)
+    where = file.path if file is not None else _names(files)
+    return IngestError(
+        f"task {task}: {where}: cannot read the file as {fmt}: {_without_class(one_line(text))}; nothing was loaded",
+        hint="check the file, or set format/options (delimiter, header, encoding) on the task",
+    )
+
+
+def spark_read_error(
+    con: duckdb.DuckDBPyConnection,
+    location: LakeLocation,
+    task: str,
+    fmt: Format,
+    reader: ReaderOptions,
+    files: Sequence[SourceFile],
+    exc: SparkReadError,
+) -> IngestError:
+    """Spark's error reading `files` as an IngestError; for CSV, with the line DuckDB finds
+    in the file Spark named (Spark's own message stays when DuckDB finds none)."""
+    if fmt == "csv":
+        named = [f for f in files if f.path == exc.file] or (list(files) if len(files) == 1 else [])
+        for file in named:
+            problem = locate_line(con, location, reader, file)
+            if problem is not None:
+                return _line_error(task, file, problem)
+    return IngestError(exc.message, hint=exc.hint)
+
+
+def locate_line(
+    con: duckdb.DuckDBPyConnection,
+    location: LakeLocation,
+    reader: ReaderOptions,
+    file: SourceFile,
+    *,
+    limit: int | None = None,
+) -> CsvProblem | None:
+    """The first malformed line of a CSV file, read with the task's dialect, unsniffed."""
+    return locate(con, location.uri(file.path), dialect(reader), extra=null_arguments(reader), limit=limit)
+
+
+def named_file(text: str, files: Sequence[SourceFile], uris: Sequence[str]) -> SourceFile | None:
+    """The file of the batch that an error message names: by the URI DuckDB was given (the
+    longest that matches: `a.csv.gz` before `a.csv`), or a path ending with its lake path."""
+    for uri, file in sorted(zip(uris, files, strict=True), key=lambda pair: -len(pair[0])):
+        if uri in text:
+            return file
+    problem = csv_problem(text)
+    if problem is not None and problem.file:
+        for file in files:
+            if problem.file == file.path or problem.file.endswith("/" + file.path):
+                return file
+    return None
+
+
+def _line_error(task: str, file: SourceFile, problem: CsvProblem) -> IngestError:
+    return IngestError(f"task {task}: {problem.at(file.path)}; nothing was loaded", hint=problem.hint(task=True))
+
+
+def _names(files: Sequence[SourceFile]) -> str:
+    return ", ".join(f.path for f in files[:3]) + (" ..." if len(files) > 3 else "")
+
+
+def _without_class(text: str) -> str:
+    """DuckDB's message without its error class (`IO Error: `, `Invalid Input Error: `)."""
+    return re.sub(r"^(?:[A-Z][A-Za-z]* )+Error: ", "", text)
