@@ -29,6 +29,7 @@ from importlib import metadata
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Query, Response
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, StrictBool
 
 from brickyard.core.pipeline import NAME_PATTERN
@@ -39,10 +40,40 @@ from brickyard.runtime.tokens import Role, TokenRecord, TokenStore
 from brickyard.runtime.triggers import HTTP, FileTrigger, Launcher, Spawn, TriggerLoop, spawn_run
 from brickyard.server.auth import Auth
 from brickyard.server.errors import ApiError, install
+from brickyard.server.models import ErrorBody, Health, InvalidRequest, JobList, RunDetail, RunList
 from brickyard.workspace import Workspace
 
 log = logging.getLogger("brickyard.server")
 MAX_KEY_LENGTH = 200
+BEARER = "bearer"
+
+# What each error status means, for the OpenAPI document (every error body is `ErrorBody`).
+_ERRORS: dict[int, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body could not be read (not UTF-8 JSON)"},
+    401: {
+        "model": ErrorBody, "description": "No, malformed, unknown or revoked bearer token",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer realm=\"brickyard\"`"}},
+    },
+    403: {"model": ErrorBody, "description": "The token's role is below the route's"},
+    404: {"model": ErrorBody, "description": "No such pipeline or run (the hint names close matches)"},
+    409: {"model": ErrorBody, "description": "The pipeline's file does not parse (the error names file and line)"},
+    415: {"model": ErrorBody, "description": "A body that is not `application/json`"},
+    422: {"model": InvalidRequest, "description": "A field is invalid; `fields` names each"},
+    503: {"model": ErrorBody, "description": "The run's process could not be started (the run is marked failed)"},
+}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "A retry with the same key returns the first run (header `Idempotent-Replayed: true`) instead of "
+                   "starting another; reusing a key with a different `full_refresh` is a 422.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+}
+_SECURED: dict[str, Any] = {"security": [{BEARER: []}]}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: _ERRORS[status] for status in statuses}
 
 
 class RunRequest(BaseModel):
@@ -107,7 +138,7 @@ def create_app(
     reader = Depends(auth.require(Role.READER))
     runner = Depends(auth.require(Role.RUNNER))
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=None, responses={200: {"model": Health}})
     def healthz() -> dict[str, Any]:
         """Liveness: the server answers and its trigger thread runs."""
         return {
@@ -116,13 +147,24 @@ def create_app(
             "triggers": "off" if loop is None else ("running" if loop.running else "stopped"),
         }
 
-    @app.post("/api/jobs/{name}/runs", status_code=202, response_model=RunAccepted, tags=["runs"])
+    @app.post(
+        "/api/jobs/{name}/runs", status_code=202, response_model=RunAccepted, tags=["runs"],
+        responses={
+            202: {"description": "The run was queued (or, for a repeated `Idempotency-Key`, the first run)", "headers": {
+                "Location": {"schema": {"type": "string"}, "required": True, "description": "`/api/runs/{run_id}`"},
+                "Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}, "description": "a replayed key"},
+            }},
+            **_errors(400, 401, 403, 404, 409, 415, 422, 503),
+        },
+        openapi_extra={**_SECURED, "parameters": [_IDEMPOTENCY_KEY]},
+    )
     def start_run(
         name: str,
         response: Response,
         token: Annotated[TokenRecord, runner],
         body: Annotated[RunRequest | None, Body()] = None,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        # Checked below (for a message that names the header); documented by _IDEMPOTENCY_KEY.
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", include_in_schema=False)] = None,
     ) -> RunAccepted:
         """Queue a run of pipeline `name` and start it. A retry with the same
         `Idempotency-Key` returns the first run instead of starting another."""
@@ -149,7 +191,10 @@ def create_app(
         response.headers["Location"] = f"/api/runs/{run.id}"
         return RunAccepted(run_id=run.id, pipeline=run.pipeline, status=run.status)
 
-    @app.get("/api/jobs/{name}/runs", tags=["runs"])
+    @app.get(
+        "/api/jobs/{name}/runs", tags=["runs"], response_model=None,
+        responses={200: {"model": RunList}, **_errors(401, 403, 404, 409, 422)}, openapi_extra=_SECURED,
+    )
     def list_runs(
         name: str,
         _token: Annotated[TokenRecord, reader],
@@ -161,7 +206,10 @@ def create_app(
             _pipeline(workspace, name)
         return {"pipeline": name, "runs": [_summary(run) for run in runs]}
 
-    @app.get("/api/jobs", tags=["runs"])
+    @app.get(
+        "/api/jobs", tags=["runs"], response_model=None,
+        responses={200: {"model": JobList}, **_errors(401, 403)}, openapi_extra=_SECURED,
+    )
     def list_jobs(_token: Annotated[TokenRecord, reader]) -> dict[str, Any]:
         """The workspace's pipelines with their schedule and file trigger."""
         jobs = []
@@ -181,14 +229,42 @@ def create_app(
             })
         return {"jobs": jobs, "triggers": _trigger_lines(loop)}
 
-    @app.get("/api/runs/{run_id}", tags=["runs"])
+    @app.get(
+        "/api/runs/{run_id}", tags=["runs"], response_model=None,
+        responses={200: {"model": RunDetail}, **_errors(401, 403, 404)}, openapi_extra=_SECURED,
+    )
     def get_run(run_id: str, _token: Annotated[TokenRecord, reader]) -> dict[str, Any]:
         """One run: its status, times, error and tasks."""
         run = store.get_run(run_id)
         planned = list(run.tasks) or _task_names(workspace, run.pipeline)
         return {**_summary(run), "params": run.params, "tasks": _tasks(run, planned, store.attempts(run.id))}
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            _drop_fastapi_422(doc)
+            doc.setdefault("components", {})["securitySchemes"] = {
+                BEARER: {"type": "http", "scheme": "bearer", "description": "a token from `brickyard tokens create`"},
+            }
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _drop_fastapi_422(doc: dict[str, Any]) -> None:
+    """Remove the 422 FastAPI documents for any route with parameters: its body shape
+    (`HTTPValidationError`) is never what this app answers. Routes that can answer 422
+    declare it themselves, with `InvalidRequest`."""
+    fastapi_422 = {"$ref": "#/components/schemas/HTTPValidationError"}
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            answer = operation["responses"].get("422", {})
+            if answer.get("content", {}).get("application/json", {}).get("schema") == fastapi_422:
+                del operation["responses"]["422"]
+    for name in ("HTTPValidationError", "ValidationError"):
+        doc.get("components", {}).get("schemas", {}).pop(name, None)
 
 
 def _pipeline(workspace: Workspace, name: str) -> None:

@@ -29,6 +29,13 @@ STATUS: tuple[tuple[type[BrickyardError], int], ...] = (
 )
 
 
+_HTTP_HINTS = {
+    400: 'send a UTF-8 JSON body, e.g. {"full_refresh": true}',  # FastAPI could not decode the body
+    404: "see /docs for the API",
+    405: "see /docs for the API",
+}
+
+
 class ApiError(Exception):
     """An error response: status, message, hint and extra headers."""
 
@@ -66,12 +73,15 @@ def install(app: FastAPI) -> None:
         return ApiError.from_brickyard(exc).response()
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type")
+        if content_type and not _is_json(content_type) and await request.body():
+            return ApiError(415, f"content type {content_type!r} is not supported", hint="send application/json").response()
         return validation_error(exc.errors()).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        hint = "see /docs for the API" if exc.status_code in (404, 405) else None
+        hint = _HTTP_HINTS.get(exc.status_code)
         return ApiError(exc.status_code, str(exc.detail), hint=hint, headers=dict(exc.headers or {})).response()
 
     @app.exception_handler(Exception)
@@ -103,3 +113,9 @@ def validation_error(errors: Any) -> ApiError:
         hint='the body is optional; when sent it is JSON like {"full_refresh": true}',
         extra={"fields": fields},
     )
+
+
+def _is_json(content_type: str) -> bool:
+    """`application/json` or `application/*+json` (parameters ignored), as FastAPI parses bodies."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
