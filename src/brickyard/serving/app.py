@@ -8,15 +8,16 @@ Routes:
 - ``GET /healthz`` (the process is up), ``GET /readyz`` (every champion loaded and warmed)
 - ``GET /metrics`` (Prometheus), ``GET /docs`` and ``GET /openapi.json``
 
-Scoring answers ``{"predictions": [...]}`` (labels for a classifier). For class
-probabilities send ``"params": {"predict_proba": true}`` in the body (or
-``"predict_method": "predict_proba"``), or add ``?predict_proba=true`` to the URL; the answer
+Scoring answers ``{"predictions": [...]}`` (labels for a classifier; ``[]`` for a request
+with no rows, in any format). For class probabilities send ``"params": {"predict_proba": true}``
+in the body (or ``"predict_method": "predict_proba"``), or add ``?predict_proba=true`` to the URL; the answer
 is then ``{"predictions": [[p_class0, p_class1, ...], ...], "classes": [...]}``. Every answer
 carries ``X-Request-Id`` (yours, if you sent one), ``X-Model-Name``, ``X-Model-Version`` and
 ``X-Served-By`` (champion or challenger). Errors are ``{"error_code", "message", "column"}``.
 
 The request body of each invocation route is described in the OpenAPI document from the
-loaded model's signature (rebuilt when a new version is swapped in).
+loaded model's signature (rebuilt when a new version is swapped in), with every status each
+route answers (`serving/openapi.py`).
 
 The invocation routes are FastAPI routes (documented, and answering if called through
 FastAPI), but requests to them take a fast lane: `FastLane` sits in front of the FastAPI app
@@ -37,33 +38,17 @@ import anyio.to_thread
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import PlainTextResponse
 from starlette.responses import Response
 
 from brickyard.serving.errors import EndpointNotFoundError
+from brickyard.serving.openapi import HEALTH_SCHEMA, JSON, STATUS_SCHEMA, document_auth, invocation_operation, json_answer
 from brickyard.serving.service import ServingService
 from brickyard.serving.traffic import Endpoint
 
 log = logging.getLogger("brickyard.serving")
 
-JSON = "application/json"
 STARTUP_WAIT_SECONDS = 300.0
-_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Invalid input: the message names the column and the problem"},
-    401: {"description": "No, unknown or revoked bearer token"},
-    403: {"description": "The token's role may not score"},
-    404: {"description": "No such endpoint"},
-    413: {"description": "Body or row count over the endpoint's limit"},
-    415: {"description": "Not application/json"},
-    429: {"description": "Over the token's rate limit (see Retry-After)"},
-    503: {"description": "The model is still loading (see Retry-After)"},
-}
-_PROBA_PARAMETER = {
-    "name": "predict_proba",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "boolean"},
-    "description": "answer class probabilities instead of labels (same as params.predict_proba)",
-}
 
 
 class FastLane:
@@ -128,18 +113,17 @@ def create_app(service: ServingService) -> FastLane:
         invoke.__name__ = f"invoke_{_identifier(endpoint.name)}"
         return invoke
 
-    extra = {"parameters": [_PROBA_PARAMETER], "requestBody": {"required": True, "content": {JSON: {"schema": {}}}}}
+    # The operations' body, parameters and answers are filled in by `openapi` below.
     for endpoint in service.endpoints.values():
         app.add_api_route(
             f"/serving-endpoints/{endpoint.name}/invocations", invocation(endpoint), methods=["POST"],
-            summary=f"Score with {endpoint.name}", responses=_ERROR_RESPONSES, openapi_extra=extra,
-            response_class=Response, tags=["scoring"],
+            summary=f"Score with {endpoint.name}", response_class=Response, tags=["scoring"],
         )
     if len(service.endpoints) == 1:
         (only,) = service.endpoints.values()
         app.add_api_route(
             "/invocations", invocation(only), methods=["POST"], summary=f"Score with {only.name} (MLflow's path)",
-            responses=_ERROR_RESPONSES, openapi_extra=extra, response_class=Response, tags=["scoring"],
+            response_class=Response, tags=["scoring"],
         )
 
     @app.post("/serving-endpoints/{name}/invocations", include_in_schema=False)
@@ -148,23 +132,28 @@ def create_app(service: ServingService) -> FastLane:
         error = EndpointNotFoundError(f"no endpoint {name!r} on this server", hint=f"endpoints: {names}")
         return respond(error.status, error.body(), {})
 
-    @app.get("/serving-endpoints", tags=["status"])
+    @app.get("/serving-endpoints", tags=["status"], responses={200: json_answer("Endpoints and their models", STATUS_SCHEMA)})
     async def endpoints() -> Response:
         """Endpoints, their loaded versions and traffic state."""
         return respond(200, orjson.dumps(service.status()), {})
 
-    @app.get("/healthz", tags=["status"])
+    @app.get("/healthz", tags=["status"], responses={200: json_answer("The process is up", HEALTH_SCHEMA)})
     async def healthz() -> Response:
         """The process is up."""
         return respond(200, b'{"status":"ok"}', {})
 
-    @app.get("/readyz", tags=["status"], responses={503: {"description": "A champion is not loaded yet"}})
+    @app.get("/readyz", tags=["status"], responses={
+        200: json_answer("Every champion is loaded", STATUS_SCHEMA),
+        503: json_answer("A champion is not loaded yet (see `endpoints.*.error`)", STATUS_SCHEMA),
+    })
     async def readyz() -> Response:
         """Every endpoint's champion is loaded and warmed."""
         status = service.status()
         return respond(200 if status["ready"] else 503, orjson.dumps(status), {})
 
-    @app.get("/metrics", tags=["status"])
+    # response_class only documents the answer (text/plain, Prometheus' text format).
+    @app.get("/metrics", tags=["status"], response_class=PlainTextResponse,
+             responses={200: {"description": "Prometheus text exposition format"}})
     async def metrics() -> Response:
         """Prometheus metrics: requests by endpoint, model, version and status; latency; canary; log."""
         return Response(service.metrics.render(), media_type=service.metrics.content_type)
@@ -178,18 +167,14 @@ def create_app(service: ServingService) -> FastLane:
         if cache.get("key") == key:
             return cache["doc"]  # type: ignore[no-any-return]
         doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        document_auth(doc, auth=service.auth_enabled)
         for endpoint in service.endpoints.values():
             schema = endpoint.champion.schema.json_schema() if endpoint.champion and endpoint.champion.schema else {"type": "object"}
             paths = [f"/serving-endpoints/{endpoint.name}/invocations"]
             if len(service.endpoints) == 1:
                 paths.append("/invocations")
             for path in paths:
-                operation = doc["paths"][path]["post"]
-                operation["requestBody"]["content"][JSON]["schema"] = schema
-                operation["responses"]["200"] = {
-                    "description": "Predictions (class probabilities with predict_proba)",
-                    "content": {JSON: {"schema": {"type": "object", "properties": {"predictions": {"type": "array"}}, "required": ["predictions"]}}},
-                }
+                invocation_operation(doc["paths"][path]["post"], schema, auth=service.auth_enabled)
         cache.update(key=key, doc=doc)
         return doc
 

@@ -27,7 +27,6 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from operator import itemgetter
-import math
 from typing import Any
 
 import numpy as np
@@ -122,14 +121,15 @@ class InputSchema:
     def batch(self, payload: Payload, *, max_rows: int | None = None) -> Batch:
         """Check a payload against the signature and convert it to typed columns.
 
+        A payload with no rows (``"data": []``, ``[]``) gives an empty batch, scored as no
+        predictions; only its column names are checked, as there are no values.
+
         Raises:
             InvalidInputError: an unknown or missing column, a wrong type, a null where the
-                signature requires a value, no rows.
+                signature requires a value.
             PayloadTooLargeError: more rows than `max_rows`.
         """
         rows = payload.rows
-        if rows == 0:
-            raise InvalidInputError("the request holds no rows", hint="send at least one row")
         if max_rows is not None and rows > max_rows:
             raise PayloadTooLargeError(
                 f"the request holds {rows} rows; this endpoint takes at most {max_rows} per request",
@@ -143,6 +143,8 @@ class InputSchema:
                     hint=_close(name, self.names) or f"the model takes: {', '.join(self.names)}",
                     column=name,
                 )
+        if rows == 0:
+            return Batch({}, 0)
         out: dict[str, Any] = {}
         for spec in self.columns:
             values = payload.columns.get(spec.name)
@@ -189,29 +191,46 @@ class InputSchema:
         return row
 
     def json_schema(self) -> dict[str, Any]:
-        """A JSON Schema (OpenAPI 3.1) of the request body for this signature."""
+        """A JSON Schema (OpenAPI 3.1) of the request body for this signature.
+
+        It admits every body `parse_body` and `batch` accept. What JSON Schema cannot say
+        (a `dataframe_split` row as long as its `columns`, columns of equal length, the
+        signature's columns present when there are rows) is checked by `batch` with a 400.
+        """
         properties = {spec.name: _value_schema(spec) for spec in self.columns}
         required = [spec.name for spec in self.columns if spec.required]
         record = {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
         split = {
             "type": "object",
             "properties": {
-                "columns": {"type": "array", "items": {"type": "string", "enum": self.names}},
-                "data": {"type": "array", "items": {"type": "array"}},
-                "index": {"type": "array"},
+                "columns": {"type": "array", "items": {"type": "string", "enum": self.names}, "uniqueItems": True},
+                "data": {"type": "array", "items": {"type": "array"}, "description": "rows, each as long as columns; [] for none"},
+                "index": {"description": "ignored"},
             },
             "required": ["columns", "data"],
-        }
-        columns = {
-            "type": "object",
-            "properties": {name: {"type": "array", "items": schema} for name, schema in properties.items()},
-        }
-        params = {
-            "type": "object",
-            "properties": {"predict_proba": {"type": "boolean", "description": "answer class probabilities"}},
             "additionalProperties": False,
         }
-        records = {"type": "array", "items": record, "minItems": 1}
+        columns = {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "description": "columns of values, all the same length",
+                    "properties": {name: {"type": "array", "items": schema} for name, schema in properties.items()},
+                    "additionalProperties": False,
+                },
+                {"type": "object", "description": "one row: a value per column", "properties": properties,
+                 "required": required, "minProperties": 1, "additionalProperties": False},
+            ],
+        }
+        params = {
+            "type": ["object", "null"],
+            "properties": {
+                "predict_proba": {"type": "boolean", "description": "answer class probabilities"},
+                "predict_method": {"type": "string", "enum": ["predict", "predict_proba"]},
+            },
+            "additionalProperties": False,
+        }
+        records = {"type": "array", "items": record, "description": "one object per row; [] for none"}
         return {
             "oneOf": [
                 {"type": "object", "properties": {"dataframe_split": split, "params": params}, "required": ["dataframe_split"], "additionalProperties": False},
@@ -400,12 +419,17 @@ def _integers(spec: ColumnSpec, values: Any, types: set[type], has_null: bool) -
         with np.errstate(invalid="ignore"):
             bad = ~np.isnan(array) & (np.isinf(array) | (array != np.floor(array)) | (array < low) | (array >= high + 1))
         if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise InvalidInputError(
-                f"column {spec.name!r}: expected an integer ({spec.type}), got {_show(values[row])} in row {row}",
-                column=spec.name,
-            )
-        return array if has_null else array.astype(np.int64)
+            # float64 rounds integers near 2**63 up to it: check those rows on the exact values.
+            for row in np.flatnonzero(bad):
+                value = values[row]
+                if not (type(value) is int and low <= value <= high):
+                    raise InvalidInputError(
+                        f"column {spec.name!r}: expected an integer ({spec.type}), got {_show(value)} in row {row}",
+                        column=spec.name,
+                    )
+        # Without nulls, convert the checked values themselves: through float64, integers
+        # past 2**53 would change.
+        return array if has_null else np.array(values, dtype=np.int64)
     try:
         array = np.array(values, dtype=np.int64)
     except OverflowError:

@@ -422,13 +422,25 @@ def _predict(model: LoadedModel, batch: Batch, proba: bool) -> bytes:
     if proba:
         if predictor.classes is None:
             raise InvalidInputError("this model does not give class probabilities", hint="drop predict_proba")
+        if batch.rows == 0:
+            return _no_predictions(predictor.classes)
         probabilities = np.asarray(predictor.predict_proba(batch), dtype=np.float64)
         classes = predictor.classes
         return orjson.dumps(
             {"predictions": probabilities, "classes": classes if classes.dtype.kind in "biuf" else classes.tolist()},
             option=_DUMP,
         )
+    if batch.rows == 0:  # scikit-learn and most models refuse an empty input
+        return _NO_PREDICTIONS
     return orjson.dumps({"predictions": _jsonable(predictor.predict(batch))}, option=_DUMP, default=_default)
+
+
+_NO_PREDICTIONS = b'{"predictions":[]}'
+
+
+def _no_predictions(classes: Any) -> bytes:
+    """The probabilities answer for no rows: no predictions, and the classes."""
+    return orjson.dumps({"predictions": [], "classes": _jsonable(classes)}, option=_DUMP, default=_default)
 
 
 def _jsonable(result: Any) -> Any:

@@ -122,13 +122,45 @@ def test_the_row_of_the_first_bad_value_is_named() -> None:
         (b'{"inputs": {"Age": [1], "Fare": 2}}', "mixes lists and single values"),
         (b'{"inputs": {"Age": [1], "Fare": [1, 2]}}', "different lengths"),
         (b'{"dataframe_records": [{"Age": 1}], "params": [1]}', "'params' must be an object"),
-        (b'{"dataframe_records": []}', "no rows"),
+        (b'{"dataframe_split": {"columns": ["Cabin"], "data": []}}', "unknown column 'Cabin'"),
     ],
 )
 def test_malformed_bodies_are_400s(body: bytes, words: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
         SCHEMA.batch(parse_body(body))
     assert words in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"dataframe_split": {"columns": list(ROW), "data": []}},
+        {"dataframe_split": {"columns": [], "data": []}},
+        {"dataframe_records": []},
+        {"instances": []},
+        {"inputs": []},
+        {"inputs": {name: [] for name in ROW}},
+        {"inputs": {}},
+    ],
+    ids=["split", "split-no-columns", "records", "instances", "inputs", "inputs-columns", "inputs-empty-object"],
+)
+def test_a_request_with_no_rows_is_an_empty_batch(doc: dict[str, Any]) -> None:
+    """Zero rows in any format is valid (no values can be wrong); the service answers no predictions."""
+    assert check(doc).rows == 0
+
+
+def test_long_columns_keep_exact_values_next_to_integral_floats() -> None:
+    """An integral float in a long column used to send the whole column through float64:
+    2**63 - 1 was refused as out of range and 2**53 + 1 silently became 2**53."""
+    schema = InputSchema((ColumnSpec("n", "long", True),))
+    values = [1.0, 2**63 - 1, 2**53 + 1, -(2**63)]
+    batch = check({"inputs": {"n": values}}, schema)
+    assert batch.columns["n"].dtype == np.int64 and batch.columns["n"].tolist() == [1, 2**63 - 1, 2**53 + 1, -(2**63)]
+    for bad in (2.0**63, -(2.0**63) * 2, 1.5):
+        with pytest.raises(InvalidInputError, match="expected an integer"):
+            check({"inputs": {"n": [1.0, bad]}}, schema)
+    nulls = check({"inputs": {"n": [None, 2**63 - 1]}}, InputSchema((ColumnSpec("n", "long", False),)))
+    assert np.isnan(nulls.columns["n"][0]) and nulls.columns["n"][1] == 2.0**63  # with nulls a long column is float64
 
 
 def test_too_many_rows_is_413() -> None:
