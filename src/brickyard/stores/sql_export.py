@@ -90,6 +90,7 @@ class LoadResult:
     attempts: int
     seconds: float
     staging: str | None = None
+    notes: tuple[str, ...] = ()  # what staging set aside (e.g. an unreadable manifest)
 
 
 @dataclass(frozen=True)
@@ -396,6 +397,7 @@ def export_table(
         result.attempts,
         time.perf_counter() - started,
         staging=lake.location.uri(prefix) if keep_staging else None,
+        notes=staged.notes,
     )
 
 

@@ -163,6 +163,10 @@ class ExportTask(TaskKind):
         })
         if result.staging:
             context.metrics.extra["staging"] = result.staging
+        if result.notes:
+            context.metrics.extra["staging_notes"] = list(result.notes)
+        for note in result.notes:
+            context.log.warning("%s", note)
         verb = "loaded" if result.loaded else "skipped (already loaded)"
         context.log.info("batch %s %s: %d rows into %s on %s", result.batch_id, verb, result.rows, options.table, database.display_url)
 
