@@ -83,14 +83,20 @@ def initialize_store(ws: Workspace) -> None:
 @contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on `path` (created if missing) across processes. On Windows,
-    which has no `flock`, nothing is locked (as in MLflow's own init lock)."""
+    which has no `flock`, and where the file cannot be made (a read-only workspace, whose
+    MLflow database is then only read), nothing is locked."""
     if os.name == "nt":
         yield
         return
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")  # noqa: SIM115 - closed below, after the lock is released
+    except OSError:
+        yield
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
