@@ -2,18 +2,28 @@
 
 SQLite in the workspace by default; any SQLAlchemy URL (e.g. PostgreSQL) can replace it.
 Each module that keeps state declares its tables on `METADATA`; `connect` creates them.
+
+Processes that start at the same moment on a fresh workspace all create the schema: each
+creates the missing tables in one transaction under a database-wide lock (SQLite:
+`BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped advisory lock), so the second finds
+the tables the first made. Other databases retry when a table appeared meanwhile.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
 
 METADATA = sa.MetaData()
+BUSY_TIMEOUT_SECONDS = 30
+SCHEMA_LOCK_KEY = 0x62726B79  # "brky": the PostgreSQL advisory lock taken while creating tables
 _ENGINES: dict[str, sa.Engine] = {}
+_SCHEMA_READY: dict[str, frozenset[str]] = {}
 _LOCK = threading.Lock()
 
 
@@ -21,15 +31,55 @@ def connect(url: str) -> sa.Engine:
     """An engine for the state database at `url`, with every declared table created.
 
     SQLite runs in WAL mode with a busy timeout, so a server, a scheduler and CLI runs can
-    share the file.
+    share the file. The tables are created once per process (again when a module declares
+    more), safely when other processes do the same at the same moment.
     """
     with _LOCK:
         engine = _ENGINES.get(url)
         if engine is None:
             engine = _create(url)
             _ENGINES[url] = engine
-        METADATA.create_all(engine)
+        declared = frozenset(METADATA.tables)
+        if not declared <= _SCHEMA_READY.get(url, frozenset()):
+            create_schema(engine)
+            _SCHEMA_READY[url] = declared
         return engine
+
+
+def create_schema(engine: sa.Engine) -> None:
+    """Create the declared tables that are missing, in one locked transaction; a table
+    another process created meanwhile (where no lock is known) makes it try again."""
+    if _missing_tables(engine):
+        for attempt in Retrying(
+            stop=stop_after_attempt(5), wait=wait_random_exponential(0.05, max=1), retry=retry_if_exception(_raced),
+            reraise=True,
+        ):
+            with attempt, engine.begin() as conn:
+                _lock_schema(conn)
+                METADATA.create_all(conn)
+
+
+def _missing_tables(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(METADATA.tables) - set(sa.inspect(conn).get_table_names())
+
+
+def _lock_schema(conn: sa.Connection) -> None:
+    """Hold a lock that makes concurrent schema creation wait, until the transaction ends."""
+    if conn.dialect.name == "sqlite":
+        # pysqlite leaves DDL outside a transaction; this makes the whole creation one
+        # transaction holding SQLite's write lock (waiting up to the busy timeout for it).
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+
+
+def _raced(exc: BaseException) -> bool:
+    """A schema error that another process creating the same tables can cause."""
+    text = str(exc).lower()
+    return isinstance(exc, sa.exc.DBAPIError) and any(
+        word in text for word in ("already exists", "duplicate", "database is locked")
+    )
 
 
 def _create(url: str) -> sa.Engine:
@@ -37,14 +87,30 @@ def _create(url: str) -> sa.Engine:
         path = url[len("sqlite:///") :]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = sa.create_engine(
+            url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
+            _use_wal(cursor)
             cursor.close()
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the database to WAL mode. SQLite answers `database is locked` at once, without
+    waiting out the busy timeout, while another connection holds a lock on a database
+    that is not in WAL mode yet (a fresh file that a second process is setting up), so
+    this waits and tries again."""
+    for attempt in Retrying(
+        stop=stop_after_delay(BUSY_TIMEOUT_SECONDS), wait=wait_random_exponential(0.01, max=0.5),
+        retry=retry_if_exception(lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)),
+        reraise=True,
+    ):
+        with attempt:
+            cursor.execute("PRAGMA journal_mode=WAL")

@@ -103,8 +103,11 @@ def register_titanic_example(
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
+    from brickyard.ml.tracking import initialize_store
+
     pipeline, x_train, x_test = fit_titanic(C=C, seed=seed)
     uri = ws.mlflow_tracking_uri
+    initialize_store(ws)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:

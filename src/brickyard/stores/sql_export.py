@@ -12,7 +12,9 @@ retried export of the same version is the same batch. Exporting a batch:
    makes a concurrent or earlier load of the same batch fail here), create the target
    table from the Arrow schema if it is missing, then load the rows:
    `append` inserts them; `replace` first empties the target; `upsert` loads them into a
-   temporary staging table, deletes the target rows with the same keys and inserts the
+   temporary staging table, checks that each key has one row there (or, with
+   `dedupe_latest_by`, keeps the row with the latest value of that column per key; see
+   `stores.upsert_keys`), deletes the target rows with the same keys and inserts the
    staged rows. Commit.
 4. Delete the staged files.
 
@@ -41,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -51,7 +53,7 @@ import sqlalchemy as sa
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from brickyard.errors import BrickyardError
-from brickyard.stores import arrow_sql
+from brickyard.stores import arrow_sql, upsert_keys
 from brickyard.stores.database import Database
 from brickyard.stores.staging import StagedBatch, stage
 
@@ -82,7 +84,9 @@ class ExportError(BrickyardError):
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What an export did: `loaded` is False when the ledger already held the batch."""
+    """What an export did: `loaded` is False when the ledger already held the batch.
+    `rows` landed in the table; `deduplicated` older rows of repeated keys were left out
+    (upsert with `dedupe_latest_by`)."""
 
     batch_id: str
     rows: int
@@ -90,11 +94,15 @@ class LoadResult:
     attempts: int
     seconds: float
     staging: str | None = None
+    notes: tuple[str, ...] = ()  # what staging set aside (e.g. an unreadable manifest)
+    deduplicated: int = 0
 
 
 @dataclass(frozen=True)
 class Target:
-    """The SQL table to load, how, and the batch's identity."""
+    """The SQL table to load, how, and the batch's identity. `latest_by`: an upsert keeps
+    the latest row of a repeated key by this column; `pii_columns`: source columns whose
+    values never appear in messages."""
 
     table: str
     keys: tuple[str, ...]
@@ -102,6 +110,8 @@ class Target:
     batch_id: str
     source: str
     source_version: int
+    latest_by: str | None = None
+    pii_columns: frozenset[str] = frozenset()
 
     @property
     def schema_and_name(self) -> tuple[str | None, str]:
@@ -180,9 +190,13 @@ class SqlLoader:
 
     def load(
         self, engine: sa.Engine, staged: StagedBatch, target: Target, *, batch_rows: int, progress: Progress | None
-    ) -> bool:
-        """One attempt: load the staged batch exactly once. Returns False when the ledger
-        already holds it."""
+    ) -> int | None:
+        """One attempt: load the staged batch exactly once. Returns the rows that landed,
+        or None when the ledger already holds the batch.
+
+        Raises:
+            ExportError: an upsert batch has keys that repeat (nothing is committed).
+        """
         with engine.connect() as conn:
             self._ensure_ledger(conn)
             try:
@@ -190,18 +204,16 @@ class SqlLoader:
                     if conn.execute(
                         sa.select(self.ledger.c.batch_id).where(self.ledger.c.batch_id == target.batch_id)
                     ).first():
-                        return False
+                        return None
                     self._claim(conn, staged, target)
                     table = self._target_table(conn, staged.schema, target)
                     if target.mode == "replace":
                         self.clear(conn, table)
                     if target.mode == "upsert":
-                        self._upsert(conn, table, staged, target, batch_rows, progress)
-                    else:
-                        self.write_rows(conn, table, staged.batches(batch_rows), progress)
+                        return self._upsert(conn, table, staged, target, batch_rows, progress)
+                    return self.write_rows(conn, table, staged.batches(batch_rows), progress)
             except _AlreadyLoaded:
-                return False
-        return True
+                return None
 
     def _ensure_ledger(self, conn: sa.Connection) -> None:
         try:
@@ -267,12 +279,45 @@ class SqlLoader:
             prefixes=["TEMPORARY"],
         )
         stage_table.create(conn)
-        self.write_rows(conn, stage_table, staged.batches(batch_rows), progress)
+        landed = self.write_rows(conn, stage_table, staged.batches(batch_rows), progress)
+        columns = list(staged.schema.names)
+        rows = one_row_per_key(conn, stage_table, columns, target)
         matches = sa.and_(*[table.c[key] == stage_table.c[key] for key in target.keys])
         conn.execute(table.delete().where(sa.exists().where(matches)))
-        columns = list(staged.schema.names)
-        conn.execute(table.insert().from_select(columns, sa.select(*[stage_table.c[c] for c in columns])))
+        conn.execute(table.insert().from_select(columns, rows))
+        if target.latest_by is not None:
+            landed = conn.execute(sa.select(sa.func.count()).select_from(rows.subquery())).scalar_one()
         stage_table.drop(conn)
+        return int(landed)
+
+
+def one_row_per_key(conn: sa.Connection, stage: sa.Table, columns: list[str], target: Target) -> sa.Select[Any]:
+    """The staged rows to upsert: all of them when each key has one row; with
+    `target.latest_by`, the latest row of each key.
+
+    Raises:
+        ExportError: keys repeat and no `latest_by` is set, or the latest rows of a key tie.
+    """
+    keys, where = list(target.keys), f"upsert into table {target.table}: batch {target.batch_id} ({target.source})"
+    if target.latest_by is None:
+        repeats = upsert_keys.repeated_keys(conn, stage, keys)
+        if repeats is not None:
+            raise ExportError(
+                f"{where}: {upsert_keys.describe(repeats, keys, target.pii_columns)}",
+                hint=f"an upsert takes one row per key ({', '.join(keys)}): remove the repeats upstream, or keep "
+                "the latest row of each key with `dedupe: {latest_by: COLUMN}` on the export task",
+            )
+        return sa.select(*[stage.c[column] for column in columns])
+    ties = upsert_keys.repeated_keys(conn, upsert_keys.latest_ties(stage, keys, target.latest_by), keys)
+    if ties is not None:
+        noun = "1 key has" if ties.keys == 1 else f"{ties.keys} keys have"
+        raise ExportError(
+            f"{where}: {noun} more than one row with its latest {target.latest_by}: "
+            f"{upsert_keys.examples(ties, keys, target.pii_columns)}",
+            hint=f"`latest_by` needs a column whose values differ between the rows of a key "
+            f"(an update time or a sequence number); {target.latest_by} ties here",
+        )
+    return upsert_keys.latest_rows(stage, columns, keys, target.latest_by)
 
 
 def loader_for(database: Database) -> SqlLoader:
@@ -325,7 +370,7 @@ def load_staged(
     engine = database.engine()
     started = time.perf_counter()
     try:
-        loaded, tries = _retrying(
+        landed, tries = _retrying(
             lambda: loader.load(engine, staged, target, batch_rows=batch_rows, progress=progress),
             database,
             target,
@@ -334,7 +379,12 @@ def load_staged(
         )
     finally:
         engine.dispose()
-    return LoadResult(target.batch_id, staged.rows if loaded else 0, loaded, tries, time.perf_counter() - started)
+    loaded = landed is not None
+    rows = int(landed) if loaded else 0
+    return LoadResult(
+        target.batch_id, rows, loaded, tries, time.perf_counter() - started,
+        deduplicated=staged.rows - rows if loaded else 0,
+    )
 
 
 def export_table(
@@ -354,20 +404,30 @@ def export_table(
     backoff_seconds: float = BACKOFF_SECONDS,
     keep_staging: bool = False,
     progress: Progress | None = None,
+    dedupe_latest_by: str | None = None,
+    pii_columns: Collection[str] = (),
 ) -> LoadResult:
     """Export a lake table's rows (at `version`, default the latest; optionally only the
     rows matching `where`, named by `selection` in the batch id) into `target`, exactly
-    once. Staged files go under `<staging>/<batch id>/`.
+    once. Staged files go under `<staging>/<batch id>/`. An upsert whose batch repeats a
+    key fails naming the keys, unless `dedupe_latest_by` names the column whose greatest
+    value picks the row to keep; values of `pii_columns` never appear in messages.
 
     Raises:
-        ExportError: the load failed (see `load_staged`); TableNotFoundError, LakeError.
+        ExportError: the load failed (see `load_staged`), keys repeat, or a key or
+            `dedupe_latest_by` column is missing; TableNotFoundError, LakeError.
     """
     if mode == "upsert" and not keys:
         raise ExportError("mode upsert needs keys", hint="list the row key columns under `keys:`")
+    if dedupe_latest_by is not None and mode != "upsert":
+        raise ExportError(f"dedupe applies to mode upsert, not {mode}", hint="use mode: upsert, or drop dedupe")
     delta = lake.delta(source, version=version)
     source_version = delta.version()
     batch_id = batch_id_for(source, source_version, target, selection)
-    spec = Target(target, tuple(keys), mode, batch_id, f"{source}@{source_version}", source_version)
+    spec = Target(
+        target, tuple(keys), mode, batch_id, f"{source}@{source_version}", source_version,
+        latest_by=dedupe_latest_by, pii_columns=frozenset(pii_columns),
+    )
     started = time.perf_counter()
     engine = database.engine()
     loader = loader_for(database)
@@ -383,6 +443,10 @@ def export_table(
     missing = [key for key in keys if key not in dataset.schema.names]
     if missing:
         raise ExportError(f"{source} has no key column(s) {', '.join(missing)}", hint=f"columns: {', '.join(dataset.schema.names)}")
+    if dedupe_latest_by is not None and dedupe_latest_by not in dataset.schema.names:
+        raise ExportError(
+            f"{source} has no column {dedupe_latest_by} (dedupe: latest_by)", hint=f"columns: {', '.join(dataset.schema.names)}"
+        )
     staged = stage(lake.location, prefix, dataset.scanner(filter=where, batch_size=batch_rows).to_reader())
     result = load_staged(
         database, staged, spec, batch_rows=batch_rows, attempts=attempts, backoff_seconds=backoff_seconds, progress=progress
@@ -396,6 +460,8 @@ def export_table(
         result.attempts,
         time.perf_counter() - started,
         staging=lake.location.uri(prefix) if keep_staging else None,
+        notes=staged.notes,
+        deduplicated=result.deduplicated,
     )
 
 

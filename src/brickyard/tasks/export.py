@@ -11,6 +11,7 @@
   table: titanic_predictions           # the SQL table (schema.table allowed); created if missing
   keys: [PassengerId]                  # the row key columns
   mode: upsert                         # append | replace | upsert
+  # dedupe: {latest_by: updated_at}    # upsert: keep the latest row of a repeated key
   batch_rows: 50000                    # rows per COPY chunk / executemany batch
   attempts: 6                          # load attempts on transient errors (backoff doubles)
   backoff_seconds: 1
@@ -23,6 +24,12 @@ Modes:
   see the old rows or the new ones, never none).
 - `upsert`: delete the SQL rows whose `keys` match a batch row, then insert the batch's
   rows (one transaction). A table the export creates gets `keys` as its primary key.
+  Each key must have one row in the batch: a batch that repeats keys fails, naming a few
+  of them with their row counts (values of columns the source table's contract marks
+  `pii: true` show as `<pii>`), and nothing is loaded. With `dedupe: {latest_by: COLUMN}`
+  the row with the greatest COLUMN value of each key is loaded instead (a null value
+  loses to any other; keys whose latest rows tie fail, named the same way), and the
+  metrics say how many older rows were left out.
 
 Exactly once: the batch id is derived from the source table and version (and, for a
 `task:` source, the commit that task made) and the SQL table, so a retried export of the
@@ -38,7 +45,9 @@ depends on the engine that wrote the batch, and no Spark job runs.
 
 Lineage: the lake table version is a read. `metrics.extra`: `batch_id`, `loaded` (False
 when skipped), `rows_loaded`, `database` (password masked), `table`, `mode`, `attempts`,
-`load_seconds`, `rows_per_second`.
+`load_seconds`, `rows_per_second`; with `dedupe`, `rows_deduplicated` (older rows of
+repeated keys left out); when staging found an unreadable manifest (a crash while writing
+it), `staging_notes` (the batch was staged afresh).
 """
 
 from __future__ import annotations
@@ -81,6 +90,12 @@ class ExportSource(TaskOptions):
         return self
 
 
+class Dedupe(TaskOptions):
+    """How an upsert picks one row per key: the row with the greatest `latest_by` value."""
+
+    latest_by: str = Field(min_length=1)
+
+
 class ExportOptions(TaskOptions):
     """Options of an `export` task (see the module docstring)."""
 
@@ -93,11 +108,16 @@ class ExportOptions(TaskOptions):
     attempts: int = Field(default=6, ge=1, le=50)
     backoff_seconds: float = Field(default=1.0, ge=0)
     keep_staging: bool = False
+    dedupe: Dedupe | None = None
 
     @model_validator(mode="after")
     def _keys_for_upsert(self) -> ExportOptions:
         if self.mode == "upsert" and not self.keys:
             raise ValueError("mode upsert needs `keys:` (the row key columns)")
+        if self.dedupe is not None and self.mode != "upsert":
+            raise ValueError(f"`dedupe:` picks one row per key for mode: upsert; this task's mode is {self.mode}")
+        if self.dedupe is not None and self.dedupe.latest_by in self.keys:
+            raise ValueError(f"dedupe latest_by {self.dedupe.latest_by!r} is a key; name the column that orders a key's rows")
         return self
 
 
@@ -146,8 +166,10 @@ class ExportTask(TaskKind):
             attempts=options.attempts,
             backoff_seconds=options.backoff_seconds,
             keep_staging=options.keep_staging,
+            dedupe_latest_by=options.dedupe.latest_by if options.dedupe else None,
+            pii_columns=pii_keys(context, table, options.keys),
         )
-        context.metrics.rows_in = result.rows
+        context.metrics.rows_in = result.rows + result.deduplicated
         context.metrics.rows_out = result.rows
         context.metrics.extra.update({
             "batch_id": result.batch_id,
@@ -161,8 +183,17 @@ class ExportTask(TaskKind):
             "rows_per_second": round(result.rows / result.seconds) if result.loaded and result.seconds else 0,
             "source": f"{table}@{version}" + (f" ({selection})" if selection != "all" else ""),
         })
+        if options.dedupe is not None:
+            context.metrics.extra["rows_deduplicated"] = result.deduplicated
+            if result.deduplicated:
+                context.log.info("dedupe: left out %d older row(s) of repeated keys (latest by %s)",
+                                 result.deduplicated, options.dedupe.latest_by)
         if result.staging:
             context.metrics.extra["staging"] = result.staging
+        if result.notes:
+            context.metrics.extra["staging_notes"] = list(result.notes)
+        for note in result.notes:
+            context.log.warning("%s", note)
         verb = "loaded" if result.loaded else "skipped (already loaded)"
         context.log.info("batch %s %s: %d rows into %s on %s", result.batch_id, verb, result.rows, options.table, database.display_url)
 
@@ -172,6 +203,27 @@ class ExportTask(TaskKind):
         if source.table is not None:
             return source.table, context.lake.delta(source.table, version=source.version).version(), None, "all"
         return upstream_batch(context, source.task or "")
+
+
+def pii_keys(context: TaskContext, table: str, keys: list[str]) -> frozenset[str]:
+    """The `keys` of lake table `table` marked `pii: true` by its contract: the contract of
+    the task of this pipeline that writes it, else `contracts/<table>.yaml`. When a contract
+    exists but cannot be read, every key counts as PII (its values never reach a message)."""
+    from brickyard.core.contract import Contract
+
+    reference = next(
+        (task.options["contract"] for task in context.pipeline.tasks
+         if task.options.get("target") == table and isinstance(task.options.get("contract"), str)),
+        None,
+    )
+    if reference is None and not (context.workspace.root / "contracts" / f"{table}.yaml").is_file():
+        return frozenset()
+    try:
+        contract: Contract = context.workspace.contract(reference or table)
+    except BrickyardError:
+        context.log.warning("the contract of %s cannot be read: key values are left out of messages", table)
+        return frozenset(keys)
+    return frozenset(keys) & frozenset(contract.pii_columns)
 
 
 def upstream_batch(context: TaskContext, task_name: str) -> tuple[str, int, Any, str]:
