@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,15 +29,50 @@ class TaskOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+TOP_REASONS = 3  # the reasons a quarantine summary keeps, most frequent first
+
+
+@dataclass
+class QuarantineNote:
+    """Rows a task attempt moved to one quarantine table: how many, the table versions it
+    committed, and the most frequent `_reason` texts among those rows, with their counts."""
+
+    table: str
+    rows: int = 0
+    versions: list[int] = field(default_factory=list)
+    reasons: list[tuple[str, int]] = field(default_factory=list)
+
+    def add(self, rows: int, version: int | None, reasons: Sequence[tuple[str, int]]) -> None:
+        """Count one more commit (e.g. a second ingest batch) into the note."""
+        self.rows += rows
+        if version is not None and version not in self.versions:
+            self.versions.append(version)
+        merged = Counter(dict(self.reasons))
+        merged.update(dict(reasons))
+        self.reasons = top_reasons(merged.items())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "rows": self.rows, "versions": list(self.versions),
+                "reasons": [[reason, count] for reason, count in self.reasons]}
+
+
+def top_reasons(counts: Any, limit: int = TOP_REASONS) -> list[tuple[str, int]]:
+    """The `limit` most frequent (reason, count) pairs; ties in the reason's order."""
+    return sorted(((str(r), int(c)) for r, c in counts), key=lambda item: (-item[1], item[0]))[:limit]
+
+
 @dataclass
 class TaskMetrics:
-    """What a task attempt reports: rows, lineage (table versions read and written), extras."""
+    """What a task attempt reports: rows, lineage (table versions read and written), extras,
+    and the rows it quarantined (`quarantined_rows` stays None for a task that checks none)."""
 
     rows_in: int = 0
     rows_out: int = 0
     reads: dict[str, int] = field(default_factory=dict)
     writes: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    quarantined_rows: int | None = None
+    quarantine: dict[str, QuarantineNote] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,6 +113,16 @@ class TaskContext:
     def record_write(self, table: str, version: int) -> None:
         """Note that the task committed `table` at `version` (lineage)."""
         self.metrics.writes[table] = version
+
+    def record_quarantine(
+        self, table: str, rows: int, version: int | None = None, reasons: Sequence[tuple[str, int]] = ()
+    ) -> None:
+        """Note that the task committed `rows` rows to quarantine table `table` at `version`,
+        with their top `_reason` texts; `rows=0` says the task checked rows and found none."""
+        metrics = self.metrics
+        metrics.quarantined_rows = (metrics.quarantined_rows or 0) + rows
+        if rows:
+            metrics.quarantine.setdefault(table, QuarantineNote(table)).add(rows, version, reasons)
 
 
 @dataclass

@@ -8,6 +8,7 @@
   expectations:                                # inline ones (added to the contract's)
     - {unique: [trip_id], action: fail}
     - {accepted_values: {column: payment_type, values: [1, 2, 3, 4, 5, 6]}, action: warn}
+  max_quarantined: 0.01                        # optional: fail past 1% dropped (or a count)
 ```
 
 One pass counts, per expectation, the rows that break it (recorded in the run's metrics as
@@ -20,7 +21,9 @@ One pass counts, per expectation, the rows that break it (recorded in the run's 
   ONE commit (an overwrite of the version that was checked; if another writer committed
   in between, the task fails rather than lose that write). Both commits carry the same
   application-transaction batch, so a re-run after a crash between them quarantines
-  nothing twice. An ingest's checkpoint looks through these overwrites.
+  nothing twice. An ingest's checkpoint looks through these overwrites. The rows moved
+  and their top reasons are recorded for the run summary. Past `max_quarantined` (a share
+  of the table's rows, or a count) the task fails and neither table changes.
 
 With `engine: spark` the same rules run on Spark (`brickyard.tasks.expect_spark`), with
 the same counts, quarantine rows and commits.
@@ -39,13 +42,14 @@ from brickyard.core.contract import Contract, Expectation
 from brickyard.engines.duckdb_engine import one_line
 from brickyard.errors import BrickyardError, LakeError, SqlError
 from brickyard.lake.names import TableName
-from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
+from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
 from brickyard.tasks.checkpoint import EXPECT_KEY
 from brickyard.tasks.explain import explain_problems
 from brickyard.tasks.quality import (
     FLAG,
     ExpectationFailedError,
     ExpectationResult,
+    QuarantineLimit,
     Rule,
     Splitter,
     StreamGuard,
@@ -67,7 +71,7 @@ if TYPE_CHECKING:
 BATCH_ROWS = 256 * 1024
 
 
-class ExpectOptions(TaskOptions):
+class ExpectOptions(QuarantineLimit):
     """The `expect` kind's fields."""
 
     table: str
@@ -152,6 +156,7 @@ class ExpectTask(TaskKind):
             if not any(r.action == "drop" and r.failing_rows for r in results):
                 context.metrics.rows_out += total
                 context.metrics.extra["quarantined_rows"] = 0
+                context.record_quarantine(quarantine_name(table), 0)
                 return
             task_id = f"{context.pipeline.name}.{context.task.name}"
             app = f"brickyard.expect:{task_id}"
@@ -163,7 +168,8 @@ class ExpectTask(TaskKind):
                 )
             }
             written = check.rewrite(
-                metadata=metadata, transaction=(app, batch), run_id=context.run_id, loaded_at=datetime.now(UTC)
+                metadata=metadata, transaction=(app, batch), run_id=context.run_id, loaded_at=datetime.now(UTC),
+                max_quarantined=options.max_quarantined,
             )
             if written.quarantine_version is not None:
                 context.record_write(quarantine_name(table), written.quarantine_version)
@@ -171,6 +177,9 @@ class ExpectTask(TaskKind):
             context.record_write(table, written.version)
             context.metrics.rows_out += written.rows_good
             context.metrics.extra["quarantined_rows"] = written.rows_bad
+            context.record_quarantine(
+                quarantine_name(table), written.rows_bad, written.quarantine_version, written.reasons
+            )
             log.info("%s: moved %d row(s) to %s (version %d)", table, written.rows_bad, quarantine_name(table), written.version)
         finally:
             check.close()
@@ -202,10 +211,12 @@ class _DuckDBCheck:
         return int(found[0]), [int(c) for c in found[1:]]
 
     def rewrite(
-        self, *, metadata: dict[str, str], transaction: tuple[str, int], run_id: str, loaded_at: datetime
+        self, *, metadata: dict[str, str], transaction: tuple[str, int], run_id: str, loaded_at: datetime,
+        max_quarantined: int | float | None = None,
     ) -> CheckedWrite:
         """Append the `drop` rows to the quarantine and overwrite the table with the rest,
-        in one commit made only if the table is still at the checked version."""
+        in one commit made only if the table is still at the checked version; nothing when
+        the `drop` rows are past `max_quarantined`."""
         import pyarrow as pa
 
         lake, table, version = self.context.lake, self.table, self.version
@@ -217,6 +228,7 @@ class _DuckDBCheck:
             bad_rows=lambda rows, mask: text_rows(rows, mask, schema.names, run_id=run_id, loaded_at=loaded_at),
             target=table,
             finish_good=lambda rows: rows.cast(schema),
+            max_quarantined=max_quarantined,
         )
         reader = self.engine.connection.sql(self.checked).to_arrow_reader(BATCH_ROWS)
         quarantined: list[int] = []
@@ -251,6 +263,7 @@ class _DuckDBCheck:
             results=splitter.results(),
             version=written,
             quarantine_version=quarantined[0] if quarantined else None,
+            reasons=splitter.reasons(),
         )
 
     def close(self) -> None:

@@ -50,10 +50,11 @@ class SparkCheck:
         return int(found["n"]), [int(found[f"r{i}"] or 0) for i in range(len(self.rules))]
 
     def rewrite(
-        self, *, metadata: Mapping[str, Any], transaction: tuple[str, int], run_id: str, loaded_at: datetime
+        self, *, metadata: Mapping[str, Any], transaction: tuple[str, int], run_id: str, loaded_at: datetime,
+        max_quarantined: int | float | None = None,
     ) -> CheckedWrite:
         """Append the `drop` rows to the quarantine, then overwrite the table with the rest
-        (its own schema and partitioning) in one commit."""
+        (its own schema and partitioning) in one commit; nothing past `max_quarantined`."""
         from pyspark.sql import functions as F
 
         files = self.lake.table_files(self.table, version=self.version)
@@ -87,6 +88,7 @@ class SparkCheck:
             partition_by=files.partition_columns or None,
             good=good,
             bad=bad,
+            max_quarantined=max_quarantined,
         )
 
     def close(self) -> None:

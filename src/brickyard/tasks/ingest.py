@@ -11,6 +11,7 @@
                                                # null_strings, encoding, max_line_size)
   partition_by: [vendor_id]                    # optional
   changed_files: ignore                        # ignore (default) | reload
+  max_quarantined: 0.01                        # optional: fail past 1% quarantined (or a count)
 ```
 
 How a run goes:
@@ -42,6 +43,10 @@ How a run goes:
   Delta application transaction; if the process dies between the two, the re-run redoes
   that batch with the file list the quarantine commit recorded, and the quarantine write is
   skipped as already done: no quarantined row is lost or duplicated.
+- The rows quarantined and their top reasons are recorded for the run summary. Past
+  `max_quarantined` (a share of the batch's rows, or a count) the batch is not loaded:
+  nothing is committed (target, quarantine, checkpoint), so its files are read again by
+  the next run, and the error gives the count, the share and the top reasons.
 - `fail` expectations stop the task with nothing written; `warn` ones are counted and
   logged; `unique` expectations are checked across the batch's rows in a first pass
   (warn/fail only: quarantining duplicates is the `expect` kind's job).
@@ -92,7 +97,7 @@ from brickyard.engines.duckdb_engine import one_line
 from brickyard.errors import ConfigError, DataFileNotFoundError, LakeError
 from brickyard.lake.names import TableName
 from brickyard.tasks import pii
-from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
+from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
 from brickyard.tasks.checkpoint import (
     INGEST_KEY,
     BatchRecord,
@@ -110,6 +115,7 @@ from brickyard.tasks.quality import (
     RUN_ID_COLUMN,
     SOURCE_FILE_COLUMN,
     ExpectationResult,
+    QuarantineLimit,
     Rule,
     Splitter,
     StreamGuard,
@@ -148,7 +154,7 @@ class SchemaEvolutionError(IngestError):
     """A source file has a column the contract does not allow (`evolution: fail`)."""
 
 
-class IngestOptions(TaskOptions):
+class IngestOptions(QuarantineLimit):
     """The `ingest` kind's fields."""
 
     source: str = Field(min_length=1)
@@ -314,6 +320,7 @@ class _IngestJob:
         extra.setdefault("quarantined_rows", 0)
         extra.setdefault("skipped_files", [])
         extra.setdefault("batches", [])
+        self.context.record_quarantine(self.quarantine, 0)
         while True:
             done = self.lake.transaction_version(self.target, self.app) or 0
             parked = self.lake.transaction_version(self.quarantine, self.app) or 0
@@ -515,6 +522,7 @@ class _IngestJob:
                 loaded_at=loaded_at,
                 run_id=self.context.run_id,
                 log=self.log,
+                max_quarantined=self.options.max_quarantined,
             )
         except SparkReadError as exc:
             raise spark_read_error(
@@ -586,6 +594,7 @@ class _IngestJob:
             target=self.target,
             finish_good=finish_good,
             counted=counted,
+            max_quarantined=self.options.max_quarantined,
         )
         try:
             reader = self.con.sql(query).to_arrow_reader(BATCH_ROWS)
@@ -642,6 +651,7 @@ class _IngestJob:
             results=splitter.results(),
             version=version,
             quarantine_version=quarantine_versions[-1] if quarantine_versions else None,
+            reasons=splitter.reasons(),
         )
 
 
@@ -654,6 +664,9 @@ class _IngestJob:
         metrics.rows_out += outcome.rows_good
         metrics.extra["files_loaded"] += len(files)
         metrics.extra["quarantined_rows"] += outcome.rows_bad
+        self.context.record_quarantine(
+            self.quarantine, outcome.rows_bad, outcome.quarantine_version, outcome.reasons
+        )
         metrics.extra["batches"].append(
             {
                 "batch": batch,

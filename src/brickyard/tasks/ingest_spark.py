@@ -180,6 +180,7 @@ def load_batch(
     loaded_at: datetime,
     run_id: str,
     log: logging.Logger,
+    max_quarantined: int | float | None = None,
 ) -> CheckedWrite:
     """Read, type, check and write one batch on Spark (see the module doc).
 
@@ -247,6 +248,7 @@ def load_batch(
                 bad=bad,
                 counted=counted,
                 log=log,
+                max_quarantined=max_quarantined,
             )
     finally:
         spark.catalog.dropTempView(view)

@@ -7,6 +7,13 @@ carries one flag per rule and a `_reason` made of the broken `drop` rules; a `Sp
 then streams the Arrow batches of that query, yielding the good rows (to be written) and
 keeping the bad ones (to be quarantined), while counting every rule's failures.
 
+Quarantine is reported, never silent: each kind records, per commit, the rows it moved to
+`<target>__quarantine` and their most frequent `_reason` texts (`TaskContext.record_quarantine`;
+the run summary shows them). `max_quarantined` on a task (`QuarantineLimit`) is a share of
+the checked rows (a number below 1) or a count of rows (a whole number); past it the task
+fails like a broken `fail` expectation: nothing is committed, neither the good rows nor
+the quarantine, and the error gives the count, the share and the top reasons.
+
 Semantics (also in docs): `not_null` fails on NULL; `range` and `accepted_values` pass
 NULL (as SQL CHECK constraints do; add `not_null` to forbid it); a `sql` predicate passes
 only where it is TRUE (NULL fails); `unique` fails every row whose key occurs more than once.
@@ -25,8 +32,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import field_validator
+from pydantic_core import PydanticCustomError
+
 from brickyard.core.contract import Contract, Expectation
 from brickyard.errors import BrickyardError
+from brickyard.tasks.base import TaskOptions, top_reasons
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -47,6 +58,76 @@ MAX_VALUE_CHARS = 100
 
 class ExpectationFailedError(BrickyardError):
     """An expectation with action `fail` found rows that break it; nothing was written."""
+
+
+class QuarantineLimitError(BrickyardError):
+    """More rows would be quarantined than the task's `max_quarantined`; nothing was written."""
+
+
+class QuarantineLimit(TaskOptions):
+    """`max_quarantined`, for the kinds that quarantine: a share of the checked rows (a
+    number in [0, 1): 0.01 = 1%) or a count of rows (a whole number >= 0). Past it the task
+    fails with nothing committed. None (the default): no limit."""
+
+    max_quarantined: int | float | None = None
+
+    @field_validator("max_quarantined", mode="before")
+    @classmethod
+    def _share_or_count(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        if isinstance(value, float) and 0.0 <= value < 1.0:
+            return value
+        raise PydanticCustomError(
+            "max_quarantined",
+            "max_quarantined must be a share below 1 (0.01 = 1%) or a whole number of rows (5)",
+        )
+
+
+def limit_text(limit: int | float) -> str:
+    """`max_quarantined` as a person reads it: `0.01 (1%)` or `5 rows`."""
+    if isinstance(limit, float):
+        return f"{limit:g} ({percent(limit)})"
+    return f"{limit} row{'' if limit == 1 else 's'}"
+
+
+def percent(share: float) -> str:
+    """0.4 -> '40%', 0.0123 -> '1.23%'."""
+    return f"{share * 100:.3g}%"
+
+
+def reasons_text(reasons: Sequence[tuple[str, int]]) -> str:
+    """`a (2), b (1)`: reasons with their row counts."""
+    return ", ".join(f"{reason} ({count})" for reason, count in reasons)
+
+
+def over_limit(limit: int | float | None, rows_in: int, rows_bad: int) -> bool:
+    """Whether `rows_bad` of `rows_in` rows is past `max_quarantined` (a share or a count)."""
+    if limit is None or rows_bad == 0:
+        return False
+    if isinstance(limit, float):
+        return rows_bad > limit * rows_in
+    return rows_bad > limit
+
+
+def check_quarantine_limit(
+    limit: int | float | None, *, rows_in: int, rows_bad: int, reasons: Sequence[tuple[str, int]], target: str
+) -> None:
+    """Raise `QuarantineLimitError` when the rows to quarantine are past `limit`."""
+    if not over_limit(limit, rows_in, rows_bad):
+        return
+    assert limit is not None
+    share = percent(rows_bad / rows_in) if rows_in else "all"
+    quarantine = quarantine_name(target)
+    raise QuarantineLimitError(
+        f"{rows_bad} of {rows_in} rows ({share}) of {target} would be quarantined, past "
+        f"max_quarantined {limit_text(limit)}; nothing was written to {target} or {quarantine} "
+        f"(top reasons: {reasons_text(reasons)})",
+        hint=f"fix the data, or raise max_quarantined on the task to let the other rows land "
+        f"and these go to {quarantine}",
+    )
 
 
 def task_engine(workspace: Any) -> DuckDBEngine:
@@ -245,7 +326,8 @@ class Splitter:
     (e.g. `_loaded_at`); `bad_rows(batch, mask)` builds the quarantine rows of a batch.
     When a `fail` rule is broken, good rows stop being yielded, the rest of the stream is
     only counted, and `ExpectationFailedError` is raised at its end, so the write that
-    consumes the stream commits nothing.
+    consumes the stream commits nothing; so is `QuarantineLimitError` when the bad rows are
+    past `max_quarantined`.
     """
 
     rules: Sequence[Rule]
@@ -254,6 +336,7 @@ class Splitter:
     target: str
     finish_good: Callable[["pa.RecordBatch"], "pa.RecordBatch"] | None = None
     counted: Sequence[ExpectationResult] = ()
+    max_quarantined: int | float | None = None
     counts: list[int] = field(init=False)
     rows_in: int = field(init=False, default=0)
     rows_good: int = field(init=False, default=0)
@@ -300,8 +383,19 @@ class Splitter:
                 yield good
         self.raise_on_failure()
 
+    def reasons(self) -> list[tuple[str, int]]:
+        """The most frequent `_reason` texts of the bad rows, with their counts."""
+        import pyarrow.compute as pc
+
+        counts: dict[str, int] = {}
+        for batch in self.bad:
+            for item in pc.value_counts(batch.column(REASON_COLUMN)).to_pylist():
+                counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+        return top_reasons(counts.items())
+
     def raise_on_failure(self) -> None:
-        """Raise `ExpectationFailedError` when a `fail` rule was broken."""
+        """Raise `ExpectationFailedError` when a `fail` rule was broken, and
+        `QuarantineLimitError` when the bad rows are past `max_quarantined`."""
         broken = [
             f"{r.name!r} failed on {r.failing_rows} row{'s' if r.failing_rows != 1 else ''}"
             for r in self.results()
@@ -311,6 +405,11 @@ class Splitter:
             raise ExpectationFailedError(
                 f"expectation {'; '.join(broken)} of {self.target} (action fail); nothing was written",
                 hint="fix the data, or set the expectation's action to drop (quarantine) or warn",
+            )
+        if over_limit(self.max_quarantined, self.rows_in, self.rows_bad):
+            check_quarantine_limit(
+                self.max_quarantined, rows_in=self.rows_in, rows_bad=self.rows_bad,
+                reasons=self.reasons(), target=self.target,
             )
 
     def results(self) -> list[ExpectationResult]:

@@ -5,14 +5,15 @@ The checked rows come from the same SQL as on DuckDB (`checked_query`, translate
 Spark), so both engines apply the same rules. The frame is cached once, counted once (one
 aggregate over every rule's flag), then its bad rows go to `<target>__quarantine` and its
 good rows to the target, quarantine first, each commit carrying the same application
-transaction, as on DuckDB. A broken `fail` rule writes nothing.
+transaction, as on DuckDB. A broken `fail` rule, or more bad rows than `max_quarantined`,
+writes nothing. The top `_reason` texts of the bad rows are counted on the cached frame.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,10 @@ from brickyard.tasks.quality import (
     ExpectationResult,
     Rule,
     Splitter,
+    check_quarantine_limit,
     quarantine_name,
 )
+from brickyard.tasks.base import TOP_REASONS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -47,6 +50,7 @@ class CheckedWrite:
     results: list[ExpectationResult]
     version: int | None
     quarantine_version: int | None
+    reasons: list[tuple[str, int]] = field(default_factory=list)  # top `_reason` texts, counted
 
 
 def write_checked(
@@ -64,6 +68,7 @@ def write_checked(
     bad: Shape | None = None,
     counted: Sequence[ExpectationResult] = (),
     log: logging.Logger | None = None,
+    max_quarantined: int | float | None = None,
 ) -> CheckedWrite:
     """Split a frame carrying `checked_query`'s flags and `__by_reason`, and write both parts.
 
@@ -74,6 +79,7 @@ def write_checked(
 
     Raises:
         ExpectationFailedError: a `fail` rule was broken (nothing is written).
+        QuarantineLimitError: more bad rows than `max_quarantined` (nothing is written).
         LakeError: a write failed.
     """
     from pyspark import StorageLevel
@@ -92,6 +98,10 @@ def write_checked(
         splitter.rows_in = int(totals["n"])
         splitter.raise_on_failure()
         rows_bad = int(totals["bad"] or 0)
+        reasons = _top_reasons(cached) if rows_bad else []
+        check_quarantine_limit(
+            max_quarantined, rows_in=splitter.rows_in, rows_bad=rows_bad, reasons=reasons, target=target
+        )
         quarantine_mode = quarantine_mode or mode
         overwrite = quarantine_mode == "overwrite"
         quarantine_version = None
@@ -122,9 +132,25 @@ def write_checked(
             results=splitter.results(),
             version=version,
             quarantine_version=quarantine_version,
+            reasons=reasons,
         )
     finally:
         cached.unpersist()
+
+
+def _top_reasons(checked: DataFrame) -> list[tuple[str, int]]:
+    """The most frequent reasons of the bad rows (ties by text, as `Splitter.reasons`)."""
+    from pyspark.sql import functions as F
+
+    found = (
+        checked.filter(F.col(REASON).isNotNull())
+        .groupBy(F.col(REASON).alias("reason"))
+        .count()
+        .orderBy(F.desc("count"), F.asc("reason"))
+        .limit(TOP_REASONS)
+        .collect()
+    )
+    return [(str(row["reason"]), int(row["count"])) for row in found]
 
 
 def quarantine_rows(frame: DataFrame, *, run_id: str = "", loaded_at: datetime | None = None) -> DataFrame:

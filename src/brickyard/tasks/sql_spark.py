@@ -132,8 +132,10 @@ def write_result(
     run_id: str,
     loaded_at: datetime,
     log: Any = None,
+    max_quarantined: int | float | None = None,
 ) -> CheckedWrite:
-    """Write the checked rows: `mode` overwrite, append or merge (by `keys`)."""
+    """Write the checked rows: `mode` overwrite, append or merge (by `keys`); nothing when
+    the bad rows are past `max_quarantined`."""
     bad = lambda rows: text_quarantine(rows, run_id=run_id, loaded_at=loaded_at)  # noqa: E731
     good = None
     if mode == "merge" and lake.exists(target):
@@ -152,6 +154,7 @@ def write_result(
         good=good,
         bad=bad,
         log=log,
+        max_quarantined=max_quarantined,
     )
 
 

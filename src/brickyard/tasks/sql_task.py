@@ -13,6 +13,7 @@
   contract: contracts/silver.taxi_trips.yaml   # expectations applied BEFORE writing
   expectations:                                # and/or inline ones
     - {sql: "fare_amount >= 0", name: non_negative_fare, action: drop}
+  max_quarantined: 0.01                # optional: fail past 1% quarantined (or a count: 50)
 ```
 
 The query runs on DuckDB with the lake's tables visible as `zone.name`; the result streams
@@ -23,7 +24,9 @@ there a merge is one overwrite of the table (its rows whose key is not among the
 plus the new rows), and `brickyard validate` reports SQL that Spark cannot run. With expectations, bad rows never land:
 `drop` rows go to `<target>__quarantine` (every column as text, `_reason`, `_loaded_at`,
 `_run_id`; overwritten when the target is, appended otherwise) in a commit made before the
-target's, `fail` stops the task with nothing written, `warn` is counted.
+target's, `fail` stops the task with nothing written, `warn` is counted. The rows
+quarantined and their top reasons are recorded for the run summary; past `max_quarantined`
+the task fails with nothing written (neither table changes).
 
 Every target commit records, in custom metadata `brickyard.sql`, the version of each source
 table it read and the run id. That makes re-runs safe:
@@ -56,10 +59,11 @@ from brickyard.core.contract import Contract, Expectation
 from brickyard.engines.duckdb_engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
 from brickyard.errors import BrickyardError, ConfigError, LakeError, SqlError
 from brickyard.lake.names import TableName
-from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
+from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
 from brickyard.tasks.quality import (
     FLAG,
     REASON,
+    QuarantineLimit,
     Splitter,
     StreamGuard,
     task_engine,
@@ -71,6 +75,7 @@ from brickyard.tasks.quality import (
     text_rows,
     write_quarantine,
 )
+from brickyard.tasks.spark_quality import CheckedWrite
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -82,7 +87,7 @@ SQL_KEY = "brickyard.sql"
 BATCH_ROWS = 256 * 1024
 
 
-class SqlOptions(TaskOptions):
+class SqlOptions(QuarantineLimit):
     """The `sql` kind's fields."""
 
     query: str | None = None
@@ -302,6 +307,8 @@ class _SqlJob:
             return
         full = context.full_refresh or not options.incremental or state is None
         rules = contract_rules(self.contract, options.expectations)
+        if rules:
+            context.record_quarantine(quarantine_name(self.target), 0)
         if context.on_spark:
             from brickyard.tasks.sql_spark import SparkQuery
 
@@ -342,13 +349,17 @@ class _SqlJob:
         else:
             query = checked_query(prepared, rules) if rules else prepared
             written = self._write_duckdb(query, rules, where, mode, metadata, batch)
-        version, rows_in, rows_good, rows_bad, results = written
+        assert written.version is not None
+        version, rows_good, rows_bad = written.version, written.rows_good, written.rows_bad
         context.record_write(self.target, version)
-        context.metrics.rows_in += rows_in
+        context.metrics.rows_in += written.rows_in
         context.metrics.rows_out += rows_good
         if rules:
             context.metrics.extra["quarantined_rows"] = rows_bad
-            context.metrics.extra["expectations"] = [r.as_dict() for r in results]
+            context.metrics.extra["expectations"] = [r.as_dict() for r in written.results]
+            context.record_quarantine(
+                quarantine_name(self.target), rows_bad, written.quarantine_version, written.reasons
+            )
         log.info(
             "%s: wrote %d row(s) (%s) as version %d%s",
             self.target,
@@ -374,7 +385,7 @@ class _SqlJob:
 
     def _write_spark(
         self, frame: Any, rules: list[Any], where: str, mode: str, metadata: dict[str, str], batch: int
-    ) -> tuple[int, int, int, int, list[Any]]:
+    ) -> CheckedWrite:
         from brickyard.tasks.sql_spark import write_result
 
         internal = {REASON} | {FLAG.format(i) for i in range(len(rules))}
@@ -392,15 +403,15 @@ class _SqlJob:
             run_id=self.context.run_id,
             loaded_at=datetime.now(UTC),
             log=self.context.log if rules else None,
+            max_quarantined=self.options.max_quarantined,
         )
         if written.quarantine_version is not None:
             self.context.record_write(quarantine_name(self.target), written.quarantine_version)
-        assert written.version is not None
-        return written.version, written.rows_in, written.rows_good, written.rows_bad, written.results
+        return written
 
     def _write_duckdb(
         self, query: str, rules: list[Any], where: str, mode: str, metadata: dict[str, str], batch: int
-    ) -> tuple[int, int, int, int, list[Any]]:
+    ) -> CheckedWrite:
         import pyarrow as pa
 
         options, context = self.options, self.context
@@ -423,8 +434,10 @@ class _SqlJob:
                 rows, mask, columns, run_id=context.run_id, loaded_at=loaded_at
             ),
             target=self.target,
+            max_quarantined=options.max_quarantined,
         )
         overwrite = mode == "overwrite"
+        quarantined: list[int] = []
 
         def batches() -> Any:
             try:
@@ -449,6 +462,7 @@ class _SqlJob:
             )
             if version is not None:
                 context.record_write(quarantine_name(self.target), version)
+                quarantined.append(version)
 
         partition_by = options.partition_by or None
         guard = StreamGuard()
@@ -481,7 +495,15 @@ class _SqlJob:
                 )
         if rules:
             splitter.log_warnings(context.log)
-        return version, splitter.rows_in, splitter.rows_good, splitter.rows_bad, splitter.results()
+        return CheckedWrite(
+            rows_in=splitter.rows_in,
+            rows_good=splitter.rows_good,
+            rows_bad=splitter.rows_bad,
+            results=splitter.results(),
+            version=version,
+            quarantine_version=quarantined[-1] if quarantined else None,
+            reasons=splitter.reasons(),
+        )
 
     def _prepare(self, text: str, where: str) -> str:
         assert self.engine is not None
