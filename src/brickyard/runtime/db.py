@@ -1,12 +1,14 @@
 """The workspace state database (runs, attempts, tokens) through SQLAlchemy.
 
 SQLite in the workspace by default; any SQLAlchemy URL (e.g. PostgreSQL) can replace it.
-Each module that keeps state declares its tables on `METADATA`; `connect` creates them.
+Each module that keeps state declares its tables on `METADATA`; `connect` creates them,
+and adds to an existing table the nullable columns a newer brickyard declares (a state
+database made by an older version keeps working; its old rows read NULL there).
 
 Processes that start at the same moment on a fresh workspace all create the schema: each
-creates the missing tables in one transaction under a database-wide lock (SQLite:
-`BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped advisory lock), so the second finds
-the tables the first made. Other databases retry when a table appeared meanwhile.
+creates the missing tables (and columns) in one transaction under a database-wide lock
+(SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped advisory lock), so the second
+finds the tables the first made. Other databases retry when a table appeared meanwhile.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
+
+from brickyard.errors import BrickyardError
 
 METADATA = sa.MetaData()
 BUSY_TIMEOUT_SECONDS = 30
@@ -47,9 +51,14 @@ def connect(url: str) -> sa.Engine:
 
 
 def create_schema(engine: sa.Engine) -> None:
-    """Create the declared tables that are missing, in one locked transaction; a table
-    another process created meanwhile (where no lock is known) makes it try again."""
-    if _missing_tables(engine):
+    """Create the declared tables that are missing and add the declared columns existing
+    tables lack, in one locked transaction; a table another process created meanwhile
+    (where no lock is known) makes it try again.
+
+    Raises:
+        BrickyardError: a missing column that cannot be added in place (not nullable).
+    """
+    if _schema_gaps(engine):
         for attempt in Retrying(
             stop=stop_after_attempt(5), wait=wait_random_exponential(0.05, max=1), retry=retry_if_exception(_raced),
             reraise=True,
@@ -57,11 +66,51 @@ def create_schema(engine: sa.Engine) -> None:
             with attempt, engine.begin() as conn:
                 _lock_schema(conn)
                 METADATA.create_all(conn)
+                add_missing_columns(conn)
 
 
-def _missing_tables(engine: sa.Engine) -> set[str]:
+def add_missing_columns(conn: sa.Connection) -> list[str]:
+    """Add the declared columns that existing tables lack (`table.column` of each added).
+
+    Only nullable columns without a server default can be added this way: old rows read
+    NULL there.
+
+    Raises:
+        BrickyardError: a missing column that is not nullable (the database needs a
+            manual migration).
+    """
+    added: list[str] = []
+    preparer = conn.dialect.identifier_preparer
+    for table, column in _missing_columns(conn):
+        if not column.nullable or column.server_default is not None:
+            raise BrickyardError(
+                f"the state database lacks column {table.name}.{column.name}, which cannot be added in place",
+                hint="back up the state database and let brickyard create a new one",
+            )
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(
+            f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.format_column(column)} {kind}"
+        ))
+        added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def _schema_gaps(engine: sa.Engine) -> bool:
+    """Whether a declared table, or a declared column of an existing table, is missing."""
     with engine.connect() as conn:
-        return set(METADATA.tables) - set(sa.inspect(conn).get_table_names())
+        return bool(set(METADATA.tables) - set(sa.inspect(conn).get_table_names())) or bool(_missing_columns(conn))
+
+
+def _missing_columns(conn: sa.Connection) -> list[tuple[sa.Table, sa.Column[object]]]:
+    inspector = sa.inspect(conn)
+    present = set(inspector.get_table_names())
+    missing = []
+    for table in METADATA.sorted_tables:
+        if table.name not in present:
+            continue
+        columns = {str(column["name"]) for column in inspector.get_columns(table.name)}
+        missing += [(table, column) for column in table.columns if column.name not in columns]
+    return missing
 
 
 def _lock_schema(conn: sa.Connection) -> None:

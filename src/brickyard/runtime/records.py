@@ -3,6 +3,11 @@
 Statuses of a run: `queued`, `running`, `succeeded`, `failed`, `cancelled`.
 Statuses of a task attempt: `running`, `succeeded`, `failed`, `skipped` (a task whose
 upstream failed gets one `skipped` row with attempt number 0).
+
+An attempt's `quarantined_rows` is the number of rows it committed to quarantine tables
+(NULL for a task that checks no rows) and `quarantine` says which tables, at which
+versions, with the top reasons. Columns added after a release are nullable and added to an
+existing state database when it is opened (`db.connect`).
 """
 
 from __future__ import annotations
@@ -82,6 +87,8 @@ ATTEMPTS = sa.Table(
     sa.Column("transient", sa.Boolean(), nullable=False, default=False),
     sa.Column("metrics", sa.JSON(), nullable=False, default=dict),
     sa.Column("log_path", sa.Text()),
+    sa.Column("quarantined_rows", sa.Integer()),
+    sa.Column("quarantine", sa.JSON()),
 )
 
 
@@ -170,6 +177,8 @@ class AttemptRecord:
     transient: bool = False
     metrics: dict[str, Any] = field(default_factory=dict)
     log_path: str | None = None
+    quarantined_rows: int | None = None
+    quarantine: list[dict[str, Any]] = field(default_factory=list)  # {table, rows, versions, reasons}
 
     @classmethod
     def from_row(cls, row: sa.Row[Any]) -> AttemptRecord:
@@ -178,4 +187,5 @@ class AttemptRecord:
             data[key] = from_db(data[key])
         for key in ("reads", "writes", "metrics"):
             data[key] = data[key] or {}
+        data["quarantine"] = data.get("quarantine") or []
         return cls(**data)

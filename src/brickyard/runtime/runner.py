@@ -16,6 +16,8 @@ Tasks run one after another in this process; each attempt in a worker thread so 
 `timeout_seconds` can fail it. A failed task fails the run; the tasks downstream of it are
 `skipped`, the others still run. Retries follow the task's `retries` policy (tenacity).
 At most `max_active_runs` runs of a pipeline run at once; a later run waits `queued`.
+Rows a task quarantined are counted on its attempts and summed in `RunResult.quarantine`,
+so a run that succeeded with rows set aside says so.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from brickyard.runtime.attempt import AttemptOutcome, run_attempt
 from brickyard.runtime.logs import close_task_logger, open_task_logger, task_log_path
 from brickyard.runtime.plan import Plan, PlannedTask, make_plan, resolve_engine
 from brickyard.runtime.records import RunRecord, RunStatus, TaskStatus
+from brickyard.runtime.report import QuarantineSummary, quarantine_summaries
 from brickyard.runtime.state import StateStore
 from brickyard.tasks.base import TaskContext
 from brickyard.workspace import Workspace
@@ -55,6 +58,8 @@ class TaskState:
     rows_in: int | None = None
     rows_out: int | None = None
     error: str | None = None
+    quarantined_rows: int | None = None  # over every attempt; None: the task checks no rows
+    quarantine: list[dict[str, Any]] = field(default_factory=list)  # notes of every attempt
 
     def elapsed(self) -> float | None:
         """Seconds of the current attempt so far, or of the last one when finished."""
@@ -89,6 +94,11 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.status == RunStatus.SUCCEEDED
+
+    @property
+    def quarantine(self) -> list[QuarantineSummary]:
+        """Per task and quarantine table, the rows this run quarantined."""
+        return quarantine_summaries((task.name, task.quarantine) for task in self.tasks)
 
 
 EventCallback = Callable[[RunEvent], None]
@@ -273,17 +283,22 @@ class PipelineRunner:
             raise
         metrics = outcome.metrics
         status = TaskStatus.SUCCEEDED if outcome.ok else TaskStatus.FAILED
+        notes = [note.as_dict() for note in metrics.quarantine.values()]
         self.store.finish_attempt(
             attempt_id, status, wall_seconds=outcome.wall_seconds, cpu_seconds=outcome.cpu_seconds,
             rows_in=metrics.rows_in, rows_out=metrics.rows_out, reads=_jsonable(metrics.reads),
             writes=_jsonable(metrics.writes), error=outcome.error, transient=outcome.transient,
-            metrics=_jsonable(metrics.extra),
+            metrics=_jsonable(metrics.extra), quarantined_rows=metrics.quarantined_rows,
+            quarantine=notes or None,
         )
         logger.info("attempt %d %s in %.3f s (%.3f CPU-s), rows in %d, out %d", number, status,
                     outcome.wall_seconds, outcome.cpu_seconds, metrics.rows_in, metrics.rows_out)
         state.status, state.wall_seconds, state.error = status, outcome.wall_seconds, outcome.error
         state.cpu_seconds += outcome.cpu_seconds
         state.rows_in, state.rows_out = metrics.rows_in, metrics.rows_out
+        if metrics.quarantined_rows is not None:
+            state.quarantined_rows = (state.quarantined_rows or 0) + metrics.quarantined_rows
+            state.quarantine += notes
         emit(RunEvent("task", run_id, plan.spec.name, state))
         return outcome
 

@@ -240,6 +240,17 @@ class StateStore:
         with self.engine.connect() as conn:
             return [AttemptRecord.from_row(row) for row in conn.execute(query)]
 
+    def quarantined_rows(self, run_ids: list[str]) -> dict[str, int]:
+        """Rows each run committed to quarantine tables, for the runs whose attempts
+        recorded any count (runs of tasks that check no rows are left out)."""
+        query = (
+            sa.select(ATTEMPTS.c.run_id, sa.func.sum(ATTEMPTS.c.quarantined_rows))
+            .where(ATTEMPTS.c.run_id.in_(run_ids), ATTEMPTS.c.quarantined_rows.is_not(None))
+            .group_by(ATTEMPTS.c.run_id)
+        )
+        with self.engine.connect() as conn:
+            return {str(run_id): int(total) for run_id, total in conn.execute(query)}
+
     def start_attempt(self, run_id: str, task: str, attempt: int, log_path: str | None = None) -> int:
         """Insert a `running` attempt; returns its row id."""
         values = {"run_id": run_id, "task": task, "attempt": attempt, "status": str(TaskStatus.RUNNING),
@@ -251,7 +262,7 @@ class StateStore:
 
     def finish_attempt(self, attempt_id: int, status: str, **values: Any) -> None:
         """Close an attempt: status plus any of wall_seconds, cpu_seconds, rows_in, rows_out,
-        reads, writes, error, transient, metrics."""
+        reads, writes, error, transient, metrics, quarantined_rows, quarantine."""
         values.update(status=str(status), ended_at=to_db(utcnow()))
         with self.engine.begin() as conn:
             conn.execute(ATTEMPTS.update().where(ATTEMPTS.c.id == attempt_id).values(**values))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from kinds_for_tests import register_probe, task_rows, write_pipeline
 
 from brickyard import Workspace
 from brickyard.errors import BrickyardError, ConfigError, UsageError
 from brickyard.runtime.plan import EngineNotAvailableError
-from brickyard.runtime.report import run_report
+from brickyard.runtime.report import QuarantineSummary, quarantine_lines, run_report
 from brickyard.runtime.runner import PipelineRunner, RunEvent
 from brickyard.runtime.state import StateStore
 
@@ -213,3 +214,40 @@ def test_invalid_pipelines_and_engines_fail_before_any_run_is_recorded(ws: Works
     with pytest.raises(BrickyardError, match="no pipeline 'oks'"):
         runner.run("oks")
     assert StateStore(ws.state_url).list_runs() == []
+
+
+def test_quarantined_rows_are_recorded_per_attempt_and_summed_per_run(ws: Workspace) -> None:
+    ws.lake.write("bronze.trips", pa.table({"id": [1, 2, 3, 4], "fare": [5.0, -1.0, None, -2.0]}))
+    write_pipeline(ws, "clean", """
+tasks:
+  - name: clean
+    kind: sql
+    query: SELECT * FROM bronze.trips
+    target: silver.trips
+    expectations:
+      - {sql: "fare IS NULL OR fare >= 0", name: fare_not_negative, action: drop}
+      - {not_null: fare, action: warn}
+  - {name: copy, kind: sql, query: SELECT * FROM silver.trips, target: gold.trips, depends_on: [clean]}
+""")
+    result = PipelineRunner(ws).run("clean")
+    assert result.ok
+    assert [(t.name, t.quarantined_rows) for t in result.tasks] == [("clean", 2), ("copy", None)]
+    summary = QuarantineSummary("clean", "silver.trips__quarantine", 2, (0,), (("fare_not_negative", 2),))
+    assert result.quarantine == [summary]
+
+    store = StateStore(ws.state_url)
+    clean, copy = store.attempts(result.run_id)
+    assert (clean.quarantined_rows, copy.quarantined_rows) == (2, None)
+    assert clean.quarantine == [
+        {"table": "silver.trips__quarantine", "rows": 2, "versions": [0], "reasons": [["fare_not_negative", 2]]}
+    ]
+    assert store.quarantined_rows([result.run_id]) == {result.run_id: 2}
+    report = run_report(store, result.run_id)
+    assert report.quarantined_rows == 2 and report.quarantine == [summary]
+    assert quarantine_lines(report.quarantine) == [
+        "2 rows went to quarantine in this run:",
+        "  silver.trips__quarantine (task clean, version 0): 2 rows",
+        "    2  fare_not_negative",
+    ]
+    clean_again = PipelineRunner(ws).run("clean")
+    assert clean_again.quarantine[0].versions == (1,)  # this run's commit, this run's rows

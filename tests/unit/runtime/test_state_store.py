@@ -118,3 +118,68 @@ def test_tables_live_on_the_shared_metadata(store: StateStore) -> None:
     store.list_runs()
     names = set(sa.inspect(db.connect(store.url)).get_table_names())
     assert {"runs", "task_attempts"} <= names
+
+
+OLD_SCHEMA = (  # the state tables as brickyard made them before attempts recorded quarantines
+    """CREATE TABLE runs (id VARCHAR(40) NOT NULL, pipeline VARCHAR(200) NOT NULL,
+    status VARCHAR(20) NOT NULL, "trigger" VARCHAR(40) NOT NULL, created_at DATETIME NOT NULL,
+    started_at DATETIME, ended_at DATETIME, pid INTEGER, pid_token VARCHAR(40), host VARCHAR(255),
+    error TEXT, full_refresh BOOLEAN NOT NULL, engine VARCHAR(20), idempotency_key VARCHAR(200),
+    params JSON NOT NULL, tasks JSON NOT NULL, PRIMARY KEY (id),
+    CONSTRAINT uq_runs_idempotency UNIQUE (pipeline, idempotency_key))""",
+    """CREATE TABLE task_attempts (id INTEGER NOT NULL, run_id VARCHAR(40) NOT NULL,
+    task VARCHAR(200) NOT NULL, attempt INTEGER NOT NULL, status VARCHAR(20) NOT NULL,
+    started_at DATETIME, ended_at DATETIME, wall_seconds FLOAT, cpu_seconds FLOAT, rows_in INTEGER,
+    rows_out INTEGER, reads JSON NOT NULL, writes JSON NOT NULL, error TEXT, transient BOOLEAN NOT NULL,
+    metrics JSON NOT NULL, log_path TEXT, PRIMARY KEY (id), FOREIGN KEY(run_id) REFERENCES runs (id))""",
+    """INSERT INTO runs VALUES ('20250101-000000-000001', 'daily', 'succeeded', 'manual',
+    '2025-01-01 00:00:00', '2025-01-01 00:00:00', '2025-01-01 00:00:01', 1, NULL, 'h', NULL, 0, 'duckdb',
+    NULL, '{}', '["load"]')""",
+    """INSERT INTO task_attempts VALUES (1, '20250101-000000-000001', 'load', 1, 'succeeded',
+    '2025-01-01 00:00:00', '2025-01-01 00:00:01', 1.0, 0.5, 10, 9, '{}', '{}', NULL, 0,
+    '{"quarantined_rows": 1}', NULL)""",
+)
+
+
+def test_a_state_database_from_before_quarantine_columns_is_migrated_in_place(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    old = sa.create_engine(url)
+    with old.begin() as conn:
+        for statement in OLD_SCHEMA:
+            conn.execute(sa.text(statement))
+    old.dispose()
+
+    store = StateStore(url)
+    [before] = store.attempts("20250101-000000-000001")
+    assert (before.rows_out, before.quarantined_rows, before.quarantine) == (9, None, [])
+    assert store.quarantined_rows(["20250101-000000-000001"]) == {}
+
+    run = store.create_run("daily", trigger="manual", status="running")
+    attempt = store.start_attempt(run.id, "load", 1)
+    note = {"table": "bronze.t__quarantine", "rows": 3, "versions": [2], "reasons": [["bad fare", 3]]}
+    store.finish_attempt(attempt, "succeeded", quarantined_rows=3, quarantine=[note])
+    [after] = store.attempts(run.id)
+    assert (after.quarantined_rows, after.quarantine) == (3, [note])
+    assert store.quarantined_rows([run.id, "20250101-000000-000001"]) == {run.id: 3}
+    columns = {c["name"] for c in sa.inspect(db.connect(url)).get_columns("task_attempts")}
+    assert {"quarantined_rows", "quarantine"} <= columns
+    assert StateStore(url).attempts(run.id)[0].quarantined_rows == 3  # a second open: nothing to add
+
+
+def test_migrating_is_safe_when_two_processes_open_an_old_database_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    old = sa.create_engine(url)
+    with old.begin() as conn:
+        for statement in OLD_SCHEMA[:2]:
+            conn.execute(sa.text(statement))
+    old.dispose()
+    opener = (
+        "import sys; from brickyard.runtime.state import StateStore; "
+        "print(len(StateStore(sys.argv[1]).attempts('x')))"
+    )
+    processes = [subprocess.Popen([sys.executable, "-c", opener, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(4)]
+    outcomes = [process.communicate(timeout=120) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], [err for _, err in outcomes]
+    columns = [c["name"] for c in sa.inspect(sa.create_engine(url)).get_columns("task_attempts")]
+    assert columns.count("quarantined_rows") == 1 and columns.count("quarantine") == 1
