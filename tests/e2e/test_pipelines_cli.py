@@ -135,3 +135,68 @@ def test_a_timed_out_task_does_not_keep_the_command_alive(ws: Path) -> None:
     assert time.monotonic() - started < 30
     assert result.returncode == 1
     assert result.stderr.strip() == "error: task 'hang' failed: timed out after 0.5 s"
+
+
+DIRTY_TRIPS = "trip_id,fare\n1,10\n2,-2\n3,7.5\n4,\n5,3\n6,-1\n7,4\n8,5\n9,6\n10,\n"
+TRIPS_CONTRACT = """\
+table: bronze.trips
+columns:
+  - {name: trip_id, type: bigint}
+  - {name: fare, type: double}
+expectations:
+  - {sql: "fare IS NULL OR fare >= 0", name: fare_not_negative, action: drop}
+"""
+TRIPS_PIPELINE = """\
+tasks:
+  - {name: load, kind: ingest, source: raw/trips/*.csv, target: bronze.trips, contract: contracts/bronze.trips.yaml}
+  - name: clean
+    kind: sql
+    depends_on: [load]
+    query: SELECT * FROM bronze.trips
+    target: silver.trips
+    expectations: [{sql: "fare IS NOT NULL", name: fare_present, action: drop}]
+"""
+
+
+def test_a_run_that_quarantines_rows_says_where_how_many_and_why(ws: Path) -> None:
+    (ws / "lake" / "raw" / "trips").mkdir(parents=True)
+    (ws / "lake" / "raw" / "trips" / "a.csv").write_text(DIRTY_TRIPS)
+    (ws / "contracts" / "bronze.trips.yaml").write_text(TRIPS_CONTRACT)
+    (ws / "pipelines" / "trips.yaml").write_text(TRIPS_PIPELINE)
+
+    result = brickyard("run", "trips", cwd=ws)
+    assert result.returncode == 0, result.stderr
+    run_id = re.search(r"run (\S+) succeeded", result.stdout).group(1)  # type: ignore[union-attr]
+    assert re.search(r"load\s+│\s+succeeded\s+│\s+1\s+│[^│]+│\s+10\s+│\s+8\s+│\s+2\s+│", result.stdout)
+    assert re.search(r"clean\s+│\s+succeeded\s+│\s+1\s+│[^│]+│\s+8\s+│\s+6\s+│\s+2\s+│", result.stdout)
+    summary = result.stdout[result.stdout.index(f"run {run_id} succeeded"):].splitlines()
+    assert summary[1:6] == [
+        "warning: 4 rows went to quarantine in this run:",
+        "  bronze.trips__quarantine (task load, version 0): 2 rows",
+        "    2  fare_not_negative",
+        "  silver.trips__quarantine (task clean, version 0): 2 rows",
+        "    2  fare_present",
+    ]
+
+    listing = brickyard("runs", cwd=ws)
+    assert re.search(rf"{run_id}\s+trips\s+succeeded\s+manual\s+.*\s4\s*$", listing.stdout, re.MULTILINE), listing.stdout
+    show = brickyard("run-show", run_id, cwd=ws)
+    assert show.returncode == 0, show.stderr
+    assert re.search(r"quarantined\s+4 rows", show.stdout)
+    assert re.search(r"load\s+1\s+succeeded\s+[\d.]+ s\s+[\d.]+\s+10\s+8\s+2", show.stdout)
+    assert "  silver.trips__quarantine (task clean, version 0): 2 rows" in show.stdout
+
+    # Past max_quarantined the task fails before committing: the tables stay as they were.
+    (ws / "pipelines" / "trips.yaml").write_text(TRIPS_PIPELINE + "    max_quarantined: 0.1\n")
+    strict = brickyard("run", "trips", cwd=ws)
+    assert strict.returncode == 1
+    assert strict.stderr.startswith(
+        "error: task 'clean' failed: 2 of 8 rows (25%) of silver.trips would be quarantined, past "
+        "max_quarantined 0.1 (10%); nothing was written to silver.trips or silver.trips__quarantine "
+        "(top reasons: fare_present (2))"
+    ), strict.stderr
+    lake = Workspace.open(ws).lake
+    assert lake.version("silver.trips") == 0 and lake.version("silver.trips__quarantine") == 0
+    assert "went to quarantine" not in strict.stdout  # nothing was quarantined by this run
+    failed_id = re.search(r"run (\S+) failed", strict.stdout).group(1)  # type: ignore[union-attr]
+    assert re.search(rf"{failed_id}\s+trips\s+failed\s+manual\s+.*\s0\s*$", brickyard("runs", cwd=ws).stdout, re.MULTILINE)

@@ -70,9 +70,11 @@ def run_pipeline(
     run_id: Annotated[str | None, typer.Option("--run-id", hidden=True, help="Execute this queued run.")] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Run a pipeline, showing its tasks live; exit 1 if a task fails."""
+    """Run a pipeline, showing its tasks live; exit 1 if a task fails. Rows set aside in
+    quarantine tables are reported after the run (a warning: the run still succeeds)."""
     from rich.live import Live
 
+    from brickyard.runtime.report import quarantine_lines
     from brickyard.runtime.runner import PipelineRunner
 
     ws = open_workspace(workspace)
@@ -88,6 +90,7 @@ def run_pipeline(
         out.line()
     total = sum(task.wall_seconds or 0.0 for task in result.tasks)
     out.print(f"run {result.run_id} {result.status} ({_seconds(total)} in tasks)", markup=False)
+    _print_quarantine(quarantine_lines(result.quarantine), warning=True)
     if result.stray_threads:  # a timed-out task's thread cannot be stopped: leave without it
         if not result.ok:
             sys.stderr.write(f"error: {result.error}\n")
@@ -103,16 +106,21 @@ def runs(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """List recent runs, newest first."""
+    """List recent runs, newest first, with the rows each quarantined."""
     from brickyard.runtime.state import StateStore
 
     ws = open_workspace(workspace)
+    store = StateStore(ws.state_url)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
-    for column in ("id", "pipeline", "status", "trigger", "started", "duration"):
-        table.add_column(column, no_wrap=True, min_width=len("20260101-000000-abcdef") if column == "id" else None)
-    for run in StateStore(ws.state_url).list_runs(pipeline, limit=limit):
+    for column in ("id", "pipeline", "status", "trigger", "started", "duration", "quarantined"):
+        table.add_column(column, no_wrap=True, min_width=len("20260101-000000-abcdef") if column == "id" else None,
+                         justify="right" if column == "quarantined" else "left")
+    listed = store.list_runs(pipeline, limit=limit)
+    quarantined = store.quarantined_rows([run.id for run in listed])
+    for run in listed:
         table.add_row(run.id, run.pipeline, _status(run.status), run.trigger,
-                      _time(run.started_at or run.created_at, short=True), _seconds(run.duration_seconds))
+                      _time(run.started_at or run.created_at, short=True), _seconds(run.duration_seconds),
+                      _quarantined(quarantined.get(run.id)))
     console().print(table)
 
 
@@ -120,8 +128,9 @@ def run_show(
     run_id: Annotated[str, typer.Argument(help="The run's id (see `brickyard runs`).")],
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Show a run: its tasks' attempts, timings, CPU-seconds, rows, lineage, errors, cost."""
-    from brickyard.runtime.report import run_report
+    """Show a run: its tasks' attempts, timings, CPU-seconds, rows, rows quarantined (where
+    and why), lineage, errors, cost."""
+    from brickyard.runtime.report import quarantine_lines, run_report
     from brickyard.runtime.state import StateStore
 
     ws = open_workspace(workspace)
@@ -134,6 +143,8 @@ def run_show(
     ]
     if priced:
         facts.append(("cost", f"{report.cost:.6f} ({report.cpu_hour:g} per CPU-hour)"))
+    if report.quarantined_rows is not None:
+        facts.append(("quarantined", f"{report.quarantined_rows:,} row{'' if report.quarantined_rows == 1 else 's'}"))
     if run.full_refresh:
         facts.append(("full refresh", "yes"))
     if run.error:
@@ -141,7 +152,7 @@ def run_show(
     out = console()
     out.print(key_values(facts))
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
-    columns = ["task", "attempt", "status", "duration", "cpu s", "rows in", "rows out"]
+    columns = ["task", "attempt", "status", "duration", "cpu s", "rows in", "rows out", "quarantined"]
     for column in columns + (["cost"] if priced else []):
         table.add_column(column, no_wrap=True, justify="left" if column in ("task", "status") else "right")
     seen = {attempt.task for attempt in report.attempts}
@@ -156,6 +167,7 @@ def run_show(
     out.print(table)
     for note in notes:
         out.print(note, markup=False)
+    _print_quarantine(quarantine_lines(report.quarantine), warning=False)
 
 
 def logs(
@@ -192,11 +204,11 @@ class LiveRunView:
 
     def __rich__(self) -> Table:
         table = Table(title=self.title, caption=self.note or None, header_style="bold")
-        for column in ("task", "status", "attempt", "duration", "rows in", "rows out"):
+        for column in ("task", "status", "attempt", "duration", "rows in", "rows out", "quarantined"):
             table.add_column(column, no_wrap=True)
         for task in self.tasks:
             table.add_row(task.name, _status(task.status), str(task.attempt or ""), _seconds(task.elapsed()),
-                          _number(task.rows_in), _number(task.rows_out))
+                          _number(task.rows_in), _number(task.rows_out), _quarantined(task.quarantined_rows))
         return table
 
 
@@ -204,7 +216,7 @@ def _attempt_cells(attempt: AttemptRecord) -> list[Any]:
     return [
         attempt.task, str(attempt.attempt or ""), _status(attempt.status), _seconds(attempt.wall_seconds),
         f"{attempt.cpu_seconds:.3f}" if attempt.cpu_seconds is not None else "",
-        _number(attempt.rows_in), _number(attempt.rows_out),
+        _number(attempt.rows_in), _number(attempt.rows_out), _quarantined(attempt.quarantined_rows),
     ]
 
 
@@ -218,6 +230,21 @@ def _attempt_notes(attempt: AttemptRecord) -> list[str]:
     if attempt.error:
         notes.append(f"{label} {'skipped' if attempt.status == 'skipped' else 'error'}: {attempt.error}")
     return notes
+
+
+def _print_quarantine(lines: list[str], *, warning: bool) -> None:
+    """The quarantine summary; after a run its headline is a yellow `warning:` line."""
+    out = console()
+    for index, line in enumerate(lines):
+        if index == 0 and warning:
+            out.print(Text(f"warning: {line}", style="bold yellow"))
+        else:
+            out.print(line, markup=False, highlight=False)
+
+
+def _quarantined(value: int | None) -> Text:
+    """A quarantined-rows cell: blank for a task that checks no rows, yellow when not 0."""
+    return Text(_number(value), style="yellow" if value else "")
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -28,20 +28,25 @@ def install_workspace_files(context: DemoContext) -> None:
 
 
 def run_pipeline(context: DemoContext, name: str) -> None:
-    """Run one pipeline as `brickyard run NAME` would, and report its tasks.
+    """Run one pipeline as `brickyard run NAME` would, and report its tasks and the rows
+    they quarantined (which table, how many, the top reasons).
 
     Raises:
         BrickyardError: the run failed (naming the task and its error).
     """
     from brickyard.runtime import PipelineRunner
+    from brickyard.runtime.report import quarantine_lines
 
     context.report.step(f"Running pipeline {name}  (brickyard run {name})")
     result = PipelineRunner(context.workspace).run(name, trigger="demo")
     context.report.table(
-        ["task", "status", "seconds", "rows in", "rows out"],
-        ["VARCHAR", "VARCHAR", "DOUBLE", "BIGINT", "BIGINT"],
-        [(t.name, t.status, round(t.wall_seconds or 0.0, 2), t.rows_in, t.rows_out) for t in result.tasks],
+        ["task", "status", "seconds", "rows in", "rows out", "quarantined"],
+        ["VARCHAR", "VARCHAR", "DOUBLE", "BIGINT", "BIGINT", "BIGINT"],
+        [(t.name, t.status, round(t.wall_seconds or 0.0, 2), t.rows_in, t.rows_out, t.quarantined_rows)
+         for t in result.tasks],
     )
+    for line in quarantine_lines(result.quarantine):
+        context.report.say(f"  {line}")
     if not result.ok:
         raise BrickyardError(
             f"demo pipeline {name} failed: {result.error}",
@@ -61,13 +66,6 @@ def run_taxi_trips(context: DemoContext) -> None:
             info = lake.describe(table)
             rows.append((table, info.rows, info.version))
     context.report.table(["table", "rows", "version"], ["VARCHAR", "BIGINT", "BIGINT"], rows)
-    reasons = context.workspace.sql(
-        "SELECT _reason AS reason, count(*) AS rows FROM silver.taxi_trips__quarantine "
-        "GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
-    ) if lake.exists("silver.taxi_trips__quarantine") else None
-    if reasons is not None:
-        context.report.say("  Why rows were quarantined in silver (top 5):")
-        context.report.table(reasons.columns, [str(t) for t in reasons.types], reasons.fetchall())
     busiest = context.workspace.sql(
         "SELECT pickup_date, sum(trips) AS trips, round(sum(revenue), 2) AS revenue "
         "FROM gold.taxi_daily GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
@@ -77,6 +75,7 @@ def run_taxi_trips(context: DemoContext) -> None:
     context.try_next += [
         "brickyard sql \"SELECT * FROM gold.taxi_daily ORDER BY trips DESC LIMIT 10\"",
         "brickyard sql \"SELECT _reason, _source_file, _line FROM bronze.taxi_trips__quarantine LIMIT 10\"",
+        "brickyard sql \"SELECT _reason, count(*) FROM silver.taxi_trips__quarantine GROUP BY 1 ORDER BY 2 DESC\"",
         "brickyard history silver.taxi_trips",
         "brickyard runs                  # then: brickyard run-show RUN_ID, brickyard logs RUN_ID",
         "brickyard run taxi_trips --engine spark --full-refresh   # the same pipeline on PySpark "

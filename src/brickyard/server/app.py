@@ -5,7 +5,7 @@ file-arrival triggers in the background.
                                           optional body {"full_refresh": bool}
     GET  /api/jobs/{name}/runs   reader   the pipeline's runs, newest first (?limit=N)
     GET  /api/jobs               reader   the pipelines and their triggers
-    GET  /api/runs/{run_id}      reader   one run with its tasks
+    GET  /api/runs/{run_id}      reader   one run with its tasks and the rows they quarantined
     GET  /healthz                -        liveness
 
 >>> import tempfile
@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool
 from brickyard.core.pipeline import NAME_PATTERN
 from brickyard.errors import BrickyardError, suggest
 from brickyard.runtime.records import AttemptRecord, RunRecord, RunStatus, TaskStatus
+from brickyard.runtime.report import QuarantineSummary, quarantine_summaries
 from brickyard.runtime.state import StateStore
 from brickyard.runtime.tokens import Role, TokenRecord, TokenStore
 from brickyard.runtime.triggers import HTTP, FileTrigger, Launcher, Spawn, TriggerLoop, spawn_run
@@ -202,9 +203,10 @@ def create_app(
     ) -> dict[str, Any]:
         """The runs of pipeline `name`, newest first."""
         runs = store.list_runs(name, limit=limit) if re.fullmatch(NAME_PATTERN, name) else []
+        quarantined = store.quarantined_rows([run.id for run in runs])
         if not runs:
             _pipeline(workspace, name)
-        return {"pipeline": name, "runs": [_summary(run) for run in runs]}
+        return {"pipeline": name, "runs": [_summary(run, quarantined.get(run.id)) for run in runs]}
 
     @app.get(
         "/api/jobs", tags=["runs"], response_model=None,
@@ -234,10 +236,13 @@ def create_app(
         responses={200: {"model": RunDetail}, **_errors(401, 403, 404)}, openapi_extra=_SECURED,
     )
     def get_run(run_id: str, _token: Annotated[TokenRecord, reader]) -> dict[str, Any]:
-        """One run: its status, times, error and tasks."""
+        """One run: its status, times, error, rows quarantined, and tasks (each with the rows
+        it quarantined: how many, and per quarantine table the versions and top reasons)."""
         run = store.get_run(run_id)
         planned = list(run.tasks) or _task_names(workspace, run.pipeline)
-        return {**_summary(run), "params": run.params, "tasks": _tasks(run, planned, store.attempts(run.id))}
+        quarantined = store.quarantined_rows([run.id]).get(run.id)
+        return {**_summary(run, quarantined), "params": run.params,
+                "tasks": _tasks(run, planned, store.attempts(run.id))}
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -278,7 +283,8 @@ def _pipeline(workspace: Workspace, name: str) -> None:
     workspace.pipeline(name)
 
 
-def _summary(run: RunRecord) -> dict[str, Any]:
+def _summary(run: RunRecord, quarantined_rows: int | None) -> dict[str, Any]:
+    """A run as the API shows it; `quarantined_rows` is None when no task checks rows."""
     return {
         "run_id": run.id,
         "pipeline": run.pipeline,
@@ -290,6 +296,7 @@ def _summary(run: RunRecord) -> dict[str, Any]:
         "finished_at": _iso(run.ended_at),
         "duration_seconds": run.duration_seconds,
         "error": run.error,
+        "quarantined_rows": quarantined_rows,
     }
 
 
@@ -305,9 +312,13 @@ def _tasks(run: RunRecord, planned: list[str], attempts: list[AttemptRecord]) ->
     """One entry per task (planned order), from its latest attempt; `pending` if none yet."""
     latest: dict[str, AttemptRecord] = {}
     count: dict[str, int] = {}
+    quarantined: dict[str, int] = {}
     for attempt in attempts:
         latest[attempt.task] = attempt
         count[attempt.task] = count.get(attempt.task, 0) + (1 if attempt.attempt > 0 else 0)
+        if attempt.quarantined_rows is not None:
+            quarantined[attempt.task] = quarantined.get(attempt.task, 0) + attempt.quarantined_rows
+    notes = quarantine_summaries((a.task, a.quarantine) for a in attempts)
     names = planned + [name for name in latest if name not in planned]
     out = []
     for name in names:
@@ -328,8 +339,15 @@ def _tasks(run: RunRecord, planned: list[str], attempts: list[AttemptRecord]) ->
             "reads": attempt.reads if attempt else {},
             "writes": attempt.writes if attempt else {},
             "error": attempt.error if attempt else None,
+            "quarantined_rows": quarantined.get(name),
+            "quarantine": [_note(summary) for summary in notes if summary.task == name],
         })
     return out
+
+
+def _note(summary: QuarantineSummary) -> dict[str, Any]:
+    return {"table": summary.table, "rows": summary.rows, "versions": list(summary.versions),
+            "reasons": [[reason, count] for reason, count in summary.reasons]}
 
 
 def _trigger_lines(loop: TriggerLoop | None) -> list[dict[str, Any]]:

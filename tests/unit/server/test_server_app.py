@@ -139,7 +139,7 @@ def test_202_queues_a_run_and_spawns_it(client: httpx.Client, tokens: dict[str, 
     assert detail["tasks"] == [
         {"name": "greet", "status": "pending", "attempts": 0, "started_at": None, "finished_at": None,
          "wall_seconds": None, "cpu_seconds": None, "rows_in": None, "rows_out": None, "reads": {},
-         "writes": {}, "error": None}
+         "writes": {}, "error": None, "quarantined_rows": None, "quarantine": []}
     ]
     assert client.post("/api/jobs/hello/runs", headers={"Authorization": tokens["runner"]}).status_code == 202
     assert len(spawned) == 2
@@ -199,6 +199,37 @@ def test_a_real_run_goes_queued_running_succeeded(serve: Serve, job_workspace: W
     (task,) = body["tasks"]
     assert task["name"] == "greet" and task["status"] == "succeeded" and task["rows_out"] == 7 and task["attempts"] == 1
     assert (job_workspace.root / f"ran-{run_id}.txt").read_text() == "True"
+
+
+def test_a_run_shows_the_rows_its_tasks_quarantined(client: httpx.Client, job_workspace: Workspace, tokens: dict[str, str]) -> None:
+    import pyarrow as pa
+
+    from brickyard.runtime.runner import PipelineRunner
+
+    job_workspace.lake.write("bronze.trips", pa.table({"id": [1, 2, 3], "fare": [1.0, -1.0, -2.0]}))
+    (job_workspace.root / "pipelines" / "clean.yaml").write_text(
+        "tasks:\n"
+        "  - name: clean\n"
+        "    kind: sql\n"
+        "    query: SELECT * FROM bronze.trips\n"
+        "    target: silver.trips\n"
+        "    expectations: [{sql: 'fare >= 0', name: fare_not_negative, action: drop}]\n"
+        "  - {name: greet, kind: python, function: 'mymodule:fn', depends_on: [clean]}\n"
+    )
+    run_id = PipelineRunner(job_workspace).run("clean").run_id
+    auth = {"Authorization": tokens["reader"]}
+    body = client.get(f"/api/runs/{run_id}", headers=auth).json()
+    assert body["status"] == "succeeded" and body["quarantined_rows"] == 2
+    clean, greet = body["tasks"]
+    assert clean["quarantined_rows"] == 2 and greet["quarantined_rows"] is None
+    assert clean["quarantine"] == [
+        {"table": "silver.trips__quarantine", "rows": 2, "versions": [0], "reasons": [["fare_not_negative", 2]]}
+    ]
+    assert greet["quarantine"] == []
+    [listed] = client.get("/api/jobs/clean/runs", headers=auth).json()["runs"]
+    assert listed["quarantined_rows"] == 2
+    hello = client.post("/api/jobs/hello/runs", headers={"Authorization": tokens["runner"]}).json()["run_id"]
+    assert client.get(f"/api/runs/{hello}", headers=auth).json()["quarantined_rows"] is None
 
 
 def test_extra_triggers_queue_behind_the_active_run(serve: Serve, job_workspace: Workspace, tokens: dict[str, str]) -> None:
