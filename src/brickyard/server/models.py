@@ -47,6 +47,18 @@ class RunSummary(BaseModel):
     finished_at: str | None
     duration_seconds: float | None
     error: str | None
+    quarantined_rows: int | None = Field(
+        description="rows the run's tasks committed to quarantine tables; null when no task checks rows"
+    )
+
+
+class QuarantineNote(BaseModel):
+    """Rows one task put in one quarantine table during the run."""
+
+    table: str = Field(description="the quarantine table, `zone.name__quarantine`")
+    rows: int
+    versions: list[int] = Field(description="the table versions the task committed")
+    reasons: list[tuple[str, int]] = Field(description="the most frequent `_reason` texts, with their row counts")
 
 
 class TaskDetail(BaseModel):
@@ -64,6 +76,8 @@ class TaskDetail(BaseModel):
     reads: dict[str, Any]
     writes: dict[str, Any]
     error: str | None
+    quarantined_rows: int | None = Field(description="over every attempt; null for a task that checks no rows")
+    quarantine: list[QuarantineNote]
 
 
 class RunDetail(RunSummary):
