@@ -110,10 +110,13 @@ class CsvProblem:
     file: str | None = None  # as DuckDB names it (the path or URI it was given)
     line: int | None = None
     size: int | None = None  # of an over-long line, in bytes
+    text: str | None = None  # the bad line's text, shortened and quoted, when shown
 
-    def at(self, name: str) -> str:
-        """`name:line: what` (`name: what` when the line is unknown)."""
-        return f"{name}:{self.line}: {self.what}" if self.line else f"{name}: {self.what}"
+    def at(self, name: str, *, show_text: bool = True) -> str:
+        """`name:line: what: 'text'` (`name: what` when the line is unknown); without the
+        line's text when `show_text` is false (a file holding PII values)."""
+        what = f"{self.what}: {self.text}" if self.text and show_text else self.what
+        return f"{name}:{self.line}: {what}" if self.line else f"{name}: {what}"
 
     def hint(self, *, task: bool) -> str:
         """The next thing to try: the task's reader options (`task=True`) or read_csv's."""
@@ -170,7 +173,7 @@ def csv_problem(text: str) -> CsvProblem | None:
     found = CsvProblem("other", _described(text), file=file.group(1) if file else None, line=int(line.group(1)))
     if fields := _FIELDS.search(text):
         expected, got = fields.groups()
-        return replace(found, kind="fields", what=f"{got} fields where {expected} were expected: {_shown(text)}")
+        return replace(found, kind="fields", what=f"{got} fields where {expected} were expected", text=_shown(text))
     if "Value with unterminated quote found" in text:
         return replace(found, kind="quote", what="a quoted value is never closed")
     if size := _LINE_SIZE.search(text):

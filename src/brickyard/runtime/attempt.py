@@ -1,4 +1,5 @@
-"""One task attempt in a worker thread: timeout, wall and CPU time, errors as text.
+"""One task attempt in a worker thread: timeout, wall and CPU time, errors as text (the
+values of PII columns withheld: `error_text`).
 
 CPU-seconds are the process's user+system time (`getrusage(RUSAGE_SELF)`) over the
 attempt, so native threads of DuckDB and delta-rs count too. A timed-out attempt's thread
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from brickyard.errors import BrickyardError
+from brickyard.tasks import pii
 from brickyard.tasks.base import TaskContext, TaskKind, TaskMetrics
 
 
@@ -64,8 +66,27 @@ def run_attempt(kind: TaskKind, options: Any, context: TaskContext, timeout: flo
         return AttemptOutcome(True, wall, cpu, metrics)
     exc = failure[0]
     if isinstance(exc, BrickyardError):
-        context.log.error("%s: %s", type(exc).__name__, exc)
-        return AttemptOutcome(False, wall, cpu, metrics, str(exc), transient=exc.transient)
-    context.log.error("".join(traceback.format_exception(exc)).rstrip())
+        message = error_text(exc, context)
+        context.log.error("%s: %s", type(exc).__name__, message)
+        return AttemptOutcome(False, wall, cpu, metrics, message, transient=exc.transient)
+    if context.pii_columns:
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        context.log.error("Traceback (most recent call last):\n%s%s", frames, error_text(exc, context))
+    else:
+        context.log.error("".join(traceback.format_exception(exc)).rstrip())
     transient = isinstance(exc, ConnectionError | TimeoutError)
-    return AttemptOutcome(False, wall, cpu, metrics, f"{type(exc).__name__}: {exc}", transient=transient)
+    return AttemptOutcome(False, wall, cpu, metrics, error_text(exc, context), transient=transient)
+
+
+def error_text(exc: BaseException, context: TaskContext) -> str:
+    """The attempt's error as the log, the state database and the CLI show it. For a task
+    whose data holds PII columns, the text of an engine's error about the data (which may
+    quote a row's values) is withheld; an unexpected exception's message is withheld whole
+    unless it is an engine's."""
+    text = str(exc) if isinstance(exc, BrickyardError) else f"{type(exc).__name__}: {exc}"
+    if not context.pii_columns:
+        return text
+    withheld = pii.withhold_values(text, context.pii_columns)
+    if isinstance(exc, BrickyardError) or withheld != text:
+        return withheld
+    return f"{type(exc).__name__}: {pii.WITHHELD_MESSAGE}"

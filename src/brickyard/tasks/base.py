@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -88,6 +88,9 @@ class TaskContext:
     log: logging.Logger
     metrics: TaskMetrics = field(default_factory=TaskMetrics)
     engine_name: str = "duckdb"
+    # PII columns the task's data holds (from its contract): the runner withholds the
+    # values an engine's error may quote before the error reaches a log or the state DB.
+    pii_columns: set[str] = field(default_factory=set)
 
     @property
     def on_spark(self) -> bool:
@@ -123,6 +126,10 @@ class TaskContext:
         metrics.quarantined_rows = (metrics.quarantined_rows or 0) + rows
         if rows:
             metrics.quarantine.setdefault(table, QuarantineNote(table)).add(rows, version, reasons)
+
+    def handles_pii(self, columns: Iterable[str]) -> None:
+        """Note that the task's data holds these PII columns (see `pii_columns`)."""
+        self.pii_columns.update(columns)
 
 
 @dataclass

@@ -125,6 +125,8 @@ class ExpectTask(TaskKind):
     def run(self, options: ExpectOptions, context: TaskContext) -> None:
         log, lake, table = context.log, context.lake, options.table
         contract = _contract(options, context.workspace)
+        if contract is not None:
+            context.handles_pii(contract.pii_columns)
         rules = contract_rules(contract, options.expectations)
         if not rules:
             log.warning("%s: no expectations to check", table)

@@ -50,8 +50,18 @@ How a run goes:
 - `fail` expectations stop the task with nothing written; `warn` ones are counted and
   logged; `unique` expectations are checked across the batch's rows in a first pass
   (warn/fail only: quarantining duplicates is the `expect` kind's job).
+- Casts are exact: a value an integer or DECIMAL(p,s) column cannot hold as it is goes to
+  the quarantine (`1.5` into BIGINT: "id: '1.5' is not an integer (BIGINT)"; `1.234` into
+  DECIMAL(5,2): "... has more decimal places than DECIMAL(5,2) holds"; "... is out of range
+  for INTEGER"), never rounded; also when the type comes from the existing table or from
+  DuckDB's detection rather than from a contract.
 - PII columns (`pii: true`) are replaced by HMAC-SHA256 hex tokens keyed by the contract's
-  `pii_key` (also in the quarantine).
+  `pii_key`, also in the quarantine, whose source columns keep the token of a PII column,
+  never its raw text. No raw PII value is written anywhere else either: a reason names the
+  column and the problem with `<pii value withheld>` in place of the value, and an
+  engine's error about the data (which may quote a value) is reported with its text
+  withheld (`pii.withhold_values`; the runner does the same for every task that marks its
+  PII columns with `TaskContext.handles_pii`).
 - Columns not in the contract follow its `evolution`: `add` (the column is added, as text)
   or `fail` (nothing is written). Without a contract, types are DuckDB's detection, and an
   existing table's columns keep their types.
@@ -76,7 +86,7 @@ shifting columns or dropping rows silently. The error names the lake file and th
 says what to try, on both engines: `raw/taxi/b.csv:502: 4 fields where 3 were expected:
 '...'`, `... a quoted value is never closed`, `... the line is 3000004 bytes, over the limit
 of 2000000 bytes` (raise `max_line_size`), `... the text is not valid UTF-8` (set
-`encoding`). Where DuckDB's sniffer (which looks at the first lines) or Spark's reader does
+`encoding`); the line's text is not shown when the contract has PII columns. Where DuckDB's sniffer (which looks at the first lines) or Spark's reader does
 not name the line, the file is read again by DuckDB with the task's dialect and no
 sniffing, which does. A `fail` expectation or a stopped run may leave data files that no
 commit references; a Delta vacuum (`Lake.vacuum`) removes them.
@@ -299,6 +309,8 @@ class _IngestJob:
         self.contract = context.workspace.contract(options.contract) if options.contract else None
         where = f"contract {options.contract} of task {context.task.name}"
         self.key = pii.contract_key(self.contract, where) if self.contract else None
+        self.pii_columns = self._pii_names()
+        context.handles_pii(self.pii_columns)
         self.engine = task_engine(context.workspace)
         # Rows must stream in file order for their line numbers to be counted.
         self.engine.connection.execute("SET preserve_insertion_order = true")
@@ -306,6 +318,18 @@ class _IngestJob:
 
     def close(self) -> None:
         self.engine.close()
+
+    def _pii_names(self) -> list[str]:
+        """The contract's PII columns, by their names in the table and in the files."""
+        if self.contract is None:
+            return []
+        found = [c for c in self.contract.columns if c.pii]
+        return list(dict.fromkeys([c.name for c in found] + [c.source_name for c in found]))
+
+    def _engine_text(self, exc: BaseException) -> str:
+        """An engine's error as one line, values withheld when the data holds PII."""
+        text = one_line(str(exc))
+        return pii.withhold_values(text, self.pii_columns) if self.pii_columns else text
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -526,7 +550,8 @@ class _IngestJob:
             )
         except SparkReadError as exc:
             raise spark_read_error(
-                self.con, self.lake.location, self.context.task.name, self.fmt, self.options.reader, files, exc
+                self.con, self.lake.location, self.context.task.name, self.fmt, self.options.reader, files, exc,
+                pii_columns=self.pii_columns,
             ) from None
 
     def _load_duckdb(
@@ -707,7 +732,7 @@ class _IngestJob:
     ) -> IngestError:
         return read_error(
             self.con, self.lake.location, self.context.task.name, self.fmt, self.options.reader,
-            files, uris, exc, sniffing=sniffing,
+            files, uris, exc, sniffing=sniffing, pii_columns=self.pii_columns,
         )
 
     def existing_types(self) -> dict[str, str]:
@@ -777,7 +802,8 @@ class _IngestJob:
     def rules(self) -> tuple[list[Rule], list[Rule]]:
         """Row-level rules, and `unique` rules (counted in a first pass)."""
         expectations = self.contract.expectations if self.contract else ()
-        rules = [compile_rule(e) for e in expectations]
+        pii_columns = self.contract.pii_columns if self.contract else []
+        rules = [compile_rule(e, pii_columns) for e in expectations]
         for rule in rules:
             if rule.check == "unique" and rule.action == "drop":
                 raise IngestError(
@@ -795,7 +821,7 @@ class _IngestJob:
                 found = self.con.sql(duplicates_sql(typed, rule)).fetchall()
             except duckdb.Error as exc:
                 raise IngestError(
-                    f"expectation {rule.label!r} of {self.options.contract}: {one_line(str(exc))}"
+                    f"expectation {rule.label!r} of {self.options.contract}: {self._engine_text(exc)}"
                 ) from None
             results.append(ExpectationResult(rule.label, rule.check, rule.action, int(found[0][0])))
         return results

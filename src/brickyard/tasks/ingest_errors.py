@@ -5,17 +5,22 @@ with the next thing to try as the hint.
 DuckDB's sniffer (planning, and binding the scan) names no line or a wrong one, and Spark's
 reader names the record but not its line: the file is then read again by DuckDB with the
 task's dialect and no sniffing (`brickyard.engines.csv_errors.locate`), which names it.
+
+When the task's contract has PII columns (`pii_columns`), the message never shows the bad
+line's text nor what an engine quotes of the data (`brickyard.tasks.pii.withhold_values`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from dataclasses import replace
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from brickyard.engines.csv_errors import SNIFFED_RECORDS, CsvProblem, csv_problem, locate
 from brickyard.engines.duckdb_engine import one_line
 from brickyard.errors import BrickyardError
+from brickyard.tasks import pii
 from brickyard.tasks.sources import Format, ReaderOptions, dialect, null_arguments
 
 if TYPE_CHECKING:
@@ -41,9 +46,11 @@ def read_error(
     exc: Exception,
     *,
     sniffing: bool = False,
+    pii_columns: Collection[str] = (),
 ) -> IngestError:
     """DuckDB's error reading `files` (at `uris`) as an IngestError. `sniffing`: the error
-    came from DuckDB's sniffer, whose line (if any) is not to be trusted."""
+    came from DuckDB's sniffer, whose line (if any) is not to be trusted; `pii_columns`:
+    the files hold these PII columns (no value of the file is shown)."""
     text = str(exc)
     file = named_file(text, files, uris)
     problem = csv_problem(text) if fmt == "csv" else None
@@ -54,12 +61,15 @@ def read_error(
         located = locate_line(con, location, reader, file, limit=limit) if file is not None else None
         problem = located or problem
     if problem is not None and file is not None:
-        return _line_error(task, file, problem)
+        return _line_error(task, file, problem, pii_columns)
     for uri, source in sorted(zip(uris, files, strict=True), key=lambda pair: -len(pair[0])):
         text = text.replace(uri, source.path)
     where = file.path if file is not None else _names(files)
+    text = one_line(text)
+    if pii_columns:
+        text = pii.withhold_values(text, pii_columns)
     return IngestError(
-        f"task {task}: {where}: cannot read the file as {fmt}: {_without_class(one_line(text))}; nothing was loaded",
+        f"task {task}: {where}: cannot read the file as {fmt}: {_without_class(text)}; nothing was loaded",
         hint="check the file, or set format/options (delimiter, header, encoding) on the task",
     )
 
@@ -72,16 +82,20 @@ def spark_read_error(
     reader: ReaderOptions,
     files: Sequence[SourceFile],
     exc: SparkReadError,
+    *,
+    pii_columns: Collection[str] = (),
 ) -> IngestError:
     """Spark's error reading `files` as an IngestError; for CSV, with the line DuckDB finds
-    in the file Spark named (Spark's own message stays when DuckDB finds none)."""
+    in the file Spark named (Spark's own message stays when DuckDB finds none).
+    `pii_columns` as for `read_error`."""
     if fmt == "csv":
         named = [f for f in files if f.path == exc.file] or (list(files) if len(files) == 1 else [])
         for file in named:
             problem = locate_line(con, location, reader, file)
             if problem is not None:
-                return _line_error(task, file, problem)
-    return IngestError(exc.message, hint=exc.hint)
+                return _line_error(task, file, problem, pii_columns)
+    message = pii.withhold_values(exc.message, pii_columns) if pii_columns else exc.message
+    return IngestError(message, hint=exc.hint)
 
 
 def locate_line(
@@ -110,8 +124,11 @@ def named_file(text: str, files: Sequence[SourceFile], uris: Sequence[str]) -> S
     return None
 
 
-def _line_error(task: str, file: SourceFile, problem: CsvProblem) -> IngestError:
-    return IngestError(f"task {task}: {problem.at(file.path)}; nothing was loaded", hint=problem.hint(task=True))
+def _line_error(task: str, file: SourceFile, problem: CsvProblem, pii_columns: Collection[str]) -> IngestError:
+    if pii_columns and problem.kind == "other":  # DuckDB's own words, which may quote a value
+        problem = replace(problem, what=pii.WITHHELD_MESSAGE)
+    at = problem.at(file.path, show_text=not pii_columns)
+    return IngestError(f"task {task}: {at}; nothing was loaded", hint=problem.hint(task=True))
 
 
 def _names(files: Sequence[SourceFile]) -> str:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ from pydantic_core import PydanticCustomError
 from brickyard.core.contract import Contract, Expectation
 from brickyard.errors import BrickyardError
 from brickyard.tasks.base import TaskOptions, top_reasons
+from brickyard.tasks.pii import WITHHELD
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -206,9 +207,14 @@ class Rule:
         return []
 
 
-def compile_rule(expectation: Expectation) -> Rule:
-    """The SQL for one expectation."""
+def compile_rule(expectation: Expectation, pii_columns: Collection[str] = ()) -> Rule:
+    """The SQL for one expectation. The reason of a rule on a column in `pii_columns`
+    names the column but withholds its value."""
     label = "'" + expectation.label.replace("'", "''") + "'"
+
+    def value(expression: str, column: str) -> str:
+        return literal(WITHHELD) if column in pii_columns else shown(expression)
+
     if expectation.not_null is not None:
         column = quote(expectation.not_null)
         return Rule(expectation, f"({column} IS NULL)", f"{label} || ': value is NULL'")
@@ -221,7 +227,7 @@ def compile_rule(expectation: Expectation) -> Rule:
         if check.max is not None:
             bounds.append(f"{column} > {literal(check.max)}")
         fails = f"coalesce(({' OR '.join(bounds) or 'false'}), false)"
-        return Rule(expectation, fails, f"{label} || ': ' || {shown(column)}")
+        return Rule(expectation, fails, f"{label} || ': ' || {value(column, check.column)}")
     if expectation.accepted_values is not None:
         values = expectation.accepted_values.values
         column = quote(expectation.accepted_values.column)
@@ -234,11 +240,11 @@ def compile_rule(expectation: Expectation) -> Rule:
         else:
             listed = ", ".join(literal(v if isinstance(v, str) else json.dumps(v)) for v in values)
             fails = f"coalesce(CAST({column} AS VARCHAR) NOT IN ({listed}), false)"
-        return Rule(expectation, fails, f"{label} || ': ' || {shown(column)}")
+        return Rule(expectation, fails, f"{label} || ': ' || {value(column, expectation.accepted_values.column)}")
     if expectation.unique is not None:
         keys = ", ".join(quote(key) for key in expectation.unique)
         fails = f"(count(*) OVER (PARTITION BY {keys}) > 1)"
-        shown_keys = " || ', ' || ".join(shown(quote(key)) for key in expectation.unique)
+        shown_keys = " || ', ' || ".join(value(quote(key), key) for key in expectation.unique)
         return Rule(expectation, fails, f"{label} || ': duplicate key ' || {shown_keys}")
     predicate = expectation.sql or "true"
     return Rule(expectation, f"(NOT coalesce(({predicate}), false))", label)
@@ -246,10 +252,12 @@ def compile_rule(expectation: Expectation) -> Rule:
 
 def contract_rules(contract: Contract | None, expectations: Iterable[Expectation] = ()) -> list[Rule]:
     """Rules from inline expectations plus a contract's expectations and its
-    `nullable: false` columns (as `not_null`, action `drop`)."""
-    found = [compile_rule(e) for e in expectations]
+    `nullable: false` columns (as `not_null`, action `drop`); reasons withhold the values
+    of the contract's pii columns."""
+    pii_columns = contract.pii_columns if contract is not None else []
+    found = [compile_rule(e, pii_columns) for e in expectations]
     if contract is not None:
-        found += [compile_rule(e) for e in contract.expectations]
+        found += [compile_rule(e, pii_columns) for e in contract.expectations]
         for column in contract.columns:
             if not column.nullable:
                 found.append(compile_rule(Expectation(not_null=column.name, action="drop")))

@@ -288,6 +288,8 @@ class _SqlJob:
         self.contract: Contract | None = (
             context.workspace.contract(options.contract) if options.contract else None
         )
+        if self.contract is not None:
+            context.handles_pii(self.contract.pii_columns)
 
     def close(self) -> None:
         if self.engine is not None:

@@ -83,3 +83,39 @@ def test_a_missing_function_fails_the_task_at_run_time(ws: Workspace) -> None:
     result = PipelineRunner(ws).run("p")
     assert result.status == "failed"
     assert result.error is not None and "no module named 'usercode_gone'" in result.error
+
+
+def test_the_error_of_a_task_holding_pii_reaches_no_log_or_state_with_its_values(ws: Workspace) -> None:
+    write_module(ws, "usercode_pii", """\
+import duckdb
+
+
+def engine(context):
+    context.handles_pii(["email"])
+    con = duckdb.connect()
+    con.execute("CREATE TABLE people AS SELECT 'leak-me-4711@example.com' AS email")
+    con.sql("SELECT CAST(email AS INTEGER) FROM people").fetchall()
+
+
+def own(context):
+    context.handles_pii(["email"])
+    email = "leak-me-" + "4711@example.com"  # a value from the data, not from the code
+    raise ValueError(f"bad email {email}")
+""")
+    write_pipeline(ws, "p", """tasks:
+  - {name: engine, kind: python, function: 'usercode_pii:engine'}
+  - {name: own, kind: python, function: 'usercode_pii:own'}
+""")
+    result = PipelineRunner(ws).run("p")
+
+    assert result.status == "failed"
+    errors = {a.task: a.error for a in StateStore(ws.state_url).attempts(result.run_id)}
+    assert errors == {
+        "engine": "ConversionException: Conversion Error: <message withheld: it may quote pii values> "
+        "(column email, to INT32)",
+        "own": "ValueError: <message withheld: it may quote pii values>",
+    }
+    for log in (ws.root / ".brickyard" / "logs" / result.run_id).glob("*.log"):
+        text = log.read_text()
+        assert "leak-me" not in text
+        assert "Traceback (most recent call last)" in text and "usercode_pii.py" in text

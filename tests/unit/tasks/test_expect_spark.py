@@ -54,6 +54,22 @@ def test_drop_gives_the_same_table_quarantine_and_metrics_as_duckdb(lakes: Engin
     assert EXPECT_KEY in lakes.spark.lake.history("silver.trips", limit=1)[0]
 
 
+def test_reasons_of_rules_on_pii_columns_withhold_the_value_on_both_engines(lakes: Engines) -> None:
+    lakes.write("silver.trips", TRIPS)
+    lakes.file(
+        "contracts/silver.trips.yaml",
+        "pii_key: k\ncolumns:\n  - {name: fare, type: double, pii: true}\n  - {name: payment_type, type: int}\n"
+        "expectations:\n  - {range: {column: fare, min: 0}, action: drop}\n"
+        "  - {accepted_values: {column: payment_type, values: [1, 2, 3]}, action: drop}\n",
+    )
+    lakes.run(check_task(contract="silver.trips"))
+    quarantined = same_table(lakes, "silver.trips__quarantine", drop=("_loaded_at", "_run_id"))
+    assert {r["trip_id"]: r["_reason"] for r in quarantined} == {
+        "2": "range(fare): <pii value withheld>",
+        "3": "accepted_values(payment_type): '9'",
+    }
+
+
 def test_warn_writes_nothing_and_fail_names_the_expectation(lakes: Engines) -> None:
     spark = lakes.spark
     spark.lake.write("silver.trips", TRIPS)

@@ -415,6 +415,139 @@ def test_a_missing_pii_key_is_a_clear_error(house: Lakehouse, monkeypatch: pytes
     assert not house.lake.exists("bronze.orders")
 
 
+PEOPLE_CONTRACT = """\
+pii_key: ${env:TEST_PII_KEY}
+columns:
+  - {name: id, type: bigint}
+  - {name: email, pii: true}
+  - {name: birth, type: date, pii: true}
+  - {name: ssn, type: bigint, pii: true}
+  - {name: code, type: "decimal(6,2)", pii: true}
+expectations:
+  - {range: {column: ssn, min: 5000}, action: drop}
+  - {accepted_values: {column: email, values: [a@example.com]}, action: drop}
+"""
+PEOPLE = (
+    "id,email,birth,ssn,code\n"
+    "1,a@example.com,1990-01-02,123456,1.5\n"
+    "2,a@example.com,not-a-date-4713,123456,1.5\n"
+    "3,a@example.com,1991-02-03,ssn-bad-4715,1.5\n"
+    "4,a@example.com,1992-03-04,4717,1.5\n"
+    "5,leak-me-4711@example.com,1992-03-04,123456,1.5\n"
+    "6,a@example.com,1992-03-04,4718.5,1.5\n"
+    "7,a@example.com,1992-03-04,123456,47.195\n"
+)
+PEOPLE_SECRETS = ("4713", "4715", "4717", "4711", "4718", "47.195", "47.2")
+
+
+def test_quarantine_reasons_name_the_pii_column_and_the_problem_never_the_value(
+    house: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_PII_KEY", "k")
+    house.file("contracts/bronze.people.yaml", PEOPLE_CONTRACT)
+    house.raw("raw/people/a.csv", PEOPLE)
+    task = {"name": "people", "kind": "ingest", "source": "raw/people/*.csv", "target": "bronze.people", "contract": "bronze.people"}
+
+    house.run(task)
+
+    assert [r["id"] for r in house.rows("bronze.people", sort="id")] == [1]
+    bad = house.rows("bronze.people__quarantine", sort="_line")
+    assert [r["_reason"] for r in bad] == [
+        "birth: cannot parse <pii value withheld> as DATE",
+        "ssn: cannot parse <pii value withheld> as BIGINT",
+        "range(ssn): <pii value withheld>",
+        "accepted_values(email): <pii value withheld>",
+        "ssn: <pii value withheld> is not an integer (BIGINT)",
+        "code: <pii value withheld> has more decimal places than DECIMAL(6,2) holds",
+    ]
+    # The quarantine keeps a pii column's token, as the table does (the raw text never).
+    assert bad[1]["ssn"] == hmac_hex("ssn-bad-4715", b"k")
+    for path in Path(house.lake.location.uri("bronze")).rglob("*"):
+        if path.is_file():
+            text = _readable(path)
+            assert not [s for s in PEOPLE_SECRETS if s in text], path
+
+
+def _readable(path: Path) -> str:
+    """A file's content as text: Parquet decoded cell by cell, anything else as bytes."""
+    if path.suffix == ".parquet":
+        return repr(pq.read_table(path).to_pylist())
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+# -- exact values -----------------------------------------------------------------------
+
+
+def test_a_value_that_does_not_fit_its_column_exactly_is_quarantined_not_rounded(house: Lakehouse) -> None:
+    house.file(
+        "contracts/bronze.n.yaml",
+        "columns:\n  - {name: k, type: bigint}\n  - {name: small, type: int}\n  - {name: d, type: \"decimal(5,2)\"}\n",
+    )
+    house.raw(
+        "raw/n/a.csv",
+        "k,small,d\n"
+        "1,1,1.5\n"          # fine
+        "1.5,1,1\n"          # would round to 2 (a duplicate key)
+        "2.0,1,1\n"          # an integer written with a fraction: exact
+        "1e3,1,1\n"          # exact
+        "3,2147483648,1\n"   # out of INTEGER's range
+        "4,1,1.234\n"        # would round to 1.23
+        "5,1,1.230\n"        # trailing zeros: exact
+        "6,1,1234.5\n"       # out of DECIMAL(5,2)'s range
+        "1.5e0,1,1\n"        # exponent notation, still 1.5
+        "-7.5,1,1\n"         # negative too
+        "x,1,1\n"            # not a number
+    )
+    task = {"name": "n", "kind": "ingest", "source": "raw/n/*.csv", "target": "bronze.n", "contract": "bronze.n"}
+
+    house.run(task)
+
+    assert [(r["k"], str(r["d"])) for r in house.rows("bronze.n", sort="k")] == [
+        (1, "1.50"), (2, "1.00"), (5, "1.23"), (1000, "1.00")
+    ]
+    bad = house.rows("bronze.n__quarantine", sort="_line")
+    assert [(r["_line"], r["_reason"]) for r in bad] == [
+        (3, "k: '1.5' is not an integer (BIGINT)"),
+        (6, "small: '2147483648' is out of range for INTEGER"),
+        (7, "d: '1.234' has more decimal places than DECIMAL(5,2) holds"),
+        (9, "d: '1234.5' is out of range for DECIMAL(5,2)"),
+        (10, "k: '1.5e0' is not an integer (BIGINT)"),
+        (11, "k: '-7.5' is not an integer (BIGINT)"),
+        (12, "k: cannot parse 'x' as BIGINT"),
+    ]
+
+
+def test_an_integer_type_inferred_from_an_earlier_file_takes_only_integers(house: Lakehouse) -> None:
+    task = {"name": "t", "kind": "ingest", "source": "raw/t/*.csv", "target": "bronze.t"}
+    house.raw("raw/t/a.csv", "id,v\n1,a\n2,b\n")
+    house.run(task)
+    assert house.table("bronze.t").schema.field("id").type == pa.int64()
+
+    house.raw("raw/t/b.csv", "id,v\n3,c\n101.5,d\n")
+    house.run(task)
+
+    assert [r["id"] for r in house.rows("bronze.t", sort="id")] == [1, 2, 3]
+    bad = house.rows("bronze.t__quarantine", sort="_line")
+    assert [(r["id"], r["_reason"]) for r in bad] == [("101.5", "id: '101.5' is not an integer (BIGINT)")]
+
+
+def test_a_parquet_double_into_an_integer_column_must_be_whole(house: Lakehouse) -> None:
+    path = Path(house.lake.location.uri("raw/q/a.parquet"))
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"id": [1.0, 1.5, 3.0], "amount": [0.25, 0.5, 0.125]}), path)
+    house.file("contracts/bronze.q.yaml", "columns:\n  - {name: id, type: bigint}\n  - {name: amount, type: \"decimal(6,2)\"}\n")
+    task = {"name": "q", "kind": "ingest", "source": "raw/q/*.parquet", "target": "bronze.q", "contract": "bronze.q"}
+
+    house.run(task)
+
+    assert [r["id"] for r in house.rows("bronze.q", sort="id")] == [1]
+    bad = house.rows("bronze.q__quarantine", sort="_line")
+    assert [r["_reason"] for r in bad] == [
+        "id: '1.5' is not an integer (BIGINT)",
+        "amount: '0.125' has more decimal places than DECIMAL(6,2) holds",
+    ]
+
+
 # -- expectations at ingest ------------------------------------------------------------
 
 

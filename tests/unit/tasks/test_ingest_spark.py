@@ -299,7 +299,10 @@ def test_types_formats_nullable_pii_and_expectations_behave_as_on_duckdb(
     assert reasons[4] == "customer_id: missing value (nullable: false)"
     assert reasons[5] == "range(amount): '-7.50'"
     assert reasons[6] == "big_order"
-    assert reasons[7].startswith("ordered_on: cannot parse '31.2.2024'")
+    assert reasons[7] == (
+        "amount: '8.125' has more decimal places than DECIMAL(10,2) holds; "
+        "ordered_on: cannot parse '31.2.2024' as DATE with format %d.%m.%Y"
+    )
     assert {r["email"] for r in rows} == {hmac_hex("ann@example.com", b"k-one")}
     assert {r["email"] for r in bad} >= {hmac_hex("bob@example.com", b"k-one")}
     results = {r["name"]: r["failing_rows"] for r in runs["spark"].metrics.extra["expectations"]}
@@ -334,6 +337,75 @@ def test_evolution_add_and_fail(twin: Twin, monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(SchemaEvolutionError, match=r"column 'other' of raw/orders/c\.csv is not in the contract"):
         twin.run_on("spark", ORDERS_TASK)
     assert twin.by_engine["spark"].lake.version("bronze.orders") == before
+
+
+EXACT_CONTRACT = """\
+pii_key: ${env:TEST_PII_KEY}
+columns:
+  - {name: k, type: bigint}
+  - {name: small, type: int}
+  - {name: d, type: "decimal(5,2)"}
+  - {name: ssn, type: bigint, pii: true}
+expectations:
+  - {range: {column: ssn, min: 5000}, action: drop}
+"""
+EXACT = (
+    "k,small,d,ssn\n"
+    "1,1,1.5,123456\n"
+    "1.5,1,1,123456\n"
+    "2.0,1,1,123456\n"
+    "1e3,1,1,123456\n"
+    "3,2147483648,1,123456\n"
+    "4,1,1.234,123456\n"
+    "5,1,1.230,123456\n"
+    "6,1,1234.5,123456\n"
+    "1.5e0,1,1,123456\n"
+    "-7.5,1,1,123456\n"
+    "x,1,1,123456\n"
+    "8,1,1,4718.5\n"
+    "9,1,1,ssn-4715\n"
+    "10,1,1,4717\n"
+)
+EXACT_TASK = {"name": "n", "kind": "ingest", "source": "raw/n/*.csv", "target": "bronze.n", "contract": "bronze.n"}
+
+
+def test_exact_casts_and_withheld_pii_values_are_the_same_on_spark(
+    twin: Twin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_PII_KEY", "k")
+    twin.file("contracts/bronze.n.yaml", EXACT_CONTRACT)
+    twin.raw("raw/n/a.csv", EXACT)
+
+    twin.run(EXACT_TASK)
+
+    rows = twin.assert_same("bronze.n").to_pylist()
+    assert sorted(r["k"] for r in rows) == [1, 2, 5, 1000]
+    bad = sorted(twin.assert_same("bronze.n__quarantine").to_pylist(), key=lambda r: r["_line"])
+    assert [(r["_line"], r["_reason"]) for r in bad] == [
+        (3, "k: '1.5' is not an integer (BIGINT)"),
+        (6, "small: '2147483648' is out of range for INTEGER"),
+        (7, "d: '1.234' has more decimal places than DECIMAL(5,2) holds"),
+        (9, "d: '1234.5' is out of range for DECIMAL(5,2)"),
+        (10, "k: '1.5e0' is not an integer (BIGINT)"),
+        (11, "k: '-7.5' is not an integer (BIGINT)"),
+        (12, "k: cannot parse 'x' as BIGINT"),
+        (13, "ssn: <pii value withheld> is not an integer (BIGINT)"),
+        (14, "ssn: cannot parse <pii value withheld> as BIGINT"),
+        (15, "range(ssn): <pii value withheld>"),
+    ]
+    assert bad[-2]["ssn"] == hmac_hex("ssn-4715", b"k")
+
+
+def test_an_integer_type_of_the_existing_table_takes_only_integers_on_spark(twin: Twin) -> None:
+    task = {"name": "t", "kind": "ingest", "source": "raw/t/*.csv", "target": "bronze.t"}
+    twin.raw("raw/t/a.csv", "id,v\n1,a\n2,b\n")
+    twin.run(task)
+    twin.raw("raw/t/b.csv", "id,v\n3,c\n101.5,d\n")
+    twin.run(task)
+
+    assert sorted(r["id"] for r in twin.assert_same("bronze.t").to_pylist()) == [1, 2, 3]
+    bad = twin.assert_same("bronze.t__quarantine").to_pylist()
+    assert [(r["id"], r["_reason"]) for r in bad] == [("101.5", "id: '101.5' is not an integer (BIGINT)")]
 
 
 # -- clear errors ------------------------------------------------------------------------------
