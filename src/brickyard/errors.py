@@ -5,7 +5,8 @@
     ├── ConfigError                a config file is wrong (file, line, field)
     ├── WorkspaceNotFoundError     no brickyard.yaml here or above
     ├── LakeError                  storage and Delta table problems
-    │   └── TableNotFoundError     a `zone.name` that is not in the lake (with close names)
+    │   ├── TableNotFoundError     a `zone.name` that is not in the lake (with close names)
+    │   └── CommitConflictError    another writer committed first; nothing was committed (transient)
     ├── SqlError                   DuckDB rejected a query (its message and position)
     └── DataFileNotFoundError      a raw file or glob that matches nothing
 
@@ -85,6 +86,14 @@ class TableNotFoundError(LakeError):
         super().__init__(f"table {name!r} does not exist in the lake", hint=hint)
         self.name = name
         self.suggestions = close
+
+
+class CommitConflictError(LakeError):
+    """Another writer committed to the table between this writer's read and its commit
+    (the same application transaction, the table's creation, a schema change), so nothing
+    was committed. Read the table again and plan the write again."""
+
+    transient = True
 
 
 class SqlError(BrickyardError):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from brickyard.errors import LakeError
-from brickyard.lake import DataFile, Lake, TableName
+from brickyard.lake import DataFile, IfCommitted, Lake, TableName
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -88,21 +88,28 @@ def write_table(
     evolve_schema: bool = False,
     metadata: Mapping[str, Any] | None = None,
     transaction: tuple[str, int] | None = None,
+    if_committed: IfCommitted = "skip",
 ) -> int:
     """Write a DataFrame to a table (created on first write) in one Delta commit.
 
     Appending casts the frame to the table's schema (columns matched by name; missing
     ones are NULL); a column the table lacks is an error unless `evolve_schema`.
+    `transaction` and `if_committed` work as in `Lake.write`: checked before Spark writes
+    the files, and again by the commit (`Lake.commit_files`).
     Returns the table version after the commit.
 
     Raises:
+        CommitConflictError: the transaction was committed by another writer (with
+            `if_committed="conflict"`).
         LakeError: the frame does not fit the table, or writing or committing failed.
     """
     from pyspark.sql.pandas.types import to_arrow_schema
 
     table = name if isinstance(name, TableName) else TableName.parse(name)
-    if transaction is not None and (lake.transaction_version(table, transaction[0]) or -1) >= transaction[1]:
-        return lake.version(table)
+    if transaction is not None:
+        committed = lake.committed_version(table, transaction, if_committed)
+        if committed is not None:
+            return committed
     if native_delta(frame.sparkSession):
         return _native_write(lake, table, frame, mode, partition_by, evolve_schema, metadata, transaction)
     _require_local(lake)
@@ -123,7 +130,14 @@ def write_table(
         raise LakeError(f"writing {table} failed in Spark: {_first_line(exc)}") from exc
     files = written_files(folder, folder_name, partitions)
     return lake.commit_files(
-        table, files, schema, mode=mode, partition_by=partitions, metadata=metadata, transaction=transaction
+        table,
+        files,
+        schema,
+        mode=mode,
+        partition_by=partitions,
+        metadata=metadata,
+        transaction=transaction,
+        if_committed=if_committed,
     )
 
 

@@ -2,6 +2,8 @@
 
 from brickyard.lake.location import LakeLocation
 from brickyard.lake.names import TableName
-from brickyard.lake.tables import Column, DataFile, Lake, TableFiles, TableInfo
+from brickyard.lake.tables import Column, DataFile, IfCommitted, Lake, TableFiles, TableInfo, WriteMode
 
-__all__ = ["Column", "DataFile", "Lake", "TableFiles", "LakeLocation", "TableInfo", "TableName"]
+__all__ = [
+    "Column", "DataFile", "IfCommitted", "Lake", "TableFiles", "LakeLocation", "TableInfo", "TableName", "WriteMode",
+]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from brickyard.errors import BrickyardError, LakeError, TableNotFoundError
+from brickyard.errors import BrickyardError, CommitConflictError, LakeError, TableNotFoundError
 from brickyard.lake.location import LakeLocation
 from brickyard.lake.names import RAW_ZONE, TableName
 
@@ -32,8 +32,10 @@ if TYPE_CHECKING:
     from deltalake import DeltaTable
 
 WriteMode = Literal["append", "overwrite"]
+IfCommitted = Literal["skip", "conflict"]
 TableData = Any  # a pyarrow Table / RecordBatchReader, a pandas DataFrame, any Arrow stream
 AsOf = datetime | str
+COMMIT_ATTEMPTS = 10  # commits of replayable data (tables, files written already) lost to other writers
 
 
 @dataclass(frozen=True)
@@ -224,12 +226,20 @@ class Lake:
         metadata: Mapping[str, Any] | None = None,
         transaction: tuple[str, int] | None = None,
         before_commit: Callable[[], None] | None = None,
+        if_committed: IfCommitted = "skip",
     ) -> int:
         """Append to or overwrite a table (created on first write) in one commit.
 
         `evolve_schema` adds new columns instead of failing. `transaction` is an
-        `(app_id, version)` pair recorded in the commit: a later write with the same app id
-        and a version not above it is skipped, which makes retried batches idempotent.
+        `(app_id, version)` pair recorded in the commit. The table is read once; when it
+        already records that app id at that version or above, nothing is written
+        (`if_committed="skip"`: a retried batch is a no-op) or CommitConflictError is raised
+        (`"conflict"`: the batch was someone else's). Otherwise the commit is made against
+        that read, so a concurrent commit with the same app id (or a concurrent creation of
+        the table, or a schema change) makes this commit fail instead of landing twice:
+        data given as a table is then written again after a fresh read (up to
+        COMMIT_ATTEMPTS times, `before_commit` permitting), a stream cannot be replayed and
+        CommitConflictError is raised (its data files stay unreferenced until `vacuum`).
         `before_commit` is called once the whole stream has been written to data files
         and before the commit is made (from the calling thread); if it raises, nothing is
         committed and its exception propagates. An exception raised by the data stream
@@ -237,26 +247,57 @@ class Lake:
         Returns the table version after the write.
 
         Raises:
+            CommitConflictError: as above.
             LakeError: the data does not fit the table's schema, or the commit failed.
         """
+        table = name if isinstance(name, TableName) else TableName.parse(name)
+        if transaction is None:
+            return self._write_once(table, None, data, mode, partition_by, evolve_schema, metadata, None, before_commit)
+        replayable = before_commit is None and _replayable(data)
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            snapshot = self._snapshot(table)
+            if snapshot is not None and _holds(snapshot, transaction):
+                return self._already_committed(table, snapshot, transaction, if_committed)
+            try:
+                return self._write_once(
+                    table, snapshot, data, mode, partition_by, evolve_schema, metadata, transaction, before_commit
+                )
+            except CommitConflictError:
+                if not replayable or attempt == COMMIT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _write_once(
+        self,
+        table: TableName,
+        snapshot: DeltaTable | None,
+        data: TableData,
+        mode: WriteMode,
+        partition_by: Sequence[str] | None,
+        evolve_schema: bool,
+        metadata: Mapping[str, Any] | None,
+        transaction: tuple[str, int] | None,
+        before_commit: Callable[[], None] | None,
+    ) -> int:
+        """One write. With a transaction, against `snapshot` (None: the table must not exist
+        yet, and a concurrent creation is a conflict)."""
         from deltalake import write_deltalake
 
-        table = name if isinstance(name, TableName) else TableName.parse(name)
         uri = self.table_uri(table)
-        if transaction is not None and self._already_committed(uri, transaction):
-            return self.version(table)
+        creating = transaction is not None and snapshot is None
+        retries = 0 if creating else COMMIT_ATTEMPTS
 
         def commit(stream: Any) -> None:
             write_deltalake(
-                uri,
+                snapshot if snapshot is not None else uri,
                 stream,
-                mode=mode,
+                mode="error" if creating else mode,
                 partition_by=list(partition_by) if partition_by else None,
                 schema_mode=("merge" if mode == "append" else "overwrite")
-                if evolve_schema
+                if evolve_schema and not creating
                 else None,
                 storage_options=self.location.delta_options(),
-                commit_properties=_commit_properties(metadata, transaction),
+                commit_properties=_commit_properties(metadata, transaction, retries),
             )
 
         stream = _as_arrow(data)
@@ -270,6 +311,7 @@ class Lake:
                 raise failed.error from None
             raise _write_error(table, mode, failed.error) from failed.error
         except Exception as exc:
+            self._raise_if_conflict(table, exc, creating, transaction)
             raise _write_error(table, mode, exc) from exc
         return self.version(table)
 
@@ -281,11 +323,28 @@ class Lake:
             return None
         return self.delta(table).transaction_version(app_id)
 
+    def committed_version(
+        self, name: str | TableName, transaction: tuple[str, int], if_committed: IfCommitted = "skip"
+    ) -> int | None:
+        """The table's version when it already records the application transaction (None
+        when it does not), for writers that check before they do expensive work; the commit
+        itself checks again.
+
+        Raises:
+            CommitConflictError: it records it and `if_committed` is "conflict".
+        """
+        table = name if isinstance(name, TableName) else TableName.parse(name)
+        snapshot = self._snapshot(table)
+        if snapshot is None or not _holds(snapshot, transaction):
+            return None
+        return self._already_committed(table, snapshot, transaction, if_committed)
+
     def added_since(
-        self, name: str | TableName, version: int | None
+        self, name: str | TableName, version: int | None, *, until: int | None = None
     ) -> tuple[pads.Dataset, int]:
         """The rows added to a table after `version`, as an Arrow dataset, and the table's
-        current version (the whole table when `version` is None).
+        current version (the whole table when `version` is None); with `until`, up to that
+        version instead of the current one (and `until` is returned).
 
         Works for append-only history: the added rows are the data files present now and
         absent at `version`.
@@ -297,7 +356,7 @@ class Lake:
         import pyarrow.dataset as pads
 
         table = name if isinstance(name, TableName) else TableName.parse(name)
-        dt = self.delta(table)
+        dt = self.delta(table, version=until)
         current = dt.version()
         dataset = dt.to_pyarrow_dataset()
         if version is None:
@@ -325,32 +384,58 @@ class Lake:
         evolve_schema: bool = False,
         metadata: Mapping[str, Any] | None = None,
         transaction: tuple[str, int] | None = None,
+        if_committed: IfCommitted = "skip",
     ) -> int:
         """Upsert rows by key: matching rows are updated, the rest inserted; one commit.
 
-        Creates the table from `data` when it does not exist yet. `transaction` makes the
-        commit idempotent as in `write`. Returns the new version.
+        Creates the table from `data` when it does not exist yet. `transaction` and
+        `if_committed` work as in `write` (data given as a table is merged again after a
+        concurrent commit). Returns the new version.
+
+        Raises:
+            CommitConflictError: as `write`.
+            LakeError: the merge failed.
         """
         if not keys:
             raise LakeError("merge needs at least one key column")
         table = name if isinstance(name, TableName) else TableName.parse(name)
-        if not self.exists(table):
-            return self.write(
-                table,
-                data,
-                mode="overwrite",
-                partition_by=partition_by,
-                metadata=metadata,
-                transaction=transaction,
-            )
-        if transaction is not None and self._already_committed(self.table_uri(table), transaction):
-            return self.version(table)
+        replayable = _replayable(data)
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            snapshot = self._snapshot(table)
+            if snapshot is None:
+                return self.write(
+                    table,
+                    data,
+                    mode="overwrite",
+                    partition_by=partition_by,
+                    metadata=metadata,
+                    transaction=transaction,
+                    if_committed=if_committed,
+                )
+            if transaction is not None and _holds(snapshot, transaction):
+                return self._already_committed(table, snapshot, transaction, if_committed)
+            try:
+                return self._merge_once(table, snapshot, data, keys, evolve_schema, metadata, transaction)
+            except CommitConflictError:
+                if not replayable or attempt == COMMIT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _merge_once(
+        self,
+        table: TableName,
+        snapshot: DeltaTable,
+        data: TableData,
+        keys: Sequence[str],
+        evolve_schema: bool,
+        metadata: Mapping[str, Any] | None,
+        transaction: tuple[str, int] | None,
+    ) -> int:
         source = _as_arrow(data)
         predicate = " AND ".join(f't."{key}" = s."{key}"' for key in keys)
         try:
             (
-                self.delta(table)
-                .merge(
+                snapshot.merge(
                     source,
                     predicate=predicate,
                     source_alias="s",
@@ -363,6 +448,7 @@ class Lake:
                 .execute()
             )
         except Exception as exc:
+            self._raise_if_conflict(table, exc, False, transaction)
             raise _write_error(table, "merge", exc) from exc
         return self.version(table)
 
@@ -446,25 +532,26 @@ class Lake:
         partition_by: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         transaction: tuple[str, int] | None = None,
+        if_committed: IfCommitted = "skip",
     ) -> int:
         """Commit Parquet files that another writer (Spark's executors) put in the table's
         folder, in one Delta commit; the table is created by the first commit.
 
         `schema` is the table's (partition columns included); the files hold the other
-        columns. An append whose schema has new columns first adds them (a metadata commit). `transaction` makes the commit idempotent as in `write`. Returns the
-        table version after the commit.
+        columns. An append whose schema has new columns first adds them (a metadata
+        commit). `transaction` and `if_committed` work as in `write`; a commit lost to a
+        concurrent writer is made again after a fresh read (the files are still there), so
+        with the same transaction at once, exactly one writer commits. Returns the table
+        version after the commit.
 
         Raises:
+            CommitConflictError: as `write`, after COMMIT_ATTEMPTS lost commits.
             LakeError: the commit failed (nothing is committed; the files stay unreferenced
                 until `vacuum`).
         """
-        from deltalake import DeltaTable, Schema
-        from deltalake.transaction import AddAction, create_table_with_add_actions
+        from deltalake.transaction import AddAction
 
         table = name if isinstance(name, TableName) else TableName.parse(name)
-        uri = self.table_uri(table)
-        if transaction is not None and self._already_committed(uri, transaction):
-            return self.version(table)
         now = int(datetime.now(UTC).timestamp() * 1000)
         actions = [
             AddAction(
@@ -477,37 +564,103 @@ class Lake:
             )
             for file in files
         ]
-        properties = _commit_properties(metadata, transaction)
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                return self._commit_files_once(table, actions, schema, mode, partition_by, metadata, transaction, if_committed)
+            except CommitConflictError:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _commit_files_once(
+        self,
+        table: TableName,
+        actions: list[Any],
+        schema: pa.Schema,
+        mode: WriteMode,
+        partition_by: Sequence[str] | None,
+        metadata: Mapping[str, Any] | None,
+        transaction: tuple[str, int] | None,
+        if_committed: IfCommitted,
+    ) -> int:
+        from deltalake import Schema
+        from deltalake.transaction import create_table_with_add_actions
+
         partitions = list(partition_by or [])
-        options = self.location.delta_options()
+        snapshot = self._snapshot(table)
         try:
-            if DeltaTable.is_deltatable(uri, options):
-                dt = DeltaTable(uri, storage_options=options)
-                if mode == "append":
-                    _add_new_columns(dt, schema)
-                dt.create_write_transaction(actions, mode, schema, partitions, commit_properties=properties)
-            else:
+            if snapshot is None:
                 create_table_with_add_actions(
-                    uri,
+                    self.table_uri(table),
                     Schema.from_arrow(schema),
                     actions,
                     mode="error",
                     partition_by=partitions or None,
-                    storage_options=options,
-                    commit_properties=properties,
+                    storage_options=self.location.delta_options(),
+                    commit_properties=_commit_properties(metadata, transaction, retries=0),
                 )
+                return self.version(table)
+            if transaction is not None and _holds(snapshot, transaction):
+                return self._already_committed(table, snapshot, transaction, if_committed)
+            if mode == "append" and _add_new_columns(snapshot, schema):
+                # The column commit moved the read to the newest version: check it again.
+                if transaction is not None and _holds(snapshot, transaction):
+                    return self._already_committed(table, snapshot, transaction, if_committed)
+            snapshot.create_write_transaction(
+                actions, mode, schema, partitions, commit_properties=_commit_properties(metadata, transaction)
+            )
+        except BrickyardError:
+            raise
         except Exception as exc:
+            self._raise_if_conflict(table, exc, snapshot is None, transaction)
             raise _write_error(table, mode, exc) from exc
         return self.version(table)
 
-    def _already_committed(self, uri: str, transaction: tuple[str, int]) -> bool:
+    # -- one read, one commit -----------------------------------------------------------
+
+    def _snapshot(self, table: TableName) -> DeltaTable | None:
+        """The table's latest version, read once (None when the table does not exist)."""
         from deltalake import DeltaTable
 
-        options = self.location.delta_options()
+        uri, options = self.table_uri(table), self.location.delta_options()
         if not DeltaTable.is_deltatable(uri, options):
-            return False
-        seen = DeltaTable(uri, storage_options=options).transaction_version(transaction[0])
-        return seen is not None and seen >= transaction[1]
+            return None
+        try:
+            return DeltaTable(uri, storage_options=options)
+        except Exception as exc:
+            raise LakeError(f"cannot open {table}: {exc}") from exc
+
+    def _already_committed(
+        self, table: TableName, snapshot: DeltaTable, transaction: tuple[str, int], if_committed: IfCommitted
+    ) -> int:
+        if if_committed == "skip":
+            return snapshot.version()
+        app, batch = transaction
+        raise CommitConflictError(
+            f"{table} already holds batch {snapshot.transaction_version(app)} of {app} "
+            f"(version {snapshot.version()}), so batch {batch} was committed by another writer; "
+            "nothing was committed",
+            hint="read the table again and plan the batch again",
+        )
+
+    def _raise_if_conflict(
+        self, table: TableName, exc: Exception, creating: bool, transaction: tuple[str, int] | None
+    ) -> None:
+        """Raise CommitConflictError when `exc` says another writer committed first."""
+        from deltalake.exceptions import CommitFailedError
+
+        what = f" batch {transaction[1]} of {transaction[0]}" if transaction else ""
+        if creating and self.exists(table):
+            raise CommitConflictError(
+                f"{table} was created by another writer while this one wrote{what}; nothing was committed",
+                hint="read the table again and plan the write again",
+            ) from exc
+        if isinstance(exc, CommitFailedError):
+            raise CommitConflictError(
+                f"another writer committed to {table} first ({_first_line(exc)}); "
+                f"nothing of{what or ' this write'} was committed",
+                hint="read the table again and plan the write again",
+            ) from exc
 
 
 def _check_since(table: TableName, version: int, current: int) -> None:
@@ -656,14 +809,38 @@ def _is_pandas(data: Any) -> bool:
     return type(data).__module__.startswith("pandas")
 
 
+def _holds(snapshot: DeltaTable, transaction: tuple[str, int]) -> bool:
+    """Whether the read version records the application transaction (or a later one)."""
+    seen = snapshot.transaction_version(transaction[0])
+    return seen is not None and seen >= transaction[1]
+
+
+def _replayable(data: TableData) -> bool:
+    """Whether `data` can be written a second time (an in-memory table, not a stream)."""
+    import pyarrow as pa
+
+    return isinstance(data, pa.Table) or _is_pandas(data)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _commit_properties(
-    metadata: Mapping[str, Any] | None, transaction: tuple[str, int] | None
+    metadata: Mapping[str, Any] | None,
+    transaction: tuple[str, int] | None,
+    retries: int = COMMIT_ATTEMPTS,
 ) -> Any:
+    """The commit's metadata and application transaction. `retries`: how many times delta-rs
+    may move the commit past concurrent commits, each checked for a conflict with it (the
+    same app id, a schema change); 0 for a table's creation, whose conflicts it does not
+    check."""
     from deltalake import CommitProperties, Transaction
 
     return CommitProperties(
         custom_metadata={key: str(value) for key, value in (metadata or {}).items()} or None,
-        max_commit_retries=10,
+        max_commit_retries=retries,
         app_transactions=[Transaction(app_id=transaction[0], version=transaction[1])]
         if transaction
         else None,
@@ -671,7 +848,7 @@ def _commit_properties(
 
 
 def _write_error(table: TableName, operation: str, exc: Exception) -> LakeError:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = _first_line(exc)
     hint = None
     if "schema" in text.lower():
         hint = "the data's columns differ from the table's; allow schema evolution or fix the data"
@@ -692,15 +869,17 @@ def _user_metadata(text: Any) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _add_new_columns(dt: DeltaTable, schema: pa.Schema) -> None:
+def _add_new_columns(dt: DeltaTable, schema: pa.Schema) -> bool:
     """Add the columns of `schema` the table lacks (a metadata commit of its own: delta-rs
-    keeps the table's schema when it commits an append of files written elsewhere)."""
+    keeps the table's schema when it commits an append of files written elsewhere);
+    True when it did."""
     from deltalake import Field
 
     known = {field.name for field in dt.schema().fields}
     new = [Field.from_arrow(field) for field in schema if field.name not in known]
     if new:
         dt.alter.add_columns(new)
+    return bool(new)
 
 
 def _as_text(value: Any) -> str | None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pytest
 
-from brickyard.errors import LakeError, TableNotFoundError
+from brickyard.errors import CommitConflictError, LakeError, TableNotFoundError
 from brickyard.lake import Lake, LakeLocation
 
 
@@ -246,3 +247,121 @@ def test_transaction_makes_a_retried_batch_idempotent(lake: Lake) -> None:
     assert lake.read("bronze.trips").num_rows == 2
     assert lake.write("bronze.trips", pa.table({"id": [3]}), transaction=("batch-app", 2)) == 1
     assert ids(lake.read("bronze.trips")) == [1, 2, 3]
+
+
+# -- the same application transaction from two writers at once --------------------------
+
+
+def stream(table: pa.Table) -> pa.RecordBatchReader:
+    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+
+
+@pytest.mark.parametrize("table_exists", [True, False], ids=["existing table", "new table"])
+def test_a_writer_that_loses_its_transaction_to_a_concurrent_commit_commits_nothing(
+    lake: Lake, table_exists: bool
+) -> None:
+    """The other writer commits batch 1 after this writer checked the table and before it
+    commits (its `before_commit` runs in that gap): this writer's commit is refused."""
+    if table_exists:
+        lake.write("bronze.trips", pa.table({"id": [0]}))
+    other = Lake(LakeLocation(lake.location.root))
+
+    def other_writer_commits_first() -> None:
+        other.write("bronze.trips", pa.table({"id": [1, 2]}), transaction=("batch-app", 1))
+
+    with pytest.raises(CommitConflictError, match="bronze.trips"):
+        lake.write(
+            "bronze.trips",
+            stream(pa.table({"id": [1, 2]})),
+            transaction=("batch-app", 1),
+            before_commit=other_writer_commits_first,
+        )
+    assert ids(lake.read("bronze.trips")) == ([0] if table_exists else []) + [1, 2]
+    assert lake.transaction_version("bronze.trips", "batch-app") == 1
+
+
+def test_a_committed_transaction_is_skipped_or_reported_as_a_conflict(lake: Lake) -> None:
+    lake.write("bronze.trips", pa.table({"id": [1]}), transaction=("batch-app", 1))
+    assert lake.write("bronze.trips", pa.table({"id": [1]}), transaction=("batch-app", 1)) == 0
+    with pytest.raises(CommitConflictError, match="batch 1"):
+        lake.write("bronze.trips", pa.table({"id": [1]}), transaction=("batch-app", 1), if_committed="conflict")
+    assert ids(lake.read("bronze.trips")) == [1]
+
+
+@pytest.mark.parametrize("table_exists", [True, False], ids=["existing table", "new table"])
+def test_a_concurrent_commit_of_another_batch(lake: Lake, table_exists: bool) -> None:
+    """Another application's append in the gap is no conflict; losing the table's creation
+    is one (the stream cannot be replayed on top of the new table: the caller plans again)."""
+    if table_exists:
+        lake.write("bronze.trips", pa.table({"id": [0]}))
+    other = Lake(LakeLocation(lake.location.root))
+
+    def other_batch_commits_first() -> None:
+        other.write("bronze.trips", pa.table({"id": [5]}), transaction=("other-app", 1))
+
+    def write() -> int:
+        return lake.write(
+            "bronze.trips",
+            stream(pa.table({"id": [1]})),
+            transaction=("batch-app", 1),
+            before_commit=other_batch_commits_first,
+        )
+
+    if table_exists:
+        assert write() == 2
+        assert ids(lake.read("bronze.trips")) == [0, 1, 5]
+    else:
+        with pytest.raises(CommitConflictError, match="created"):
+            write()
+        assert ids(lake.read("bronze.trips")) == [5]
+
+
+def commit_files_at_once(root: str, trials: int, worker: int, barrier: Any, results: Any) -> None:
+    """One process: per trial, write a Parquet file into the table's folder, wait for the
+    other process, then commit it as batch 1 (how the Spark engine commits its files)."""
+    import pyarrow.parquet as pq
+
+    from brickyard.lake import DataFile
+
+    lake = Lake(LakeLocation(root))
+    for trial in range(trials):
+        name = f"bronze.t{trial}"
+        folder = Path(lake.table_uri(name))
+        folder.mkdir(parents=True, exist_ok=True)
+        data = pa.table({"id": pa.array([trial * 10 + worker, trial * 10 + worker + 5], pa.int64())})
+        pq.write_table(data, folder / f"part-{worker}.parquet")
+        file = DataFile(f"part-{worker}.parquet", (folder / f"part-{worker}.parquet").stat().st_size, 2, {})
+        barrier.wait(timeout=60)
+        try:
+            lake.commit_files(name, [file], data.schema, transaction=("batch-app", 1))
+            results.put((trial, worker, "ok"))
+        except CommitConflictError:
+            results.put((trial, worker, "conflict"))
+        except Exception as exc:  # noqa: BLE001 - reported to the parent
+            results.put((trial, worker, f"{type(exc).__name__}: {exc}"))
+
+
+@pytest.mark.slow
+def test_two_processes_committing_the_same_batch_of_files_commit_it_once(lake: Lake) -> None:
+    import multiprocessing
+
+    trials = 20
+    for trial in range(1, trials, 2):  # odd trials: the table exists already
+        lake.write(f"bronze.t{trial}", pa.table({"id": pa.array([-1], pa.int64())}))
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(2), context.Queue()
+    workers = [
+        context.Process(target=commit_files_at_once, args=(lake.location.root, trials, w, barrier, results))
+        for w in range(2)
+    ]
+    for process in workers:
+        process.start()
+    outcomes = [results.get(timeout=300) for _ in range(2 * trials)]
+    for process in workers:
+        process.join(timeout=60)
+
+    assert sorted(o for o in outcomes if o[2] not in ("ok", "conflict")) == []
+    for trial in range(trials):
+        rows = lake.read(f"bronze.t{trial}").column("id").to_pylist()
+        assert len([r for r in rows if r >= 0]) == 2, f"trial {trial}: {rows}"
+        assert lake.transaction_version(f"bronze.t{trial}", "batch-app") == 1
