@@ -8,7 +8,9 @@ task's last full refresh (or at any other overwrite, which removed the earlier r
 checkpoint can never disagree with the data: both are in the same atomic commit.
 
 The quarantine commit of a batch carries the same metadata; when it exists and the target
-commit does not (a crash between the two), the batch is redone with the recorded files.
+commit does not (a crash between the two, or another run between its two commits), the
+batch is redone with the recorded files. A task's full refresh is done for a run when the
+oldest record of its checkpoint is a full-refresh record of that run (`refreshed_in_run`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
+
+from brickyard.tasks.refresh import replaces
 
 if TYPE_CHECKING:
     from brickyard.lake import Lake
@@ -152,24 +156,40 @@ def records(history: Iterable[dict[str, Any]], task: str) -> list[BatchRecord]:
     return found
 
 
-def loaded_files(lake: Lake, target: str, task: str) -> dict[str, SourceFile]:
-    """The files whose rows the target holds for this task: from the history, newest first,
-    back to the task's last full refresh or any other overwrite."""
+def checkpoint_records(lake: Lake, target: str, task: str) -> list[BatchRecord]:
+    """The task's batch records whose rows the target holds, newest first: back to the
+    task's last full refresh, or to an overwrite by another writer (which removed the
+    task's earlier rows)."""
     if not lake.exists(target):
-        return {}
-    loaded: dict[str, SourceFile] = {}
+        return []
+    found: list[BatchRecord] = []
     for entry in lake.history(target):
         text = entry.get(INGEST_KEY)
         record = BatchRecord.from_json(text) if isinstance(text, str) else None
         if record is not None and record.task == task:
-            for file in record.files:
-                loaded.setdefault(file.path, file)
+            found.append(record)
             if record.full_refresh:
                 break
             continue
-        if _is_overwrite(entry) and EXPECT_KEY not in entry:
+        if replaces(entry) and EXPECT_KEY not in entry:
             break
+    return found
+
+
+def loaded_files(lake: Lake, target: str, task: str) -> dict[str, SourceFile]:
+    """The files whose rows the target holds for this task (see `checkpoint_records`)."""
+    loaded: dict[str, SourceFile] = {}
+    for record in checkpoint_records(lake, target, task):
+        for file in record.files:
+            loaded.setdefault(file.path, file)
     return loaded
+
+
+def refreshed_in_run(lake: Lake, target: str, task: str, run_id: str) -> bool:
+    """Whether the task's full refresh of run `run_id` is in the target already (a retried
+    attempt, or a later step of the same attempt, then loads only new files)."""
+    records = checkpoint_records(lake, target, task)
+    return bool(records) and records[-1].full_refresh and records[-1].run_id == run_id
 
 
 def recorded_batch(lake: Lake, table: str, task: str, batch: int) -> BatchRecord | None:
@@ -180,9 +200,3 @@ def recorded_batch(lake: Lake, table: str, task: str, batch: int) -> BatchRecord
         if record.batch == batch:
             return record
     return None
-
-
-def _is_overwrite(entry: dict[str, Any]) -> bool:
-    operation = str(entry.get("operation", "")).upper()
-    mode = str((entry.get("operationParameters") or {}).get("mode", "")).lower()
-    return mode == "overwrite" or "REPLACE" in operation

@@ -66,7 +66,18 @@ How a run goes:
   or `fail` (nothing is written). Without a contract, types are DuckDB's detection, and an
   existing table's columns keep their types.
 - `--full-refresh` rebuilds the target (and the quarantine) from every matching file as a
-  new table version (an overwrite; history stays) and restarts the checkpoint there.
+  new table version (an overwrite; history stays) and restarts the checkpoint there. When
+  several tasks write one table, the table is rebuilt once per run from all of them: the
+  first task of the run replaces it, the later ones (and a retried attempt) append
+  (`brickyard.tasks.refresh`); each task's checkpoint restarts at its own refresh batch.
+- Two runs of one pipeline at once (`max_active_runs: 2`, two `brickyard run` processes)
+  load every file once. Each commit is made against the table version the batch was
+  planned on, with the batch's application transaction: when the other run committed that
+  batch number first (in the target, or in the quarantine for other files), Delta's
+  conflict check refuses the commit (`CommitConflictError`), nothing of the batch lands,
+  and the task reads the tables again and plans again: it redoes a parked batch, or loads
+  the files the other run did not. Data files of a refused commit stay unreferenced until
+  a vacuum.
 
 On the Spark engine (`engine: spark`) the same YAML gives the same tables: the files are
 read by Spark's executors as text and typed, checked and split with the same SQL
@@ -94,7 +105,10 @@ commit references; a Delta vacuum (`Lake.vacuum`) removes them.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -104,7 +118,7 @@ from pydantic import Field, field_validator, model_validator
 
 from brickyard.core.contract import Contract
 from brickyard.engines.duckdb_engine import one_line
-from brickyard.errors import ConfigError, DataFileNotFoundError, LakeError
+from brickyard.errors import CommitConflictError, ConfigError, DataFileNotFoundError, LakeError
 from brickyard.lake.names import TableName
 from brickyard.tasks import pii
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
@@ -116,6 +130,7 @@ from brickyard.tasks.checkpoint import (
     list_files,
     loaded_files,
     recorded_batch,
+    refreshed_in_run,
 )
 from brickyard.tasks.quality import (
     LINE_COLUMN,
@@ -139,6 +154,7 @@ from brickyard.tasks.quality import (
 )
 from brickyard.tasks.ingest_errors import IngestError, read_error, spark_read_error
 from brickyard.tasks.ingest_sql import RAW_LIST, PlannedColumn, duplicates_sql, final_sql, typed_sql
+from brickyard.tasks.refresh import refresh_metadata, refresh_mode
 from brickyard.tasks.spark_quality import CheckedWrite
 from brickyard.tasks.sources import (
     Format,
@@ -158,6 +174,21 @@ if TYPE_CHECKING:
 
 BATCH_ROWS = 256 * 1024
 META_COLUMNS = (SOURCE_FILE_COLUMN, LOADED_AT_COLUMN)
+MAX_CONFLICTS = 20  # batches lost to concurrent writers before the task gives up
+
+
+@dataclass
+class Modes:
+    """How one batch writes the target and the quarantine; `quarantine_done`: the
+    quarantine commit of this batch landed already (a parked batch redone)."""
+
+    target: str
+    quarantine: str
+    quarantine_done: bool = False
+
+    @classmethod
+    def plain(cls) -> Modes:
+        return cls("append", "append")
 
 
 class SchemaEvolutionError(IngestError):
@@ -338,52 +369,77 @@ class _IngestJob:
     # -- which files --------------------------------------------------------------------
 
     def run(self) -> None:
-        refreshed = False
         extra = self.context.metrics.extra
         extra.setdefault("files_loaded", 0)
         extra.setdefault("quarantined_rows", 0)
         extra.setdefault("skipped_files", [])
         extra.setdefault("batches", [])
         self.context.record_quarantine(self.quarantine, 0)
+        conflicts = 0
         while True:
-            done = self.lake.transaction_version(self.target, self.app) or 0
-            parked = self.lake.transaction_version(self.quarantine, self.app) or 0
-            if parked > done:
-                record = recorded_batch(self.lake, self.quarantine, self.task_id, parked)
-                if record is None:
-                    raise IngestError(
-                        f"{self.quarantine} holds batch {parked} of task {self.task_id} "
-                        "but not its file list",
-                        hint=f"run the pipeline with --full-refresh to rebuild {self.target}",
-                    )
+            try:
+                if not self.step():
+                    return
+            except CommitConflictError as exc:
+                conflicts += 1
+                if conflicts >= MAX_CONFLICTS:
+                    raise
                 self.log.warning(
-                    "%s: batch %d stopped after its quarantine commit; redoing it with its %d file(s)",
+                    "%s: %s; reading the table again and planning the batch again (%d of %d)",
                     self.target,
-                    parked,
-                    len(record.files),
+                    exc.message,
+                    conflicts,
+                    MAX_CONFLICTS - 1,
                 )
-                self.load(parked, list(record.files), record.full_refresh)
-                refreshed = refreshed or record.full_refresh
-                continue
-            listed = list_files(self.lake, self.options.source)
-            if not listed:
-                raise DataFileNotFoundError(
-                    f"task {self.context.task.name}: no file in the lake matches {self.options.source!r}",
-                    hint="list what is there with: brickyard sql \"SELECT * FROM glob('raw/**')\"",
+                extra["conflicts"] = conflicts
+                time.sleep(random.uniform(0.02, 0.1) * conflicts)
+
+    def step(self) -> bool:
+        """Load the next batch: a parked one (its quarantine commit landed, its target commit
+        did not), this run's full refresh, or the new files. False when nothing is left.
+
+        Raises:
+            CommitConflictError: another writer committed this batch number (or the table)
+                first; nothing of this batch was committed, and the next step plans again.
+        """
+        done = self.lake.transaction_version(self.target, self.app) or 0
+        parked = self.lake.transaction_version(self.quarantine, self.app) or 0
+        if parked > done:
+            record = recorded_batch(self.lake, self.quarantine, self.task_id, parked)
+            if record is None:
+                raise IngestError(
+                    f"{self.quarantine} holds batch {parked} of task {self.task_id} "
+                    "but not its file list",
+                    hint=f"run the pipeline with --full-refresh to rebuild {self.target}",
                 )
-            if self.context.full_refresh and not refreshed:
-                self.log.info("%s: full refresh from %d file(s)", self.target, len(listed))
-                self.load(done + 1, listed, True)
-                refreshed = True
-                continue
-            batch = self.new_files(listed)
-            if not batch:
-                self.log.info("%s: no new files under %s", self.target, self.options.source)
-                if self.lake.exists(self.target):
-                    self.context.record_write(self.target, self.lake.version(self.target))
-                return
-            self.load(done + 1, batch, False)
-            return
+            self.log.warning(
+                "%s: batch %d (run %s) stopped after its quarantine commit; redoing it with its %d file(s)",
+                self.target,
+                parked,
+                record.run_id,
+                len(record.files),
+            )
+            self.load(parked, list(record.files), record.full_refresh, record.run_id)
+            return True
+        listed = list_files(self.lake, self.options.source)
+        if not listed:
+            raise DataFileNotFoundError(
+                f"task {self.context.task.name}: no file in the lake matches {self.options.source!r}",
+                hint="list what is there with: brickyard sql \"SELECT * FROM glob('raw/**')\"",
+            )
+        run_id = self.context.run_id
+        if self.context.full_refresh and not refreshed_in_run(self.lake, self.target, self.task_id, run_id):
+            self.log.info("%s: full refresh from %d file(s)", self.target, len(listed))
+            self.load(done + 1, listed, True, run_id)
+            return True
+        batch = self.new_files(listed)
+        if not batch:
+            self.log.info("%s: no new files under %s", self.target, self.options.source)
+            if self.lake.exists(self.target):
+                self.context.record_write(self.target, self.lake.version(self.target))
+            return False
+        self.load(done + 1, batch, False, run_id)
+        return False
 
     def new_files(self, listed: list[SourceFile]) -> list[SourceFile]:
         loaded = loaded_files(self.lake, self.target, self.task_id)
@@ -424,12 +480,17 @@ class _IngestJob:
 
     # -- one batch ----------------------------------------------------------------------
 
-    def load(self, batch: int, listed: list[SourceFile], full_refresh: bool) -> None:
-        """Load `listed` as batch number `batch` (quarantine commit, then target commit).
+    def load(self, batch: int, listed: list[SourceFile], full_refresh: bool, run_id: str) -> None:
+        """Load `listed` as batch number `batch` of run `run_id` (quarantine commit, then
+        target commit). A full-refresh batch replaces the target and the quarantine, unless
+        another task of the same run replaced them already: then it appends (`refresh`).
 
         Empty files are skipped and reported, and recorded with the batch like the others,
         so that they are not looked at again (a commit of no rows records them when the
         batch has nothing else; with no table yet there is nothing to record them in).
+
+        Raises:
+            CommitConflictError: another writer committed batch `batch` first.
         """
         location = self.lake.location
         empty = [f for f in listed if is_empty(location.filesystem, location.fs_path(f.path), f.size)]
@@ -443,15 +504,16 @@ class _IngestJob:
             )
             self._skipped(empty, "empty file")
         files = [f for f in listed if f not in empty]
+        modes = self.modes(batch, listed, full_refresh, run_id)
         if not files:
-            self._record_only(batch, listed, full_refresh)
+            self._record_only(batch, listed, full_refresh, run_id, modes)
             return
         uris = [location.uri(f.path) for f in files]
         columns_by_file = {
             f.path: self._columns(f, uri) for f, uri in zip(files, uris, strict=True)
         }
         sources = list(dict.fromkeys(c for cols in columns_by_file.values() for c in cols))
-        planned = self.plan(files, columns_by_file, sources, uris, full_refresh)
+        planned = self.plan(files, columns_by_file, sources, uris, modes.target == "overwrite")
         missing = [c for c in self.options.partition_by if c not in {p.name for p in planned}]
         if missing:
             raise IngestError(
@@ -461,36 +523,90 @@ class _IngestJob:
             )
         row_rules, unique_rules = self.rules()
         loaded_at = datetime.now(UTC)
-        record = BatchRecord(self.task_id, batch, full_refresh, self.context.run_id, tuple(listed))
+        record = BatchRecord(self.task_id, batch, full_refresh, run_id, tuple(listed))
         metadata = {INGEST_KEY: record.to_json()}
+        if full_refresh:
+            metadata.update(refresh_metadata(run_id))
         if self.context.on_spark:
             outcome = self._load_spark(
                 batch, files, uris, columns_by_file, sources, planned, row_rules, unique_rules,
-                full_refresh, metadata, loaded_at,
+                modes, metadata, loaded_at,
             )
         else:
             outcome = self._load_duckdb(
-                batch, files, uris, sources, planned, row_rules, unique_rules, full_refresh, metadata, loaded_at
+                batch, files, uris, sources, planned, row_rules, unique_rules, modes, metadata, loaded_at
             )
         if outcome.quarantine_version is not None:
             self.context.record_write(self.quarantine, outcome.quarantine_version)
         assert outcome.version is not None
         self.context.record_write(self.target, outcome.version)
-        self._account(batch, files, outcome, full_refresh)
+        self._account(batch, files, outcome, full_refresh, modes.target)
 
-    def _record_only(self, batch: int, files: list[SourceFile], full_refresh: bool) -> None:
+    def modes(self, batch: int, listed: list[SourceFile], full_refresh: bool, run_id: str) -> Modes:
+        """How batch `batch` writes the target and the quarantine (see `load`).
+
+        Raises:
+            CommitConflictError: the quarantine holds this batch number for other files.
+        """
+        modes = Modes.plain()
+        if full_refresh:
+            modes = Modes(
+                refresh_mode(self.lake, self.target, run_id), refresh_mode(self.lake, self.quarantine, run_id)
+            )
+            if modes.target == "append":
+                self.log.info(
+                    "%s: replaced earlier in run %s by another task; this task's full refresh appends",
+                    self.target,
+                    run_id,
+                )
+        modes.quarantine_done = self.quarantine_holds(batch, listed)
+        return modes
+
+    def quarantine_holds(self, batch: int, files: list[SourceFile]) -> bool:
+        """Whether the quarantine holds this batch with these files already (a parked batch
+        redone: its quarantine write is skipped).
+
+        Raises:
+            CommitConflictError: it holds this batch number (or a later one) for other
+                files: another writer is loading it.
+        """
+        parked = self.lake.transaction_version(self.quarantine, self.app) or 0
+        if parked < batch:
+            return False
+        record = recorded_batch(self.lake, self.quarantine, self.task_id, batch) if parked == batch else None
+        if record is not None and record.files == tuple(files):
+            return True
+        raise CommitConflictError(
+            f"{self.quarantine} holds batch {parked} of task {self.task_id} for other files: "
+            "another run is loading them",
+            hint="read the table again and plan the batch again",
+        )
+
+    def _record_only(
+        self, batch: int, files: list[SourceFile], full_refresh: bool, run_id: str, modes: Modes
+    ) -> None:
         """Record a batch of only empty files in a commit of no rows (none without a table)."""
         import pyarrow as pa
 
         if not self.lake.exists(self.target):
             self.log.info("%s: no table yet to record the empty files in; they are looked at again next run", self.target)
             return
-        record = BatchRecord(self.task_id, batch, full_refresh, self.context.run_id, tuple(files))
+        record = BatchRecord(self.task_id, batch, full_refresh, run_id, tuple(files))
         metadata = {INGEST_KEY: record.to_json()}
-        if full_refresh and self.lake.exists(self.quarantine):
+        if full_refresh:
+            metadata.update(refresh_metadata(run_id))
+        emptied = modes.quarantine == "overwrite" and not modes.quarantine_done
+        if emptied and self.lake.exists(self.quarantine):
             schema = pa.schema(self.lake.delta(self.quarantine).schema().to_arrow())
             version = write_quarantine(
-                self.lake, self.target, [], schema, overwrite=True, metadata=metadata, transaction=(self.app, batch)
+                self.lake,
+                self.target,
+                [],
+                schema,
+                overwrite=True,
+                metadata=metadata,
+                transaction=(self.app, batch),
+                if_committed="conflict",
             )
             if version is not None:
                 self.context.record_write(self.quarantine, version)
@@ -498,13 +614,14 @@ class _IngestJob:
         version = self.lake.write(
             self.target,
             schema.empty_table(),
-            mode="overwrite" if full_refresh else "append",
+            mode=modes.target,
             partition_by=self.options.partition_by or None,
             metadata=metadata,
             transaction=(self.app, batch),
+            if_committed="conflict",
         )
         self.context.record_write(self.target, version)
-        self._account(batch, [], CheckedWrite(0, 0, 0, [], version, None), full_refresh)
+        self._account(batch, [], CheckedWrite(0, 0, 0, [], version, None), full_refresh, modes.target)
 
     def _load_spark(
         self,
@@ -516,7 +633,7 @@ class _IngestJob:
         planned: list[PlannedColumn],
         row_rules: list[Rule],
         unique_rules: list[Rule],
-        full_refresh: bool,
+        modes: Modes,
         metadata: dict[str, str],
         loaded_at: datetime,
     ) -> CheckedWrite:
@@ -539,7 +656,9 @@ class _IngestJob:
                 unique_rules=unique_rules,
                 key=self.key,
                 target=self.target,
-                full_refresh=full_refresh,
+                mode=modes.target,
+                quarantine_mode=modes.quarantine,
+                skip_quarantine=modes.quarantine_done,
                 partition_by=self.options.partition_by,
                 metadata=metadata,
                 transaction=(self.app, batch),
@@ -563,7 +682,7 @@ class _IngestJob:
         planned: list[PlannedColumn],
         row_rules: list[Rule],
         unique_rules: list[Rule],
-        full_refresh: bool,
+        modes: Modes,
         metadata: dict[str, str],
         loaded_at: datetime,
     ) -> CheckedWrite:
@@ -641,33 +760,40 @@ class _IngestJob:
         quarantine_versions: list[int] = []
 
         def before_commit() -> None:
+            if modes.quarantine_done:
+                return
             version = write_quarantine(
                 self.lake,
                 self.target,
                 splitter.bad,
                 quarantine_schema,
-                overwrite=full_refresh,
+                overwrite=modes.quarantine == "overwrite",
                 metadata=metadata,
                 transaction=(self.app, batch),
+                if_committed="conflict",
             )
             if version is not None:
                 quarantine_versions.append(version)
 
-        guard = StreamGuard()
-        stream = pa.RecordBatchReader.from_batches(
-            good_schema, guard.wrap(prefetched(splitter.split(numbered())))
-        )
-        with guard:
-            version = self.lake.write(
-                self.target,
-                stream,
-                mode="overwrite" if full_refresh else "append",
-                partition_by=self.options.partition_by or None,
-                evolve_schema=True,
-                metadata=metadata,
-                transaction=(self.app, batch),
-                before_commit=before_commit,
+        try:
+            guard = StreamGuard()
+            stream = pa.RecordBatchReader.from_batches(
+                good_schema, guard.wrap(prefetched(splitter.split(numbered())))
             )
+            with guard:
+                version = self.lake.write(
+                    self.target,
+                    stream,
+                    mode=modes.target,
+                    partition_by=self.options.partition_by or None,
+                    evolve_schema=True,
+                    metadata=metadata,
+                    transaction=(self.app, batch),
+                    before_commit=before_commit,
+                    if_committed="conflict",
+                )
+        finally:
+            reader.close()  # a write refused before it read the stream leaves the result open
         splitter.log_warnings(self.log)
         return CheckedWrite(
             rows_in=splitter.rows_in,
@@ -681,7 +807,7 @@ class _IngestJob:
 
 
     def _account(
-        self, batch: int, files: list[SourceFile], outcome: CheckedWrite, full_refresh: bool
+        self, batch: int, files: list[SourceFile], outcome: CheckedWrite, full_refresh: bool, mode: str
     ) -> None:
         metrics = self.context.metrics
         version = outcome.version
@@ -700,6 +826,7 @@ class _IngestJob:
                 "quarantined": outcome.rows_bad,
                 "version": version,
                 "full_refresh": full_refresh,
+                "mode": mode,
             }
         )
         for result in outcome.results:
@@ -710,12 +837,13 @@ class _IngestJob:
                 found.failing_rows += result.failing_rows
         metrics.extra["expectations"] = [r.as_dict() for r in self.results.values()]
         self.log.info(
-            "%s: loaded %d row(s) from %d file(s) as version %d (batch %d); %d row(s) quarantined",
+            "%s: loaded %d row(s) from %d file(s) as version %d (batch %d, %s); %d row(s) quarantined",
             self.target,
             outcome.rows_good,
             len(files),
             version,
             batch,
+            mode,
             outcome.rows_bad,
         )
 
@@ -755,10 +883,11 @@ class _IngestJob:
         columns_by_file: dict[str, list[str]],
         sources: list[str],
         uris: list[str],
-        full_refresh: bool,
+        replace: bool,
     ) -> list[PlannedColumn]:
-        """The target columns for this batch, checking the evolution policy."""
-        existing = {} if full_refresh else self.existing_types()
+        """The target columns for this batch (`replace`: the batch replaces the table, whose
+        columns then do not count), checking the evolution policy."""
+        existing = {} if replace else self.existing_types()
         contract = self.contract
         declared = list(contract.columns) if contract else []
         known = {c.source_name for c in declared}

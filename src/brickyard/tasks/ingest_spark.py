@@ -173,7 +173,9 @@ def load_batch(
     unique_rules: list[Rule],
     key: bytes | None,
     target: str,
-    full_refresh: bool,
+    mode: str,
+    quarantine_mode: str,
+    skip_quarantine: bool,
     partition_by: Sequence[str],
     metadata: dict[str, str],
     transaction: tuple[str, int],
@@ -182,9 +184,13 @@ def load_batch(
     log: logging.Logger,
     max_quarantined: int | float | None = None,
 ) -> CheckedWrite:
-    """Read, type, check and write one batch on Spark (see the module doc).
+    """Read, type, check and write one batch on Spark (see the module doc). `mode` and
+    `quarantine_mode` are `append` or `overwrite`; `skip_quarantine`: the batch's
+    quarantine commit landed already. The commits are refused when another writer
+    committed the batch's transaction first.
 
     Raises:
+        CommitConflictError: another writer committed the batch first.
         SparkReadError: a file could not be read; ExpectationFailedError, LakeError,
         SqlError: as `write_checked` and `SparkEngine.dataframe`.
     """
@@ -240,7 +246,10 @@ def load_batch(
                 row_rules,
                 lake=lake,
                 target=target,
-                mode="overwrite" if full_refresh else "append",
+                mode=mode,
+                quarantine_mode=quarantine_mode,
+                skip_quarantine=skip_quarantine,
+                if_committed="conflict",
                 metadata=metadata,
                 transaction=transaction,
                 partition_by=list(partition_by) or None,

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from brickyard.engines.duckdb_engine import DuckDBEngine
-    from brickyard.lake import Lake
+    from brickyard.lake import IfCommitted, Lake
 
 QUARANTINE_SUFFIX = "__quarantine"
 REASON = "__by_reason"
@@ -585,11 +585,17 @@ def write_quarantine(
     overwrite: bool,
     metadata: dict[str, str],
     transaction: tuple[str, int],
+    if_committed: IfCommitted = "skip",
 ) -> int | None:
     """Write quarantined rows to `<table>__quarantine` in one idempotent commit.
 
     Appends (or overwrites, mirroring a rebuilt target). Writes nothing when there are no
-    rows, unless an overwrite must empty an existing quarantine. Returns its new version.
+    rows, unless an overwrite must empty an existing quarantine. `if_committed` is
+    `Lake.write`'s. Returns its new version.
+
+    Raises:
+        CommitConflictError: the transaction is there already and `if_committed` is
+            "conflict".
     """
     import pyarrow as pa
 
@@ -605,4 +611,5 @@ def write_quarantine(
         evolve_schema=True,
         metadata=metadata,
         transaction=transaction,
+        if_committed=if_committed,
     )

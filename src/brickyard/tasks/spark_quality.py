@@ -35,7 +35,7 @@ from brickyard.tasks.base import TOP_REASONS
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from brickyard.lake import Lake
+    from brickyard.lake import IfCommitted, Lake
 
 Shape = Callable[["DataFrame"], "DataFrame"]
 
@@ -61,6 +61,8 @@ def write_checked(
     target: str,
     mode: str,
     quarantine_mode: str | None = None,
+    skip_quarantine: bool = False,
+    if_committed: IfCommitted = "skip",
     metadata: Mapping[str, Any],
     transaction: tuple[str, int],
     partition_by: Sequence[str] | None = None,
@@ -76,10 +78,13 @@ def write_checked(
     `bad(frame)` the quarantine rows (default: `quarantine_rows`). `mode` is `append` or
     `overwrite` (an overwrite also rebuilds the quarantine); `quarantine_mode`, when given,
     is the quarantine's (a merge overwrites the target but appends to its quarantine).
+    `skip_quarantine`: the quarantine commit of this transaction landed already (a parked
+    batch redone). `if_committed` is `Lake.write`'s, for both commits.
 
     Raises:
         ExpectationFailedError: a `fail` rule was broken (nothing is written).
         QuarantineLimitError: more bad rows than `max_quarantined` (nothing is written).
+        CommitConflictError: another writer committed the transaction first.
         LakeError: a write failed.
     """
     from pyspark import StorageLevel
@@ -106,10 +111,17 @@ def write_checked(
         overwrite = quarantine_mode == "overwrite"
         quarantine_version = None
         name = quarantine_name(target)
-        if rows_bad or (overwrite and has_reason and lake.exists(name)):
+        if not skip_quarantine and (rows_bad or (overwrite and has_reason and lake.exists(name))):
             shaped = (bad or quarantine_rows)(cached.filter(F.col(REASON).isNotNull()))
             quarantine_version = write_table(
-                lake, name, shaped, mode=quarantine_mode, evolve_schema=True, metadata=metadata, transaction=transaction
+                lake,
+                name,
+                shaped,
+                mode=quarantine_mode,
+                evolve_schema=True,
+                metadata=metadata,
+                transaction=transaction,
+                if_committed=if_committed,
             )
         kept = cached.filter(F.col(REASON).isNull()) if has_reason else cached
         shaped_good = good(kept) if good is not None else kept.select(*[F.col(f"`{c}`") for c in columns])
@@ -122,6 +134,7 @@ def write_checked(
             evolve_schema=True,
             metadata=metadata,
             transaction=transaction,
+            if_committed=if_committed,
         )
         if log is not None:
             splitter.log_warnings(log)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from brickyard.engines.spark_delta import read_table
 from brickyard.engines.spark_engine import SparkEngine, run_statement
 from brickyard.engines.spark_sql import SparkStatement, translate
-from brickyard.errors import LakeError, SqlError, TableNotFoundError
+from brickyard.errors import CommitConflictError, SqlError, TableNotFoundError
 from brickyard.tasks.quality import FLAG, LOADED_AT_COLUMN, REASON, RUN_ID_COLUMN, Rule
 from brickyard.tasks.spark_quality import CheckedWrite, quarantine_rows, write_checked
 from brickyard.tasks.spark_text import arrow_text
@@ -125,6 +125,8 @@ def write_result(
     lake: Lake,
     target: str,
     mode: str,
+    quarantine_mode: str,
+    skip_quarantine: bool = False,
     keys: Sequence[str],
     partition_by: Sequence[str],
     metadata: Mapping[str, Any],
@@ -134,8 +136,15 @@ def write_result(
     log: Any = None,
     max_quarantined: int | float | None = None,
 ) -> CheckedWrite:
-    """Write the checked rows: `mode` overwrite, append or merge (by `keys`); nothing when
-    the bad rows are past `max_quarantined`."""
+    """Write the checked rows: `mode` overwrite, append or merge (by `keys`); the
+    quarantine `quarantine_mode` (append or overwrite), or not at all (`skip_quarantine`:
+    its commit of this transaction landed already); nothing when the bad rows are past
+    `max_quarantined`. A commit of the transaction by another writer first is a conflict.
+
+    Raises:
+        CommitConflictError: another writer committed the transaction first.
+        QuarantineLimitError: more bad rows than `max_quarantined` (nothing is written).
+    """
     bad = lambda rows: text_quarantine(rows, run_id=run_id, loaded_at=loaded_at)  # noqa: E731
     good = None
     if mode == "merge" and lake.exists(target):
@@ -147,7 +156,9 @@ def write_result(
         lake=lake,
         target=target,
         mode="overwrite" if mode == "merge" else mode,
-        quarantine_mode="append" if mode == "merge" else None,
+        quarantine_mode=quarantine_mode,
+        skip_quarantine=skip_quarantine,
+        if_committed="conflict",
         metadata=metadata,
         transaction=transaction,
         partition_by=partition_by or None,
@@ -168,10 +179,10 @@ def _upsert(lake: Lake, target: str, keys: Sequence[str], rules: Sequence[Rule])
     def shape(kept: DataFrame) -> DataFrame:
         new = kept.select(*[F.col(f"`{c}`") for c in kept.columns if c not in internal])
         if lake.version(target) != version:
-            raise LakeError(
+            raise CommitConflictError(
                 f"{target} changed (version {version} -> {lake.version(target)}) while the merge "
                 "read it; nothing was written to it",
-                hint="run the task again",
+                hint="read the table again and merge again",
             )
         current = read_table(new.sparkSession, lake, target, version=version)
         types = {f.name.lower(): f.dataType for f in current.schema.fields}

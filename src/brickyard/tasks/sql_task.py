@@ -40,13 +40,24 @@ table it read and the run id. That makes re-runs safe:
   nothing is written.
 - A retried attempt of a run whose commit already landed writes nothing again, and a
   crash before the commit leaves the recorded versions unchanged, so the retry reads the
-  same rows: append and merge are idempotent.
-- `--full-refresh` reads the sources whole and overwrites the target.
+  same rows: append and merge are idempotent. A crash between the quarantine commit and
+  the target commit leaves a parked batch: the next attempt or run redoes it from the
+  source versions its quarantine commit recorded, then writes what arrived since.
+- Two runs at once write each source row once: the batch number comes from the same read
+  as the recorded versions, and the target commit (and the quarantine commit) is refused
+  when the other run committed that batch first (`CommitConflictError`); the task then
+  reads the recorded versions again and plans again.
+- `--full-refresh` reads the sources whole and overwrites the target; when several tasks
+  write one table, only the first of the run overwrites it (and its quarantine), later
+  ones write in their mode (`brickyard.tasks.refresh`).
 """
 
 from __future__ import annotations
 
 import json
+import random
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,7 +68,7 @@ from pydantic import field_validator, model_validator
 
 from brickyard.core.contract import Contract, Expectation
 from brickyard.engines.duckdb_engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
-from brickyard.errors import BrickyardError, ConfigError, LakeError, SqlError
+from brickyard.errors import BrickyardError, CommitConflictError, ConfigError, LakeError, SqlError
 from brickyard.lake.names import TableName
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
 from brickyard.tasks.quality import (
@@ -76,6 +87,7 @@ from brickyard.tasks.quality import (
     write_quarantine,
 )
 from brickyard.tasks.spark_quality import CheckedWrite
+from brickyard.tasks.refresh import REFRESH_KEY, refresh_metadata, refresh_mode
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -85,6 +97,7 @@ if TYPE_CHECKING:
 
 SQL_KEY = "brickyard.sql"
 BATCH_ROWS = 256 * 1024
+MAX_CONFLICTS = 20  # batches lost to concurrent writers before the task gives up
 
 
 class SqlOptions(QuarantineLimit):
@@ -141,18 +154,21 @@ class SqlOptions(QuarantineLimit):
 
 @dataclass(frozen=True)
 class SqlState:
-    """What the target's last commit by this task recorded."""
+    """What a commit by this task recorded (`brickyard.sql`)."""
 
     run_id: str
     batch: int
     sources: dict[str, int] = field(default_factory=dict)
+    mode: str = "append"
+    full_refresh: bool = False
+    refresh: str | None = None  # the run whose full refresh the commit belongs to
 
 
-def last_state(lake: Lake, target: str, task: str) -> SqlState | None:
-    """The newest `brickyard.sql` record of `task` in the target's history."""
-    if not lake.exists(target):
-        return None
-    for entry in lake.history(target):
+def sql_records(lake: Lake, table: str, task: str) -> Iterator[SqlState]:
+    """The `brickyard.sql` records of `task` in a table's history, newest first."""
+    if not lake.exists(table):
+        return
+    for entry in lake.history(table):
         text = entry.get(SQL_KEY)
         if not isinstance(text, str):
             continue
@@ -162,8 +178,20 @@ def last_state(lake: Lake, target: str, task: str) -> SqlState | None:
             continue
         if data.get("task") == task:
             sources = {str(k): int(v) for k, v in (data.get("sources") or {}).items()}
-            return SqlState(str(data.get("run_id", "")), int(data.get("batch", 0)), sources)
-    return None
+            refresh = entry.get(REFRESH_KEY)
+            yield SqlState(
+                str(data.get("run_id", "")),
+                int(data.get("batch", 0)),
+                sources,
+                str(data.get("mode", "append")),
+                bool(data.get("full_refresh", False)),
+                str(refresh) if refresh is not None else None,
+            )
+
+
+def last_state(lake: Lake, target: str, task: str) -> SqlState | None:
+    """The newest `brickyard.sql` record of `task` in the target's history."""
+    return next(sql_records(lake, target, task), None)
 
 
 def query_text(options: SqlOptions, root: Path) -> str:
@@ -296,68 +324,180 @@ class _SqlJob:
             self.engine.close()
 
     def run(self) -> None:
-        options, context, log = self.options, self.context, self.context.log
-        where = options.sql or f"task {context.task.name}"
-        text = query_text(options, context.workspace.root)
+        where = self.options.sql or f"task {self.context.task.name}"
+        text = query_text(self.options, self.context.workspace.root)
         single_select(text, where)
+        conflicts = 0
+        while True:
+            try:
+                if not self.step(text, where):
+                    return
+            except CommitConflictError as exc:
+                conflicts += 1
+                if conflicts >= MAX_CONFLICTS:
+                    raise
+                self.context.log.warning(
+                    "%s: %s; reading the tables again and planning the batch again (%d of %d)",
+                    self.target,
+                    exc.message,
+                    conflicts,
+                    MAX_CONFLICTS - 1,
+                )
+                self.context.metrics.extra["conflicts"] = conflicts
+                time.sleep(random.uniform(0.02, 0.1) * conflicts)
+
+    def step(self, text: str, where: str) -> bool:
+        """Write the next batch: a parked one (its quarantine commit landed, its target commit
+        did not: redone from the source versions it recorded), or this run's. False when
+        this run's batch is written (or there is nothing to write).
+
+        Raises:
+            CommitConflictError: another writer committed this batch number first; nothing
+                of it was committed, and the next step plans again.
+        """
+        options, context, log = self.options, self.context, self.context.log
         state = last_state(self.lake, self.target, self.task_id)
         if state is not None and state.run_id == context.run_id:
             log.info("%s: already written by an earlier attempt of run %s", self.target, context.run_id)
             for table, version in state.sources.items():
                 context.record_read(table, version)
             context.record_write(self.target, self.lake.version(self.target))
-            return
+            return False
+        # The batch number comes from the same read as the state: a state gone stale by a
+        # concurrent commit then makes this commit a conflict instead of a second copy.
+        done = state.batch if state is not None else self.lake.transaction_version(self.target, self.app) or 0
+        parked = self._parked(done)
+        if parked is not None:
+            log.warning(
+                "%s: batch %d of run %s stopped after its quarantine commit; redoing it from the "
+                "source versions it read (%s)",
+                self.target,
+                parked.batch,
+                parked.run_id,
+                ", ".join(f"{t} v{v}" for t, v in sorted(parked.sources.items())),
+            )
+            full = parked.full_refresh or not options.incremental or state is None
+            self._write_batch(text, where, state, full, parked, quarantine_done=True)
+            return True
         full = context.full_refresh or not options.incremental or state is None
+        mode, quarantine_mode = self._modes()
+        plan = SqlState(
+            context.run_id,
+            done + 1,
+            {},
+            mode,
+            context.full_refresh,
+            context.run_id if context.full_refresh else None,
+        )
+        self._write_batch(text, where, state, full, plan, quarantine_mode=quarantine_mode)
+        return False
+
+    def _modes(self) -> tuple[str, str]:
+        """How this run writes the target and its quarantine: a full refresh replaces each
+        the first time in the run and then writes as usual (see `brickyard.tasks.refresh`)."""
+        options, context = self.options, self.context
+        if options.mode == "overwrite":
+            return "overwrite", "overwrite"
+        if not context.full_refresh:
+            return options.mode, "append"
+        run_id, log = context.run_id, context.log
+        mode = refresh_mode(self.lake, self.target, run_id)
+        if mode == "append":
+            log.info("%s: replaced earlier in run %s by another task; this task's full refresh %ss", self.target, run_id, options.mode)
+            mode = options.mode
+        return mode, refresh_mode(self.lake, quarantine_name(self.target), run_id)
+
+    def _parked(self, done: int) -> SqlState | None:
+        """The batch after `done` whose quarantine commit is in and whose target commit is
+        not (None when there is none).
+
+        Raises:
+            CommitConflictError: the quarantine is further ahead: `done` is stale.
+        """
+        quarantine = quarantine_name(self.target)
+        parked = self.lake.transaction_version(quarantine, self.app) or 0
+        if parked <= done:
+            return None
+        if parked > done + 1:
+            raise CommitConflictError(
+                f"{quarantine} holds batch {parked} of task {self.task_id}, and {self.target} "
+                f"was read at batch {done}: another run wrote meanwhile",
+                hint="read the tables again",
+            )
+        for record in sql_records(self.lake, quarantine, self.task_id):
+            if record.batch == parked:
+                return record
+        raise SqlError(
+            f"{quarantine} holds batch {parked} of task {self.task_id} but not the source versions it read",
+            hint=f"run the pipeline with --full-refresh to rebuild {self.target}",
+        )
+
+    def _write_batch(
+        self,
+        text: str,
+        where: str,
+        state: SqlState | None,
+        full: bool,
+        plan: SqlState,
+        *,
+        quarantine_mode: str = "append",
+        quarantine_done: bool = False,
+    ) -> None:
+        """Run the query over the sources (pinned at `plan.sources` when given: a redo) and
+        write batch `plan.batch` of run `plan.run_id` with `plan.mode`."""
+        options, context, log = self.options, self.context, self.context.log
         rules = contract_rules(self.contract, options.expectations)
         if rules:
             context.record_quarantine(quarantine_name(self.target), 0)
+        at = plan.sources or None
         if context.on_spark:
             from brickyard.tasks.sql_spark import SparkQuery
 
             spark_query = SparkQuery.translate(
                 context.spark, checked_query(text, rules) if rules else text, where
             )
-            versions = spark_query.pin(self.lake, lambda table: self._since(state, full, table))
+            versions = spark_query.pin(self.lake, lambda table: self._since(state, full, table), at=at)
             for table, version in versions.items():
                 context.record_read(table, version)
         else:
             prepared = self._prepare(text, where)
-            versions = self._pin_sources(state, full)
+            versions = self._pin_sources(state, full, at)
         streamed = [t for t in versions if options.reads_incrementally(t) and t != self.target]
-        if not full and state is not None and streamed and all(
+        if at is None and not full and state is not None and streamed and all(
             state.sources.get(table) == versions[table] for table in streamed
         ):
             log.info("%s: no source has new rows since the last run", self.target)
             context.record_write(self.target, self.lake.version(self.target))
             return
-        batch = (self.lake.transaction_version(self.target, self.app) or 0) + 1
-        overwrite = context.full_refresh or options.mode == "overwrite"
-        mode = "overwrite" if overwrite else options.mode
+        mode = plan.mode
         metadata = {
             SQL_KEY: json.dumps(
                 {
                     "task": self.task_id,
-                    "run_id": context.run_id,
-                    "batch": batch,
+                    "run_id": plan.run_id,
+                    "batch": plan.batch,
                     "mode": mode,
-                    "full_refresh": context.full_refresh,
+                    "full_refresh": plan.full_refresh,
                     "sources": versions,
                 },
                 separators=(",", ":"),
             )
         }
+        if plan.refresh is not None:
+            metadata.update(refresh_metadata(plan.refresh))
+        write = _Write(plan.batch, mode, quarantine_mode, quarantine_done, metadata)
         if context.on_spark:
-            written = self._write_spark(spark_query.frame(), rules, where, mode, metadata, batch)
+            written = self._write_spark(spark_query.frame(), rules, where, write)
         else:
             query = checked_query(prepared, rules) if rules else prepared
-            written = self._write_duckdb(query, rules, where, mode, metadata, batch)
+            written = self._write_duckdb(query, rules, where, write)
         assert written.version is not None
         version, rows_good, rows_bad = written.version, written.rows_good, written.rows_bad
         context.record_write(self.target, version)
         context.metrics.rows_in += written.rows_in
         context.metrics.rows_out += rows_good
         if rules:
-            context.metrics.extra["quarantined_rows"] = rows_bad
+            context.metrics.extra["quarantined_rows"] = context.metrics.extra.get("quarantined_rows", 0) + rows_bad
             context.metrics.extra["expectations"] = [r.as_dict() for r in written.results]
             context.record_quarantine(
                 quarantine_name(self.target), rows_bad, written.quarantine_version, written.reasons
@@ -386,7 +526,7 @@ class _SqlJob:
                 )
 
     def _write_spark(
-        self, frame: Any, rules: list[Any], where: str, mode: str, metadata: dict[str, str], batch: int
+        self, frame: Any, rules: list[Any], where: str, write: _Write
     ) -> CheckedWrite:
         from brickyard.tasks.sql_spark import write_result
 
@@ -397,11 +537,13 @@ class _SqlJob:
             rules,
             lake=self.lake,
             target=self.target,
-            mode=mode,
+            mode=write.mode,
+            quarantine_mode=write.quarantine_mode,
+            skip_quarantine=write.quarantine_done,
             keys=self.options.keys,
             partition_by=self.options.partition_by,
-            metadata=metadata,
-            transaction=(self.app, batch),
+            metadata=write.metadata,
+            transaction=(self.app, write.batch),
             run_id=self.context.run_id,
             loaded_at=datetime.now(UTC),
             log=self.context.log if rules else None,
@@ -412,11 +554,12 @@ class _SqlJob:
         return written
 
     def _write_duckdb(
-        self, query: str, rules: list[Any], where: str, mode: str, metadata: dict[str, str], batch: int
+        self, query: str, rules: list[Any], where: str, write: _Write
     ) -> CheckedWrite:
         import pyarrow as pa
 
         options, context = self.options, self.context
+        mode, metadata, batch = write.mode, write.metadata, write.batch
         assert self.engine is not None
         engine = self.engine
         try:
@@ -438,7 +581,6 @@ class _SqlJob:
             target=self.target,
             max_quarantined=options.max_quarantined,
         )
-        overwrite = mode == "overwrite"
         quarantined: list[int] = []
 
         def batches() -> Any:
@@ -448,7 +590,7 @@ class _SqlJob:
                 raise _query_error(engine, where, exc) from None
 
         def quarantine() -> None:
-            if not rules:
+            if not rules or write.quarantine_done:
                 return
             schema = (
                 pa.Table.from_batches(splitter.bad).schema if splitter.bad else _text_schema(columns)
@@ -458,43 +600,49 @@ class _SqlJob:
                 self.target,
                 splitter.bad,
                 schema,
-                overwrite=overwrite,
+                overwrite=write.quarantine_mode == "overwrite",
                 metadata=metadata,
                 transaction=(self.app, batch),
+                if_committed="conflict",
             )
             if version is not None:
                 context.record_write(quarantine_name(self.target), version)
                 quarantined.append(version)
 
-        partition_by = options.partition_by or None
-        guard = StreamGuard()
-        if mode == "merge":
-            good = pa.Table.from_batches(list(splitter.split(batches())), good_schema)
-            quarantine()
-            version = self.lake.merge(
-                self.target,
-                good,
-                keys=options.keys,
-                partition_by=partition_by,
-                evolve_schema=True,
-                metadata=metadata,
-                transaction=(self.app, batch),
-            )
-        else:
-            stream = pa.RecordBatchReader.from_batches(
-                good_schema, guard.wrap(prefetched(splitter.split(batches())))
-            )
-            with guard:
-                version = self.lake.write(
+        try:
+            partition_by = options.partition_by or None
+            guard = StreamGuard()
+            if mode == "merge":
+                good = pa.Table.from_batches(list(splitter.split(batches())), good_schema)
+                quarantine()
+                version = self.lake.merge(
                     self.target,
-                    stream,
-                    mode=mode,
+                    good,
+                    keys=options.keys,
                     partition_by=partition_by,
                     evolve_schema=True,
                     metadata=metadata,
                     transaction=(self.app, batch),
-                    before_commit=quarantine,
+                    if_committed="conflict",
                 )
+            else:
+                stream = pa.RecordBatchReader.from_batches(
+                    good_schema, guard.wrap(prefetched(splitter.split(batches())))
+                )
+                with guard:
+                    version = self.lake.write(
+                        self.target,
+                        stream,
+                        mode=mode,
+                        partition_by=partition_by,
+                        evolve_schema=True,
+                        metadata=metadata,
+                        transaction=(self.app, batch),
+                        before_commit=quarantine,
+                        if_committed="conflict",
+                    )
+        finally:
+            reader.close()  # a write refused before it read the stream leaves the result open
         if rules:
             splitter.log_warnings(context.log)
         return CheckedWrite(
@@ -514,22 +662,37 @@ class _SqlJob:
         except SqlError as exc:
             raise SqlError(f"{where}: {exc.message}", hint=exc.hint) from None
 
-    def _pin_sources(self, state: SqlState | None, full: bool) -> dict[str, int]:
-        """Register each source table at one version (whole, or only its added rows) and
-        record the reads; returns {table: version}."""
+    def _pin_sources(
+        self, state: SqlState | None, full: bool, at: dict[str, int] | None = None
+    ) -> dict[str, int]:
+        """Register each source table at one version (its current one, or the one in `at`;
+        whole, or only its added rows) and record the reads; returns {table: version}."""
         assert self.engine is not None
         versions: dict[str, int] = {}
         for table in registered_tables(self.engine):
+            until = (at or {}).get(table)
             if not full and table != self.target and self.options.reads_incrementally(table):
-                dataset, version = self.lake.added_since(table, self._since(state, full, table))
+                dataset, version = self.lake.added_since(table, self._since(state, full, table), until=until)
             else:
-                delta = self.lake.delta(table)
+                delta = self.lake.delta(table, version=until)
                 version = delta.version()
                 dataset = delta.to_pyarrow_dataset()
             register(self.engine, table, dataset)
             versions[table] = version
             self.context.record_read(table, version)
         return versions
+
+
+@dataclass(frozen=True)
+class _Write:
+    """How one batch is written: its number, the target's and the quarantine's modes,
+    whether its quarantine commit landed already (a redo), and its commit metadata."""
+
+    batch: int
+    mode: str
+    quarantine_mode: str
+    quarantine_done: bool
+    metadata: dict[str, str]
 
 
 def _without_hugeint(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:

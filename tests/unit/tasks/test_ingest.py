@@ -261,6 +261,48 @@ def test_full_refresh_rebuilds_as_a_new_version_with_the_same_rows(house: Lakeho
     assert house.run(SYNTH_TASK).metrics.rows_in == 0
 
 
+def test_full_refresh_with_two_tasks_writing_one_table_rebuilds_it_from_both(
+    house: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first task of the refresh run replaces the table and its quarantine; the second
+    appends, also in an attempt retried after a crash between its two commits."""
+    synth(house, "a.csv", 400, seed=1, dirty=0.03)
+    other = Path(house.lake.location.uri("raw/more/b.csv"))
+    other.parent.mkdir(parents=True, exist_ok=True)
+    write_taxi_csv(other, 300, seed=2, dirty_fraction=0.03)
+    house.file("contracts/bronze.trips.yaml", SYNTH_CONTRACT.format(evolution="add"))
+    first = SYNTH_TASK
+    second = {**SYNTH_TASK, "name": "load_more", "source": "raw/more/", "depends_on": ["load"]}
+    pipeline = [first, second]
+    house.run(pipeline, "load", run_id="r1")
+    house.run(pipeline, "load_more", run_id="r1")
+    rows, parked = house.count("bronze.trips"), house.count("bronze.trips__quarantine")
+    assert rows + parked == 700 and parked > 0
+
+    house.run(pipeline, "load", run_id="r2", full_refresh=True)
+    real = quality.write_quarantine
+
+    def then_crash(*args: Any, **kwargs: Any) -> int | None:
+        real(*args, **kwargs)
+        raise Killed("killed between the two commits")
+
+    monkeypatch.setattr(ingest, "write_quarantine", then_crash)
+    with pytest.raises(Killed):
+        house.run(pipeline, "load_more", run_id="r2", full_refresh=True)
+    monkeypatch.setattr(ingest, "write_quarantine", real)
+    retried = house.run(pipeline, "load_more", run_id="r2", full_refresh=True)
+
+    assert (house.count("bronze.trips"), house.count("bronze.trips__quarantine")) == (rows, parked)
+    assert [(b["full_refresh"], b["mode"]) for b in retried.metrics.extra["batches"]] == [(True, "append")]
+    # Each task's checkpoint restarts at the refresh: a plain run loads nothing.
+    assert house.run(pipeline, "load", run_id="r3").metrics.rows_in == 0
+    assert house.run(pipeline, "load_more", run_id="r3").metrics.rows_in == 0
+    # A second refresh run rebuilds the same rows again.
+    house.run(pipeline, "load", run_id="r4", full_refresh=True)
+    house.run(pipeline, "load_more", run_id="r4", full_refresh=True)
+    assert (house.count("bronze.trips"), house.count("bronze.trips__quarantine")) == (rows, parked)
+
+
 # -- crash between the quarantine commit and the target commit ---------------------------
 
 

@@ -19,6 +19,7 @@ from brickyard import Workspace
 from brickyard.core.pipeline import PipelineSpec
 from brickyard.demo.synth import write_taxi_csv
 from brickyard.engines import spark_delta
+from brickyard.lake import Lake
 from brickyard.tasks import get_kind, spark_quality
 from brickyard.tasks.base import TaskContext
 from brickyard.tasks.ingest import IngestError, SchemaEvolutionError
@@ -77,8 +78,11 @@ class Twin:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content.read_text() if isinstance(content, Path) else content, encoding="utf-8")
 
-    def run_on(self, engine: str, task: dict[str, Any], *, full_refresh: bool = False) -> TaskContext:
-        ws = self.by_engine[engine]
+    def run_on(
+        self, engine: str, task: dict[str, Any], *, full_refresh: bool = False, lake_of: str | None = None
+    ) -> TaskContext:
+        """Run `task` on `engine`, in the workspace of that engine (or of `lake_of`)."""
+        ws = self.by_engine[lake_of or engine]
         spec = PipelineSpec.model_validate({"name": "p", "tasks": [task]})
         kind = get_kind(task["kind"])
         self.runs += 1
@@ -250,6 +254,36 @@ def test_a_crash_between_the_two_commits_is_redone_without_duplicates(
     frame = twin.by_engine["spark"].spark.spark.range(3)
     assert real(lake, "bronze.taxi_trips", frame, transaction=("brickyard.ingest:p.ingest_synthetic", 1)) == 0
     assert lake.read("bronze.taxi_trips").num_rows == context.metrics.rows_out
+
+
+def test_a_batch_another_writer_commits_first_is_planned_again_not_skipped(
+    twin: Twin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer of the same task (here on DuckDB, having listed only the first file)
+    commits batch 1 while Spark's files for batch 1 wait for their commit: Spark's commit is
+    refused, and it plans again and loads the other file as batch 2."""
+    twin.file("contracts/bronze.taxi_trips.yaml", CONTRACTS / "bronze.taxi_trips.yaml")
+    twin.raw("raw/taxi/2017-01.csv", synthetic_csv(600, seed=3, dirty=0.05))
+    twin.raw("raw/taxi/2017-02.csv", synthetic_csv(400, seed=4, dirty=0.05))
+    lake = twin.by_engine["spark"].lake
+    real = Lake.commit_files
+    interleaved: list[TaskContext] = []
+
+    def other_writer_first(self: Lake, *args: Any, **kwargs: Any) -> int:
+        if not interleaved:
+            first_file = {**SYNTHETIC, "source": "raw/taxi/2017-01.csv"}
+            interleaved.append(twin.run_on("duckdb", first_file, lake_of="spark"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Lake, "commit_files", other_writer_first)
+    context = twin.run_on("spark", SYNTHETIC)
+
+    assert [b["batch"] for b in context.metrics.extra["batches"]] == [2]
+    assert context.metrics.extra["conflicts"] == 1
+    loaded = lake.read("bronze.taxi_trips").column("_source_file").to_pylist()
+    parked = lake.read("bronze.taxi_trips__quarantine").column("_source_file").to_pylist()
+    by_file = {name: loaded.count(name) + parked.count(name) for name in set(loaded + parked)}
+    assert by_file == {"raw/taxi/2017-01.csv": 600, "raw/taxi/2017-02.csv": 400}
 
 
 # -- contract handling ---------------------------------------------------------------------

@@ -248,6 +248,62 @@ def test_crash_between_quarantine_and_target_commit(house: Lakehouse, monkeypatc
     assert house.count("silver.trips__quarantine") == 1
 
 
+def test_a_parked_batch_is_redone_from_the_source_versions_it_read(
+    house: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crash leaves batch 2's quarantine commit without its target commit; rows that
+    arrive afterwards belong to the next batch, so none is lost from the quarantine."""
+    seed(house)
+    spec = task(query="SELECT * FROM bronze.trips", mode="append", incremental=True,
+                expectations=[{"range": {"column": "fare", "min": 0}, "action": "drop"}])
+    house.run(spec, run_id="r1")
+    seed(house, pa.table({"trip_id": [5, 6], "fare": [-1.0, 3.0], "payment_type": [1, 1]}))
+    real = quality.write_quarantine
+
+    def then_crash(*args: Any, **kwargs: Any) -> int | None:
+        real(*args, **kwargs)
+        raise Killed("killed between the two commits")
+
+    monkeypatch.setattr(sql_task, "write_quarantine", then_crash)
+    with pytest.raises(Killed):
+        house.run(spec, run_id="r2")
+    monkeypatch.setattr(sql_task, "write_quarantine", real)
+    seed(house, pa.table({"trip_id": [7, 8], "fare": [-5.0, 4.0], "payment_type": [1, 1]}))
+
+    house.run(spec, run_id="r3")
+
+    assert ids(house) == [1, 3, 4, 6, 8]
+    assert sorted(int(i) for i in house.table("silver.trips__quarantine").column("trip_id").to_pylist()) == [2, 5, 7]
+    batches = [json.loads(entry[SQL_KEY]) for entry in house.lake.history("silver.trips")[:2]]
+    assert [(b["batch"], b["run_id"], b["sources"]) for b in batches] == [
+        (3, "r3", {"bronze.trips": 2}),
+        (2, "r2", {"bronze.trips": 1}),
+    ]
+
+
+def test_full_refresh_of_two_tasks_appending_to_one_table_keeps_both(house: Lakehouse) -> None:
+    """The first task of the refresh run replaces the table (and its quarantine); the second
+    appends, as it does on incremental runs."""
+    seed(house)
+    seed(house, pa.table({"trip_id": [11, 12], "fare": [1.0, -1.0], "payment_type": [1, 1]}), "bronze.other")
+    drop = [{"range": {"column": "fare", "min": 0}, "action": "drop"}]
+    first = task(name="first", query="SELECT trip_id, fare FROM bronze.trips", mode="append",
+                 incremental=True, expectations=drop)
+    second = task(name="second", query="SELECT trip_id, fare FROM bronze.other", mode="append",
+                  incremental=True, expectations=drop)
+    pipeline = [first, {**second, "depends_on": ["first"]}]
+    for run_id, full_refresh in (("r1", False), ("r2", True), ("r3", True)):
+        house.run(pipeline, "first", run_id=run_id, full_refresh=full_refresh)
+        house.run(pipeline, "second", run_id=run_id, full_refresh=full_refresh)
+        assert ids(house) == [1, 3, 4, 11], run_id
+        assert sorted(house.table("silver.trips__quarantine").column("trip_id").to_pylist()) == ["12", "2"], run_id
+    modes = [entry["operationParameters"]["mode"] for entry in house.lake.history("silver.trips")[:2]]
+    assert modes == ["Append", "Overwrite"]
+    # Each task's next incremental run reads only rows added after the refresh: none.
+    assert house.run(pipeline, "first", run_id="r4").metrics.rows_out == 0
+    assert house.run(pipeline, "second", run_id="r4").metrics.rows_out == 0
+
+
 # -- errors and check ----------------------------------------------------------------------
 
 
