@@ -278,13 +278,15 @@ class Lake:
         metadata: Mapping[str, Any] | None,
         transaction: tuple[str, int] | None,
         before_commit: Callable[[], None] | None,
+        *,
+        create: bool = False,
     ) -> int:
-        """One write. With a transaction, against `snapshot` (None: the table must not exist
-        yet, and a concurrent creation is a conflict)."""
+        """One write. With a transaction (or `create`), against `snapshot` (None: the table
+        must not exist yet, and a concurrent creation is a conflict)."""
         from deltalake import write_deltalake
 
         uri = self.table_uri(table)
-        creating = transaction is not None and snapshot is None
+        creating = (transaction is not None or create) and snapshot is None
         retries = 0 if creating else COMMIT_ATTEMPTS
 
         def commit(stream: Any) -> None:
@@ -402,19 +404,13 @@ class Lake:
         replayable = _replayable(data)
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             snapshot = self._snapshot(table)
-            if snapshot is None:
-                return self.write(
-                    table,
-                    data,
-                    mode="overwrite",
-                    partition_by=partition_by,
-                    metadata=metadata,
-                    transaction=transaction,
-                    if_committed=if_committed,
-                )
-            if transaction is not None and _holds(snapshot, transaction):
+            if snapshot is not None and transaction is not None and _holds(snapshot, transaction):
                 return self._already_committed(table, snapshot, transaction, if_committed)
             try:
+                if snapshot is None:  # created by this write, or merged into if another creates it
+                    return self._write_once(
+                        table, None, data, "overwrite", partition_by, False, metadata, transaction, None, create=True
+                    )
                 return self._merge_once(table, snapshot, data, keys, evolve_schema, metadata, transaction)
             except CommitConflictError:
                 if not replayable or attempt == COMMIT_ATTEMPTS:

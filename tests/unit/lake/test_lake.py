@@ -365,3 +365,24 @@ def test_two_processes_committing_the_same_batch_of_files_commit_it_once(lake: L
         rows = lake.read(f"bronze.t{trial}").column("id").to_pylist()
         assert len([r for r in rows if r >= 0]) == 2, f"trial {trial}: {rows}"
         assert lake.transaction_version(f"bronze.t{trial}", "batch-app") == 1
+
+
+def test_a_merge_that_loses_the_tables_creation_merges_into_the_new_table(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two merges into a table that does not exist yet: the other one creates it while this
+    one writes; this one then merges, it does not replace the other one's rows."""
+    other = Lake(LakeLocation(lake.location.root))
+    real = Lake._write_once
+
+    def other_creates_first(self: Lake, *args: Any, **kwargs: Any) -> int:
+        if self is lake and not other.exists("silver.t"):
+            other.merge("silver.t", pa.table({"id": [1, 2], "v": ["a", "b"]}), keys=["id"])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Lake, "_write_once", other_creates_first)
+    lake.merge("silver.t", pa.table({"id": [2, 3], "v": ["B", "C"]}), keys=["id"])
+
+    assert sorted(lake.read("silver.t").to_pylist(), key=lambda r: r["id"]) == [
+        {"id": 1, "v": "a"}, {"id": 2, "v": "B"}, {"id": 3, "v": "C"}
+    ]
