@@ -40,17 +40,16 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic data.")] = 42,
 ) -> None:
     """Create or refresh the demo workspace and walk through the platform."""
-    from brickyard.demo import run_demo
+    from brickyard.demo import run_demo, try_next_block
 
     started = time.perf_counter()
     reporter = RichReporter()
     context = run_demo(folder, rows=rows, report=reporter, seed=seed)
     out = reporter.out
     out.rule(f"Demo finished in {time.perf_counter() - started:.1f} s")
-    location = context.workspace.root
-    out.print(f"Workspace: {location}")
-    out.print(f"Try next (from inside [bold]{location}[/bold], or add --workspace {location}):")
-    for line in context.try_next:
+    out.print(f"Workspace: {context.workspace.root}")
+    out.print("Try next, in a shell, line by line:")
+    for line in try_next_block(context):
         out.print(f"  {line}", markup=False)
 
 
