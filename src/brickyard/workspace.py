@@ -55,6 +55,11 @@ state:
 databases:
   default:
     url: sqlite:///warehouse.db
+
+# What one CPU-hour costs you (any currency; this is an example rate: set yours).
+# `brickyard run-show` prices each run's CPU-seconds with it.
+pricing:
+  cpu_hour: 0.05
 """
 
 GITIGNORE = "lake/\n.brickyard/\nmlflow.db\nmlartifacts/\nwarehouse.db\n"

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from brickyard.cli.options import WorkspaceOption, open_workspace
-from brickyard.cli.render import console, key_values, result_table
+from brickyard.cli.render import console, key_values, result_table, rule, value_width
 
 
 class InfoFormat(str, Enum):
@@ -46,7 +46,7 @@ def demo(
     reporter = RichReporter()
     context = run_demo(folder, rows=rows, report=reporter, seed=seed)
     out = reporter.out
-    out.rule(f"Demo finished in {time.perf_counter() - started:.1f} s")
+    rule(out, f"Demo finished in {time.perf_counter() - started:.1f} s")
     out.print(f"Workspace: {context.workspace.root}")
     out.print("Try next, in a shell, line by line:")
     for line in try_next_block(context):
@@ -82,7 +82,7 @@ class RichReporter:
         self.out.print(text, markup=False)
 
     def table(self, columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        self.out.print(result_table(columns, types, rows))
+        self.out.print(result_table(columns, types, rows, max_width=value_width(self.out)))
 
 
 def register(app: typer.Typer) -> None:
