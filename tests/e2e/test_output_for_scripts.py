@@ -132,3 +132,13 @@ def test_run_of_a_pipeline_that_does_not_load_prints_the_error_only(ws: Path) ->
     assert result.returncode == 1
     assert result.stdout == "", result.stdout
     assert result.stderr.startswith("error: ") and "broken.yaml:6" in result.stderr and "bogus" in result.stderr
+
+
+def test_schema_command_prints_the_json_schema_and_the_reference(tmp_path: Path) -> None:
+    from brickyard.tasks.reference import pipeline_schema, pipelines_markdown
+
+    printed = brickyard("schema", cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout) == pipeline_schema()
+    markdown = brickyard("schema", "--format", "markdown", cwd=tmp_path)
+    assert markdown.stdout == pipelines_markdown()

@@ -1,4 +1,4 @@
-"""`brickyard validate`, `run`, `runs`, `run-show`, `logs`: pipelines and their runs.
+"""`brickyard validate`, `schema`, `run`, `runs`, `run-show`, `logs`: pipelines and their runs.
 
 Each command is a few lines over `brickyard.runtime` (validate_workspace, PipelineRunner,
 StateStore, run_report, read_logs); this module only renders.
@@ -39,6 +39,11 @@ class EngineChoice(str, Enum):
     spark = "spark"
 
 
+class SchemaFormat(str, Enum):
+    json = "json"
+    markdown = "markdown"
+
+
 class ValidationFailedError(BrickyardError):
     """`brickyard validate` found problems."""
 
@@ -62,6 +67,19 @@ def validate(workspace: WorkspaceOption = None) -> None:
         )
     pipelines, contracts = len(pipeline_files(ws)), len(contract_files(ws))
     out.print(f"{_count(pipelines, 'pipeline')}, {_count(contracts, 'contract')} valid")
+
+
+def schema(
+    fmt: Annotated[
+        SchemaFormat,
+        typer.Option("--format", "-f", help="json: the JSON Schema of pipeline files; markdown: docs/pipelines.md."),
+    ] = SchemaFormat.json,
+) -> None:
+    """Print the JSON Schema of pipeline files, for editors' completion and checks
+    (`brickyard schema > brickyard.schema.json`), or the pipeline reference as Markdown."""
+    from brickyard.tasks.reference import pipelines_markdown, schema_json
+
+    sys.stdout.write(schema_json() if fmt is SchemaFormat.json else pipelines_markdown())
 
 
 def run_pipeline(
@@ -344,6 +362,7 @@ def _count(number: int, noun: str) -> str:
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("validate")(validate)
+    app.command("schema")(schema)
     app.command("run")(run_pipeline)
     app.command("runs")(runs)
     app.command("run-show")(run_show)

@@ -23,15 +23,22 @@ class InfoFormat(str, Enum):
 def init(
     folder: Annotated[Path, typer.Argument(help="Folder for the new workspace.")] = Path("."),
     name: Annotated[str | None, typer.Option(help="Workspace name (default: the folder's).")] = None,
+    example: Annotated[
+        bool, typer.Option("--example/--no-example", help="Add a commented example pipeline and the CSV it reads.")
+    ] = True,
 ) -> None:
-    """Create an empty workspace: brickyard.yaml and its folders."""
-    from brickyard.workspace import FOLDERS, Workspace
+    """Create a workspace: brickyard.yaml, its folders and a small example pipeline."""
+    from brickyard.workspace import EXAMPLE_CSV_PATH, FOLDERS, Workspace
 
-    ws = Workspace.init(folder, name=name)
+    ws = Workspace.init(folder, name=name, example=example)
     out = console()
     out.print(f"Created workspace [bold]{ws.config.name}[/bold] in {ws.root}")
     out.print(f"  {ws.config_path.name}  " + "  ".join(f"{sub}/" for sub in FOLDERS))
-    out.print("Next: put files under lake/raw/ and query them with brickyard sql.")
+    if example:
+        out.print(f"  pipelines/example.yaml (commented), reading lake/{EXAMPLE_CSV_PATH}")
+        out.print("Next: brickyard run example   (from inside the workspace, or add --workspace)", markup=False)
+    else:
+        out.print("Next: put files under lake/raw/ and query them with brickyard sql.")
 
 
 def demo(
