@@ -163,6 +163,11 @@ SHORTHANDS: dict[str, str] = {
     "export.source": "a table name, short for `{table: NAME}`",
 }
 
+QUARANTINE_LIMIT = (
+    "At most this many quarantined rows: a share of the rows checked (below 1: `0.01` = 1%) "
+    "or a count (a whole number); past it the task fails with nothing written (default: no limit)."
+)
+
 DESCRIPTIONS: dict[str, str] = {
     # the pipeline file
     "pipeline.name": "The pipeline's name; it must equal the file's name, which is its default.",
@@ -186,6 +191,7 @@ DESCRIPTIONS: dict[str, str] = {
     "RetryPolicy.backoff_seconds": "Wait before the first retry; it doubles for each next one.",
     "RetryPolicy.max_backoff_seconds": "The longest wait between two attempts.",
     # ingest
+    "ingest.max_quarantined": QUARANTINE_LIMIT,
     "ingest.source": "A lake path or glob of raw files, such as `raw/taxi/*.csv`.",
     "ingest.format": "`csv`, `json` (JSON lines) or `parquet` (default: from the files' extension).",
     "ingest.target": "The Delta table to append to, `zone.name`.",
@@ -201,7 +207,9 @@ DESCRIPTIONS: dict[str, str] = {
     "ReaderOptions.escape": 'The escape character inside quoted values (default `"`: a quote in a value is doubled).',
     "ReaderOptions.null_strings": "Values read as NULL, such as `[NA, \"\"]`.",
     "ReaderOptions.encoding": "The files' text encoding (default UTF-8).",
+    "ReaderOptions.max_line_size": "The longest line allowed, in bytes (default: DuckDB's, 2,000,000).",
     # sql
+    "sql.max_quarantined": QUARANTINE_LIMIT,
     "sql.query": "The SELECT, inline (give `query` or `sql`).",
     "sql.sql": "A file holding the SELECT, such as `sql/silver_trips.sql` (give `query` or `sql`).",
     "sql.target": "The Delta table to write, `zone.name`.",
@@ -227,6 +235,7 @@ DESCRIPTIONS: dict[str, str] = {
     "AcceptedValues.column": "The column checked.",
     "AcceptedValues.values": "The values allowed.",
     # expect
+    "expect.max_quarantined": QUARANTINE_LIMIT,
     "expect.table": "The table to check, `zone.name`.",
     "expect.contract": "A contract to check the table against (default: the table's own "
     "`contracts/<table>.yaml` when no inline expectations are given).",
@@ -291,6 +300,9 @@ DESCRIPTIONS: dict[str, str] = {
     "export.attempts": "Load attempts on transient database errors.",
     "export.backoff_seconds": "Wait before the second attempt; it doubles for each next one.",
     "export.keep_staging": "Keep the Parquet files staged in the lake after the load.",
+    "export.dedupe": "`upsert` only: when a key repeats in the batch, keep its latest row (by `latest_by`) "
+    "instead of failing.",
+    "Dedupe.latest_by": "The column that orders a key's rows; the row with its greatest value is kept.",
     "ExportSource.table": "A lake table `zone.name`.",
     "ExportSource.version": "Pin the table's version (default: its latest).",
     "ExportSource.task": "An upstream score task: the batch it wrote in this run.",
