@@ -55,9 +55,56 @@ state:
 databases:
   default:
     url: sqlite:///warehouse.db
+
+# What one CPU-hour costs you (any currency; this is an example rate: set yours).
+# `brickyard run-show` prices each run's CPU-seconds with it.
+pricing:
+  cpu_hour: 0.05
 """
 
 GITIGNORE = "lake/\n.brickyard/\nmlflow.db\nmlartifacts/\nwarehouse.db\n"
+
+EXAMPLE_CSV_PATH = "raw/example/orders.csv"  # under the lake root
+EXAMPLE_CSV = """\
+order_id,ordered_at,customer,amount
+1001,2024-03-01,Ada,25.00
+1002,2024-03-01,Grace,12.50
+1003,2024-03-02,Linus,40.00
+1004,2024-03-02,Ada,-5.00
+1005,2024-03-03,Barbara,18.75
+1006,2024-03-03,Grace,31.20
+"""
+EXAMPLE_PIPELINE = """\
+# An example pipeline: raw CSV -> bronze -> silver. Run it, then look at what it made:
+#   brickyard run example
+#   brickyard tables
+#   brickyard sql "SELECT * FROM silver.orders"
+#   brickyard sql "SELECT * FROM silver.orders__quarantine"
+# Every field of every task kind: `brickyard schema --format markdown` (docs/pipelines.md).
+# Completion in your editor: `brickyard schema > brickyard.schema.json`, then point the
+# YAML extension at it for pipelines/*.yaml. Check all pipelines: `brickyard validate`.
+description: Orders from a raw CSV file to a cleaned silver table.
+tasks:
+  # Land the raw CSV files in a Delta table. Each file is loaded once: add a file to
+  # lake/raw/example/ and run again, and only the new file is read.
+  - name: ingest_orders
+    kind: ingest
+    source: raw/example/*.csv
+    target: bronze.orders
+
+  # Clean the rows with SQL (DuckDB's dialect; tables are zone.name). A row that breaks
+  # an expectation with `action: drop` goes to silver.orders__quarantine with the reason
+  # (here, order 1004 and its negative amount); `fail` would stop the run instead.
+  - name: clean_orders
+    kind: sql
+    depends_on: [ingest_orders]
+    query: |
+      SELECT order_id, CAST(ordered_at AS DATE) AS order_date, lower(customer) AS customer, amount
+      FROM bronze.orders
+    target: silver.orders
+    expectations:
+      - {sql: "amount >= 0", name: non_negative_amount, action: drop}
+"""
 
 
 class Workspace:
@@ -81,8 +128,9 @@ class Workspace:
         return cls(root, load_config(root / CONFIG_FILE))
 
     @classmethod
-    def init(cls, folder: str | os.PathLike[str], name: str | None = None) -> Workspace:
-        """Create an empty workspace (config and folders) and open it.
+    def init(cls, folder: str | os.PathLike[str], name: str | None = None, *, example: bool = False) -> Workspace:
+        """Create a workspace (config and folders) and open it; with `example`, also a
+        commented example pipeline (`pipelines/example.yaml`) and the raw CSV it reads.
 
         Raises:
             BrickyardError: the folder already holds a workspace.
@@ -100,7 +148,17 @@ class Workspace:
         gitignore = root / ".gitignore"
         if not gitignore.exists():
             gitignore.write_text(GITIGNORE, encoding="utf-8")
-        return cls.open(root)
+        workspace = cls.open(root)
+        if example:
+            workspace._write_example()
+        return workspace
+
+    def _write_example(self) -> None:
+        """The example pipeline and its raw CSV (the lake of a new workspace is local)."""
+        csv_path = Path(self.lake.location.uri(EXAMPLE_CSV_PATH))
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        csv_path.write_text(EXAMPLE_CSV, encoding="utf-8")
+        (self.root / "pipelines" / "example.yaml").write_text(EXAMPLE_PIPELINE, encoding="utf-8")
 
     @property
     def config_path(self) -> Path:

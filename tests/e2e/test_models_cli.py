@@ -72,6 +72,21 @@ def test_pipeline_run_trains_evaluates_and_promotes(ws: Path) -> None:
     assert "previous_champion" in lines["1"]
 
 
+def test_models_as_json_and_csv(ws: Path) -> None:
+    import csv
+    import io
+    import json
+
+    listed = json.loads(brickyard("models", "--name", "titanic", "--format", "json", cwd=ws).stdout)
+    by_version = {row["version"]: row for row in listed}
+    assert by_version[2]["aliases"] == ["champion"] and by_version[2]["gate"] == "promoted"
+    assert 0.5 < by_version[2]["metrics"]["roc_auc"] <= 1
+    assert by_version[2]["created"].endswith("+00:00")
+    rows = list(csv.DictReader(io.StringIO(brickyard("models", "--format", "csv", cwd=ws).stdout)))
+    titanic = {row["version"]: row for row in rows if row["model"] == "titanic"}
+    assert titanic["2"]["aliases"] == "champion" and float(titanic["2"]["roc_auc"]) == by_version[2]["metrics"]["roc_auc"]
+
+
 def test_gate_exit_codes(ws: Path) -> None:
     passing = brickyard("gate", "titanic", "2", cwd=ws)
     assert passing.returncode == 0, passing.stdout + passing.stderr

@@ -27,9 +27,30 @@ app = typer.Typer(
 )
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"brickyard {installed_version()}")
+        raise typer.Exit()
+
+
+def installed_version() -> str:
+    """The installed distribution's version (the package's own when run from a source tree)."""
+    from importlib import metadata
+
+    import brickyard
+
+    try:
+        return metadata.version("brickyard")
+    except metadata.PackageNotFoundError:
+        return brickyard.__version__
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print brickyard's version and exit."
+    ),
 ) -> None:
     """A lakehouse ML platform on your own machine: Delta lake, SQL, pipelines, MLflow."""
 

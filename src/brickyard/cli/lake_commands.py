@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from brickyard.cli.options import WorkspaceOption, open_workspace
-from brickyard.cli.render import console, human_bytes, key_values, result_table
+from brickyard.cli.options import FormatOption, WorkspaceOption, open_workspace
+from brickyard.cli.render import TableFormat, console, emit, human_bytes, key_values, result_table, value_width
 from brickyard.errors import UsageError
 
 
@@ -65,7 +65,9 @@ def _spark_sql(ws: object, query: str, fmt: OutputFormat, out: Path | None, max_
         rows = [tuple(row.values()) for row in shown.to_pylist()]
         more = len(rows) > max_rows
         out_console = console()
-        out_console.print(result_table(shown.column_names, [str(t) for t in shown.schema.types], rows[:max_rows]))
+        out_console.print(
+            result_table(shown.column_names, [str(t) for t in shown.schema.types], rows[:max_rows], max_width=value_width(out_console))
+        )
         note = f"showing the first {max_rows} rows; more with --max-rows N" if more else f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
         out_console.print(f"[dim]{note} (engine spark)[/dim]")
         return
@@ -89,7 +91,7 @@ def _show(relation: object, max_rows: int) -> None:
     rows = relation.limit(max_rows + 1).fetchall()  # type: ignore[attr-defined]
     more = len(rows) > max_rows
     rows = rows[:max_rows]
-    out.print(result_table(relation.columns, [str(t) for t in relation.types], rows))  # type: ignore[attr-defined]
+    out.print(result_table(relation.columns, [str(t) for t in relation.types], rows, max_width=value_width(out)))  # type: ignore[attr-defined]
     if more:
         out.print(
             f"[dim]showing the first {max_rows} rows; more with --max-rows N, "
@@ -99,10 +101,18 @@ def _show(relation: object, max_rows: int) -> None:
         out.print(f"[dim]{len(rows)} row{'s' if len(rows) != 1 else ''}[/dim]")
 
 
-def tables(workspace: WorkspaceOption = None) -> None:
+def tables(fmt: FormatOption = TableFormat.table, workspace: WorkspaceOption = None) -> None:
     """List the lake's Delta tables with their size and version."""
     ws = open_workspace(workspace)
     infos = [ws.lake.describe(name) for name in ws.lake.tables()]
+    if fmt is not TableFormat.table:
+        records = [
+            {"table": i.name, "rows": i.rows, "files": i.files, "size_bytes": i.size_bytes,
+             "version": i.version, "last_modified": i.last_modified}
+            for i in infos
+        ]
+        emit(records, fmt, columns=["table", "rows", "files", "size_bytes", "version", "last_modified"])
+        return
     out = console()
     if not infos:
         out.print("The lake has no tables yet. Raw files can be queried already:")
@@ -117,16 +127,36 @@ def tables(workspace: WorkspaceOption = None) -> None:
             ["table", "rows", "files", "size", "version", "last modified"],
             ["VARCHAR", "BIGINT", "BIGINT", "VARCHAR", "BIGINT", "TIMESTAMP"],
             rows,
+            max_width=None,
         )
     )
 
 
 def describe(
     table: Annotated[str, typer.Argument(help="A table, zone.name.")],
+    fmt: Annotated[
+        TableFormat,
+        typer.Option("--format", "-f", help="table (for people); json (everything) or csv (the columns) for scripts."),
+    ] = TableFormat.table,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Show a table's schema, row count, size and versions."""
     info = open_workspace(workspace).lake.describe(table)
+    columns = [{"column": c.name, "type": c.type, "nullable": c.nullable} for c in info.columns]
+    if fmt is TableFormat.csv:
+        emit(columns, fmt, columns=["column", "type", "nullable"])
+        return
+    if fmt is TableFormat.json:
+        emit(
+            {
+                "table": info.name, "location": info.uri, "rows": info.rows, "files": info.files,
+                "size_bytes": info.size_bytes, "version": info.version, "versions": info.versions,
+                "partition_columns": info.partition_columns, "last_modified": info.last_modified,
+                "columns": [{"name": c.name, "type": c.type, "nullable": c.nullable} for c in info.columns],
+            },
+            fmt,
+        )
+        return
     out = console()
     out.print(
         key_values(
@@ -147,6 +177,7 @@ def describe(
             ["column", "type", "nullable"],
             ["VARCHAR", "VARCHAR", "VARCHAR"],
             [(c.name, c.type, "yes" if c.nullable else "no") for c in info.columns],
+            max_width=None,
         )
     )
 
@@ -154,10 +185,24 @@ def describe(
 def history(
     table: Annotated[str, typer.Argument(help="A table, zone.name.")],
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Newest N versions.")] = None,
+    fmt: FormatOption = TableFormat.table,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Show a table's commits, newest first (query one with `VERSION AS OF n`)."""
     entries = open_workspace(workspace).lake.history(table, limit)
+    if fmt is not TableFormat.table:
+        records = [
+            {
+                "version": entry.get("version"),
+                "timestamp": entry.get("timestamp"),
+                "operation": entry.get("operation"),
+                "parameters": entry.get("operationParameters") or {},
+                "metrics": entry.get("operationMetrics") or {},
+            }
+            for entry in entries
+        ]
+        emit(records, fmt, columns=["version", "timestamp", "operation", "parameters", "metrics"])
+        return
     rows = [
         (
             entry.get("version"),
@@ -168,11 +213,13 @@ def history(
         )
         for entry in entries
     ]
-    console().print(
+    out = console()
+    out.print(
         result_table(
             ["version", "timestamp", "operation", "parameters", "metrics"],
             ["BIGINT", "TIMESTAMP", "VARCHAR", "VARCHAR", "VARCHAR"],
             rows,
+            max_width=value_width(out),
         )
     )
 

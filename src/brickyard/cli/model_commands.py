@@ -14,11 +14,12 @@ import typer
 from rich.table import Table
 
 from brickyard.cli.options import WorkspaceOption, open_workspace
-from brickyard.cli.render import console
+from brickyard.cli.render import TableFormat, console, emit
 from brickyard.errors import UsageError
 
 if TYPE_CHECKING:
     from brickyard.ml.gate import GateResult
+    from brickyard.ml.registry import VersionRow
     from brickyard.workspace import Workspace
 
 models_app = typer.Typer(
@@ -44,6 +45,10 @@ def models(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Only this model.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Newest versions shown per model.")] = 5,
+    fmt: Annotated[
+        TableFormat,
+        typer.Option("--format", "-f", help="table (for people); json or csv (every metric, for scripts)."),
+    ] = TableFormat.table,
     workspace: WorkspaceOption = None,
 ) -> None:
     """List registered models: versions, aliases, gate decisions and key metrics."""
@@ -54,6 +59,9 @@ def models(
 
     ws = open_workspace(workspace)
     rows = registry.overview(tracking.connect(ws), name, limit)
+    if fmt is not TableFormat.table:
+        _emit_models(rows, fmt)
+        return
     out = console()
     if not rows:
         out.print("No registered models yet: a pipeline with a `kind: train` task registers one.")
@@ -67,6 +75,27 @@ def models(
         created = datetime.fromtimestamp(row.created, tz=UTC).strftime("%Y-%m-%d %H:%M")
         table.add_row(row.name, str(row.version), ", ".join(row.aliases), row.decision, created, shown)
     out.print(table)
+
+
+def _emit_models(rows: list[VersionRow], fmt: TableFormat) -> None:
+    """json: one object per version with its metrics; csv: one column per metric name."""
+    records = [
+        {
+            "model": row.name, "version": row.version, "aliases": row.aliases, "gate": row.decision,
+            "created": datetime.fromtimestamp(row.created, tz=UTC), "problem": row.problem,
+            "mlflow_run_id": row.run_id, "metrics": row.metrics,
+        }
+        for row in rows
+    ]
+    if fmt is TableFormat.json:
+        emit(records, fmt)
+        return
+    metric_names = sorted({key for row in rows for key in row.metrics})
+    flat = [
+        {**{k: v for k, v in record.items() if k != "metrics"}, "aliases": ";".join(record["aliases"]), **record["metrics"]}
+        for record in records
+    ]
+    emit(flat, fmt, columns=["model", "version", "aliases", "gate", "created", "problem", "mlflow_run_id", *metric_names])
 
 
 @models_app.command("promote")

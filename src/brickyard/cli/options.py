@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from brickyard.cli.render import TableFormat
+
 if TYPE_CHECKING:
     from brickyard.workspace import Workspace
 
@@ -19,6 +21,12 @@ WorkspaceOption = Annotated[
         help="Workspace folder (default: the nearest folder with brickyard.yaml).",
         show_default=False,
     ),
+]
+
+
+FormatOption = Annotated[
+    TableFormat,
+    typer.Option("--format", "-f", help="table (for people), json or csv (for scripts)."),
 ]
 
 

@@ -1,4 +1,4 @@
-"""`brickyard validate`, `run`, `runs`, `run-show`, `logs`: pipelines and their runs.
+"""`brickyard validate`, `schema`, `run`, `runs`, `run-show`, `logs`: pipelines and their runs.
 
 Each command is a few lines over `brickyard.runtime` (validate_workspace, PipelineRunner,
 StateStore, run_report, read_logs); this module only renders.
@@ -19,12 +19,13 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from brickyard.cli.options import WorkspaceOption, open_workspace
-from brickyard.cli.render import console, key_values
+from brickyard.cli.options import FormatOption, WorkspaceOption, open_workspace
+from brickyard.cli.render import TableFormat, console, emit, key_values
 from brickyard.errors import BrickyardError
 
 if TYPE_CHECKING:
-    from brickyard.runtime.records import AttemptRecord
+    from brickyard.runtime.records import AttemptRecord, RunRecord
+    from brickyard.runtime.report import RunReport
     from brickyard.runtime.runner import RunEvent, TaskState
 
 STATUS_STYLE = {
@@ -36,6 +37,11 @@ STATUS_STYLE = {
 class EngineChoice(str, Enum):
     duckdb = "duckdb"
     spark = "spark"
+
+
+class SchemaFormat(str, Enum):
+    json = "json"
+    markdown = "markdown"
 
 
 class ValidationFailedError(BrickyardError):
@@ -61,6 +67,19 @@ def validate(workspace: WorkspaceOption = None) -> None:
         )
     pipelines, contracts = len(pipeline_files(ws)), len(contract_files(ws))
     out.print(f"{_count(pipelines, 'pipeline')}, {_count(contracts, 'contract')} valid")
+
+
+def schema(
+    fmt: Annotated[
+        SchemaFormat,
+        typer.Option("--format", "-f", help="json: the JSON Schema of pipeline files; markdown: docs/pipelines.md."),
+    ] = SchemaFormat.json,
+) -> None:
+    """Print the JSON Schema of pipeline files, for editors' completion and checks
+    (`brickyard schema > brickyard.schema.json`), or the pipeline reference as Markdown."""
+    from brickyard.tasks.reference import pipelines_markdown, schema_json
+
+    sys.stdout.write(schema_json() if fmt is SchemaFormat.json else pipelines_markdown())
 
 
 def run_pipeline(
@@ -104,6 +123,7 @@ def run_pipeline(
 def runs(
     pipeline: Annotated[str | None, typer.Argument(help="Only this pipeline's runs.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
+    fmt: FormatOption = TableFormat.table,
     workspace: WorkspaceOption = None,
 ) -> None:
     """List recent runs, newest first, with the rows each quarantined."""
@@ -111,12 +131,16 @@ def runs(
 
     ws = open_workspace(workspace)
     store = StateStore(ws.state_url)
+    listed = store.list_runs(pipeline, limit=limit)
+    quarantined = store.quarantined_rows([run.id for run in listed])
+    if fmt is not TableFormat.table:
+        emit([{**_run_record(run), "quarantined_rows": quarantined.get(run.id)} for run in listed], fmt,
+             columns=[*RUN_FIELDS, "quarantined_rows"])
+        return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
     for column in ("id", "pipeline", "status", "trigger", "started", "duration", "quarantined"):
         table.add_column(column, no_wrap=True, min_width=len("20260101-000000-abcdef") if column == "id" else None,
                          justify="right" if column == "quarantined" else "left")
-    listed = store.list_runs(pipeline, limit=limit)
-    quarantined = store.quarantined_rows([run.id for run in listed])
     for run in listed:
         table.add_row(run.id, run.pipeline, _status(run.status), run.trigger,
                       _time(run.started_at or run.created_at, short=True), _seconds(run.duration_seconds),
@@ -126,23 +150,34 @@ def runs(
 
 def run_show(
     run_id: Annotated[str, typer.Argument(help="The run's id (see `brickyard runs`).")],
+    fmt: Annotated[
+        TableFormat,
+        typer.Option("--format", "-f", help="table (for people); json (everything) or csv (the attempts) for scripts."),
+    ] = TableFormat.table,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Show a run: its tasks' attempts, timings, CPU-seconds, rows, rows quarantined (where
-    and why), lineage, errors, cost."""
+    and why), lineage, errors, and cost (CPU-seconds priced at `pricing: cpu_hour:` of
+    brickyard.yaml)."""
     from brickyard.runtime.report import quarantine_lines, run_report
     from brickyard.runtime.state import StateStore
 
     ws = open_workspace(workspace)
     report = run_report(StateStore(ws.state_url), run_id, ws.config.pricing.cpu_hour)
+    if fmt is TableFormat.json:
+        emit(_report_document(report), fmt)
+        return
+    if fmt is TableFormat.csv:
+        emit(_attempt_records(report), fmt, columns=ATTEMPT_FIELDS)
+        return
     run, priced = report.run, report.cpu_hour is not None
     facts: list[tuple[str, Any]] = [
         ("run", run.id), ("pipeline", run.pipeline), ("status", run.status), ("trigger", run.trigger),
         ("started", _time(run.started_at)), ("ended", _time(run.ended_at)),
         ("duration", _seconds(run.duration_seconds)), ("cpu seconds", f"{report.cpu_seconds:.3f}"),
+        ("cost", f"{report.cost:.6f} ({report.cpu_hour:g} per CPU-hour)" if priced
+         else "not priced: set pricing.cpu_hour in brickyard.yaml"),
     ]
-    if priced:
-        facts.append(("cost", f"{report.cost:.6f} ({report.cpu_hour:g} per CPU-hour)"))
     if report.quarantined_rows is not None:
         facts.append(("quarantined", f"{report.quarantined_rows:,} row{'' if report.quarantined_rows == 1 else 's'}"))
     if run.full_refresh:
@@ -168,6 +203,45 @@ def run_show(
     for note in notes:
         out.print(note, markup=False)
     _print_quarantine(quarantine_lines(report.quarantine), warning=False)
+
+
+RUN_FIELDS = [
+    "id", "pipeline", "status", "trigger", "created_at", "started_at", "ended_at",
+    "duration_seconds", "engine", "full_refresh", "error",
+]
+ATTEMPT_FIELDS = [
+    "task", "attempt", "status", "started_at", "ended_at", "wall_seconds", "cpu_seconds", "cost",
+    "rows_in", "rows_out", "quarantined_rows", "quarantine", "reads", "writes", "metrics", "error",
+]
+
+
+def _run_record(run: RunRecord) -> dict[str, Any]:
+    return {name: getattr(run, name) for name in RUN_FIELDS}
+
+
+def _attempt_records(report: RunReport) -> list[dict[str, Any]]:
+    """Every attempt, then a `pending` record for each task never tried."""
+    records = [
+        {
+            **{name: getattr(attempt, name) for name in ATTEMPT_FIELDS if name != "cost"},
+            "cost": report.attempt_cost(attempt) if attempt.attempt else None,
+        }
+        for attempt in report.attempts
+    ]
+    seen = {attempt.task for attempt in report.attempts}
+    records += [{"task": task, "status": "pending"} for task in report.task_names if task not in seen]
+    return records
+
+
+def _report_document(report: RunReport) -> dict[str, Any]:
+    return {
+        "run": _run_record(report.run),
+        "cpu_seconds": report.cpu_seconds,
+        "cpu_hour": report.cpu_hour,
+        "cost": report.cost,
+        "quarantined_rows": report.quarantined_rows,
+        "attempts": _attempt_records(report),
+    }
 
 
 def logs(
@@ -202,7 +276,9 @@ class LiveRunView:
         self.title = f"run {event.run_id} of {event.pipeline}"
         self.note = event.message if event.kind in ("waiting", "retry") else ""
 
-    def __rich__(self) -> Table:
+    def __rich__(self) -> Table | Text:
+        if not self.tasks:  # nothing started (yet): no empty table, e.g. above a load error
+            return Text(self.note)
         table = Table(title=self.title, caption=self.note or None, header_style="bold")
         for column in ("task", "status", "attempt", "duration", "rows in", "rows out", "quarantined"):
             table.add_column(column, no_wrap=True)
@@ -286,6 +362,7 @@ def _count(number: int, noun: str) -> str:
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("validate")(validate)
+    app.command("schema")(schema)
     app.command("run")(run_pipeline)
     app.command("runs")(runs)
     app.command("run-show")(run_show)

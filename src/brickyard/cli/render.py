@@ -1,28 +1,55 @@
-"""Rendering results for people: rich tables with bounded rows and column widths."""
+"""Rendering results: rich tables for people, JSON and CSV for scripts.
+
+On a terminal, tables fit its width (query values are cut at `MAX_COLUMN_WIDTH`); with
+no terminal (a pipe, a file, CI) nothing is cut: the console is as wide as the table.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+import csv
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.rule import Rule
 from rich.table import Table
 
 MAX_COLUMN_WIDTH = 32
+NO_TERMINAL_WIDTH = 100_000  # wide enough that no table is ever cut
+RULE_WIDTH = 80
+
+
+class TableFormat(str, Enum):
+    """How a listing command prints: a table for people, json or csv for scripts."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
 
 
 def result_table(
-    columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None
+    columns: Sequence[str],
+    types: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    title: str | None = None,
+    *,
+    max_width: int | None = MAX_COLUMN_WIDTH,
 ) -> Table:
-    """A rich table of query rows; long values are cut with an ellipsis."""
+    """A rich table of rows; values longer than `max_width` are cut with an ellipsis
+    (None: never, for names and counts that must stay whole)."""
     table = Table(title=title, show_lines=False, header_style="bold")
     for name, kind in zip(columns, types, strict=True):
         numeric = any(word in kind.upper() for word in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL"))
         table.add_column(
             name,
             justify="right" if numeric else "left",
-            max_width=MAX_COLUMN_WIDTH,
+            max_width=max_width,
             overflow="ellipsis",
             no_wrap=True,
         )
@@ -64,5 +91,54 @@ def human_bytes(size: int) -> str:
 
 
 def console() -> Console:
-    """The console commands print to (stdout)."""
-    return Console(highlight=False, soft_wrap=True)
+    """The console commands print to (stdout): a terminal's width, or, with no terminal,
+    wide enough that tables are never cut."""
+    out = Console(highlight=False, soft_wrap=True)
+    if not out.is_terminal:
+        out.width = NO_TERMINAL_WIDTH
+    return out
+
+
+def value_width(out: Console) -> int | None:
+    """How wide a query value may be in a table on `out`: cut on a terminal, whole otherwise."""
+    return MAX_COLUMN_WIDTH if out.is_terminal else None
+
+
+def rule(out: Console, title: str) -> None:
+    """A horizontal rule with a title, at most `RULE_WIDTH` wide without a terminal."""
+    out.print(Rule(title), width=None if out.is_terminal else RULE_WIDTH)
+
+
+def emit(document: Any, fmt: TableFormat, columns: Sequence[str] | None = None) -> None:
+    """Print `document` for scripts: `json` as is (datetimes in ISO 8601); `csv` needs a
+    list of records, one line each, with `columns` (default: every key, in order of first
+    appearance); nested values become JSON text and None an empty field."""
+    if fmt is TableFormat.json:
+        sys.stdout.write(json.dumps(document, indent=2, default=_json_value, ensure_ascii=False) + "\n")
+        return
+    records: list[Mapping[str, Any]] = list(document)
+    names = list(columns) if columns is not None else list(dict.fromkeys(key for record in records for key in record))
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(names)
+    for record in records:
+        writer.writerow([_csv_value(record.get(name)) for name in names])
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, Path | Enum):
+        return str(value.value if isinstance(value, Enum) else value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=_json_value, ensure_ascii=False)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value

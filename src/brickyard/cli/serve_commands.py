@@ -33,10 +33,6 @@ def serve(
 
     Scoring needs `Authorization: Bearer <token>` (role reader or above: `brickyard tokens create --role reader`) unless --no-auth. Traffic policy (shadow, canary, rollout), the inference log and limits come from `endpoints:` in brickyard.yaml.
     """
-    import importlib.util
-
-    if importlib.util.find_spec("orjson") is None:
-        raise UsageError("serving needs the `serve` extra", hint="pip install 'brickyard[serve]'")
     from brickyard.serving.server import ServeSpec, bind_socket, run
     from brickyard.serving.service import ModelRef, ServingService
 

@@ -70,6 +70,7 @@ def list_tokens(workspace: WorkspaceOption = None) -> None:
             ["id", "name", "role", "rate limit", "created", "revoked"],
             ["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "TIMESTAMP", "VARCHAR"],
             rows,
+            max_width=None,
         )
     )
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from brickyard.cli.options import WorkspaceOption, open_workspace
-from brickyard.cli.render import console, key_values, result_table
+from brickyard.cli.render import console, key_values, result_table, rule, value_width
 
 
 class InfoFormat(str, Enum):
@@ -23,15 +23,22 @@ class InfoFormat(str, Enum):
 def init(
     folder: Annotated[Path, typer.Argument(help="Folder for the new workspace.")] = Path("."),
     name: Annotated[str | None, typer.Option(help="Workspace name (default: the folder's).")] = None,
+    example: Annotated[
+        bool, typer.Option("--example/--no-example", help="Add a commented example pipeline and the CSV it reads.")
+    ] = True,
 ) -> None:
-    """Create an empty workspace: brickyard.yaml and its folders."""
-    from brickyard.workspace import FOLDERS, Workspace
+    """Create a workspace: brickyard.yaml, its folders and a small example pipeline."""
+    from brickyard.workspace import EXAMPLE_CSV_PATH, FOLDERS, Workspace
 
-    ws = Workspace.init(folder, name=name)
+    ws = Workspace.init(folder, name=name, example=example)
     out = console()
     out.print(f"Created workspace [bold]{ws.config.name}[/bold] in {ws.root}")
     out.print(f"  {ws.config_path.name}  " + "  ".join(f"{sub}/" for sub in FOLDERS))
-    out.print("Next: put files under lake/raw/ and query them with brickyard sql.")
+    if example:
+        out.print(f"  pipelines/example.yaml (commented), reading lake/{EXAMPLE_CSV_PATH}")
+        out.print("Next: brickyard run example   (from inside the workspace, or add --workspace)", markup=False)
+    else:
+        out.print("Next: put files under lake/raw/ and query them with brickyard sql.")
 
 
 def demo(
@@ -40,17 +47,16 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic data.")] = 42,
 ) -> None:
     """Create or refresh the demo workspace and walk through the platform."""
-    from brickyard.demo import run_demo
+    from brickyard.demo import run_demo, try_next_block
 
     started = time.perf_counter()
     reporter = RichReporter()
     context = run_demo(folder, rows=rows, report=reporter, seed=seed)
     out = reporter.out
-    out.rule(f"Demo finished in {time.perf_counter() - started:.1f} s")
-    location = context.workspace.root
-    out.print(f"Workspace: {location}")
-    out.print(f"Try next (from inside [bold]{location}[/bold], or add --workspace {location}):")
-    for line in context.try_next:
+    rule(out, f"Demo finished in {time.perf_counter() - started:.1f} s")
+    out.print(f"Workspace: {context.workspace.root}")
+    out.print("Try next, in a shell, line by line:")
+    for line in try_next_block(context):
         out.print(f"  {line}", markup=False)
 
 
@@ -83,7 +89,7 @@ class RichReporter:
         self.out.print(text, markup=False)
 
     def table(self, columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        self.out.print(result_table(columns, types, rows))
+        self.out.print(result_table(columns, types, rows, max_width=value_width(self.out)))
 
 
 def register(app: typer.Typer) -> None:

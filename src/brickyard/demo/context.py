@@ -20,13 +20,15 @@ class Reporter(Protocol):
 
 @dataclass
 class DemoContext:
-    """What the steps share: the workspace, the options, and lines for 'try next'."""
+    """What the steps share: the workspace, the options, the runs made (pipeline -> run id)
+    and the shell lines for 'try next' (run from inside the workspace)."""
 
     workspace: Workspace
     rows: int
     seed: int
     report: Reporter
     try_next: list[str] = field(default_factory=list)
+    runs: dict[str, str] = field(default_factory=dict)
 
 
 Step = Callable[[DemoContext], None]

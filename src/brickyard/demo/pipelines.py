@@ -52,6 +52,7 @@ def run_pipeline(context: DemoContext, name: str) -> None:
             f"demo pipeline {name} failed: {result.error}",
             hint=f"see `brickyard run-show {result.run_id}` and `brickyard logs {result.run_id}`",
         )
+    context.runs[name] = result.run_id
     context.report.say(f"  run {result.run_id} succeeded; details: brickyard run-show {result.run_id}")
 
 
@@ -77,9 +78,11 @@ def run_taxi_trips(context: DemoContext) -> None:
         "brickyard sql \"SELECT _reason, _source_file, _line FROM bronze.taxi_trips__quarantine LIMIT 10\"",
         "brickyard sql \"SELECT _reason, count(*) FROM silver.taxi_trips__quarantine GROUP BY 1 ORDER BY 2 DESC\"",
         "brickyard history silver.taxi_trips",
-        "brickyard runs                  # then: brickyard run-show RUN_ID, brickyard logs RUN_ID",
-        "brickyard run taxi_trips --engine spark --full-refresh   # the same pipeline on PySpark "
-        "(pip install 'brickyard[spark]', Java 17+)",
+        "brickyard runs",
+        f"brickyard run-show {context.runs['taxi_trips']}   # its tasks: timings, CPU-seconds, rows, lineage, cost",
+        f"brickyard logs {context.runs['taxi_trips']} clean_trips",
+        "pip install 'brickyard[spark]'   # PySpark, for the next line (Spark also needs Java 17+)",
+        "brickyard run taxi_trips --engine spark --full-refresh   # the same pipeline on PySpark",
     ]
 
 
@@ -145,7 +148,7 @@ def run_titanic(context: DemoContext) -> None:
     context.try_next += [
         "brickyard models",
         "brickyard gate titanic latest",
-        "brickyard mlflow-ui        # then open http://127.0.0.1:5000",
+        "brickyard mlflow-ui --port 5000   # then open http://127.0.0.1:5000 (Ctrl-C stops it)",
     ]
     try:
         from brickyard.serving import demo_hint

@@ -6,6 +6,9 @@ its own step to `STEPS`, and the closing "try next" lines grow with it.
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,25 @@ def run_demo(folder: str | Path, rows: int, report: Reporter, seed: int = 42) ->
     for step in STEPS:
         step(context)
     return context
+
+
+def try_next_block(context: DemoContext, cwd: Path | None = None) -> list[str]:
+    """The shell lines the demo ends with, to run one by one from `cwd` (default: the
+    current folder): activate the virtual environment brickyard runs in (when it runs in
+    one), go to the workspace, then every step's 'try next' lines."""
+    here = (cwd or Path.cwd()).resolve()
+    lines = []
+    if sys.prefix != sys.base_prefix:
+        scripts = "Scripts" if os.name == "nt" else "bin"
+        lines.append(f". {_shown(Path(sys.prefix) / scripts / 'activate', here)}   # puts brickyard on your PATH")
+    lines.append(f"cd {_shown(context.workspace.root, here)}")
+    return lines + context.try_next
+
+
+def _shown(path: Path, here: Path) -> str:
+    """`path` relative to `here` when inside it, else absolute; quoted for a shell."""
+    resolved = path.resolve()
+    return shlex.quote(str(resolved.relative_to(here) if resolved.is_relative_to(here) else resolved))
 
 
 def land_raw_files(context: DemoContext) -> None:

@@ -1,0 +1,326 @@
+"""The prose of the pipeline reference (`docs/pipelines.md`, `brickyard schema`).
+
+The structure (fields, types, defaults, required) comes from the models; this module holds
+what models cannot say: a sentence per field, a summary and an example per kind. Keys are
+`kind.field` for a kind's own options, `pipeline.field` and `task.field` for the fields
+every pipeline and task has, and `Model.field` for nested models. A test checks that every
+field has a description here (or in its model) and that every example is valid.
+"""
+
+from __future__ import annotations
+
+PIPELINE_INTRO = """\
+A pipeline is a YAML file `pipelines/NAME.yaml` in the workspace: a list of tasks, each of
+a kind below, that run in the order their `depends_on` gives. `brickyard run NAME` runs it,
+`brickyard validate` checks every pipeline without running it (file, line and field of
+each problem), `brickyard server` fires its `schedule` and `trigger`."""
+
+KIND_SUMMARIES: dict[str, str] = {
+    "ingest": "Raw files in the lake (CSV, JSON lines, Parquet) into a Delta table, incrementally: "
+    "each file is loaded once; rows that break the contract go to `<target>__quarantine`.",
+    "sql": "A SELECT over the lake's tables and raw files (DuckDB's dialect), written to a Delta table "
+    "(overwrite, append or merge), with expectations checked before anything lands.",
+    "expect": "Check a table against expectations (a contract's and inline ones): warn, quarantine "
+    "the rows that break one (`drop`), or fail the run.",
+    "python": "Call a function of your own code with the task's context (`main(context, **args)`).",
+    "train": "Fit a model on a lake table or a query, track it in MLflow and register a new version.",
+    "evaluate": "Held-out metrics and plots (ROC, precision-recall, confusion matrix) for a registered "
+    "model version, logged on its MLflow run.",
+    "promote": "The gate: check a model version against rules; pass makes it `champion`, fail `challenger`.",
+    "score": "Batch inference with a registered model into a gold Delta table, from a lake table or "
+    "a SQL database.",
+    "export": "Copy a lake table version (or the batch a score task wrote) into a SQL database table, "
+    "exactly once.",
+}
+
+EXAMPLES: dict[str, str] = {
+    "ingest": """\
+- name: ingest_trips
+  kind: ingest
+  source: raw/taxi/*.csv
+  target: bronze.taxi_trips
+  contract: contracts/bronze.taxi_trips.yaml
+  options: {delimiter: ",", header: true}
+""",
+    "sql": """\
+- name: clean_trips
+  kind: sql
+  depends_on: [ingest_trips]
+  sql: sql/silver_taxi_trips.sql
+  target: silver.taxi_trips
+  mode: merge
+  keys: [trip_id]
+  incremental: true
+  expectations:
+    - {sql: "fare_amount >= 0", name: non_negative_fare, action: drop}
+""",
+    "expect": """\
+- name: check_trips
+  kind: expect
+  depends_on: [clean_trips]
+  table: silver.taxi_trips
+  expectations:
+    - {unique: [trip_id], action: fail}
+    - {accepted_values: {column: payment_type, values: [1, 2, 3, 4, 5, 6]}, action: warn}
+    - {range: {column: trip_distance, min: 0, max: 500}, action: drop}
+""",
+    "python": """\
+- name: notify
+  kind: python
+  function: jobs.alerts:main
+  args: {channel: data-team}
+""",
+    "train": """\
+- name: train
+  kind: train
+  table: silver.titanic
+  label: Survived
+  features: [Pclass, Sex, Age, SibSp, Parch, Fare, Embarked]
+  split: {test_size: 0.2, seed: 42, stratify: true}
+  estimator: logistic_regression
+  params: {C: 1.0}
+  model_name: titanic
+""",
+    "evaluate": """\
+- name: evaluate
+  kind: evaluate
+  depends_on: [train]
+""",
+    "promote": """\
+- name: promote
+  kind: promote
+  depends_on: [evaluate]
+  rules:
+    - "roc_auc >= champion.roc_auc + 0.01"
+    - "accuracy >= 0.75"
+""",
+    "score": """\
+- name: score_passengers
+  kind: score
+  model: titanic@champion
+  source: {database: default, table: passengers}
+  target: gold.titanic_predictions
+  keys: [PassengerId]
+""",
+    "export": """\
+- name: export_predictions
+  kind: export
+  depends_on: [score_passengers]
+  source: {task: score_passengers}
+  database: default
+  table: titanic_predictions
+  keys: [PassengerId]
+  mode: upsert
+""",
+}
+
+# What a nested model is, for models without a docstring of their own.
+MODEL_SUMMARIES: dict[str, str] = {
+    "RangeCheck": "The `range` check of an expectation.",
+    "AcceptedValues": "The `accepted_values` check of an expectation.",
+}
+
+# The shapes a nested model takes, one YAML line each (each line is checked by a test).
+SHAPES: dict[str, str] = {
+    "FileArrival": """\
+trigger: {file_arrival: raw/taxi/}
+trigger: {file_arrival: "raw/taxi/*.csv", poll_seconds: 10, debounce_seconds: 5}
+""",
+    "RetryPolicy": """\
+retries: {count: 3, backoff_seconds: 5, max_backoff_seconds: 60}
+""",
+    "Expectation": """\
+expectations: [{not_null: trip_id, action: fail}]
+expectations: [{unique: [vendor_id, pickup_at], action: warn}]
+expectations: [{range: {column: fare_amount, min: 0}, action: drop}]
+expectations: [{accepted_values: {column: payment_type, values: [1, 2, 3]}, action: warn}]
+expectations: [{sql: "dropoff_at >= pickup_at", name: ends_after_start, action: drop}]
+""",
+    "KRange": """\
+k: {min: 2, max: 8}
+""",
+    "ScoreSource": """\
+source: {table: silver.passengers}
+source: {table: silver.passengers, version: 3}
+source: {database: default, table: passengers}
+source: {database: default, query: "SELECT * FROM passengers WHERE Pclass = 1"}
+""",
+    "ExportSource": """\
+source: {task: score_passengers}
+source: {table: gold.titanic_predictions, version: 12}
+source: gold.titanic_predictions
+""",
+}
+
+# Fields a model accepts in a shorter form than its type says (a before-validator widens
+# them); the JSON Schema accepts the short form too. A test checks each is really accepted.
+SHORTHANDS: dict[str, str] = {
+    "task.depends_on": "one name",
+    "ingest.partition_by": "one column",
+    "sql.keys": "one column",
+    "sql.partition_by": "one column",
+    "sql.incremental": "one table",
+    "export.source": "a table name, short for `{table: NAME}`",
+}
+
+QUARANTINE_LIMIT = (
+    "At most this many quarantined rows: a share of the rows checked (below 1: `0.01` = 1%) "
+    "or a count (a whole number); past it the task fails with nothing written (default: no limit)."
+)
+
+DESCRIPTIONS: dict[str, str] = {
+    # the pipeline file
+    "pipeline.name": "The pipeline's name; it must equal the file's name, which is its default.",
+    "pipeline.description": "What the pipeline is for (shown by tools, never used).",
+    "pipeline.schedule": "A cron expression (`0 6 * * *`): `brickyard server` starts a run at those times.",
+    "pipeline.trigger": "Start a run when new files land under a lake path (`brickyard server` watches it).",
+    "pipeline.max_active_runs": "At most this many runs of the pipeline at once; later ones wait, queued.",
+    "pipeline.engine": "`duckdb` or `spark`: the engine of every task (default: `engine:` of brickyard.yaml).",
+    "pipeline.tasks": "The tasks, each of a kind below.",
+    "FileArrival.file_arrival": "The lake path (a folder or a glob) to watch, such as `raw/taxi/`.",
+    "FileArrival.poll_seconds": "How often to look for new files.",
+    "FileArrival.debounce_seconds": "Wait until no new file arrived for this long, so a batch of files starts one run.",
+    # every task
+    "task.name": "The task's name, unique in the pipeline (lower case, digits, `_`).",
+    "task.kind": "The task kind: one of the sections below.",
+    "task.depends_on": "Tasks that must succeed first; a failed one skips this task.",
+    "task.retries": "Retries of a failed attempt, with exponential backoff.",
+    "task.timeout_seconds": "Fail an attempt that runs longer (then retry, if retries are left).",
+    "task.engine": "`duckdb` or `spark` for this task alone (default: the pipeline's).",
+    "RetryPolicy.count": "How many times a failed attempt is tried again.",
+    "RetryPolicy.backoff_seconds": "Wait before the first retry; it doubles for each next one.",
+    "RetryPolicy.max_backoff_seconds": "The longest wait between two attempts.",
+    # ingest
+    "ingest.max_quarantined": QUARANTINE_LIMIT,
+    "ingest.source": "A lake path or glob of raw files, such as `raw/taxi/*.csv`.",
+    "ingest.format": "`csv`, `json` (JSON lines) or `parquet` (default: from the files' extension).",
+    "ingest.target": "The Delta table to append to, `zone.name`.",
+    "ingest.contract": "A contract file (`contracts/...yaml`) or a table name: column types, "
+    "required columns, expectations, PII.",
+    "ingest.options": "How to read CSV files (JSON lines and Parquet need none).",
+    "ingest.partition_by": "Columns to partition the target by.",
+    "ingest.changed_files": "A loaded file that changed since: `ignore` it (with a warning) or `reload` it "
+    "(its rows are appended again).",
+    "ReaderOptions.delimiter": "The field separator (default `,`; a tab for `.tsv` files).",
+    "ReaderOptions.header": "Whether the first line names the columns.",
+    "ReaderOptions.quote": 'The quote character (default `"`).',
+    "ReaderOptions.escape": 'The escape character inside quoted values (default `"`: a quote in a value is doubled).',
+    "ReaderOptions.null_strings": "Values read as NULL, such as `[NA, \"\"]`.",
+    "ReaderOptions.encoding": "The files' text encoding (default UTF-8).",
+    "ReaderOptions.max_line_size": "The longest line allowed, in bytes (default: DuckDB's, 2,000,000).",
+    # sql
+    "sql.max_quarantined": QUARANTINE_LIMIT,
+    "sql.query": "The SELECT, inline (give `query` or `sql`).",
+    "sql.sql": "A file holding the SELECT, such as `sql/silver_trips.sql` (give `query` or `sql`).",
+    "sql.target": "The Delta table to write, `zone.name`.",
+    "sql.mode": "`overwrite` the table, `append` the rows, or `merge` them on `keys`.",
+    "sql.keys": "The columns that identify a row (`merge` only).",
+    "sql.partition_by": "Columns to partition the target by.",
+    "sql.incremental": "`true`: read only the rows added to the source tables since the last run "
+    "(modes append and merge); a list: only those tables that way, the others whole.",
+    "sql.contract": "A contract whose expectations the rows must meet before they are written.",
+    "sql.expectations": "Expectations the rows must meet before they are written (with the contract's).",
+    # expectations (sql, expect)
+    "Expectation.name": "A name for reports and quarantine reasons (default: made from the check).",
+    "Expectation.action": "When rows break it: `warn` (count and log), `drop` (to the quarantine table) "
+    "or `fail` (stop, nothing written).",
+    "Expectation.not_null": "A column that must have a value.",
+    "Expectation.unique": "Columns whose values together must be unique.",
+    "Expectation.range": "A column whose values must lie within `min` and `max` (inclusive).",
+    "Expectation.accepted_values": "A column whose values must be among `values`.",
+    "Expectation.sql": "A SQL condition every row must meet, such as `fare_amount >= 0`.",
+    "RangeCheck.column": "The column checked.",
+    "RangeCheck.min": "The smallest value allowed (none: no lower bound).",
+    "RangeCheck.max": "The largest value allowed (none: no upper bound).",
+    "AcceptedValues.column": "The column checked.",
+    "AcceptedValues.values": "The values allowed.",
+    # expect
+    "expect.max_quarantined": QUARANTINE_LIMIT,
+    "expect.table": "The table to check, `zone.name`.",
+    "expect.contract": "A contract to check the table against (default: the table's own "
+    "`contracts/<table>.yaml` when no inline expectations are given).",
+    "expect.expectations": "Expectations to check (with the contract's).",
+    # python
+    "python.function": "`package.module:function`; the workspace folder is on the import path.",
+    "python.args": "Keyword arguments of the call.",
+    # train
+    "train.table": "The lake table of training rows (give `table` or `query`).",
+    "train.version": "Pin the table's version (default: its latest, recorded for `brickyard reproduce`).",
+    "train.query": "SQL giving the training rows, instead of `table` (pin versions with `VERSION AS OF`).",
+    "train.label": "The column to predict (none for `kmeans`).",
+    "train.features": "The input columns (default: every column but the label and `exclude`).",
+    "train.exclude": "Columns left out of the default features (ids, for instance).",
+    "train.split": "The held-out split, seeded, so that `evaluate` and `reproduce` rebuild it.",
+    "train.estimator": "An estimator name (see Estimators below) or an import path `package.module:Class`.",
+    "train.params": "The estimator's parameters, such as `{C: 1.0}`.",
+    "train.problem": "`classification`, `regression` or `clustering` (default: from the estimator and the "
+    "label's values).",
+    "train.model_name": "The registered model's name (default: the pipeline's name).",
+    "train.k": "`kmeans`: the number of clusters, or `{min, max}` to keep the k with the best silhouette.",
+    "train.silhouette_sample": "`kmeans`: rows sampled (seeded) to compute the silhouette.",
+    "train.profile_table": "`kmeans`: a table to write each cluster's profile (size, means, a label) to.",
+    "train.assignments_table": "`kmeans`: a table to write each row's cluster to (needs `key`).",
+    "train.key": "`kmeans`: the columns that identify a row in `assignments_table`.",
+    "SplitSpec.test_size": "The share of rows held out for evaluation.",
+    "SplitSpec.seed": "The seed of the split (and of estimators that take `random_state`).",
+    "SplitSpec.stratify": "Keep the label's class shares in both parts (classification).",
+    "KRange.min": "The smallest k tried.",
+    "KRange.max": "The largest k tried.",
+    # evaluate, promote
+    "evaluate.model": "The registered model (default: the `model_name` of the train task upstream, "
+    "or the pipeline's name).",
+    "evaluate.version": "A version number, `latest`, or an alias such as `champion` (default: the version "
+    "this run trained).",
+    "promote.model": "The registered model (default: as for `evaluate`).",
+    "promote.version": "The version to gate (default: the version this run trained).",
+    "promote.rules": "Gate rules, each `metric >= number` or `metric >= champion.metric + number` "
+    "(see Metrics and gate rules below).",
+    "promote.fail_on_reject": "Whether a rejected version fails the task (and the run).",
+    # score
+    "score.model": "`name@alias` (such as `titanic@champion`) or `name/version` (`titanic/3`).",
+    "score.source": "The rows to score: a lake table, or a SQL database's table or query.",
+    "score.target": "The Delta table the predictions are appended to, `zone.name`.",
+    "score.keys": "The columns that identify a row, copied beside each prediction.",
+    "score.features": "The model's input columns (default: the model's signature).",
+    "score.batch_size": "Rows per batch: the source is never read whole.",
+    "score.positive_class": "The class whose probability is written (default: the second class of a "
+    "binary classifier).",
+    "score.mode": "`append` to the target, or `overwrite` it.",
+    "ScoreSource.table": "A lake table `zone.name`, or, with `database`, a SQL table.",
+    "ScoreSource.version": "Pin the lake table's version.",
+    "ScoreSource.database": "A name under `databases:` in brickyard.yaml: read from that SQL database.",
+    "ScoreSource.query": "With `database`: a SELECT giving the rows.",
+    # export
+    "export.source": "What to export: a lake table (at a version) or the batch an upstream score task wrote.",
+    "export.database": "A name under `databases:` in brickyard.yaml.",
+    "export.table": "The SQL table (`schema.table` allowed); created when missing.",
+    "export.keys": "The columns that identify a row (`upsert`; the primary key of a table it creates).",
+    "export.mode": "`append` the rows, `replace` the table's rows, or `upsert` on `keys` (one transaction each).",
+    "export.batch_rows": "Rows per COPY chunk or insert batch.",
+    "export.attempts": "Load attempts on transient database errors.",
+    "export.backoff_seconds": "Wait before the second attempt; it doubles for each next one.",
+    "export.keep_staging": "Keep the Parquet files staged in the lake after the load.",
+    "export.dedupe": "`upsert` only: when a key repeats in the batch, keep its latest row (by `latest_by`) "
+    "instead of failing.",
+    "Dedupe.latest_by": "The column that orders a key's rows; the row with its greatest value is kept.",
+    "ExportSource.table": "A lake table `zone.name`.",
+    "ExportSource.version": "Pin the table's version (default: its latest).",
+    "ExportSource.task": "An upstream score task: the batch it wrote in this run.",
+}
+
+# The metrics a train/evaluate run logs, by problem; any metric logged on the version's
+# MLflow run can be named in a gate rule.
+METRIC_PROBLEMS: dict[str, str] = {
+    "accuracy": "classification",
+    "precision": "classification",
+    "recall": "classification",
+    "f1": "classification",
+    "roc_auc": "classification",
+    "log_loss": "classification",
+    "rmse": "regression",
+    "mae": "regression",
+    "r2": "regression",
+    "silhouette": "clustering",
+    "inertia": "clustering",
+}
+OTHER_METRICS = "`fit_seconds` (every model), and for `kmeans` `k` and `n_iter`"
