@@ -209,3 +209,28 @@ tasks:
     label: Survived
     features: [double_fare]
 """) == []
+
+
+def test_on_spark_kmeans_takes_mllib_params_and_other_estimators_are_checked_as_on_duckdb(ws: Workspace) -> None:
+    found = problems(ws, "p", """\
+engine: spark
+tasks:
+  - name: segments
+    kind: train
+    table: silver.titanic
+    features: [Fare, Age]
+    estimator: kmeans
+    params: {k: 3, maxIter: 10, initMode: random}
+    model_name: segments
+  - name: train
+    kind: train
+    table: silver.titanic
+    label: Survived
+    features: [Fare, Age]
+    estimator: logistic_regression
+    params: {maxIter: 10}
+""")
+    assert found == [
+        "pipelines/p.yaml:16: task 'train': estimator 'logistic_regression' (LogisticRegression) takes no "
+        "parameter 'maxIter' (hint: did you mean max_iter?)"
+    ]
