@@ -85,8 +85,10 @@ def test_mlflow_ui_says_when_ready_and_stops_its_whole_process_tree(stop: signal
         assert alive == []
         assert port_is_free(port)
         assert "MLflow UI stopped" in output.lines[-1]
-    finally:
-        for child in [psutil.Process(process.pid), *tree] if process.poll() is None else tree:
+    finally:  # whatever failed above, leave no process behind
+        if process.poll() is None:
+            tree = [*tree, *psutil.Process(process.pid).children(recursive=True), psutil.Process(process.pid)]
+        for child in tree:
             try:
                 child.kill()
             except psutil.NoSuchProcess:
