@@ -104,7 +104,11 @@ class DataFileNotFoundError(BrickyardError):
     """A raw file or glob in the lake that matches nothing."""
 
 
-def suggest(word: str, choices: Iterable[str]) -> str | None:
-    """Return a 'did you mean' phrase for the closest choices, or None."""
-    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.5)
+def suggest(word: str, choices: Iterable[str], *, cutoff: float = 0.5) -> str | None:
+    """Return a 'did you mean' phrase for the closest choices, or None.
+
+    `cutoff` (0 to 1) is how alike a choice must be; raise it where the choices are few
+    and a loose match would mislead (a made-up kind name is not a typo of a real one).
+    """
+    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=cutoff)
     return f"did you mean {' or '.join(close)}?" if close else None

@@ -6,7 +6,6 @@ when the CLI starts.
 
 from __future__ import annotations
 
-import subprocess
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -185,17 +184,39 @@ def mlflow_ui(
     print_only: Annotated[bool, typer.Option("--print", help="Print the command instead of running it.")] = False,
     workspace: WorkspaceOption = None,
 ) -> int:
-    """Run the MLflow UI on this workspace's tracking store and artifacts."""
+    """Run the MLflow UI on this workspace's tracking store and artifacts; Ctrl-C stops it (all its processes)."""
     import shlex
 
-    from brickyard.ml.tracking import ui_command
+    from brickyard.cli.supervise import supervise
+    from brickyard.ml.tracking import relocate_artifacts, ui_command
 
-    command = ui_command(open_workspace(workspace), port=port, host=host)
+    ws = open_workspace(workspace)
+    command = ui_command(ws, port=port, host=host)
     if print_only:
         typer.echo(shlex.join(command))
         return 0
-    console().print(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)")
-    return subprocess.call(command)
+    out = console()
+    for moved in relocate_artifacts(ws):  # a copied or moved workspace
+        out.print(str(moved), markup=False)
+    url = f"http://{_local_host(host)}:{port}"
+    out.print(f"Starting the MLflow UI on {url} ...", markup=False)
+    code = supervise(
+        command,
+        health_url=f"{url}/health",
+        on_ready=lambda: out.print(f"MLflow UI ready at {url} (Ctrl-C to stop)", markup=False),
+        name="the MLflow UI",
+    )
+    out.print("MLflow UI stopped", markup=False)
+    return code
+
+
+def _local_host(host: str) -> str:
+    """The address to reach a server listening on `host` from this machine."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def _rules(ws: Workspace, name: str, given: list[str] | None, *, required: bool) -> tuple[list[str], str | None]:

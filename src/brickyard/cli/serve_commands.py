@@ -36,8 +36,12 @@ def serve(
     from brickyard.serving.server import ServeSpec, bind_socket, run
     from brickyard.serving.service import ModelRef, ServingService
 
+    from brickyard.ml.tracking import relocate_artifacts
+
     ws = open_workspace(workspace)
     refs = [ModelRef.parse(text) for text in models]
+    for moved in relocate_artifacts(ws):  # a copied or moved workspace
+        sys.stderr.write(f"{moved}\n")
     ServingService(ws, refs, auth=not no_auth).check_models()  # fail fast on a wrong name or alias
     try:
         sock = bind_socket(host, port)

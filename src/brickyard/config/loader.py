@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,9 +37,14 @@ def load_config(path: Path) -> WorkspaceConfig:
 
 
 def parse_model(
-    model: type[M], data: Any, lines: dict[Location, int], source: str
+    model: type[M], data: Any, lines: dict[Location, int], source: str, *, also_known: Sequence[str] = ()
 ) -> M:
-    """Validate `data` as `model`, turning the first problem into a located ConfigError."""
+    """Validate `data` as `model`, turning the first problem into a located ConfigError.
+
+    `also_known`: keys valid beside the model's own fields at the top level (they belong to
+    another model, e.g. a task's common keys beside its kind's options), offered by the
+    hint for an unknown key.
+    """
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -46,11 +52,11 @@ def parse_model(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _located(exc, model, lines, source) from None
+        raise _located(exc, model, lines, source, also_known) from None
 
 
 def _located(
-    exc: ValidationError, model: type[BaseModel], lines: dict[Location, int], source: str
+    exc: ValidationError, model: type[BaseModel], lines: dict[Location, int], source: str, also_known: Sequence[str]
 ) -> ConfigError:
     errors = exc.errors()
     first = errors[0]
@@ -59,7 +65,7 @@ def _located(
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     hint = None
     if first["type"] == "extra_forbidden":
-        known = _known_keys(model, loc[:-1])
+        known = _known_keys(model, loc[:-1]) + (list(also_known) if len(loc) == 1 else [])
         close = suggest(str(loc[-1]), known)
         hint = close or (f"known keys here: {', '.join(sorted(known))}" if known else None)
         message = f"unknown key{more}"

@@ -15,6 +15,8 @@ from brickyard.core.pipeline import PipelineSpec, TaskSpec
 from brickyard.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+# The keys every task has (`TaskSpec`), valid beside its kind's own options.
+TASK_KEYS: tuple[str, ...] = tuple(TaskSpec.model_fields)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,11 @@ class PipelineFile:
                 return line_of(self.lines, loc)
         return None
 
+    def task_lines(self, index: int) -> dict[Location, int]:
+        """The line map of task number `index`, its locations relative to the task."""
+        prefix: Location = ("tasks", index)
+        return {loc[2:]: line for loc, line in self.lines.items() if loc[:2] == prefix}
+
     def parse_options(self, task: TaskSpec, model: type[M]) -> M:
         """Validate a task's kind-specific fields with the kind's model.
 
@@ -40,10 +47,9 @@ class PipelineFile:
             ConfigError: naming the file, the line and `tasks[i].field`.
         """
         index = self.spec.tasks.index(task)
-        prefix: Location = ("tasks", index)
-        shifted = {loc[2:]: line for loc, line in self.lines.items() if loc[:2] == prefix}
+        shifted = self.task_lines(index)
         try:
-            return parse_model(model, task.options, shifted, str(self.path))
+            return parse_model(model, task.options, shifted, str(self.path), also_known=TASK_KEYS)
         except ConfigError as exc:
             field = f"tasks[{index}] ({task.name}).{exc.field}" if exc.field else f"tasks[{index}] ({task.name})"
             message = exc.message.split(": ", 2)[-1] if exc.field else exc.message

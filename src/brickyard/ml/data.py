@@ -13,7 +13,7 @@ one class, too few rows) and `split_indices` makes the seeded held-out split.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from brickyard.errors import suggest
 from brickyard.ml.errors import TrainingDataError
-from brickyard.ml.spec import DataSpec, Problem, SplitSpec
+from brickyard.ml.spec import DataSpec, Problem, SplitSpec, TrainSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -221,6 +221,24 @@ def prepare(
         return Prepared(frame, features, numeric, categorical, label, resolved, loaded.reads, everything, everything)
     train_index, test_index = split_indices(frame, label, split, resolved == "classification", where)
     return Prepared(frame, features, numeric, categorical, label, resolved, loaded.reads, train_index, test_index)
+
+
+def column_problems(spec: TrainSpec, columns: Sequence[str], where: str) -> list[tuple[tuple[str | int, ...], str]]:
+    """(key, message) for each column `spec` names that `columns` lacks (the label, each
+    feature, excluded and key column), worded as `prepare` words it, found before any row
+    is read (for `brickyard validate`)."""
+    named: list[tuple[tuple[str | int, ...], str, str]] = []
+    if spec.label:
+        named.append((("label",), "label", spec.label))
+    named += [(("features", i), "feature", name) for i, name in enumerate(spec.features or [])]
+    named += [(("exclude", i), "excluded", name) for i, name in enumerate(spec.exclude)]
+    named += [(("key", i), "key", name) for i, name in enumerate(spec.key)]
+    return [
+        (at, f"{role} column {name!r} does not exist in {where} "
+             f"(hint: {suggest(name, columns) or 'its columns are: ' + ', '.join(columns)})")
+        for at, role, name in named
+        if name not in columns
+    ]
 
 
 def infer_problem(label: pd.Series) -> Problem:

@@ -75,6 +75,56 @@ def build_estimator(name: str, problem: Problem, params: dict[str, Any], seed: i
         EstimatorError: unknown name, failed import, or parameters the class rejects.
     """
     path = estimator_path(name, problem)
+    cls = _import_class(path, name)
+    unknown = _unknown_params(name, [cls], params)
+    if unknown:
+        _, message, hint = unknown[0]
+        more = f" (and {len(unknown) - 1} more: {', '.join(key for key, _, _ in unknown[1:])})" if len(unknown) > 1 else ""
+        raise EstimatorError(message + more, hint=hint)
+    try:
+        estimator = _construct(cls, name, params, seed)
+    except TypeError as exc:
+        raise EstimatorError(f"estimator {name!r} rejects its params: {exc}", hint=_accepted_hint(cls)) from None
+    if not (hasattr(estimator, "fit") and (hasattr(estimator, "predict") or hasattr(estimator, "transform"))):
+        raise EstimatorError(f"{path} is not a scikit-learn style estimator (no fit/predict)")
+    return estimator
+
+
+def estimator_problems(name: str, problem: Problem | None, params: dict[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+    """What is wrong with an estimator and its params, found without data and without
+    fitting, as (key, message): an unknown name or a class that does not import
+    (`("estimator",)`), each parameter no class of the name takes (`("params", key)`), and
+    values the class rejects (scikit-learn's own parameter validation, `("params",)`).
+
+    With `problem` None (not known before the label is read) a short name that does both
+    classification and regression is checked against both classes: a parameter is wrong
+    only if neither takes it.
+    """
+    try:
+        classes = [_import_class(path, name) for path in _candidate_paths(name, problem)]
+    except EstimatorError as exc:
+        return [(("estimator",), str(exc))]
+    unknown = _unknown_params(name, classes, params)
+    if unknown:
+        return [(("params", key), f"{message} (hint: {hint})") for key, message, hint in unknown]
+    rejections = []
+    for cls in classes:
+        rejection = _rejection(cls, name, params)
+        if rejection is None:
+            return []
+        rejections.append(rejection)
+    return [(("params",), f"estimator {name!r} ({cls.__name__}) rejects params: {rejections[0]}")]
+
+
+def _candidate_paths(name: str, problem: Problem | None) -> list[str]:
+    if problem is not None or ":" in name:
+        return [estimator_path(name, problem or "classification")]
+    if name not in SHORT_NAMES:
+        estimator_path(name, "classification")  # raises: unknown name
+    return list(SHORT_NAMES[name].values())
+
+
+def _import_class(path: str, name: str) -> type:
     module_name, _, class_name = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -89,20 +139,53 @@ def build_estimator(name: str, problem: Problem, params: dict[str, Any], seed: i
             f"{module_name} has no class {class_name!r} (estimator {name!r})",
             hint=suggest(class_name, [n for n in dir(module) if not n.startswith("_")]) or "check the import path",
         )
+    return cls
+
+
+def _accepted(cls: type) -> list[str] | None:
+    """The parameters `cls` takes; None when it takes any keyword (`**kwargs`)."""
+    parameters = inspect.signature(cls).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+
+
+def _accepted_hint(cls: type) -> str:
+    return f"{cls.__name__} takes: {', '.join(_accepted(cls) or ['any keyword'])}"
+
+
+def _unknown_params(name: str, classes: list[type], params: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(key, message, hint) for each parameter that none of `classes` takes."""
+    accepted = [_accepted(cls) for cls in classes]
+    if any(names is None for names in accepted):
+        return []
+    known = sorted({n for names in accepted for n in names or ()})
+    shown = " or ".join(cls.__name__ for cls in classes)
+    return [
+        (key, f"estimator {name!r} ({shown}) takes no parameter {key!r}", suggest(key, known) or f"it takes: {', '.join(known)}")
+        for key in params
+        if key not in known
+    ]
+
+
+def _construct(cls: type, name: str, params: dict[str, Any], seed: int) -> Any:
     merged = {**DEFAULT_PARAMS.get(name, {}), **params}
-    accepted = inspect.signature(cls).parameters
-    if "random_state" in accepted and "random_state" not in merged:
+    if "random_state" in inspect.signature(cls).parameters and "random_state" not in merged:
         merged["random_state"] = seed
+    return cls(**merged)
+
+
+def _rejection(cls: type, name: str, params: dict[str, Any]) -> str | None:
+    """Why `cls` rejects `params` (its constructor, then scikit-learn's parameter
+    constraints, which `fit` would check first); None when it accepts them."""
     try:
-        estimator = cls(**merged)
-    except TypeError as exc:
-        raise EstimatorError(
-            f"estimator {name!r} rejects its params: {exc}",
-            hint=f"{class_name} takes: {', '.join(p for p in accepted if p not in ('self', 'args', 'kwargs'))}",
-        ) from None
-    if not (hasattr(estimator, "fit") and (hasattr(estimator, "predict") or hasattr(estimator, "transform"))):
-        raise EstimatorError(f"{path} is not a scikit-learn style estimator (no fit/predict)")
-    return estimator
+        estimator = _construct(cls, name, params, 0)
+        validate = getattr(estimator, "_validate_params", None)
+        if callable(validate):
+            validate()
+    except (TypeError, ValueError) as exc:
+        return " ".join(str(exc).split())
+    return None
 
 
 def simple_params(estimator: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -179,6 +180,29 @@ def parse_rule(text: str) -> Rule:
     if sign == "*" and amount <= 0:
         raise GateRuleError(f"gate rule {text!r}: the factor must be positive")
     return Rule(text.strip(), metric, op == ">=", "champion", amount, sign)  # type: ignore[arg-type]
+
+
+def unlogged_metrics(rules: Sequence[str], problems: Sequence[str], model: str) -> list[tuple[int, str]]:
+    """(index, message) for each rule whose metric train and evaluate never log for a
+    model that solves one of `problems` (see `brickyard.ml.metrics.LOGGED_METRICS`); rules
+    that do not parse are left to `parse_rule`."""
+    from brickyard.ml.metrics import LOGGED_METRICS
+
+    logged = sorted({metric for problem in problems for metric in LOGGED_METRICS[problem]})
+    found = []
+    for index, text in enumerate(rules):
+        try:
+            metric = parse_rule(text).metric
+        except GateRuleError:
+            continue
+        if metric not in logged:
+            # scikit-learn's function names (f1_score, accuracy_score) are a common slip
+            bare = metric.removesuffix("_score")
+            close = f"did you mean {bare}?" if bare in logged else suggest(metric, logged)
+            listed = f"a {' or '.join(problems)} model's metrics: {', '.join(logged)}"
+            hint = f"{close} {listed}" if close else listed
+            found.append((index, f"gate rule {text!r}: model {model!r} gets no metric {metric!r} from train and evaluate (hint: {hint})"))
+    return found
 
 
 def check(client: MlflowClient, name: str, version: int | str, rules: list[str]) -> GateResult:

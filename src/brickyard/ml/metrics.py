@@ -24,6 +24,13 @@ GREATER_IS_BETTER = {
     "accuracy": True, "precision": True, "recall": True, "f1": True, "roc_auc": True,
     "log_loss": False, "rmse": False, "mae": False, "r2": True, "silhouette": True, "inertia": False,
 }
+# Every metric train and evaluate log on a model version's run, by problem: what gate
+# rules can compare (`fit_seconds` too: the time the fit took).
+LOGGED_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "fit_seconds"),
+    "regression": ("rmse", "mae", "r2", "fit_seconds"),
+    "clustering": ("silhouette", "inertia", "k", "n_iter", "silhouette_by_k", "inertia_by_k", "fit_seconds"),
+}
 KEY_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "f1", "roc_auc"),
     "regression": ("rmse", "mae", "r2"),

@@ -16,11 +16,14 @@ True
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +43,7 @@ INIT_LOCK = Path(".brickyard") / "mlflow-init.lock"
 
 _READY: set[str] = set()
 _READY_LOCK = threading.Lock()
+_log = logging.getLogger(__name__)
 
 
 def artifact_root(ws: Workspace) -> str:
@@ -51,12 +55,117 @@ def artifact_root(ws: Workspace) -> str:
     return (ws.root / location).resolve().as_uri()
 
 
+@dataclass(frozen=True)
+class Relocation:
+    """Artifact locations that pointed under another workspace root, now under this one."""
+
+    old_root: str
+    new_root: str
+    values: int
+
+    def __str__(self) -> str:
+        return f"MLflow artifact locations moved from {self.old_root} to {self.new_root} ({self.values} records)"
+
+
+def relocate_artifacts(ws: Workspace) -> list[Relocation]:
+    """Point the artifact locations the tracking store holds under an earlier root of this
+    workspace at its current root, so that a workspace copied or moved keeps its models.
+
+    MLflow records absolute artifact URIs (`file:///old/ws/mlartifacts/...`) in its
+    database: experiments, runs, logged models, model versions. When the store is a SQLite
+    file inside the workspace and the artifacts a folder inside it (the defaults), both
+    moved with the folder, and every `file:` URI (and plain path) under the old root is
+    rewritten to the same place under the new one, in one transaction. Other stores are left alone. The old root
+    is told by the experiments brickyard creates (`<root>/<artifact folder>/<experiment>`).
+
+    Returns what was moved (empty when nothing was stale).
+    """
+    database = _workspace_sqlite(ws, ws.mlflow_tracking_uri)
+    folder = ws.config.mlflow.artifact_location
+    if database is None or "://" in folder or not database.is_file():
+        return []
+    root = ws.root.resolve()
+    artifacts = (root / folder).resolve()
+    if not artifacts.is_relative_to(root):
+        return []
+    new_root = root.as_uri()
+    suffix = artifacts.as_uri()[len(new_root):]  # "/mlartifacts", URI-quoted
+    with closing(sqlite3.connect(database, timeout=60, isolation_level=None)) as con:
+        if not _stale_roots(con, suffix, new_root):
+            return []
+        con.execute("BEGIN IMMEDIATE")  # another process may be relocating too
+        try:
+            moved = [
+                Relocation(old, new_root, _rewrite_prefix(con, old + "/", new_root + "/")
+                           + _rewrite_prefix(con, _path_of(old) + "/", str(root) + "/"))
+                for old in _stale_roots(con, suffix, new_root)
+            ]
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    for relocation in moved:
+        _log.info("%s", relocation)
+    return moved
+
+
+def _workspace_sqlite(ws: Workspace, uri: str) -> Path | None:
+    """The SQLite file of a tracking URI when it lies inside the workspace, else None."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    path = Path(uri[len(prefix):].split("?", 1)[0]).resolve()
+    return path if path.is_relative_to(ws.root.resolve()) else None
+
+
+def _path_of(uri: str) -> str:
+    """The local path of a `file:` URI."""
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path)
+
+
+def _stale_roots(con: sqlite3.Connection, suffix: str, current: str) -> list[str]:
+    """Earlier workspace roots (as file URIs) that experiments' artifact locations name."""
+    try:
+        rows = con.execute("SELECT name, artifact_location FROM experiments").fetchall()
+    except sqlite3.OperationalError:  # not an MLflow database yet
+        return []
+    roots = set()
+    for name, location in rows:
+        tail = f"{suffix}/{name}"
+        if isinstance(location, str) and location.startswith("file://") and location.endswith(tail):
+            root = location[: -len(tail)]
+            if root != current:
+                roots.add(root)
+    return sorted(roots)
+
+
+def _rewrite_prefix(con: sqlite3.Connection, old: str, new: str) -> int:
+    """Replace the prefix `old` by `new` in every text value of every table; the count."""
+    changed = 0
+    tables = [row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for table in tables:
+        for column in con.execute(f'PRAGMA table_info("{table}")').fetchall():
+            name, kind = column[1], str(column[2]).upper()
+            if not any(text in kind for text in ("CHAR", "TEXT", "CLOB")):
+                continue
+            cursor = con.execute(
+                f'UPDATE "{table}" SET "{name}" = ? || substr("{name}", ?) WHERE substr("{name}", 1, ?) = ?',
+                (new, len(old) + 1, len(old), old),
+            )
+            changed += cursor.rowcount
+    return changed
+
+
 def connect(ws: Workspace) -> MlflowClient:
-    """Point MLflow's fluent API at the workspace and return a client for it."""
+    """Point MLflow's fluent API at the workspace and return a client for it (after
+    `relocate_artifacts`, so a moved workspace finds its artifacts)."""
     import mlflow
 
     uri = ws.mlflow_tracking_uri
     initialize_store(ws)
+    relocate_artifacts(ws)
     mlflow.set_tracking_uri(uri)
     # The registry follows the tracking URI when none is set; setting it too would leave a
     # process-wide registry pointing at this workspace for code that later sets only tracking.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
@@ -12,8 +13,23 @@ from brickyard.errors import suggest
 MAX_INPUT = 60
 
 
-def schema_problems(model: type[BaseModel], data: Any, lines: dict[Location, int]) -> list[tuple[int | None, str]]:
-    """(line, message) for each way `data` fails `model`; empty when it is valid."""
+def schema_problems(
+    model: type[BaseModel], data: Any, lines: dict[Location, int], *, also_known: Sequence[str] = ()
+) -> list[tuple[int | None, str]]:
+    """(line, message) for each way `data` fails `model`; empty when it is valid.
+
+    `also_known`: top-level keys valid beside the model's fields (see `config.loader.parse_model`).
+    """
+    return [
+        (line, f"{field}: {message}" if field else message)
+        for line, field, message in located_errors(model, data, lines, also_known=also_known)
+    ]
+
+
+def located_errors(
+    model: type[BaseModel], data: Any, lines: dict[Location, int], *, also_known: Sequence[str] = ()
+) -> list[tuple[int | None, str, str]]:
+    """(line, field, message) for each way `data` fails `model` (field "" for the whole)."""
     try:
         model.model_validate(data)
     except ValidationError as exc:
@@ -22,22 +38,23 @@ def schema_problems(model: type[BaseModel], data: Any, lines: dict[Location, int
         # a container's complaint that follows from an item's error (e.g. "too short") is noise
         kept = [e for e, loc in zip(errors, locs, strict=True)
                 if not any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs)]
-        return [_problem(model, error, lines) for error in kept]
+        return [_problem(model, error, lines, also_known) for error in kept]
     return []
 
 
-def _problem(model: type[BaseModel], error: Any, lines: dict[Location, int]) -> tuple[int | None, str]:
+def _problem(
+    model: type[BaseModel], error: Any, lines: dict[Location, int], also_known: Sequence[str]
+) -> tuple[int | None, str, str]:
     loc: Location = tuple(error["loc"])
     field = ".".join(str(part) for part in loc)
-    prefix = f"{field}: " if field else ""
     if error["type"] == "extra_forbidden":
-        known = known_keys(model, loc[:-1])
+        known = known_keys(model, loc[:-1]) + (list(also_known) if len(loc) == 1 else [])
         close = suggest(str(loc[-1]), known)
         hint = close or (f"known keys here: {', '.join(sorted(known))}" if known else None)
-        return line_of(lines, loc), f"{prefix}unknown key" + (f" (hint: {hint})" if hint else "")
+        return line_of(lines, loc), field, "unknown key" + (f" (hint: {hint})" if hint else "")
     shown = repr(error.get("input"))
     shown = shown if len(shown) <= MAX_INPUT else shown[: MAX_INPUT - 3] + "..."
-    return line_of(lines, loc), f"{prefix}{error['msg']} (got {shown})"
+    return line_of(lines, loc), field, f"{error['msg']} (got {shown})"
 
 
 def known_keys(model: type[BaseModel], parent: Location) -> list[str]:

@@ -5,15 +5,22 @@
 >>> ws = Workspace.init(tempfile.mkdtemp())
 >>> _ = (ws.root / "pipelines" / "p.yaml").write_text(
 ...     "tasks:\\n  - {name: a, kind: pyton}\\n  - {name: b, kind: python, depends_on: [c]}\\n")
->>> for problem in validate_workspace(ws): print(problem)
-pipelines/p.yaml:2: unknown task kind 'pyton' (hint: did you mean python?)
+>>> for problem in validate_workspace(ws): print(problem)  # doctest: +ELLIPSIS
+pipelines/p.yaml:2: unknown task kind 'pyton' (hint: did you mean python? known kinds: evaluate, ...)
 pipelines/p.yaml:3: task 'b' depends on unknown task 'c'
 pipelines/p.yaml:3: tasks[1] (b).function: Field required (got {})
 
 Checked, per pipeline: YAML and schema, duplicate task names, unknown `depends_on`, cycles,
-unknown kinds, each task's options against its kind's `Options`, then the kind's own
-`check` (missing tables, files, SQL errors). Per contract: YAML and schema, column types,
-columns named by keys and expectations.
+unknown kinds, each task's options against its kind's `Options` (every problem; a key the
+kind does not take is reported and left out, so the rest is still checked), then the kind's
+own `check` (missing tables, files, SQL errors; for `train` the estimator, its params and
+the columns it names, for `promote` the metrics its rules compare), each problem at the
+line of the key it is about. Per contract: YAML and schema, column types, columns named by
+keys and expectations.
+
+Columns are known from the lake, or, for a table a pipeline task writes, from what that
+task says it writes (`TaskKind.columns`: an ingest knows its files' and contract's
+columns); where they cannot be known before a run (a `sql` target), they are not checked.
 """
 
 from __future__ import annotations
@@ -24,15 +31,17 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from brickyard.config.yaml_lines import Location, line_of, load_yaml_with_lines, read_text
 from brickyard.core.contract import TYPE_ALIASES, Contract
-from brickyard.core.files import PipelineFile, load_pipeline
+from brickyard.core.files import TASK_KEYS, PipelineFile, load_pipeline
 from brickyard.core.pipeline import PipelineSpec
 from brickyard.errors import BrickyardError, ConfigError, suggest
 from brickyard.lake import TableName
 from brickyard.runtime.plan import ENGINES
-from brickyard.runtime.schema_problems import schema_problems
-from brickyard.tasks.base import CheckContext, TaskKind
+from brickyard.runtime.schema_problems import located_errors, schema_problems
+from brickyard.tasks.base import CheckContext, TaskKind, Writer
 from brickyard.tasks.registry import get_kind
 from brickyard.workspace import Workspace
 
@@ -77,7 +86,12 @@ def validate_workspace(ws: Workspace) -> list[Problem]:
         if file is not None:
             problems.extend(_structure(ws, file))
             loaded.append((file, _tasks(ws, file, problems)))
-    produced = frozenset(table for _, tasks in loaded for task in tasks for table in _writes(task))
+    writers: dict[str, list[Writer]] = {}
+    for _, tasks in loaded:
+        for task in tasks:
+            for table in _writes(task):
+                writers.setdefault(table, []).append(Writer(task.kind, task.options))
+    produced = frozenset(writers)
     for file, tasks in loaded:
         for task in tasks:
             spec = file.spec.tasks[task.index]
@@ -93,9 +107,10 @@ def validate_workspace(ws: Workspace) -> list[Problem]:
                     f"(it runs on: {', '.join(task.kind.engines)})",
                 ))
                 continue
-            context = CheckContext(ws, file.spec, produced, engine=engine)
+            context = CheckContext(ws, file.spec, produced, engine=engine, writers=writers, task=spec)
             for message in _check(task, context):
-                problems.append(Problem(_relative(ws, file.path), line, f"task {spec.name!r}: {message}"))
+                at = line_of(file.lines, ("tasks", task.index, *getattr(message, "at", ())))
+                problems.append(Problem(_relative(ws, file.path), at, f"task {spec.name!r}: {message}"))
     for path in contract_files(ws):
         problems.extend(_contract_problems(ws, path))
     return sorted(problems, key=lambda p: (p.file, p.line or 0))
@@ -170,11 +185,31 @@ def _tasks(ws: Workspace, file: PipelineFile, problems: list[Problem]) -> list[_
                 f"task kind {spec.kind!r} could not be loaded: {type(exc).__name__}: {exc}")
             problems.append(Problem(_relative(ws, file.path), line, message))
             continue
-        try:
-            tasks.append(_Task(index, kind, file.parse_options(spec, kind.Options)))
-        except BrickyardError as exc:
-            problems.append(_from_error(ws, file.path, exc))
+        options = _options(ws, file, index, kind, problems)
+        if options is not None:
+            tasks.append(_Task(index, kind, options))
     return tasks
+
+
+def _options(ws: Workspace, file: PipelineFile, index: int, kind: TaskKind, problems: list[Problem]) -> Any | None:
+    """A task's options parsed with its kind's model, every problem with them reported.
+
+    Keys the kind does not take are reported, then left out, so that the kind's own check
+    still looks at the rest: a typo in one key does not hide a wrong column in another.
+    """
+    spec = file.spec.tasks[index]
+    data = spec.options
+    try:
+        return kind.Options.model_validate(data)
+    except ValidationError:
+        pass
+    source, lines = _relative(ws, file.path), file.task_lines(index)
+    for line, field, message in located_errors(kind.Options, data, lines, also_known=TASK_KEYS):
+        problems.append(Problem(source, line, f"tasks[{index}] ({spec.name}){'.' + field if field else ''}: {message}"))
+    try:
+        return kind.Options.model_validate({k: v for k, v in data.items() if k in kind.Options.model_fields})
+    except ValidationError:
+        return None
 
 
 def _writes(task: _Task) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -132,6 +132,29 @@ class TaskContext:
         self.pii_columns.update(columns)
 
 
+class CheckProblem(str):
+    """A problem `check` found, located at one of the task's keys.
+
+    `at` is the path below the task (`("label",)`, `("features", 1)`); `brickyard validate`
+    reports the problem at that key's line. A plain `str` problem is reported at the task.
+    """
+
+    at: tuple[str | int, ...]
+
+    def __new__(cls, message: str, *at: str | int) -> CheckProblem:
+        problem = super().__new__(cls, message)
+        problem.at = at
+        return problem
+
+
+@dataclass(frozen=True)
+class Writer:
+    """A task that writes a table: its kind and parsed options."""
+
+    kind: TaskKind
+    options: Any
+
+
 @dataclass
 class CheckContext:
     """What `check` may look at: the workspace, the pipeline, and every table some
@@ -140,8 +163,34 @@ class CheckContext:
     workspace: Workspace
     pipeline: PipelineSpec
     produced_tables: frozenset[str]
-    engine: str = "duckdb"  # the engine the pipeline runs on (its SQL must translate for it)
     engine: str = "duckdb"  # the engine the task will run on (its SQL must translate for spark)
+    writers: Mapping[str, Sequence[Writer]] = field(default_factory=dict)  # table -> the tasks writing it
+    task: TaskSpec | None = None  # the task being checked
+
+    def table_columns(self, table: str) -> list[str] | None:
+        """The columns `table` has when the task runs, or None when that cannot be known
+        without running the pipeline (checks then stay silent rather than guess).
+
+        A table some pipeline task writes has the columns those tasks say they write (see
+        `TaskKind.columns`); any other table has its columns in the lake, if it is there.
+        """
+        writers = self.writers.get(table, ())
+        if writers:
+            found: list[str] = []
+            for writer in writers:
+                try:
+                    columns = writer.kind.columns(writer.options, table, self)
+                except Exception:  # noqa: BLE001 - a kind's bug must not stop validation
+                    columns = None
+                if columns is None:
+                    return None
+                found += [column for column in columns if column not in found]
+            return found
+        lake = self.workspace.lake
+        try:
+            return [column.name for column in lake.delta(table).schema().fields] if lake.exists(table) else None
+        except Exception:  # noqa: BLE001 - an unreadable table is the lake's problem, reported elsewhere
+            return None
 
 
 class TaskKind(ABC):
@@ -152,12 +201,18 @@ class TaskKind(ABC):
     engines: ClassVar[tuple[str, ...]] = ("duckdb",)  # the engines `run` works on
 
     def check(self, options: Any, context: CheckContext) -> list[str]:
-        """Problems found without running (missing files, tables, SQL errors). Default: none."""
+        """Problems found without running (missing files, tables, SQL errors). Default: none.
+        A `CheckProblem` says which key of the task it is about."""
         return []
 
     def writes(self, options: Any) -> list[str]:
         """The tables this task writes (for lineage checks and --full-refresh)."""
         return []
+
+    def columns(self, options: Any, table: str, context: CheckContext) -> list[str] | None:
+        """The columns `table` (one this task writes) will have once the task ran, when that
+        is known without running it; None (the default) when it is not."""
+        return None
 
     @abstractmethod
     def run(self, options: Any, context: TaskContext) -> None:

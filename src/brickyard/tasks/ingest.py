@@ -250,6 +250,11 @@ class IngestTask(TaskKind):
     def writes(self, options: IngestOptions) -> list[str]:
         return [options.target, quarantine_name(options.target)]
 
+    def columns(self, options: IngestOptions, table: str, context: CheckContext) -> list[str] | None:
+        from brickyard.tasks.ingest_columns import target_columns
+
+        return target_columns(options, context) if table == options.target else None
+
     def run(self, options: IngestOptions, context: TaskContext) -> None:
         job = _IngestJob(options, context)
         try:

@@ -18,14 +18,38 @@ runs from the CLI (`brickyard gate`, `brickyard models promote`); see `brickyard
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from brickyard.ml.errors import GateRuleError, ModelError
-from brickyard.ml.spec import PromoteSpec
-from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
+from brickyard.ml.spec import PromoteSpec, TrainSpec, train_model_name, upstream_model_name
+from brickyard.tasks.base import CheckContext, CheckProblem, TaskContext, TaskKind, TaskOptions
 from brickyard.tasks.evaluate import model_for
+
+if TYPE_CHECKING:
+    from brickyard.core.pipeline import PipelineSpec
 
 
 class PromoteOptions(TaskOptions, PromoteSpec):
     """Options of a `promote` task (see `brickyard.ml.spec.PromoteSpec`)."""
+
+
+def _problems_solved(pipeline: PipelineSpec, model: str) -> list[str]:
+    """The problems (classification, ...) the pipeline's train tasks of `model` may solve;
+    empty when the pipeline does not train it (its metrics are then not known here)."""
+    solved: set[str] = set()
+    for task in pipeline.tasks:
+        if task.kind != "train" or train_model_name(pipeline, task) != model:
+            continue
+        try:
+            # keys a train task does not take are reported on that task; the rest still says
+            spec = TrainSpec.model_validate({k: v for k, v in task.options.items() if k in TrainSpec.model_fields})
+        except ValueError:
+            return []
+        if spec.estimator == "kmeans":
+            solved.add("clustering")
+        else:
+            solved.update([spec.problem] if spec.problem else ["classification", "regression"])
+    return sorted(solved)
 
 
 class PromoteTask(TaskKind):
@@ -36,14 +60,24 @@ class PromoteTask(TaskKind):
     Options = PromoteOptions
 
     def check(self, options: PromoteOptions, context: CheckContext) -> list[str]:
-        from brickyard.ml.gate import parse_rule
+        """Each rule parses and compares a metric that the model's train task logs."""
+        from brickyard.ml.gate import parse_rule, unlogged_metrics
 
-        problems = []
-        for rule in options.rules:
+        problems: list[str] = []
+        for index, rule in enumerate(options.rules):
             try:
                 parse_rule(rule)
             except GateRuleError as exc:
-                problems.append(str(exc))
+                problems.append(CheckProblem(str(exc), "rules", index))
+        if context.task is None:
+            return problems
+        try:
+            model = upstream_model_name(context.pipeline, context.task, options.model)
+        except ValueError as exc:
+            return [*problems, CheckProblem(f"{exc}", "model")]
+        solved = _problems_solved(context.pipeline, model)
+        if solved:
+            problems += [CheckProblem(message, "rules", index) for index, message in unlogged_metrics(options.rules, solved, model)]
         return problems
 
     def run(self, options: PromoteOptions, context: TaskContext) -> None:

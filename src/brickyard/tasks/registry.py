@@ -21,6 +21,11 @@ BUILTIN_KINDS: dict[str, str] = {
 }
 
 
+# How alike a name must be to a kind's to be taken for its typo: 'pyton' is python (0.91),
+# 'transform' is no train (0.57), it is a kind that does not exist.
+TYPO_CUTOFF = 0.75
+
+
 class UnknownTaskKindError(BrickyardError):
     """A pipeline names a task kind that does not exist."""
 
@@ -38,10 +43,9 @@ def get_kind(name: str) -> TaskKind:
     """
     target = BUILTIN_KINDS.get(name)
     if target is None:
-        raise UnknownTaskKindError(
-            f"unknown task kind {name!r}",
-            hint=suggest(name, BUILTIN_KINDS) or f"known kinds: {', '.join(kind_names())}",
-        )
+        close = suggest(name, BUILTIN_KINDS, cutoff=TYPO_CUTOFF)
+        known = f"known kinds: {', '.join(kind_names())}"
+        raise UnknownTaskKindError(f"unknown task kind {name!r}", hint=f"{close} {known}" if close else known)
     module_name, class_name = target.split(":")
     kind_class: type[TaskKind] = getattr(importlib.import_module(module_name), class_name)
     return kind_class()

@@ -27,9 +27,10 @@ so the same table gives the same model on both engines (`brickyard.ml.spark_data
 
 from __future__ import annotations
 
-from brickyard.ml.spec import TrainSpec
+from brickyard.errors import BrickyardError
+from brickyard.ml.spec import Problem, TrainSpec
 from brickyard.ml.tracking import TAG_PIPELINE, TAG_RUN_ID, TAG_TASK
-from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
+from brickyard.tasks.base import CheckContext, CheckProblem, TaskContext, TaskKind, TaskOptions
 
 
 class TrainOptions(TaskOptions, TrainSpec):
@@ -44,9 +45,33 @@ class TrainTask(TaskKind):
     engines = ("duckdb", "spark")
 
     def check(self, options: TrainOptions, context: CheckContext) -> list[str]:
-        if options.table and options.table not in context.produced_tables and not context.workspace.lake.exists(options.table):
-            return [f"table {options.table!r} does not exist in the lake and no task of the pipeline writes it"]
-        return []
+        """The table, the estimator and its params, and the columns the task names."""
+        from brickyard.ml.data import column_problems
+        from brickyard.ml.estimators import estimator_problems
+        from brickyard.ml.training import kmeans_k
+
+        found: list[str] = []
+        table = options.table
+        if table and table not in context.produced_tables and not context.workspace.lake.exists(table):
+            found.append(CheckProblem(
+                f"table {table!r} does not exist in the lake and no task of the pipeline writes it", "table"
+            ))
+            table = None
+        columns = context.table_columns(table) if table else None
+        if columns is not None:
+            found += [CheckProblem(message, *at) for at, message in column_problems(options, columns, f"table {table}")]
+        if options.estimator == "kmeans":
+            try:
+                _, params = kmeans_k(options)
+            except BrickyardError as exc:
+                return [*found, CheckProblem(str(exc), "params")]
+            if context.engine == "spark":
+                return found  # MLlib's KMeans, with Spark's parameter names
+            problem: Problem | None = "clustering"
+        else:
+            params, problem = dict(options.params), options.problem
+        found += [CheckProblem(message, *at) for at, message in estimator_problems(options.estimator, problem, params)]
+        return found
 
     def writes(self, options: TrainOptions) -> list[str]:
         return [name for name in (options.profile_table, options.assignments_table) if name]

@@ -65,8 +65,10 @@ def test_unknown_estimator_and_bad_params(ml_ws: Workspace) -> None:
         fit(ml_ws, TrainSpec(table="silver.titanic", label="Survived", features=["Fare"], estimator="random_forrest"))
     with pytest.raises(EstimatorError, match="cannot import 'nowhere'"):
         fit(ml_ws, TrainSpec(table="silver.titanic", label="Survived", features=["Fare"], estimator="nowhere:Model"))
-    with pytest.raises(BrickyardError, match="rejects its params"):
+    with pytest.raises(BrickyardError, match=r"\(LogisticRegression\) takes no parameter 'nope'"):
         fit(ml_ws, TrainSpec(table="silver.titanic", label="Survived", features=["Fare"], params={"nope": 1}))
+    with pytest.raises(BrickyardError, match="did you mean max_iter"):
+        fit(ml_ws, TrainSpec(table="silver.titanic", label="Survived", features=["Fare"], params={"max_iters": 1}))
 
 
 def test_kmeans_without_k_or_on_text(ml_ws: Workspace) -> None:

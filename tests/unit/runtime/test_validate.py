@@ -71,8 +71,9 @@ expectations:
         "pipelines/alpha.yaml:5: task name 'extract' is used more than once",
         problems[2],
         "pipelines/alpha.yaml:11: task 'report' depends on unknown task 'extrct' (hint: did you mean extract?)",
-        "pipelines/alpha.yaml:14: tasks[4] (shape).colour: unknown key (hint: known keys here: burn_cpu, fail, "
-        "fail_attempts, needs_table, problems, reads, rows_in, rows_out, sleep, transient, writes)",
+        "pipelines/alpha.yaml:14: tasks[4] (shape).colour: unknown key (hint: known keys here: burn_cpu, "
+        "depends_on, engine, fail, fail_attempts, kind, name, needs_table, problems, reads, retries, rows_in, "
+        "rows_out, sleep, timeout_seconds, transient, writes)",
         "pipelines/alpha.yaml:15: task 'check': sql/report.sql does not exist",
         "pipelines/alpha.yaml:15: task 'check': table 'silver.nothing' does not exist and no task writes it",
         "pipelines/beta.yaml:2: tasks depend on each other in a cycle: a -> b -> a",
