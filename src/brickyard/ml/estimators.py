@@ -9,6 +9,13 @@
 | `lightgbm`            | `lightgbm.LGBMClassifier`            | `lightgbm.LGBMRegressor`            |
 | `kmeans`              | clustering: `sklearn.cluster.KMeans` (see `brickyard.ml.kmeans`) |          |
 
+`gradient_boosting` is scikit-learn's histogram-based gradient boosting
+(`HistGradientBoostingClassifier` / `HistGradientBoostingRegressor`), not the classic
+`GradientBoostingClassifier`: it bins features, is far faster from thousands of rows up and
+takes its own `params` (`max_iter`, `learning_rate`, `max_leaf_nodes`, ...; not
+`n_estimators`). For the classic one, name it: `sklearn.ensemble:GradientBoostingClassifier`.
+The MLflow run records the class as the `estimator_class` param.
+
 An estimator that takes `random_state` gets the split seed unless `params` sets it, so a
 training is reproducible by default.
 """
@@ -42,6 +49,11 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "lightgbm": {"verbose": -1, "n_jobs": 1, "deterministic": True},
 }
 INSTALL_HINTS = {"lightgbm": "pip install 'brickyard[ml]' (or pip install lightgbm)"}
+# What a short name stands for, when its params are refused.
+PARAM_NOTES = {
+    "gradient_boosting": "gradient_boosting is scikit-learn's histogram-based {cls} (max_iter counts its trees, "
+    "not n_estimators; for the classic one use sklearn.ensemble:GradientBoosting{kind})",
+}
 
 
 def estimator_path(name: str, problem: Problem) -> str:
@@ -96,10 +108,9 @@ def build_estimator(name: str, problem: Problem, params: dict[str, Any], seed: i
     try:
         estimator = cls(**merged)
     except TypeError as exc:
-        raise EstimatorError(
-            f"estimator {name!r} rejects its params: {exc}",
-            hint=f"{class_name} takes: {', '.join(p for p in accepted if p not in ('self', 'args', 'kwargs'))}",
-        ) from None
+        takes = f"{class_name} takes: {', '.join(p for p in accepted if p not in ('self', 'args', 'kwargs'))}"
+        note = PARAM_NOTES.get(name, "").format(cls=class_name, kind=class_name.rsplit("Boosting", 1)[-1])
+        raise EstimatorError(f"estimator {name!r} rejects its params: {exc}", hint=f"{note}; {takes}" if note else takes) from None
     if not (hasattr(estimator, "fit") and (hasattr(estimator, "predict") or hasattr(estimator, "transform"))):
         raise EstimatorError(f"{path} is not a scikit-learn style estimator (no fit/predict)")
     return estimator

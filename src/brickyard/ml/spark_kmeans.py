@@ -442,9 +442,9 @@ def _log_model(model: Any, frame: DataFrame, features: list[str], model_name: st
     kinds = {f.name: f.dataType for f in frame.schema.fields}
 
     def mlflow_type(kind: Any) -> str:
-        if isinstance(kind, T.ByteType | T.ShortType | T.IntegerType):
-            return "integer"
-        if isinstance(kind, T.LongType):
+        # Integers of every width are `long`: MLflow refuses a JSON client's int64 for an
+        # `integer` (int32) column; the model casts each feature to double anyway.
+        if isinstance(kind, T.ByteType | T.ShortType | T.IntegerType | T.LongType):
             return "long"
         if isinstance(kind, T.FloatType):
             return "float"

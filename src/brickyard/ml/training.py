@@ -11,7 +11,7 @@ named after the pipeline:
 - tags: `brickyard.input.<table>` = the Delta version read, `brickyard.run_id`,
   `brickyard.pipeline`, `brickyard.task`, `brickyard.kind`, `brickyard.problem`;
 - artifacts: the model (`mlflow.sklearn`, skops format, with its signature inferred on the
-  raw input frame and an input example), `brickyard/train_spec.json` (everything needed to
+  raw input frame, integer columns as `long`, and an input example), `brickyard/train_spec.json` (everything needed to
   train again), and for kmeans `segments/profile.{csv,md,png}`.
 
 The model is registered under the model name, and the version gets the same tags.
@@ -323,7 +323,7 @@ def _log_model(fitted: Fitted, model_name: str) -> Any:
     import mlflow
     from mlflow.models import infer_signature
 
-    X = fitted.data.X
+    X = wide_integers(fitted.data.X)
     sample = X if len(X) <= SIGNATURE_ROWS else X.sample(SIGNATURE_ROWS, random_state=fitted.spec.split.seed)
     import warnings
 
@@ -341,6 +341,23 @@ def _log_model(fitted: Fitted, model_name: str) -> Any:
         skops_trusted_types=trusted,
         pip_requirements=_requirements(fitted, serialization),
     )
+
+
+def wide_integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every integer column as 64-bit, so the signature says `long`: a JSON
+    client's integers are 64-bit, and MLflow refuses int64 for an `integer` (int32) column
+    ("Can not safely convert int64 to int32"), which a DuckDB INTEGER would otherwise give."""
+    import numpy as np
+    import pandas as pd
+
+    narrow = {}
+    for name, dtype in frame.dtypes.items():
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+            if pd.api.types.is_integer_dtype(dtype) and dtype != pd.Int64Dtype():
+                narrow[name] = pd.Int64Dtype()
+        elif dtype.kind in "iu" and dtype != np.dtype("int64") and dtype != np.dtype("uint64"):
+            narrow[name] = np.dtype("int64")
+    return frame.astype(narrow) if narrow else frame
 
 
 def _serialization(model: Any) -> tuple[str, list[str] | None]:
