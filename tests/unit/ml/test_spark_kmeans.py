@@ -201,11 +201,17 @@ def test_a_spark_model_trained_on_integer_columns_serves_json_requests(sws: Work
     mlflow.set_tracking_uri(sws.mlflow_tracking_uri)
     info = mlflow.models.get_model_info("models:/segments32/1")
     assert {c.name: c.type.name for c in info.signature.inputs.inputs}["passenger_count"] == "long"
+    # fare_amount held nulls in training (the model imputes them): optional, as on DuckDB
+    assert {c.name: c.required for c in info.signature.inputs.inputs} == {
+        "trip_distance": True, "fare_amount": False, "passenger_count": True,
+    }
     MlflowClient(sws.mlflow_tracking_uri).set_registered_model_alias("segments32", "champion", "1")
     service = ServingService(sws, [ModelRef.parse("segments32")], auth=False)
     with TestClient(create_app(service)) as client:  # type: ignore[arg-type]
         assert service.wait_ready(300), service.status()
         body = {"dataframe_records": [{"trip_distance": 15.0, "fare_amount": 50.0, "passenger_count": 2}]}
         response = client.post("/invocations", json=body)
+        no_fare = client.post("/invocations", json={"dataframe_records": [{**body["dataframe_records"][0], "fare_amount": None}]})
     assert response.status_code == 200, response.text
     assert response.json()["predictions"][0] in (0, 1, 2, 3)
+    assert no_fare.status_code == 200, no_fare.text
