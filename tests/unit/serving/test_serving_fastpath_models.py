@@ -119,14 +119,15 @@ def test_compiled_form_answers_what_the_pipeline_answers(estimator: str, label: 
     assert predictor is not None, reason
     assert x_test.isna().any().any(), "the held-out rows should hold nulls (Age, Embarked)"
 
-    batch = schema.batch(parse_body(request_body(x_test)))
+    for rows in (x_test, x_test.head(50)):  # a large batch, and one small enough to score inline
+        batch = schema.batch(parse_body(request_body(rows)))
+        assert_same(pipeline.predict(rows), predictor.predict(batch))
+        if hasattr(pipeline, "predict_proba"):
+            assert np.abs(predictor.predict_proba(batch) - pipeline.predict_proba(rows)).max() <= TOLERANCE
+            assert list(predictor.classes) == list(pipeline.classes_)
+        else:
+            assert predictor.classes is None
     expected = pipeline.predict(x_test)
-    assert_same(expected, predictor.predict(batch))
-    if hasattr(pipeline, "predict_proba"):
-        assert np.abs(predictor.predict_proba(batch) - pipeline.predict_proba(x_test)).max() <= TOLERANCE
-        assert list(predictor.classes) == list(pipeline.classes_)
-    else:
-        assert predictor.classes is None
     for index in range(20):
         row = schema.one_row(parse_body(request_body(x_test.iloc[[index]])))
         assert row is not None
