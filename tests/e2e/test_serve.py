@@ -110,6 +110,25 @@ def test_no_auth_says_so_at_start(workspace: Workspace) -> None:
     assert "authentication is OFF (--no-auth)" in out
 
 
+def test_strict_columns_refuses_a_column_the_model_does_not_take(workspace: Workspace) -> None:
+    split = PASSENGER["dataframe_split"]
+    extra = {"dataframe_split": {"columns": [*split["columns"], "Cabin"], "data": [[*row, "C85"] for row in split["data"]]}}
+    server = start(workspace, "titanic", "--no-auth", "--strict-columns")
+    try:
+        refused = httpx.post(f"{server.url}/invocations", json=extra, timeout=30)
+        assert refused.status_code == 400 and refused.json()["column"] == "Cabin"
+    finally:
+        out = server.output()
+    assert "refused (--strict-columns)" in out
+    lenient = start(workspace, "titanic", "--no-auth")
+    try:
+        answer = httpx.post(f"{lenient.url}/invocations", json=extra, timeout=30)
+        assert answer.json() == {"predictions": [0, 1]} and answer.headers["x-ignored-columns"] == '["Cabin"]'
+    finally:
+        out = lenient.output()
+    assert "ignores column(s) 'Cabin'" in out
+
+
 def test_a_wrong_model_name_fails_fast_with_a_hint(workspace: Workspace) -> None:
     env = {**os.environ}
     env.pop("BRICKYARD_WORKSPACE", None)

@@ -27,9 +27,18 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes.")] = 1,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Let anyone who can reach the port score (no tokens).")] = False,
+    strict_columns: Annotated[
+        bool,
+        typer.Option(
+            "--strict-columns",
+            help="Refuse (400) a request with a column the model's signature does not name; by default such columns are ignored, as MLflow does, and named in the X-Ignored-Columns header.",
+        ),
+    ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Serve registered models over HTTP: POST /serving-endpoints/MODEL/invocations (and /invocations for one model), /healthz, /readyz, /metrics, /docs.
+    """Serve registered models over HTTP: POST /serving-endpoints/MODEL/invocations (and /invocations for one model), /healthz, /readyz, /metrics, /docs, and MLflow's /ping, /health, /version.
+
+    Requests are MLflow's scoring protocol: JSON (dataframe_split, dataframe_records, instances, inputs; params) or text/csv.
 
     Scoring needs `Authorization: Bearer <token>` (role reader or above: `brickyard tokens create --role reader`) unless --no-auth. Traffic policy (shadow, canary, rollout), the inference log and limits come from `endpoints:` in brickyard.yaml.
     """
@@ -61,7 +70,10 @@ def serve(
         out.write("auth: bearer tokens of role reader or above (brickyard tokens create --role reader)\n")
     out.write(f"workers: {workers}; docs at http://{host}:{bound_port}/docs; Ctrl+C stops (and flushes the inference log)\n")
     out.flush()
-    spec = ServeSpec(workspace=str(ws.root), models=[str(ref) for ref in refs], auth=not no_auth)
+    if strict_columns:
+        out.write("columns the model's signature does not name are refused (--strict-columns)\n")
+        out.flush()
+    spec = ServeSpec(workspace=str(ws.root), models=[str(ref) for ref in refs], auth=not no_auth, strict_columns=strict_columns)
     run(spec, host=host, port=bound_port, workers=workers, sock=sock)
 
 

@@ -9,6 +9,13 @@
 | `lightgbm`            | `lightgbm.LGBMClassifier`            | `lightgbm.LGBMRegressor`            |
 | `kmeans`              | clustering: `sklearn.cluster.KMeans` (see `brickyard.ml.kmeans`) |          |
 
+`gradient_boosting` is scikit-learn's histogram-based gradient boosting
+(`HistGradientBoostingClassifier` / `HistGradientBoostingRegressor`), not the classic
+`GradientBoostingClassifier`: it bins features, is far faster from thousands of rows up and
+takes its own `params` (`max_iter`, `learning_rate`, `max_leaf_nodes`, ...; not
+`n_estimators`). For the classic one, name it: `sklearn.ensemble:GradientBoostingClassifier`.
+The MLflow run records the class as the `estimator_class` param.
+
 An estimator that takes `random_state` gets the split seed unless `params` sets it, so a
 training is reproducible by default.
 """
@@ -42,6 +49,11 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "lightgbm": {"verbose": -1, "n_jobs": 1, "deterministic": True},
 }
 INSTALL_HINTS = {"lightgbm": "pip install 'brickyard[ml]' (or pip install lightgbm)"}
+# What a short name stands for, when its params are refused.
+PARAM_NOTES = {
+    "gradient_boosting": "gradient_boosting is scikit-learn's histogram-based {cls} (max_iter counts its trees, "
+    "not n_estimators; for the classic one use sklearn.ensemble:GradientBoosting{kind})",
+}
 
 
 def estimator_path(name: str, problem: Problem) -> str:
@@ -84,7 +96,7 @@ def build_estimator(name: str, problem: Problem, params: dict[str, Any], seed: i
     try:
         estimator = _construct(cls, name, params, seed)
     except TypeError as exc:
-        raise EstimatorError(f"estimator {name!r} rejects its params: {exc}", hint=_accepted_hint(cls)) from None
+        raise EstimatorError(f"estimator {name!r} rejects its params: {exc}", hint=_accepted_hint(cls, name)) from None
     if not (hasattr(estimator, "fit") and (hasattr(estimator, "predict") or hasattr(estimator, "transform"))):
         raise EstimatorError(f"{path} is not a scikit-learn style estimator (no fit/predict)")
     return estimator
@@ -150,8 +162,13 @@ def _accepted(cls: type) -> list[str] | None:
     return [p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL]
 
 
-def _accepted_hint(cls: type) -> str:
-    return f"{cls.__name__} takes: {', '.join(_accepted(cls) or ['any keyword'])}"
+def _accepted_hint(cls: type, name: str) -> str:
+    takes = f"{cls.__name__} takes: {', '.join(_accepted(cls) or ['any keyword'])}"
+    return f"{_param_note(cls, name)}; {takes}" if name in PARAM_NOTES else takes
+
+
+def _param_note(cls: type, name: str) -> str:
+    return PARAM_NOTES.get(name, "").format(cls=cls.__name__, kind=cls.__name__.rsplit("Boosting", 1)[-1])
 
 
 def _unknown_params(name: str, classes: list[type], params: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -162,7 +179,11 @@ def _unknown_params(name: str, classes: list[type], params: dict[str, Any]) -> l
     known = sorted({n for names in accepted for n in names or ()})
     shown = " or ".join(cls.__name__ for cls in classes)
     return [
-        (key, f"estimator {name!r} ({shown}) takes no parameter {key!r}", suggest(key, known) or f"it takes: {', '.join(known)}")
+        (
+            key,
+            f"estimator {name!r} ({shown}) takes no parameter {key!r}",
+            "; ".join(filter(None, [suggest(key, known), _param_note(classes[0], name)])) or f"it takes: {', '.join(known)}",
+        )
         for key in params
         if key not in known
     ]

@@ -8,9 +8,11 @@ flavor when it has one (so classifiers give `predict_proba`), else as a pyfunc.
     <keys...>, prediction, probability, model_name, model_version, scored_at, score_date
 
 `probability` is the probability of the positive class for a binary classifier (the
-second of `classes_`, i.e. 1 / True, unless `positive_class` says otherwise), the
-probability of the predicted class for a multi-class one, and null for regressors and
-models without `predict_proba`. Every row of one scoring run has the same `scored_at`.
+second of `classes_`, i.e. 1 / True, unless `positive_class` says otherwise) and the
+probability of the predicted class for a multi-class one. Regressors, clusterers and other
+models without class probabilities get no `probability` column (`probability=True` keeps
+it, all null: for a table made when it was always there). Every row of one scoring run has
+the same `scored_at`.
 """
 
 from __future__ import annotations
@@ -154,12 +156,12 @@ def load_model(workspace: Workspace, ref: str | ModelRef, *, positive_class: Any
     )
 
 
-def output_schema(key_fields: Sequence[pa.Field], prediction_type: pa.DataType) -> pa.Schema:
-    """The schema of scored rows."""
+def output_schema(key_fields: Sequence[pa.Field], prediction_type: pa.DataType, *, probability: bool = True) -> pa.Schema:
+    """The schema of scored rows (`probability`: with the probability column)."""
     return pa.schema([
         *key_fields,
         pa.field("prediction", prediction_type),
-        pa.field("probability", pa.float64()),
+        *([pa.field("probability", pa.float64())] if probability else []),
         pa.field("model_name", pa.string()),
         pa.field("model_version", pa.string()),
         pa.field("scored_at", pa.timestamp("us", tz="UTC")),
@@ -172,29 +174,35 @@ def score_batches(
     batches: Iterator[pa.RecordBatch],
     keys: Sequence[str],
     scored_at: datetime | None = None,
+    *,
+    probability: bool | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Score each input batch; yields output batches (see the module docstring).
+    """Score each input batch; yields output batches (see the module docstring). The
+    `probability` column is there when the model gives class probabilities, or `probability`
+    is True (None: when the model gives them).
 
     Raises:
         BrickyardError: a key or feature column is missing from the input.
     """
     moment = (scored_at or datetime.now(UTC)).astimezone(UTC)
+    with_probability = model.has_proba if probability is None else probability or model.has_proba
     schema: pa.Schema | None = None
     for batch in batches:
         if batch.num_rows == 0:
             continue
         require_columns(batch.schema.names, [*keys, *(model.features or [])])
         features = model.features or [name for name in batch.schema.names if name not in keys]
-        prediction, probability = model.predict(_frame(batch, features))
+        prediction, probabilities = model.predict(_frame(batch, features))
         n = batch.num_rows
         arrays = [batch.column(key) for key in keys]
         prediction_array = pa.array(prediction)
         if schema is None:
             key_fields = [batch.schema.field(key) for key in keys]
             key_fields = [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in key_fields]
-            schema = output_schema(key_fields, prediction_array.type)
+            schema = output_schema(key_fields, prediction_array.type, probability=with_probability)
         arrays.append(prediction_array)
-        arrays.append(pa.array(probability, pa.float64()) if probability is not None else pa.nulls(n, pa.float64()))
+        if with_probability:
+            arrays.append(pa.array(probabilities, pa.float64()) if probabilities is not None else pa.nulls(n, pa.float64()))
         arrays.append(pa.repeat(pa.scalar(model.name, pa.string()), n))
         arrays.append(pa.repeat(pa.scalar(model.version, pa.string()), n))
         arrays.append(pa.repeat(pa.scalar(moment, pa.timestamp("us", tz="UTC")), n))

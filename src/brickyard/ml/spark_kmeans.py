@@ -109,7 +109,7 @@ def train_kmeans(
 
     from brickyard.ml import tracking
     from brickyard.ml.spark_data import session, spark_source
-    from brickyard.ml.training import SPEC_ARTIFACT, TAG_ENGINE, _short, _version, kmeans_k
+    from brickyard.ml.training import SPEC_ARTIFACT, TAG_ENGINE, _short, _version, kmeans_k, register
 
     log = log or _log
     session(ws)  # SparkUnavailableError before any pyspark.ml import
@@ -120,7 +120,7 @@ def train_kmeans(
     base = frame.select(*[f"`{c}`" for c in columns]).cache()
     fitted: _Fit | None = None
     try:
-        rows = _check_rows(base, features, k, where)
+        rows, with_nulls = _check_rows(base, features, k, where)
         fitted = _fit(base, features, k, params, spec.split.seed, log)
         profile = _profile(fitted.model.stages[-1].transform(fitted.scaled), features, rows)
         client = tracking.connect(ws)
@@ -179,10 +179,8 @@ def train_kmeans(
             )
             _log_profile(profile, features)
             writes = _write_tables(ws, spec, fitted, profile)
-            info = _log_model(fitted.model, frame, features, model_name)
-        version = int(info.registered_model_version)
-        for key, value in all_tags.items():
-            client.set_model_version_tag(model_name, str(version), key, value)
+            info = _log_model(fitted.model, frame, features, with_nulls)
+        version = register(info.model_uri, model_name, all_tags)
         for name, table_version in writes.items():
             log.info("wrote %s version %d", name, table_version)
         log.info("logged MLflow run %s; registered %s version %d", run.info.run_id, model_name, version)
@@ -250,9 +248,9 @@ def _features(frame: DataFrame, spec: TrainSpec, where: str) -> list[str]:
     return features
 
 
-def _check_rows(base: DataFrame, features: list[str], k: int | KRange, where: str) -> int:
-    """The row count (one Spark job, which also fills the cache); raises on all-null
-    features and too few rows."""
+def _check_rows(base: DataFrame, features: list[str], k: int | KRange, where: str) -> tuple[int, set[str]]:
+    """The row count and the features that hold nulls (one Spark job, which also fills the
+    cache); raises on all-null features and too few rows."""
     from pyspark.sql import functions as F
 
     from brickyard.engines.spark_engine import translate_errors
@@ -275,7 +273,7 @@ def _check_rows(base: DataFrame, features: list[str], k: int | KRange, where: st
     smallest = k if isinstance(k, int) else k.min
     if rows <= smallest:
         raise TrainingDataError(f"{rows} rows cannot make {smallest} clusters")
-    return rows
+    return rows, {name for index, name in enumerate(features) if counts[f"__n{index}"] < rows}
 
 
 def _estimator_params(params: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -431,9 +429,10 @@ def _write_tables(ws: Workspace, spec: TrainSpec, fitted: _Fit, table: pd.DataFr
     return writes
 
 
-def _log_model(model: Any, frame: DataFrame, features: list[str], model_name: str) -> Any:
+def _log_model(model: Any, frame: DataFrame, features: list[str], with_nulls: set[str]) -> Any:
     """Log the PipelineModel with `mlflow.spark` (its signature: the raw feature columns in,
-    the cluster out) and register it."""
+    optional where training held nulls, as MLflow infers on the DuckDB engine; the cluster
+    out); `brickyard.ml.training.register` registers it."""
     import mlflow.spark
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
@@ -442,22 +441,21 @@ def _log_model(model: Any, frame: DataFrame, features: list[str], model_name: st
     kinds = {f.name: f.dataType for f in frame.schema.fields}
 
     def mlflow_type(kind: Any) -> str:
-        if isinstance(kind, T.ByteType | T.ShortType | T.IntegerType):
-            return "integer"
-        if isinstance(kind, T.LongType):
+        # Integers of every width are `long`: MLflow refuses a JSON client's int64 for an
+        # `integer` (int32) column; the model casts each feature to double anyway.
+        if isinstance(kind, T.ByteType | T.ShortType | T.IntegerType | T.LongType):
             return "long"
         if isinstance(kind, T.FloatType):
             return "float"
         return "double"
 
     signature = ModelSignature(
-        inputs=Schema([ColSpec(mlflow_type(kinds[name]), name) for name in features]),
+        inputs=Schema([ColSpec(mlflow_type(kinds[name]), name, required=name not in with_nulls) for name in features]),
         outputs=Schema([ColSpec("integer", PREDICTION)]),
     )
     return mlflow.spark.log_model(
         model,
         artifact_path="model",
-        registered_model_name=model_name,
         signature=signature,
         pip_requirements=mlflow.spark.get_default_pip_requirements(),
     )

@@ -2,7 +2,7 @@
 
 `score_frame` turns a source DataFrame into the scored DataFrame of
 `brickyard.ml.scoring` (`<keys>, prediction, probability, model_name, model_version,
-scored_at, score_date`) with `mapInArrow`: every Python worker gets the loaded model once
+scored_at, score_date`; no `probability` for a model without class probabilities) with `mapInArrow`: every Python worker gets the loaded model once
 (a Spark broadcast, so the registry is read once, on the driver) and scores its partition's
 Arrow batches with `score_batches`, re-cut to `batch_size` rows. The output schema comes
 from scoring a few rows on the driver first, which also checks the columns before any
@@ -62,9 +62,12 @@ def score_frame(
     scored_at: datetime,
     batch_size: int,
     empty_schema: Any,
+    *,
+    probability: bool | None = None,
 ) -> SparkScoring:
     """The scored rows of `source` as a DataFrame; nothing runs until it is written.
-    `empty_schema()` gives the Arrow output schema when the source has no rows.
+    `empty_schema()` gives the Arrow output schema when the source has no rows;
+    `probability` is `score_batches`'.
 
     Raises:
         BrickyardError: a key or feature column is missing from the source.
@@ -76,7 +79,7 @@ def score_frame(
     columns = list(dict.fromkeys([*keys, *model.features])) if model.features else list(source.columns)
     source = source.select(*[f"`{c}`" for c in columns])
     sample = source.limit(SAMPLE_ROWS).toArrow()
-    first = next(score_batches(model, iter(sample.to_batches()), keys, scored_at), None)
+    first = next(score_batches(model, iter(sample.to_batches()), keys, scored_at, probability=probability), None)
     schema = _plain(first.schema if first is not None else empty_schema())
     context = spark.sparkContext
     rows, batches = context.accumulator(0), context.accumulator(0)
@@ -86,6 +89,7 @@ def score_frame(
         keys=list(keys),
         scored_at=scored_at,
         batch_size=batch_size,
+        probability=probability,
         schema=schema,
         rows=rows,
         batch_counter=batches,
@@ -116,13 +120,14 @@ def _score_partition(
     keys: list[str],
     scored_at: datetime,
     batch_size: int,
+    probability: bool | None,
     schema: pa.Schema,
     rows: Any,
     batch_counter: Any,
 ) -> Iterator[pa.RecordBatch]:
     """Runs in a Python worker: score one partition's batches."""
     scoring: ScoringModel = model.value
-    for out in score_batches(scoring, rebatch(batches, batch_size), keys, scored_at):
+    for out in score_batches(scoring, rebatch(batches, batch_size), keys, scored_at, probability=probability):
         rows.add(out.num_rows)
         batch_counter.add(1)
         yield out if out.schema == schema else out.cast(schema)

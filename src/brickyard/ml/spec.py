@@ -7,7 +7,7 @@
   label: Survived
   features: [Pclass, Sex, Age, SibSp, Parch, Fare, Embarked]
   split: {test_size: 0.2, seed: 42, stratify: true}
-  estimator: logistic_regression    # or random_forest, gradient_boosting, lightgbm, kmeans,
+  estimator: logistic_regression    # or random_forest, gradient_boosting (HistGradientBoosting), lightgbm, kmeans,
   params: {C: 1.0}                  #    linear_regression, or package.module:Class
   model_name: titanic               # default: the pipeline's name
 - name: evaluate

@@ -11,7 +11,7 @@ named after the pipeline:
 - tags: `brickyard.input.<table>` = the Delta version read, `brickyard.run_id`,
   `brickyard.pipeline`, `brickyard.task`, `brickyard.kind`, `brickyard.problem`;
 - artifacts: the model (`mlflow.sklearn`, skops format, with its signature inferred on the
-  raw input frame and an input example), `brickyard/train_spec.json` (everything needed to
+  raw input frame, integer columns as `long`, and an input example), `brickyard/train_spec.json` (everything needed to
   train again), and for kmeans `segments/profile.{csv,md,png}`.
 
 The model is registered under the model name, and the version gets the same tags.
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from brickyard.workspace import Workspace
 
 SPEC_ARTIFACT = "brickyard/train_spec.json"
-SIGNATURE_ROWS = 100_000
+SIGNATURE_ROWS = 1_000
 INPUT_EXAMPLE_ROWS = 5
 TIMING_METRICS = frozenset({"fit_seconds"})
 TAG_ENGINE = "brickyard.engine"
@@ -227,10 +227,8 @@ def train(
         mlflow.log_dict(fitted.spec_record(), SPEC_ARTIFACT)
         if fitted.kmeans is not None:
             profile, writes = _segments(ws, fitted, log)
-        info = _log_model(fitted, model_name)
-    version = int(info.registered_model_version)
-    for key, value in all_tags.items():
-        client.set_model_version_tag(model_name, str(version), key, value)
+        info = _log_model(fitted)
+    version = register(info.model_uri, model_name, all_tags)
     log.info("logged MLflow run %s; registered %s version %d", run.info.run_id, model_name, version)
     return TrainResult(fitted, run.info.run_id, model_name, version, writes, profile)
 
@@ -319,28 +317,70 @@ def _segments(ws: Workspace, fitted: Fitted, log: logging.Logger) -> tuple[Any, 
     return table, writes
 
 
-def _log_model(fitted: Fitted, model_name: str) -> Any:
+def _log_model(fitted: Fitted) -> Any:
+    """Log the fitted pipeline (skops) with its signature, an input example and explicit pip
+    requirements (MLflow would otherwise infer them by loading the model in a subprocess);
+    the signature's types come from a bounded sample (`signature`)."""
     import mlflow
-    from mlflow.models import infer_signature
 
-    X = fitted.data.X
-    sample = X if len(X) <= SIGNATURE_ROWS else X.sample(SIGNATURE_ROWS, random_state=fitted.spec.split.seed)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ii]nteger column.*")
-        signature = infer_signature(sample, fitted.model.predict(sample))
+    X = wide_integers(fitted.data.X)
     serialization, trusted = _serialization(fitted.model)
     return mlflow.sklearn.log_model(
         fitted.model,
         name="model",
-        signature=signature,
+        signature=signature(X, fitted.model, fitted.spec.split.seed),
         input_example=X.head(INPUT_EXAMPLE_ROWS),
-        registered_model_name=model_name,
         serialization_format=serialization,
         skops_trusted_types=trusted,
         pip_requirements=_requirements(fitted, serialization),
     )
+
+
+def register(model_uri: str, model_name: str, tags: dict[str, str]) -> int:
+    """Register a logged model as a new version of `model_name`, with its tags in the same call."""
+    import mlflow
+
+    return int(mlflow.register_model(model_uri, model_name, tags=tags).version)
+
+
+def signature(X: pd.DataFrame, model: Any, seed: int) -> Any:
+    """The model's MLflow signature: column types inferred from at most SIGNATURE_ROWS rows
+    (MLflow looks at every value of a text column), with each column's `required` from all
+    rows: a column with a null anywhere is optional, so serving accepts nulls in it."""
+    import warnings
+
+    import pandas as pd
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    sample = X if len(X) <= SIGNATURE_ROWS else X.sample(SIGNATURE_ROWS, random_state=seed)
+    nulls = X.isna().any()
+    if len(sample) < len(X):
+        # a row with a value for each column, so no column's type is inferred from nulls alone
+        filled = [X[name].first_valid_index() for name in X.columns]
+        sample = pd.concat([sample, X.loc[[index for index in dict.fromkeys(filled) if index is not None]]])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ii]nteger column.*")
+        inferred = infer_signature(sample, model.predict(sample))
+    inputs = Schema([ColSpec(spec.type, spec.name, required=not bool(nulls[spec.name])) for spec in inferred.inputs.inputs])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
+
+
+def wide_integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every integer column as 64-bit, so the signature says `long`: a JSON
+    client's integers are 64-bit, and MLflow refuses int64 for an `integer` (int32) column
+    ("Can not safely convert int64 to int32"), which a DuckDB INTEGER would otherwise give."""
+    import numpy as np
+    import pandas as pd
+
+    narrow = {}
+    for name, dtype in frame.dtypes.items():
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+            if pd.api.types.is_integer_dtype(dtype) and dtype != pd.Int64Dtype():
+                narrow[name] = pd.Int64Dtype()
+        elif dtype.kind in "iu" and dtype != np.dtype("int64") and dtype != np.dtype("uint64"):
+            narrow[name] = np.dtype("int64")
+    return frame.astype(narrow) if narrow else frame
 
 
 def _serialization(model: Any) -> tuple[str, list[str] | None]:
@@ -362,7 +402,10 @@ def _requirements(fitted: Fitted, serialization: str) -> list[str]:
     )
     package = fitted.estimator.split(":")[0].split(".")[0]
     if package not in ("sklearn", "brickyard"):
-        for distribution in metadata.packages_distributions().get(package, []):
+        # Most packages install under their import name; only others need the (slow) map
+        # of every installed distribution's modules.
+        distributions = [package] if _version(package) else metadata.packages_distributions().get(package, [])
+        for distribution in distributions:
             version = _version(distribution)
             requirements.append(f"{distribution}=={version}" if version else distribution)
     return requirements

@@ -6,10 +6,14 @@ Routes:
 - ``POST /invocations`` — the same, when the server has a single endpoint (MLflow's path)
 - ``GET /serving-endpoints`` — endpoints, loaded versions and traffic state
 - ``GET /healthz`` (the process is up), ``GET /readyz`` (every champion loaded and warmed)
+- ``GET /ping`` and ``GET /health`` (MLflow's: 200 with a newline once every champion is
+  loaded, else 503), ``GET /version`` (MLflow's: the MLflow version, as plain text)
 - ``GET /metrics`` (Prometheus), ``GET /docs`` and ``GET /openapi.json``
 
-Scoring answers ``{"predictions": [...]}`` (labels for a classifier; ``[]`` for a request
-with no rows, in any format). For class probabilities send ``"params": {"predict_proba": true}``
+Scoring takes MLflow's JSON formats or a ``text/csv`` body and answers ``{"predictions": [...]}``
+(labels for a classifier; ``[]`` for a request with no rows, in any format). Columns the
+model's signature does not name are ignored and named in ``X-Ignored-Columns`` (unless the
+server runs with ``--strict-columns``); ``params`` the signature declares go to the model. For class probabilities send ``"params": {"predict_proba": true}``
 in the body (or ``"predict_method": "predict_proba"``), or add ``?predict_proba=true`` to the URL; the answer
 is then ``{"predictions": [[p_class0, p_class1, ...], ...], "classes": [...]}``. Every answer
 carries ``X-Request-Id`` (yours, if you sent one), ``X-Model-Name``, ``X-Model-Version`` and
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from importlib import metadata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,13 +47,32 @@ from fastapi.responses import PlainTextResponse
 from starlette.responses import Response
 
 from brickyard.serving.errors import EndpointNotFoundError
-from brickyard.serving.openapi import HEALTH_SCHEMA, JSON, STATUS_SCHEMA, document_auth, invocation_operation, json_answer
+from brickyard.serving.openapi import (
+    HEALTH_SCHEMA,
+    JSON,
+    PING_RESPONSES,
+    STATUS_SCHEMA,
+    VERSION_RESPONSES,
+    document_auth,
+    invocation_operation,
+    json_answer,
+)
 from brickyard.serving.service import ServingService
 from brickyard.serving.traffic import Endpoint
 
 log = logging.getLogger("brickyard.serving")
 
+
+def _installed_version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 STARTUP_WAIT_SECONDS = 300.0
+MLFLOW_VERSION = _installed_version("mlflow")
+BRICKYARD_VERSION = _installed_version("brickyard")
 
 
 class FastLane:
@@ -142,6 +166,21 @@ def create_app(service: ServingService) -> FastLane:
         """The process is up."""
         return respond(200, b'{"status":"ok"}', {})
 
+    async def ping() -> Response:
+        """MLflow's health check: 200 (a newline) once every champion is loaded, else 503."""
+        if service.ready.is_set():
+            return Response(b"\n", media_type=JSON)
+        return Response(b"\n", status_code=503, media_type=JSON, headers={"Retry-After": "1"})
+
+    for path in ("/ping", "/health"):
+        app.add_api_route(path, ping, methods=["GET"], tags=["status"], response_class=Response, responses=PING_RESPONSES,
+                          summary="MLflow's health check", name=path.strip("/"))
+
+    @app.get("/version", tags=["status"], response_class=Response, responses=VERSION_RESPONSES)
+    async def version() -> Response:
+        """MLflow's version route: the version of MLflow that loads the models (not JSON, as MLflow's own)."""
+        return Response(MLFLOW_VERSION, media_type=JSON, headers={"X-Brickyard-Version": BRICKYARD_VERSION})
+
     @app.get("/readyz", tags=["status"], responses={
         200: json_answer("Every champion is loaded", STATUS_SCHEMA),
         503: json_answer("A champion is not loaded yet (see `endpoints.*.error`)", STATUS_SCHEMA),
@@ -169,12 +208,15 @@ def create_app(service: ServingService) -> FastLane:
         doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         document_auth(doc, auth=service.auth_enabled)
         for endpoint in service.endpoints.values():
-            schema = endpoint.champion.schema.json_schema() if endpoint.champion and endpoint.champion.schema else {"type": "object"}
+            signature = endpoint.champion.schema if endpoint.champion else None
+            schema = signature.json_schema(strict=service.strict_columns) if signature else {"type": "object"}
+            csv_example = signature.csv_example() if signature else None
             paths = [f"/serving-endpoints/{endpoint.name}/invocations"]
             if len(service.endpoints) == 1:
                 paths.append("/invocations")
             for path in paths:
-                invocation_operation(doc["paths"][path]["post"], schema, auth=service.auth_enabled)
+                invocation_operation(doc["paths"][path]["post"], schema, auth=service.auth_enabled, csv_example=csv_example,
+                                     strict=service.strict_columns)
         cache.update(key=key, doc=doc)
         return doc
 

@@ -3,6 +3,7 @@
     BrickyardError
     └── ServingError                 500 INTERNAL_ERROR (a bug, never caused by input)
         ├── InvalidInputError        400 BAD_REQUEST: the body, a column, a value (names it)
+        │   └── SignatureMismatchError   400 INVALID_PARAMETER_VALUE: a column the signature requires is missing
         ├── PayloadTooLargeError     413 REQUEST_TOO_LARGE: body bytes or rows over the limit
         ├── UnsupportedMediaError    415 BAD_REQUEST: not application/json
         ├── UnauthenticatedError     401 UNAUTHENTICATED: no, unknown or revoked token
@@ -48,6 +49,13 @@ class ServingError(BrickyardError):
 class InvalidInputError(ServingError):
     status = 400
     error_code = "BAD_REQUEST"
+
+
+class SignatureMismatchError(InvalidInputError):
+    """The input does not fit the model's signature as a whole (a required column is
+    missing): MLflow's scoring server answers these with INVALID_PARAMETER_VALUE."""
+
+    error_code = "INVALID_PARAMETER_VALUE"
 
 
 class PayloadTooLargeError(ServingError):

@@ -17,11 +17,13 @@ from brickyard.serving.errors import (
     PayloadTooLargeError,
     RateLimitedError,
     ServingError,
+    SignatureMismatchError,
     UnauthenticatedError,
     UnsupportedMediaError,
 )
 
 JSON = "application/json"
+CSV = "text/csv"
 BEARER = "bearer"
 ERROR_REF = {"$ref": "#/components/schemas/ServingError"}
 ERROR_SCHEMA: dict[str, Any] = {
@@ -29,8 +31,8 @@ ERROR_SCHEMA: dict[str, Any] = {
     "description": "MLflow's scoring-server error body; `column` names the input column at fault, when there is one.",
     "properties": {
         "error_code": {"type": "string", "enum": sorted({
-            cls.error_code for cls in (ServingError, InvalidInputError, PayloadTooLargeError, UnsupportedMediaError,
-                                       UnauthenticatedError, ForbiddenError, RateLimitedError, NotReadyError)
+            cls.error_code for cls in (ServingError, InvalidInputError, SignatureMismatchError, PayloadTooLargeError,
+                                       UnsupportedMediaError, UnauthenticatedError, ForbiddenError, RateLimitedError, NotReadyError)
         })},
         "message": {"type": "string"},
         "column": {"type": "string"},
@@ -47,6 +49,26 @@ _MODEL_HEADERS = {
     "X-Served-By": {"schema": {"type": "string", "enum": ["champion", "challenger"]}, "required": True},
 }
 _RETRY_AFTER = {"schema": {"type": "string", "pattern": "^[0-9]+$"}, "required": True, "description": "seconds"}
+_IGNORED = {
+    "schema": {"type": "string"},
+    "required": False,
+    "description": "the request's columns that the model's signature does not name, ignored: a JSON array "
+    "(ASCII, at most 20 names, then \"...\"); absent when there were none",
+}
+# MLflow's scoring-server routes answer bodies that are not JSON under application/json; no
+# schema is given, so nothing claims they parse.
+PING_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Every champion is loaded: a newline (MLflow's answer)", "content": {JSON: {}}},
+    503: {"description": "A champion is not loaded yet: a newline", "content": {JSON: {}},
+          "headers": {"Retry-After": _RETRY_AFTER}},
+}
+VERSION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The version of MLflow that loads the models, as text (MLflow's answer)",
+        "content": {JSON: {}},
+        "headers": {"X-Brickyard-Version": {"schema": {"type": "string"}, "required": True}},
+    },
+}
 
 
 def _error(description: str, **headers: dict[str, Any]) -> dict[str, Any]:
@@ -73,12 +95,15 @@ def invocation_responses(*, auth: bool) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": {
             "description": "Predictions (class probabilities with predict_proba); `[]` for a request with no rows",
-            "headers": {"X-Request-Id": _REQUEST_ID, **_MODEL_HEADERS},
+            "headers": {"X-Request-Id": _REQUEST_ID, **_MODEL_HEADERS, "X-Ignored-Columns": _IGNORED},
             "content": {JSON: {"schema": PREDICTIONS}},
         },
-        "400": _error("Invalid input: the message names the column, the row and the problem"),
+        "400": _error(
+            "Invalid input: the message names the column, the row and the problem. error_code is "
+            "INVALID_PARAMETER_VALUE for a missing column (as MLflow's server), BAD_REQUEST otherwise"
+        ),
         "413": _error("Body or row count over the endpoint's limit (max_body_bytes, max_rows)"),
-        "415": _error("A Content-Type that is not JSON"),
+        "415": _error("A Content-Type other than application/json or text/csv, a charset other than UTF-8, or another parameter"),
         "503": _error("The model is still loading", Retry_After=_RETRY_AFTER),
     }
     if auth:
@@ -162,9 +187,19 @@ def document_auth(doc: dict[str, Any], *, auth: bool) -> dict[str, Any]:
     return doc
 
 
-def invocation_operation(operation: dict[str, Any], body_schema: dict[str, Any], *, auth: bool) -> None:
-    """Fill in one scoring operation: its body, parameters, answers and security."""
-    operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body_schema}}}
+def invocation_operation(
+    operation: dict[str, Any], body_schema: dict[str, Any], *, auth: bool, csv_example: str | None = None, strict: bool = False
+) -> None:
+    """Fill in one scoring operation: its body (JSON or CSV), parameters, answers and security."""
+    csv_body: dict[str, Any] = {
+        "type": "string",
+        "description": "a header row of column names, then one line per row (pandas' to_csv(index=False)); "
+        "empty cells and pandas' NA words are null; each cell is typed by the signature"
+        + ("" if strict else "; other columns are ignored"),
+    }
+    if csv_example is not None:
+        csv_body["example"] = csv_example
+    operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body_schema}, CSV: {"schema": csv_body}}}
     operation["parameters"] = INVOCATION_PARAMETERS
     operation["responses"] = invocation_responses(auth=auth)
     if auth:

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from brickyard.errors import suggest
-from brickyard.serving.errors import InvalidInputError, ModelNotFoundError
-from brickyard.serving.schema import ANY, Batch, ColumnSpec, InputSchema, convert_column
+from brickyard.serving.errors import InvalidInputError, ModelNotFoundError, SignatureMismatchError
+from brickyard.serving.schema import ANY, Batch, ColumnSpec, InputSchema, ParamSpec, convert_column
 
 log = logging.getLogger("brickyard.serving")
 
@@ -63,7 +63,10 @@ class PyfuncPredictor:
         self._proba = raw if hasattr(raw, "predict_proba") and hasattr(raw, "classes_") else None
         self.classes = np.asarray(self._proba.classes_) if self._proba is not None else None
 
-    def predict(self, batch: Batch) -> Any:
+    def predict(self, batch: Batch, params: dict[str, Any] | None = None) -> Any:
+        """The model's predictions; `params` (ones its signature declares) go to the model."""
+        if params:
+            return _predict_error(lambda frame: self._model.predict(frame, params=params), batch.frame())
         return _predict_error(self._model.predict, batch.frame())
 
     def predict_proba(self, batch: Batch) -> Any:
@@ -73,13 +76,17 @@ class PyfuncPredictor:
 
 
 def _predict_error(function: Any, frame: Any) -> Any:
-    """MLflow's schema enforcement errors are the caller's fault (400); anything else is ours."""
+    """MLflow's schema enforcement errors are the caller's fault (400, with MLflow's error
+    code, as its own server answers); anything else is ours."""
     from mlflow.exceptions import MlflowException
 
     try:
         return function(frame)
     except MlflowException as exc:
-        if getattr(exc, "error_code", "") in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST"):
+        code = getattr(exc, "error_code", "")
+        if code == "INVALID_PARAMETER_VALUE":
+            raise SignatureMismatchError(f"the model rejected the input: {exc.message}") from None
+        if code == "BAD_REQUEST":
             raise InvalidInputError(f"the model rejected the input: {exc.message}") from None
         raise
 
@@ -179,7 +186,12 @@ def signature_schema(metadata: Any) -> InputSchema | None:
     for spec in schema.inputs:
         type_name = getattr(spec.type, "name", None) or str(spec.type)
         columns.append(ColumnSpec(spec.name, str(type_name), bool(getattr(spec, "required", True))))
-    return InputSchema(tuple(columns))
+    declared = metadata.get_params_schema() if hasattr(metadata, "get_params_schema") else None
+    params = tuple(
+        ParamSpec(param.name, str(getattr(param.dtype, "name", param.dtype)), param.default, tuple(param.shape) if param.shape else None)
+        for param in (declared.params if declared is not None else ())
+    )
+    return InputSchema(tuple(columns), params)
 
 
 def warm(model: LoadedModel) -> None:

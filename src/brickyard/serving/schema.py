@@ -8,14 +8,20 @@ The four body formats of MLflow's scoring server are accepted:
 - ``{"instances": ...}`` and ``{"inputs": ...}``: a list of records, or an object of columns
   (``{"col": [v1, v2]}``, or ``{"col": v}`` for one row)
 
-plus an optional ``"params"`` object. Parsing is two steps, because a request may be scored by
-two models (a champion and its shadow) whose signatures differ:
+plus an optional ``"params"`` object, and ``text/csv`` bodies (a header row, then rows:
+`parse_csv`). Columns the signature does not name are ignored and listed in `Batch.ignored`
+(``strict=True``: a 400), as MLflow's server ignores them. Numbers are converted to the
+signature's own width (an ``integer`` column is int32, a ``float`` one float32), as MLflow
+refuses int64 for int32. Parsing is two steps, because a request may be scored by two models
+(a champion and its shadow) whose signatures differ:
 
 >>> payload = parse_body(b'{"dataframe_records": [{"Age": 22, "Sex": "male"}]}')
 >>> schema = InputSchema((ColumnSpec("Age", "double", False), ColumnSpec("Sex", "string", True)))
 >>> batch = schema.batch(payload)
 >>> batch.rows, batch.columns["Age"].dtype.name, batch.columns["Sex"]
 (1, 'float64', ('male',))
+>>> schema.batch(parse_body(b'{"inputs": {"Age": [1], "Sex": ["f"], "Cabin": ["C85"]}}')).ignored
+('Cabin',)
 
 Every problem is an `InvalidInputError` (400) that names the column, the row and the value,
 or a `PayloadTooLargeError` (413); nothing here raises anything else for any input.
@@ -23,7 +29,9 @@ or a `PayloadTooLargeError` (413); nothing here raises anything else for any inp
 
 from __future__ import annotations
 
+import csv
 import difflib
+import io
 import math
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -32,7 +40,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from brickyard.serving.errors import InvalidInputError, PayloadTooLargeError
+from brickyard.serving.errors import InvalidInputError, PayloadTooLargeError, SignatureMismatchError
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 FLOAT, INT, BOOL, STR, DATETIME, ANY = "float", "int", "bool", "str", "datetime", "any"
@@ -87,6 +95,7 @@ class Payload:
     rows: int
     params: dict[str, Any]
     format: str
+    text: bool = False  # values are CSV text, typed by each model's signature in `batch`
 
 
 @dataclass
@@ -96,6 +105,7 @@ class Batch:
 
     columns: dict[str, Any]
     rows: int
+    ignored: tuple[str, ...] = ()  # the payload's columns the signature does not name
 
     def frame(self) -> Any:
         """The batch as a pandas DataFrame (for models without a fast path)."""
@@ -105,28 +115,44 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class ParamSpec:
+    """A param the model's signature declares (MLflow's ParamSchema): the request's
+    ``params`` may set it, and the MLflow model receives it."""
+
+    name: str
+    type: str
+    default: Any = None
+    shape: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
 class InputSchema:
-    """The input columns a model takes, from its MLflow signature."""
+    """The input columns a model takes, and the params it declares, from its MLflow signature."""
 
     columns: tuple[ColumnSpec, ...]
+    params: tuple[ParamSpec, ...] = ()
     _index: dict[str, ColumnSpec] = field(init=False, repr=False, compare=False)
+    param_names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {spec.name: spec for spec in self.columns})
+        object.__setattr__(self, "param_names", frozenset(param.name for param in self.params))
 
     @property
     def names(self) -> list[str]:
         return [spec.name for spec in self.columns]
 
-    def batch(self, payload: Payload, *, max_rows: int | None = None) -> Batch:
+    def batch(self, payload: Payload, *, max_rows: int | None = None, strict: bool = False) -> Batch:
         """Check a payload against the signature and convert it to typed columns.
 
-        A payload with no rows (``"data": []``, ``[]``) gives an empty batch, scored as no
+        Columns the signature does not name are left out and listed in `Batch.ignored`, as
+        MLflow's scoring server ignores them; with `strict` the first one is a 400. A
+        payload with no rows (``"data": []``, ``[]``) gives an empty batch, scored as no
         predictions; only its column names are checked, as there are no values.
 
         Raises:
-            InvalidInputError: an unknown or missing column, a wrong type, a null where the
-                signature requires a value.
+            InvalidInputError: a missing column (`SignatureMismatchError`), an unknown one
+                with `strict`, a wrong type, a null where the signature requires a value.
             PayloadTooLargeError: more rows than `max_rows`.
         """
         rows = payload.rows
@@ -135,29 +161,43 @@ class InputSchema:
                 f"the request holds {rows} rows; this endpoint takes at most {max_rows} per request",
                 hint="split the rows over several requests",
             )
-        index = self._index
-        for name in payload.columns:
-            if name not in index:
-                raise InvalidInputError(
-                    f"unknown column {name!r}: the model does not take it",
-                    hint=_close(name, self.names) or f"the model takes: {', '.join(self.names)}",
-                    column=name,
-                )
+        columns = payload.columns
+        # Columns the model does not take exist only when the counts differ or one of the
+        # signature's columns is absent: the common request pays for no set difference.
+        ignored = self._unknown(columns, strict) if len(columns) != len(self.columns) else ()
         if rows == 0:
-            return Batch({}, 0)
+            return Batch({}, 0, self._unknown(columns, strict))
         out: dict[str, Any] = {}
+        text = payload.text
         for spec in self.columns:
-            values = payload.columns.get(spec.name)
+            values = columns.get(spec.name)
             if values is None:
+                if not ignored and len(columns) == len(self.columns):
+                    ignored = self._unknown(columns, strict)
                 if spec.required:
-                    raise InvalidInputError(
+                    raise SignatureMismatchError(
                         f"missing column {spec.name!r} ({spec.type}), which the model's signature requires",
-                        hint=f"the model takes: {', '.join(self.names)}",
+                        hint=_missing_hint(spec.name, ignored, self.names),
                         column=spec.name,
                     )
                 values = (None,) * rows
+            elif text:
+                values = from_text(spec, values)
             out[spec.name] = convert_column(spec, values)
-        return Batch(out, rows)
+        return Batch(out, rows, ignored)
+
+    def _unknown(self, columns: dict[str, Any], strict: bool) -> tuple[str, ...]:
+        """The payload's columns that the signature does not name (a 400 with `strict`)."""
+        index = self._index
+        unknown = tuple(name for name in columns if name not in index)
+        if unknown and strict:
+            name = unknown[0]
+            raise InvalidInputError(
+                f"unknown column {name!r}: the model does not take it",
+                hint=_close(name, self.names) or f"the model takes: {', '.join(self.names)}",
+                column=name,
+            )
+        return unknown
 
     def one_row(self, payload: Payload) -> dict[str, Any] | None:
         """A one-row payload's values as plain Python scalars (numbers as float, NaN for a
@@ -166,7 +206,7 @@ class InputSchema:
 
         The common request, one row of numbers and strings, skips numpy entirely here.
         """
-        if payload.rows != 1 or len(payload.columns) != len(self.columns):
+        if payload.rows != 1 or len(payload.columns) != len(self.columns) or payload.text:
             return None
         row: dict[str, Any] = {}
         columns = payload.columns
@@ -190,20 +230,26 @@ class InputSchema:
                 return None
         return row
 
-    def json_schema(self) -> dict[str, Any]:
+    def json_schema(self, *, strict: bool = False) -> dict[str, Any]:
         """A JSON Schema (OpenAPI 3.1) of the request body for this signature.
 
-        It admits every body `parse_body` and `batch` accept. What JSON Schema cannot say
-        (a `dataframe_split` row as long as its `columns`, columns of equal length, the
-        signature's columns present when there are rows) is checked by `batch` with a 400.
+        It admits every body `parse_body` and `batch` accept: other columns are allowed (and
+        ignored) unless `strict`. What JSON Schema cannot say (a `dataframe_split` row as
+        long as its `columns`, columns of equal length, the signature's columns present when
+        there are rows) is checked by `batch` with a 400.
         """
         properties = {spec.name: _value_schema(spec) for spec in self.columns}
         required = [spec.name for spec in self.columns if spec.required]
-        record = {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+        # Another column: any value in a record; in columnar form a list, or one value.
+        other: dict[str, Any] | bool = False if strict else {"description": "not in the signature: ignored"}
+        other_list: dict[str, Any] | bool = False if strict else {"type": "array", "description": "not in the signature: ignored"}
+        other_value: dict[str, Any] | bool = False if strict else {"not": {"type": "array"}, "description": "not in the signature: ignored"}
+        record = {"type": "object", "properties": properties, "required": required, "additionalProperties": other}
+        names: dict[str, Any] = {"type": "string", "enum": self.names} if strict else {"type": "string"}
         split = {
             "type": "object",
             "properties": {
-                "columns": {"type": "array", "items": {"type": "string", "enum": self.names}, "uniqueItems": True},
+                "columns": {"type": "array", "items": names, "uniqueItems": True},
                 "data": {"type": "array", "items": {"type": "array"}, "description": "rows, each as long as columns; [] for none"},
                 "index": {"description": "ignored"},
             },
@@ -216,10 +262,10 @@ class InputSchema:
                     "type": "object",
                     "description": "columns of values, all the same length",
                     "properties": {name: {"type": "array", "items": schema} for name, schema in properties.items()},
-                    "additionalProperties": False,
+                    "additionalProperties": other_list,
                 },
                 {"type": "object", "description": "one row: a value per column", "properties": properties,
-                 "required": required, "minProperties": 1, "additionalProperties": False},
+                 "required": required, "minProperties": 1, "additionalProperties": other_value},
             ],
         }
         params = {
@@ -227,6 +273,7 @@ class InputSchema:
             "properties": {
                 "predict_proba": {"type": "boolean", "description": "answer class probabilities"},
                 "predict_method": {"type": "string", "enum": ["predict", "predict_proba"]},
+                **{param.name: _param_schema(param) for param in self.params},
             },
             "additionalProperties": False,
         }
@@ -240,6 +287,14 @@ class InputSchema:
             ],
             "example": {"dataframe_records": [{spec.name: _example_value(spec) for spec in self.columns}]},
         }
+
+    def csv_example(self) -> str:
+        """A CSV body for this signature (header and one row)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(self.names)
+        writer.writerow([_csv_text(_example_value(spec)) for spec in self.columns])
+        return buffer.getvalue()
 
 
 # -- the body ----------------------------------------------------------------------------
@@ -288,6 +343,85 @@ _FORMAT_HINT = (
     'send {"dataframe_split": {"columns": [...], "data": [[...]]}}, {"dataframe_records": [{...}]}, '
     '{"instances": [...]} or {"inputs": ...}'
 )
+
+
+# pandas' default NA words (`pd.read_csv`, which MLflow's server uses): these cells are null.
+CSV_NULLS = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+})
+_CSV_HINT = "send a header row of column names, then one line per row (what pandas' DataFrame.to_csv(index=False) writes)"
+
+
+def parse_csv(body: bytes) -> Payload:
+    """Parse a ``text/csv`` body: a header row, then rows. The cells stay text until `batch`
+    types them by the model's signature (`from_text`).
+
+    Raises:
+        InvalidInputError: not UTF-8, no header, a row of another width, a repeated name.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"the CSV body is not UTF-8: {exc}", hint=_CSV_HINT) from None
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")), strict=True)
+    names: list[str] | None = None
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            if not row:
+                continue  # a blank line, skipped as pandas does
+            if names is None:
+                names = row
+                _no_duplicates(names)
+            elif len(row) != len(names):
+                raise InvalidInputError(f"CSV line {reader.line_num} has {len(row)} fields for {len(names)} columns", hint=_CSV_HINT)
+            else:
+                rows.append(row)
+    except csv.Error as exc:
+        raise InvalidInputError(f"the CSV body is malformed at line {reader.line_num}: {exc}", hint=_CSV_HINT) from None
+    if names is None:
+        raise InvalidInputError("the CSV body is empty: it needs a header row of column names", hint=_CSV_HINT)
+    columns = dict(zip(names, zip(*rows))) if rows else {name: () for name in names}
+    return Payload(columns, len(rows), {}, "csv", text=True)
+
+
+def from_text(spec: ColumnSpec, values: Any) -> list[Any]:
+    """CSV cells typed by the signature: numbers, integers, true/false, text; `CSV_NULLS` are null.
+
+    Raises:
+        InvalidInputError: a cell that is not of the column's type (names the column and row).
+    """
+    kind = spec.kind
+    if kind not in (FLOAT, INT, BOOL):
+        return [None if value in CSV_NULLS else value for value in values]
+    parse = _TEXT_PARSERS[kind]
+    out: list[Any] = []
+    for row, value in enumerate(values):
+        if value in CSV_NULLS:
+            out.append(None)
+            continue
+        try:
+            out.append(parse(value))
+        except ValueError:
+            raise InvalidInputError(
+                f"column {spec.name!r}: {_show(value)} in row {row} is not {_DESCRIBE[kind]} ({spec.type})", column=spec.name
+            ) from None
+    return out
+
+
+def _boolean(text: str) -> bool:
+    word = text.strip().lower()
+    if word not in ("true", "false"):
+        raise ValueError(text)
+    return word == "true"
+
+
+_TEXT_PARSERS: dict[str, Any] = {FLOAT: float, INT: int, BOOL: _boolean}
+
+
+def _csv_text(value: Any) -> str:
+    return "true" if value is True else "" if value is None else str(value)
 
 
 def _split(data: Any) -> tuple[dict[str, Any], int]:
@@ -396,9 +530,11 @@ def convert_column(spec: ColumnSpec, values: Any) -> Any:
         if np.isinf(array).any():
             row = int(np.flatnonzero(np.isinf(array))[0])
             raise InvalidInputError(f"column {spec.name!r}: {values[row]!r} in row {row} is not a finite number", column=spec.name)
-        return array
+        return _float32(spec, values, array) if spec.type == "float" else array
     if kind == INT:
-        return _integers(spec, values, types, has_null)
+        integers = _integers(spec, values, types, has_null)
+        # The signature's own width: MLflow refuses int64 for an `integer` (int32) column.
+        return integers.astype(np.int32) if spec.type == "integer" and integers.dtype == np.int64 else integers
     if kind == STR:
         return values if type(values) is tuple else tuple(values)
     if kind == BOOL:
@@ -410,6 +546,17 @@ def convert_column(spec: ColumnSpec, values: Any) -> Any:
         raise InvalidInputError(
             f"column {spec.name!r}: {_show(values[row])} in row {row} is not an ISO 8601 date-time", column=spec.name
         ) from None
+
+
+def _float32(spec: ColumnSpec, values: Any, array: np.ndarray) -> np.ndarray:
+    """A `float` (32-bit) column: MLflow refuses float64 for it. Raises when a value is
+    beyond float32's range."""
+    with np.errstate(over="ignore"):
+        narrow = array.astype(np.float32)
+    if np.isinf(narrow).any():
+        row = int(np.flatnonzero(np.isinf(narrow))[0])
+        raise InvalidInputError(f"column {spec.name!r}: {_show(values[row])} in row {row} is out of range for float (32-bit)", column=spec.name)
+    return narrow
 
 
 def _integers(spec: ColumnSpec, values: Any, types: set[type], has_null: bool) -> Any:
@@ -450,9 +597,21 @@ def _is_datetime(value: Any) -> bool:
     return True
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _param_schema(param: ParamSpec) -> dict[str, Any]:
+    scalar = _value_schema(ColumnSpec(param.name, param.type))
+    schema = {"type": "array", "items": scalar} if param.shape else dict(scalar)
+    if param.default is not None:
+        schema["default"] = param.default
+    schema["description"] = "declared by the model's signature; passed to the MLflow model"
+    return schema
+
+
 def _value_schema(spec: ColumnSpec) -> dict[str, Any]:
     base: dict[str, Any] = {
-        FLOAT: {"type": "number"},
+        FLOAT: {"type": "number", "minimum": -_FLOAT32_MAX, "maximum": _FLOAT32_MAX} if spec.type == "float" else {"type": "number"},
         INT: {"type": "integer", "minimum": _INT_RANGE.get(spec.type, _INT_RANGE["long"])[0], "maximum": _INT_RANGE.get(spec.type, _INT_RANGE["long"])[1]},
         BOOL: {"type": "boolean"},
         STR: {"type": "string"},
@@ -481,3 +640,11 @@ def _show(value: Any) -> str:
 def _close(word: str, choices: list[str]) -> str | None:
     close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
     return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else None
+
+
+def _missing_hint(name: str, others: tuple[str, ...], names: list[str]) -> str:
+    """For a missing column: the sent column it may be a typo of, else what the model takes."""
+    close = difflib.get_close_matches(name, list(others), n=1, cutoff=0.6)
+    if close:
+        return f"the request has {close[0]!r}: did you mean {name!r}?"
+    return f"the model takes: {', '.join(names)}"

@@ -41,6 +41,7 @@ class ServeSpec:
     workspace: str
     models: list[str]
     auth: bool = True
+    strict_columns: bool = False  # a column the signature does not name is a 400, not ignored
     log_level: str = "info"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -59,7 +60,7 @@ def build_app(spec: ServeSpec) -> FastLane:
     from brickyard.workspace import Workspace
 
     ws = Workspace.open(spec.workspace)
-    service = ServingService(ws, [ModelRef.parse(text) for text in spec.models], auth=spec.auth)
+    service = ServingService(ws, [ModelRef.parse(text) for text in spec.models], auth=spec.auth, strict_columns=spec.strict_columns)
     return create_app(service)
 
 

@@ -1,9 +1,12 @@
 """The serving process's state and request path: endpoints, auth, metrics, inference logs.
 
 `ServingService.invoke` is the whole request path of ``POST .../invocations``: authenticate,
-read and parse the body, pick the model (champion or canary), check the input against that
-model's signature, score, then count it, buffer its inference-log record and hand the request
-to the shadow. A background thread loads the models, re-reads the aliases every
+read and parse the body (JSON, or ``text/csv``), pick the model (champion or canary), check the
+input against that model's signature, score, then count it, buffer its inference-log record and
+hand the request to the shadow. Columns the model does not take are ignored, named in the
+answer's ``X-Ignored-Columns`` header (a JSON array) and logged (the first few distinct sets
+per endpoint and version), as MLflow's server ignores them; with ``strict_columns`` (``brickyard serve
+--strict-columns``) they are a 400. A background thread loads the models, re-reads the aliases every
 `poll_seconds` and swaps in new versions, and judges canaries about once a second.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import json
 import logging
 import os
 import threading
@@ -36,7 +40,7 @@ from brickyard.serving.errors import (
 from brickyard.serving.inference_log import InferenceLog
 from brickyard.serving.metrics import ServingMetrics
 from brickyard.serving.registry import LoadedModel, Registry
-from brickyard.serving.schema import Batch, Payload, parse_body
+from brickyard.serving.schema import Batch, Payload, parse_body, parse_csv
 from brickyard.serving.traffic import CHALLENGER, CHAMPION, SHADOW, CanaryPolicy, Endpoint
 
 if TYPE_CHECKING:
@@ -47,6 +51,11 @@ log = logging.getLogger("brickyard.serving")
 TICK_SECONDS = 0.5
 SHADOW_BACKLOG = 1_000
 INLINE_ROWS = 2_000  # larger fast-path batches are scored on a worker thread
+JSON, CSV = "application/json", "text/csv"
+IGNORED_HEADER = "X-Ignored-Columns"
+IGNORED_HEADER_NAMES = 20  # the header names at most this many columns (then "...")
+IGNORED_NAME_CHARS = 64  # a longer name is cut there (then "...") in the header and the log
+IGNORED_LOGGED = 5  # distinct ignored-column sets logged per endpoint and version
 _DUMP = orjson.OPT_SERIALIZE_NUMPY
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -93,6 +102,7 @@ class ServingService:
         refs: list[ModelRef],
         *,
         auth: bool = True,
+        strict_columns: bool = False,
         registry: Registry | None = None,
         token_store: Any = None,
     ) -> None:
@@ -102,6 +112,8 @@ class ServingService:
         self.registry = registry or Registry(ws.mlflow_tracking_uri)
         self.metrics = ServingMetrics()
         self.auth_enabled = auth
+        self.strict_columns = strict_columns
+        self._ignored_logged: dict[tuple[str, str], set[tuple[str, ...]]] = {}
         self.authenticator: Authenticator | None = None
         if auth:
             if token_store is None:
@@ -274,13 +286,10 @@ class ServingService:
             if self.authenticator is not None:
                 self.authenticator.authenticate(headers.get("authorization"))
             content_type = headers.get("content-type")
-            if content_type is not None and "json" not in content_type.lower():
-                raise UnsupportedMediaError(
-                    f"content type {content_type!r} is not supported", hint="send application/json"
-                )
+            media = JSON if content_type is None or content_type == JSON else media_type(content_type)
             body = await _read_body(request, endpoint.config.max_body_bytes)
-            payload = parse_body(body)
-            proba = _wants_proba(payload.params, request.query_params.get("predict_proba"))
+            payload = parse_csv(body) if media == CSV else parse_body(body)
+            query = request.query_params.get("predict_proba")
             model, variant = endpoint.route(endpoint.request_key(headers, payload.columns))
             if model is None:
                 raise NotReadyError(
@@ -289,17 +298,19 @@ class ServingService:
                 )
             if variant == CHALLENGER:
                 try:
-                    content, rows = await self._score(endpoint, model, payload, proba)
+                    content, rows, ignored = await self._score(endpoint, model, payload, query)
                 except Exception as exc:
                     champion = endpoint.champion
                     if champion is None:
                         raise
-                    content, rows = await self._score(endpoint, champion, payload, proba)
+                    content, rows, ignored = await self._score(endpoint, champion, payload, query)
                     endpoint.canary.record(False, 0.0)  # type: ignore[union-attr]
                     log.warning("endpoint %s: challenger %s failed, the champion answered: %s", endpoint.name, model.version, exc)
                     model, variant = champion, CHAMPION
             else:
-                content, rows = await self._score(endpoint, model, payload, proba)
+                content, rows, ignored = await self._score(endpoint, model, payload, query)
+            if ignored:
+                extra[IGNORED_HEADER] = self._ignored(endpoint, model, ignored)
             status = 200
         except ServingError as exc:
             status, content, extra = exc.status, exc.body(), exc.headers()
@@ -326,20 +337,44 @@ class ServingService:
             extra["X-Served-By"] = variant
         return status, content, extra
 
-    async def _score(self, endpoint: Endpoint, model: LoadedModel, payload: Payload, proba: bool) -> tuple[bytes, int]:
-        if model.schema is None:
+    async def _score(
+        self, endpoint: Endpoint, model: LoadedModel, payload: Payload, query: str | None
+    ) -> tuple[bytes, int, tuple[str, ...]]:
+        """Score a payload with one model: (JSON answer, rows, columns ignored)."""
+        schema = model.schema
+        proba, params = _params(payload.params, query, schema.param_names if schema is not None else _NO_PARAMS)
+        if schema is None:
             batch = Batch({name: list(values) for name, values in payload.columns.items()}, payload.rows)
         else:
             if model.kind == "fastpath" and not proba:
-                row = model.schema.one_row(payload)
+                row = schema.one_row(payload)
                 if row is not None:
-                    return orjson.dumps({"predictions": [model.predictor.predict_one(row)]}), 1
-            batch = model.schema.batch(payload, max_rows=endpoint.config.max_rows)
-        if model.kind == "fastpath" and batch.rows <= INLINE_ROWS:
-            return _predict(model, batch, proba), batch.rows
+                    return orjson.dumps({"predictions": [model.predictor.predict_one(row)]}), 1, ()
+            batch = schema.batch(payload, max_rows=endpoint.config.max_rows, strict=self.strict_columns)
+        if model.kind == "fastpath" and batch.rows <= model.predictor.inline_rows:  # type: ignore[attr-defined]
+            return _predict(model, batch, proba, params), batch.rows, batch.ignored
         from starlette.concurrency import run_in_threadpool
 
-        return await run_in_threadpool(_predict, model, batch, proba), batch.rows
+        return await run_in_threadpool(_predict, model, batch, proba, params), batch.rows, batch.ignored
+
+    def _ignored(self, endpoint: Endpoint, model: LoadedModel, ignored: tuple[str, ...]) -> str:
+        """The X-Ignored-Columns value (ASCII JSON: a header is Latin-1); the first few
+        distinct sets per endpoint and version are logged too."""
+        names = [name if len(name) <= IGNORED_NAME_CHARS else name[:IGNORED_NAME_CHARS] + "..." for name in ignored[:IGNORED_HEADER_NAMES]]
+        if len(ignored) > IGNORED_HEADER_NAMES:
+            names.append("...")
+        key = (endpoint.name, model.version)
+        seen = self._ignored_logged.setdefault(key, set())
+        if len(seen) < IGNORED_LOGGED and ignored not in seen:
+            seen.add(ignored)
+            last = len(seen) == IGNORED_LOGGED
+            log.warning(
+                "endpoint %s: version %s ignores column(s) %s, which its signature does not name "
+                "(brickyard serve --strict-columns refuses them)%s",
+                endpoint.name, model.version, ", ".join(map(repr, names)),
+                "; further sets are named only in the X-Ignored-Columns header" if last else "",
+            )
+        return json.dumps(names)
 
     def _shadow(self, endpoint: Endpoint, payload: Payload, request_id: str, body: bytes) -> None:
         if self._shadow_pending >= SHADOW_BACKLOG:
@@ -360,11 +395,13 @@ class ServingService:
             if model is None:
                 return
             try:
-                batch = model.schema.batch(payload, max_rows=endpoint.config.max_rows) if model.schema is not None else Batch(
+                schema = model.schema
+                _, params = _params(payload.params, None, schema.param_names if schema is not None else _NO_PARAMS, shadow=True)
+                batch = schema.batch(payload, max_rows=endpoint.config.max_rows, strict=self.strict_columns) if schema is not None else Batch(
                     {name: list(values) for name, values in payload.columns.items()}, payload.rows
                 )
                 rows = batch.rows
-                content, status = _predict(model, batch, False), 200
+                content, status = _predict(model, batch, False, params), 200
             except ServingError as exc:
                 content, status = exc.body(), exc.status
             except Exception as exc:
@@ -417,7 +454,7 @@ def _describe(model: LoadedModel | None, alias: str) -> dict[str, Any] | None:
     return {"alias": alias, "loaded": True, "version": model.version, "path": model.kind}
 
 
-def _predict(model: LoadedModel, batch: Batch, proba: bool) -> bytes:
+def _predict(model: LoadedModel, batch: Batch, proba: bool, params: dict[str, Any] | None = None) -> bytes:
     predictor = model.predictor
     if proba:
         if predictor.classes is None:
@@ -432,7 +469,9 @@ def _predict(model: LoadedModel, batch: Batch, proba: bool) -> bytes:
         )
     if batch.rows == 0:  # scikit-learn and most models refuse an empty input
         return _NO_PREDICTIONS
-    return orjson.dumps({"predictions": _jsonable(predictor.predict(batch))}, option=_DUMP, default=_default)
+    # Params a model declares go to the MLflow model (the fast path never compiles such a model).
+    predictions = predictor.predict(batch, params) if params else predictor.predict(batch)  # type: ignore[call-arg]
+    return orjson.dumps({"predictions": _jsonable(predictions)}, option=_DUMP, default=_default)
 
 
 _NO_PREDICTIONS = b'{"predictions":[]}'
@@ -462,10 +501,28 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def _wants_proba(params: dict[str, Any], query: str | None) -> bool:
+_NO_PARAMS: frozenset[str] = frozenset()
+
+
+def _params(
+    params: dict[str, Any], query: str | None, declared: frozenset[str], *, shadow: bool = False
+) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the answer is class probabilities, and the params for the model: those its
+    signature declares. `shadow`: keep only the model's params, check nothing else.
+
+    Raises:
+        InvalidInputError: a param neither brickyard's nor declared, or a bad predict_proba.
+    """
     proba = False
+    model_params: dict[str, Any] | None = None
     for key, value in params.items():
-        if key == "predict_proba":
+        if key in declared:
+            if model_params is None:
+                model_params = {}
+            model_params[key] = value
+        elif shadow:
+            continue
+        elif key == "predict_proba":
             if type(value) is not bool:
                 raise InvalidInputError(f"params.predict_proba must be true or false, not {orjson.dumps(value).decode()[:40]}")
             proba = value
@@ -474,13 +531,39 @@ def _wants_proba(params: dict[str, Any], query: str | None) -> bool:
                 raise InvalidInputError("params.predict_method must be 'predict' or 'predict_proba'")
             proba = value == "predict_proba"
         else:
-            raise InvalidInputError(f"unknown param {key!r}", hint="params: predict_proba (true/false)")
+            accepted = ", ".join(["predict_proba (true/false)", *sorted(declared)])
+            raise InvalidInputError(f"unknown param {key!r}: the model's signature does not declare it", hint=f"params: {accepted}")
     if query is not None:
         text = query.lower()
         if text not in _TRUE and text not in _FALSE:
             raise InvalidInputError(f"query parameter predict_proba must be true or false, not {query[:40]!r}")
         proba = text in _TRUE
-    return proba
+    return proba, model_params
+
+
+def media_type(content_type: str) -> str:
+    """JSON or CSV from a Content-Type header, as MLflow's server reads it: UTF-8 only, no
+    parameters but charset.
+
+    Raises:
+        UnsupportedMediaError: another type, charset or parameter (415).
+    """
+    mime, *parameters = (part.strip() for part in content_type.split(";"))
+    options = {key.strip().lower(): value.strip().strip('"') for key, _, value in (p.partition("=") for p in parameters if p)}
+    if options.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
+        raise UnsupportedMediaError(f"charset {options['charset']!r} is not supported", hint="send UTF-8")
+    others = sorted(set(options) - {"charset"})
+    if others:
+        raise UnsupportedMediaError(
+            f"content type parameter(s) {', '.join(others)} are not supported",
+            hint="send application/json with one of dataframe_split, dataframe_records, instances or inputs (MLflow 2's protocol)",
+        )
+    mime = mime.lower()
+    if mime == CSV:
+        return CSV
+    if mime == JSON or (mime.startswith("application/") and mime.endswith("+json")):
+        return JSON
+    raise UnsupportedMediaError(f"content type {content_type!r} is not supported", hint="send application/json or text/csv")
 
 
 async def _read_body(request: Any, limit: int) -> bytes:

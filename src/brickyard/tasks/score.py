@@ -15,7 +15,9 @@
 ```
 
 The target gets `<keys>, prediction, probability, model_name, model_version, scored_at`
-and the partition column `score_date`, appended in ONE Delta commit per task run: the
+and the partition column `score_date` (`probability` only for a model with class
+probabilities: a regressor's or a clusterer's would always be null; a target table that
+already has the column keeps getting it, null), appended in ONE Delta commit per task run: the
 batches stream into a single write, so the whole table is never in memory. The commit
 carries the pipeline run id as a Delta application transaction, so a retried attempt of
 the same run that finds it committed does not score again, and it carries
@@ -155,12 +157,13 @@ class ScoreTask(TaskKind):
         if context.on_spark:
             self._run_spark(options, context, model, app_id)
             return
+        probability = self._probability(options, context, model)
         counter = _Counter(self._batches(options, context, model.features))
         scored_at = datetime.now(UTC)
-        scored = score_batches(model, iter(counter), options.keys, scored_at)
+        scored = score_batches(model, iter(counter), options.keys, scored_at, probability=probability)
         first = next(scored, None)
         if first is None:
-            schema = self._empty_schema(options, context, counter)
+            schema = self._empty_schema(options, context, counter, probability)
             reader_batches: Iterator[Any] = iter(())
         else:
             schema = first.schema
@@ -219,6 +222,7 @@ class ScoreTask(TaskKind):
         lake, spark = context.lake, context.spark.spark
         source = options.source
         scored_at = datetime.now(UTC)
+        probability = self._probability(options, context, model)
         failed = f"scoring {source.describe()} with {model.name} version {model.version} failed"
         staging: str | None = None
         try:
@@ -246,16 +250,18 @@ class ScoreTask(TaskKind):
                 from pyspark.sql.pandas.types import from_arrow_schema
 
                 scored = None
-                out = spark.createDataFrame([], from_arrow_schema(self._empty_schema(options, context, counter)))
+                out = spark.createDataFrame([], from_arrow_schema(self._empty_schema(options, context, counter, probability)))
             else:
                 source_frame = frame
 
                 def empty_schema() -> Any:
                     counter.schema = _arrow_schema(source_frame)
-                    return self._empty_schema(options, context, counter)
+                    return self._empty_schema(options, context, counter, probability)
 
                 try:
-                    scored = score_frame(model, frame, options.keys, scored_at, options.batch_size, empty_schema)
+                    scored = score_frame(
+                        model, frame, options.keys, scored_at, options.batch_size, empty_schema, probability=probability
+                    )
                 except BrickyardError:
                     raise
                 except Exception as exc:  # the model failed on the first rows, on the driver
@@ -329,7 +335,24 @@ class ScoreTask(TaskKind):
             batch_size=options.batch_size,
         )
 
-    def _empty_schema(self, options: ScoreOptions, context: TaskContext, counter: _Counter) -> Any:
+    def _probability(self, options: ScoreOptions, context: TaskContext, model: Any) -> bool:
+        """Whether the output has a `probability` column: the model gives class
+        probabilities, or the target table already has the column (made when every model's
+        output had it)."""
+        if model.has_proba:
+            return True
+        if not context.lake.exists(options.target):
+            return False
+        names = [field.name for field in context.lake.delta(options.target).schema().fields]
+        if "probability" in names:
+            context.log.info(
+                "%s gives no class probabilities; %s has a probability column, so it is written null",
+                model.name, options.target,
+            )
+            return True
+        return False
+
+    def _empty_schema(self, options: ScoreOptions, context: TaskContext, counter: _Counter, probability: bool) -> Any:
         import pyarrow as pa
 
         from brickyard.ml.scoring import output_schema
@@ -340,7 +363,7 @@ class ScoreTask(TaskKind):
             counter.schema.field(key) if counter.schema is not None and key in counter.schema.names else pa.field(key, pa.string())
             for key in options.keys
         ]
-        return output_schema(keys, pa.float64())
+        return output_schema(keys, pa.float64(), probability=probability)
 
     def _already_done(self, options: ScoreOptions, context: TaskContext) -> None:
         """A previous attempt of this run committed: report its commit, score nothing."""

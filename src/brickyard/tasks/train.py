@@ -7,7 +7,7 @@
   label: Survived
   features: [Pclass, Sex, Age, SibSp, Parch, Fare, Embarked]   # default: all but label/exclude
   split: {test_size: 0.2, seed: 42, stratify: true}
-  estimator: logistic_regression     # random_forest, gradient_boosting, lightgbm, kmeans, a:B
+  estimator: logistic_regression     # random_forest, gradient_boosting (HistGradientBoosting), lightgbm, kmeans, a:B
   params: {C: 1.0}
   model_name: titanic                # default: the pipeline's name
 ```

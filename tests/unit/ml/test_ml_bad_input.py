@@ -71,6 +71,17 @@ def test_unknown_estimator_and_bad_params(ml_ws: Workspace) -> None:
         fit(ml_ws, TrainSpec(table="silver.titanic", label="Survived", features=["Fare"], params={"max_iters": 1}))
 
 
+def test_gradient_boosting_says_it_is_hist_gradient_boosting(ml_ws: Workspace) -> None:
+    """`n_estimators` is the classic GradientBoosting's param; the error says which class
+    gradient_boosting is, what counts its trees, and how to get the classic one."""
+    spec = TrainSpec(table="silver.titanic", label="Survived", features=["Fare"], estimator="gradient_boosting", params={"n_estimators": 50})
+    with pytest.raises(EstimatorError) as caught:
+        fit(ml_ws, spec)
+    hint = caught.value.hint or ""
+    assert "HistGradientBoostingClassifier" in hint and "max_iter" in hint
+    assert "sklearn.ensemble:GradientBoostingClassifier" in hint
+
+
 def test_kmeans_without_k_or_on_text(ml_ws: Workspace) -> None:
     with pytest.raises(TrainingDataError, match="needs k"):
         fit(ml_ws, TrainSpec(table="silver.titanic", estimator="kmeans", features=["Fare", "Age"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -196,3 +197,58 @@ def test_fast_preprocessing_handles_every_numeric_dtype() -> None:
     np.testing.assert_allclose(transformed, expected, atol=1e-9)
     even = pd.DataFrame({"i": rng.integers(0, 4, 300_000)})
     assert fit_numeric(even, ["i"])[0][1][1].statistics_[0] == np.median(even["i"])
+
+
+def serve_one(ws: Workspace, model: str, body: dict[str, object]) -> tuple[int, dict[str, object], str]:
+    """POST one request to `brickyard serve`'s app for `model` (in process, no auth)."""
+    from starlette.testclient import TestClient
+
+    from brickyard.serving.app import create_app
+    from brickyard.serving.service import ModelRef, ServingService
+
+    service = ServingService(ws, [ModelRef.parse(model)], auth=False)
+    with TestClient(create_app(service)) as client:  # type: ignore[arg-type]
+        assert service.wait_ready(120), service.status()
+        response = client.post("/invocations", json=body)
+        path = service.status()["endpoints"][model.split("@")[0].split("/")[0]]["champion"]["path"]
+        return response.status_code, response.json(), path
+
+
+def test_a_model_trained_on_duckdb_integer_columns_serves_json_requests(trips_ws: Workspace) -> None:
+    """A DuckDB INTEGER (int32) feature used to give an `integer` signature, and every JSON
+    request then failed: "Can not safely convert int64 to int32"."""
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    from brickyard.serving.registry import PyfuncPredictor, Registry
+    from brickyard.serving.schema import parse_body
+
+    frame = trips().astype({"passenger_count": "int32"})
+    trips_ws.lake.write("silver.trips32", pa.Table.from_pandas(frame, preserve_index=False))
+    assert trips_ws.lake.read("silver.trips32").schema.field("passenger_count").type == pa.int32()
+    run_task(trips_ws, {"name": "taxi", "tasks": [segment_task(table="silver.trips32", params={"k": 3})]}, "segment")
+    client = tracking.connect(trips_ws)
+    info = mlflow.models.get_model_info("models:/trip_segments/1")
+    assert {c.name: c.type.name for c in info.signature.inputs.inputs}["passenger_count"] == "long"
+    client.set_registered_model_alias("trip_segments", "champion", "1")
+    body = {"dataframe_records": [{"trip_distance": 15.0, "fare_amount": 50.0, "passenger_count": 1}]}
+    status, answer, _ = serve_one(trips_ws, "trip_segments", body)
+    assert status == 200 and answer["predictions"][0] in (0, 1, 2)
+
+    # A model logged before: its signature says `integer`; serving converts to it.
+    model = mlflow.sklearn.load_model("models:/trip_segments/1")
+    with mlflow.start_run():
+        old = mlflow.sklearn.log_model(
+            model, name="model", signature=infer_signature(frame[FEATURES]), registered_model_name="old_segments",
+            skops_trusted_types=["numpy.dtype"],
+        )
+    assert {c.name: c.type.name for c in old.signature.inputs.inputs}["passenger_count"] == "integer"
+    client.set_registered_model_alias("old_segments", "champion", "1")
+    status, answer, _ = serve_one(trips_ws, "old_segments", body)
+    assert status == 200, answer
+    loaded = Registry(trips_ws.mlflow_tracking_uri).load("old_segments", "1")
+    pyfunc = PyfuncPredictor(mlflow.pyfunc.load_model(old.model_uri))
+    batch = loaded.schema.batch(parse_body(orjson.dumps({"dataframe_records": [body["dataframe_records"][0]] * 3})))  # type: ignore[index, union-attr]
+    assert batch.columns["passenger_count"].dtype == np.int32
+    assert list(pyfunc.predict(batch)) == [answer["predictions"][0]] * 3  # the MLflow model takes it too

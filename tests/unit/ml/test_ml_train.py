@@ -121,3 +121,28 @@ def test_model_name_option_and_versions_accumulate(ml_ws: Workspace) -> None:
     assert second.metrics.extra["model_name"] == "survival" and second.metrics.extra["model_version"] == 2
     spec = json.dumps(second.metrics.extra, default=str)
     assert "mlflow_run_id" in spec
+
+
+def test_the_signature_of_a_large_table_is_inferred_from_a_sample_but_knows_every_null() -> None:
+    """Types come from at most SIGNATURE_ROWS rows (MLflow checks each value of a text
+    column); a column with a single null anywhere is still optional, and one that is null in
+    almost every row still gets its type."""
+    import numpy as np
+    import pandas as pd
+
+    from brickyard.ml.training import SIGNATURE_ROWS, signature
+
+    rows = SIGNATURE_ROWS * 20
+    frame = pd.DataFrame({
+        "dense": np.arange(rows, dtype="int64"),
+        "one_null": np.ones(rows),
+        "rare_text": [None] * (rows - 1) + ["x"],
+    })
+    frame.loc[rows - 3, "one_null"] = np.nan
+
+    class Zeros:
+        def predict(self, X: pd.DataFrame) -> np.ndarray:
+            return np.zeros(len(X))
+
+    inputs = {spec.name: (spec.type.name, spec.required) for spec in signature(frame, Zeros(), 42).inputs.inputs}
+    assert inputs == {"dense": ("long", True), "one_null": ("double", False), "rare_text": ("string", False)}

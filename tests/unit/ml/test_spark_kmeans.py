@@ -180,3 +180,38 @@ def test_a_scikit_learn_model_trained_on_spark_is_the_duckdb_model(sws: Workspac
     duck_model = mlflow.sklearn.load_model("models:/titanic_duckdb/1")
     X = titanic[TITANIC_FEATURES]
     np.testing.assert_array_equal(spark_model.predict_proba(X), duck_model.predict_proba(X))
+
+
+def test_a_spark_model_trained_on_integer_columns_serves_json_requests(sws: Workspace) -> None:
+    """A Spark INTEGER feature used to give an `integer` signature, and `brickyard serve`
+    then refused every JSON request ("Can not safely convert int64 to int32")."""
+    import mlflow
+    from mlflow import MlflowClient
+    from starlette.testclient import TestClient
+
+    from brickyard.serving.app import create_app
+    from brickyard.serving.service import ModelRef, ServingService
+
+    frame = blobs().astype({"passenger_count": "int32"})
+    sws.lake.write("silver.trips32", pa.Table.from_pandas(frame, preserve_index=False))
+    task = {**SEGMENT, "query": SEGMENT["query"].replace("silver.taxi_trips", "silver.trips32"), "model_name": "segments32"}
+    for key in ("profile_table", "assignments_table", "key"):
+        task.pop(key)
+    run(sws, task, "spark")
+    mlflow.set_tracking_uri(sws.mlflow_tracking_uri)
+    info = mlflow.models.get_model_info("models:/segments32/1")
+    assert {c.name: c.type.name for c in info.signature.inputs.inputs}["passenger_count"] == "long"
+    # fare_amount held nulls in training (the model imputes them): optional, as on DuckDB
+    assert {c.name: c.required for c in info.signature.inputs.inputs} == {
+        "trip_distance": True, "fare_amount": False, "passenger_count": True,
+    }
+    MlflowClient(sws.mlflow_tracking_uri).set_registered_model_alias("segments32", "champion", "1")
+    service = ServingService(sws, [ModelRef.parse("segments32")], auth=False)
+    with TestClient(create_app(service)) as client:  # type: ignore[arg-type]
+        assert service.wait_ready(300), service.status()
+        body = {"dataframe_records": [{"trip_distance": 15.0, "fare_amount": 50.0, "passenger_count": 2}]}
+        response = client.post("/invocations", json=body)
+        no_fare = client.post("/invocations", json={"dataframe_records": [{**body["dataframe_records"][0], "fare_amount": None}]})
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"][0] in (0, 1, 2, 3)
+    assert no_fare.status_code == 200, no_fare.text

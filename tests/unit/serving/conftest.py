@@ -36,8 +36,9 @@ def serve(titanic: RegisteredExample) -> Iterator[Callable[..., TestClient]]:
     """Start an app (lifespan included) for models in a workspace; stopped after the test."""
     clients: list[TestClient] = []
 
-    def start(ws: Workspace, *models: str, auth: bool = False, token_store: Any = None) -> TestClient:
-        service = ServingService(ws, [ModelRef.parse(text) for text in models or ("titanic",)], auth=auth, token_store=token_store)
+    def start(ws: Workspace, *models: str, auth: bool = False, token_store: Any = None, strict_columns: bool = False) -> TestClient:
+        refs = [ModelRef.parse(text) for text in models or ("titanic",)]
+        service = ServingService(ws, refs, auth=auth, token_store=token_store, strict_columns=strict_columns)
         client = TestClient(create_app(service))  # type: ignore[arg-type]
         client.__enter__()
         clients.append(client)

@@ -46,3 +46,42 @@ def set_alias(ws: Workspace, name: str, alias: str, version: str) -> None:
 
 def read_log(ws: Workspace, table: str) -> list[dict[str, Any]]:
     return ws.lake.read(table).to_pylist()  # type: ignore[no-any-return]
+
+
+# A pyfunc model whose signature declares a param, logged from code so that any process
+# (`mlflow models serve` too) can load it.
+SCALED_FARE_CODE = '''
+import mlflow
+import mlflow.pyfunc
+
+
+class ScaledFare(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        scale = (params or {}).get("scale", 1.0)
+        return [float(fare) * scale for fare in model_input["Fare"]]
+
+
+mlflow.models.set_model(ScaledFare())
+'''
+
+
+def register_scaled_fare(ws: Workspace, name: str, frame: Any, folder: Any) -> str:
+    """Register `name` version 1 (alias champion): predictions are Fare times params.scale
+    (declared in its signature, default 1.0)."""
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    code = folder / "scaled_fare.py"
+    code.write_text(SCALED_FARE_CODE)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(ws.mlflow_tracking_uri)
+    try:
+        with mlflow.start_run():
+            info = mlflow.pyfunc.log_model(
+                name="scaled_fare", python_model=str(code),
+                signature=infer_signature(frame, frame["Fare"].astype(float).tolist(), params={"scale": 1.0}),
+            )
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return register_version(ws, name, info.model_uri, "champion")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from serving_helpers import COLUMNS, PASSENGER, split_body, with_endpoints
+from serving_helpers import COLUMNS, PASSENGER, register_scaled_fare, split_body, with_endpoints
 from starlette.testclient import TestClient
 
 from brickyard import Workspace
@@ -61,8 +61,6 @@ def test_probabilities_by_params_or_query(client: TestClient, titanic: Registere
     [
         (split_body([[22.0, 1, 0, None, 3, "male", "S"]]), 400, "Fare", "null in row 0"),
         (split_body([["old", 1, 0, 7.25, 3, "male", "S"]]), 400, "Age", "expected a number"),
-        ({"dataframe_records": [dict(zip(COLUMNS[:-2], PASSENGER))]}, 400, "Sex", "missing column 'Sex'"),
-        ({"dataframe_records": [{**dict(zip(COLUMNS, PASSENGER)), "Cabin": "C85"}]}, 400, "Cabin", "unknown column 'Cabin'"),
         (split_body(params={"predict_proba": "yes"}), 400, None, "predict_proba must be true or false"),
         (split_body(params={"temperature": 1}), 400, None, "unknown param 'temperature'"),
     ],
@@ -75,6 +73,62 @@ def test_bad_input_is_a_4xx_naming_the_column(client: TestClient, body: Any, sta
     assert error.get("column") == column
 
 
+def test_a_missing_column_is_mlflows_invalid_parameter_value(client: TestClient) -> None:
+    response = client.post("/invocations", json={"dataframe_records": [dict(zip(COLUMNS[:-2], PASSENGER))]})
+    assert response.status_code == 400
+    error = response.json()
+    assert error["error_code"] == "INVALID_PARAMETER_VALUE" and "missing column 'Sex'" in error["message"] and error["column"] == "Sex"
+
+
+def test_columns_the_model_does_not_take_are_ignored_and_named(serve: Serve, serving_ws: Workspace, titanic: RegisteredExample) -> None:
+    """Like `mlflow models serve`: extra columns are ignored, and the answer names them;
+    `--strict-columns` keeps them a 400."""
+    client = serve(serving_ws, "titanic")
+    frame = titanic.test_frame.head(3)
+    rows = [{"PassengerId": i, **row, "Cabin": "C85", "Naïve": 1} for i, row in enumerate(records(frame))]
+    for body in ({"dataframe_records": rows}, {"dataframe_records": rows[:1]}, {"inputs": {k: [v] for k, v in rows[0].items()}}):
+        response = client.post("/invocations", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": titanic.model.predict(frame.head(len(body.get("dataframe_records", [0])))).tolist()}
+        assert orjson.loads(response.headers["x-ignored-columns"]) == ["PassengerId", "Cabin", "Naïve"]
+    assert "x-ignored-columns" not in client.post("/invocations", json={"dataframe_records": records(frame)}).headers
+    strict = serve(serving_ws, "titanic", strict_columns=True).post("/invocations", json={"dataframe_records": rows})
+    assert strict.status_code == 400 and strict.json()["column"] == "PassengerId" and "unknown column" in strict.json()["message"]
+
+
+def test_csv_bodies_score_like_json(client: TestClient, titanic: RegisteredExample) -> None:
+    frame = titanic.test_frame.head(25)
+    assert frame.isna().any().any()
+    for content_type in ("text/csv", "text/csv; charset=utf-8"):
+        response = client.post("/invocations", content=frame.to_csv(index=False), headers={"Content-Type": content_type})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": titanic.model.predict(frame).tolist()}
+    with_index = client.post("/invocations?predict_proba=true", content=frame.to_csv(), headers={"Content-Type": "text/csv"})
+    assert with_index.status_code == 200 and with_index.headers["x-ignored-columns"] == '[""]'
+    assert np.abs(np.array(with_index.json()["predictions"]) - titanic.model.predict_proba(frame)).max() < 1e-9
+    bad = client.post("/invocations", content=b"Age,SibSp,Parch,Fare,Pclass,Sex,Embarked\nold,1,0,7.25,3,male,S\n",
+                      headers={"Content-Type": "text/csv"})
+    assert bad.status_code == 400 and bad.json()["column"] == "Age" and bad.json()["error_code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/json; charset=latin-1", "application/json; format=pandas-split", "application/x-parquet"]
+)
+def test_other_content_types_are_415(client: TestClient, content_type: str) -> None:
+    response = client.post("/invocations", content=orjson.dumps(split_body()), headers={"Content-Type": content_type})
+    assert response.status_code == 415 and response.json()["error_code"] == "BAD_REQUEST"
+
+
+def test_mlflow_status_routes(client: TestClient) -> None:
+    from importlib import metadata
+
+    for path in ("/ping", "/health"):
+        response = client.get(path)
+        assert (response.status_code, response.text) == (200, "\n")
+    version = client.get("/version")
+    assert version.status_code == 200 and version.text == metadata.version("mlflow")
+
+
 def test_malformed_oversized_and_non_json_bodies(serve: Serve, serving_ws: Workspace) -> None:
     client = serve(with_endpoints(serving_ws, titanic={"max_body_bytes": 2048, "max_rows": 3}), "titanic")
     assert client.post("/invocations", content=b"{oops").status_code == 400
@@ -85,7 +139,7 @@ def test_malformed_oversized_and_non_json_bodies(serve: Serve, serving_ws: Works
     chunked = client.post("/invocations", content=iter([b'{"inputs": [', b" " * 4096, b"]}"]))
     assert chunked.status_code == 413
     csv = client.post("/invocations", content=b"Age\n1", headers={"Content-Type": "text/csv"})
-    assert csv.status_code == 415
+    assert csv.status_code == 400 and csv.json()["column"] == "SibSp"
 
 
 def test_status_routes(client: TestClient) -> None:
@@ -110,3 +164,22 @@ def test_pinned_version_and_alias(serve: Serve, serving_ws: Workspace, titanic: 
     response = client.post("/serving-endpoints/titanic/invocations", json=split_body())
     assert response.status_code == 200 and response.headers["x-model-version"] == titanic.version
     assert client.get("/readyz").json()["endpoints"]["titanic"]["champion"]["alias"] == f"version {titanic.version}"
+
+
+def test_params_the_model_declares_reach_it(
+    serve: Serve, serving_ws: Workspace, titanic: RegisteredExample, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    register_scaled_fare(serving_ws, "scaled_fare", titanic.test_frame, tmp_path_factory.mktemp("code"))
+    client = serve(serving_ws, "scaled_fare")
+    body = {"dataframe_records": records(titanic.test_frame.head(3))}
+    fares = titanic.test_frame.head(3)["Fare"].tolist()
+    assert client.post("/invocations", json=body).json() == {"predictions": fares}
+    assert client.post("/invocations", json={**body, "params": {"scale": 2.0}}).json() == {"predictions": [2 * f for f in fares]}
+    wrong = client.post("/invocations", json={**body, "params": {"scale": "big"}})
+    assert wrong.status_code == 400 and wrong.json()["error_code"] == "INVALID_PARAMETER_VALUE" and "scale" in wrong.json()["message"]
+    unknown = client.post("/invocations", json={**body, "params": {"temperature": 1}})
+    assert unknown.status_code == 400 and "scale" in unknown.json()["message"] + str(unknown.json())
+    assert client.get("/readyz").json()["endpoints"]["scaled_fare"]["champion"]["path"] == "pyfunc"
+    doc = client.get("/openapi.json").json()
+    body_schema = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema["oneOf"][0]["properties"]["params"]["properties"]["scale"]["default"] == 1.0

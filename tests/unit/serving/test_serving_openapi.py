@@ -29,6 +29,12 @@ BEYOND_JSON_SCHEMA = ("have different lengths", "values for", "missing column")
 
 
 def refused_for_what_json_schema_cannot_state(case: Any, response: Any, failure: Any) -> bool:
+    if case.media_type == "text/csv" and response.status_code in (200, 400) and failure.title in (
+        "Schema-valid request rejected", "Schema-violating request accepted"
+    ):
+        # A CSV body is any text: JSON Schema states nothing about its rows, and whatever the
+        # generator meant to break is text on the wire, which the server reads as CSV.
+        return True
     if failure.title != "Schema-valid request rejected" or response.status_code != 400:
         return False
     positional = isinstance(case.body, dict) and "dataframe_split" in case.body
@@ -123,5 +129,7 @@ def test_a_request_with_no_rows_gets_no_predictions(serve: Serve, serving_ws: Wo
         assert (response.status_code, response.json()) == (200, {"predictions": []}), name
         proba = client.post("/invocations?predict_proba=true", json=body)
         assert (proba.status_code, proba.json()) == (200, {"predictions": [], "classes": [0, 1]}), name
+    header_only = client.post("/invocations", content=",".join(COLUMNS) + "\n", headers={"Content-Type": "text/csv"})
+    assert (header_only.status_code, header_only.json()) == (200, {"predictions": []})
     unknown = client.post("/invocations", json={"dataframe_split": {"columns": ["Cabin"], "data": []}})
-    assert unknown.status_code == 400 and unknown.json()["column"] == "Cabin"
+    assert (unknown.status_code, unknown.json(), unknown.headers["x-ignored-columns"]) == (200, {"predictions": []}, '["Cabin"]')

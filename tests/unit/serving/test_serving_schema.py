@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from brickyard.serving.errors import InvalidInputError, PayloadTooLargeError
-from brickyard.serving.schema import ColumnSpec, InputSchema, parse_body
+from brickyard.serving.schema import ColumnSpec, InputSchema, parse_body, parse_csv
 
 SCHEMA = InputSchema(
     (
@@ -95,8 +95,37 @@ def test_wrong_values_name_the_column_row_and_problem(change: dict[str, Any], co
 def test_missing_and_unknown_columns() -> None:
     missing = problem({"dataframe_records": [{k: v for k, v in ROW.items() if k != "Fare"}]})
     assert missing.column == "Fare" and "missing column 'Fare'" in str(missing)
-    unknown = problem({"dataframe_records": [{**ROW, "fare": 1.0}]})
+    assert missing.error_code == "INVALID_PARAMETER_VALUE"  # MLflow's server answers this code
+    unknown = problem({"dataframe_records": [{**ROW, "fare": 1.0}]}, strict=True)
     assert unknown.column == "fare" and "unknown column 'fare'" in str(unknown) and "'Fare'" in str(unknown)
+    typo = problem({"dataframe_records": [{**{k: v for k, v in ROW.items() if k != "Fare"}, "fare": 1.0}]})
+    assert typo.column == "Fare" and "did you mean 'Fare'" in str(typo)
+
+
+def test_columns_the_signature_does_not_name_are_ignored_and_listed() -> None:
+    """As MLflow's server does: a client may send whole rows (ids, labels) to the model."""
+    plain = check({"dataframe_records": [ROW]})
+    extra = check({"dataframe_records": [{"PassengerId": 7, **ROW, "Cabin": None}]})
+    assert extra.ignored == ("PassengerId", "Cabin") and plain.ignored == ()
+    assert list(extra.columns) == list(plain.columns) and extra.columns["Age"].tolist() == [22.5]
+    # as many columns as the signature, one optional one absent: the other is still named
+    swapped = check({"dataframe_records": [{**{k: v for k, v in ROW.items() if k != "Embarked"}, "Cabin": "C85"}]})
+    assert swapped.ignored == ("Cabin",) and swapped.columns["Embarked"] == (None,)
+    assert check({"dataframe_split": {"columns": ["Cabin"], "data": []}}).ignored == ("Cabin",)
+    assert problem({"dataframe_split": {"columns": ["Cabin"], "data": []}}, strict=True).column == "Cabin"
+
+
+def test_numbers_take_the_signatures_width() -> None:
+    """An `integer` column is int32 and a `float` one float32: MLflow refuses int64 and
+    float64 for them ("Can not safely convert int64 to int32")."""
+    schema = InputSchema((ColumnSpec("n", "integer", True), ColumnSpec("x", "float", True), ColumnSpec("m", "long", True)))
+    batch = check({"inputs": {"n": [1, 2.0, 2**31 - 1], "x": [1.5, 2, 0.1], "m": [1, 2, 3]}}, schema)
+    assert batch.columns["n"].dtype == np.int32 and batch.columns["n"].tolist() == [1, 2, 2**31 - 1]
+    assert batch.columns["x"].dtype == np.float32 and batch.columns["m"].dtype == np.int64
+    too_big = problem({"inputs": {"n": [2**31], "x": [1.0], "m": [1]}}, schema=schema)
+    assert too_big.column == "n" and "out of range for integer" in str(too_big)
+    too_wide = problem({"inputs": {"n": [1], "x": [1e39], "m": [1]}}, schema=schema)
+    assert too_wide.column == "x" and "out of range for float" in str(too_wide)
 
 
 def test_the_row_of_the_first_bad_value_is_named() -> None:
@@ -122,13 +151,47 @@ def test_the_row_of_the_first_bad_value_is_named() -> None:
         (b'{"inputs": {"Age": [1], "Fare": 2}}', "mixes lists and single values"),
         (b'{"inputs": {"Age": [1], "Fare": [1, 2]}}', "different lengths"),
         (b'{"dataframe_records": [{"Age": 1}], "params": [1]}', "'params' must be an object"),
-        (b'{"dataframe_split": {"columns": ["Cabin"], "data": []}}', "unknown column 'Cabin'"),
     ],
 )
 def test_malformed_bodies_are_400s(body: bytes, words: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
         SCHEMA.batch(parse_body(body))
     assert words in str(caught.value)
+
+
+def test_csv_bodies_are_typed_by_the_signature() -> None:
+    """`text/csv` as pandas' to_csv(index=False) writes it; empty cells and pandas' NA words
+    are null, as `pd.read_csv` (MLflow's server) reads them."""
+    body = "\ufeffAge,SibSp,Fare,Sex,Embarked,Cabin\n22.5,1,7.25,male,S,C85\n\n,0,8.05,female,NA,\n"
+    payload = parse_csv(body.encode())
+    batch = SCHEMA.batch(payload)
+    assert batch.rows == 2 and batch.ignored == ("Cabin",)
+    assert batch.columns["Age"].tolist()[0] == 22.5 and np.isnan(batch.columns["Age"][1])
+    assert batch.columns["SibSp"].dtype == np.int64 and batch.columns["SibSp"].tolist() == [1, 0]
+    assert batch.columns["Sex"] == ("male", "female") and batch.columns["Embarked"] == ("S", None)
+    assert SCHEMA.one_row(parse_csv(b"Age,SibSp,Fare,Sex,Embarked\n1,1,1,a,b\n")) is None  # text goes the checked way
+    as_index = SCHEMA.batch(parse_csv(b",Age,SibSp,Fare,Sex,Embarked\n0,1,1,1,a,b\n"))  # to_csv() with its index
+    assert as_index.ignored == ("",) and as_index.rows == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "words", "column"),
+    [
+        (b"", "the CSV body is empty", None),
+        (b"Age,Age\n1,2\n", "appears twice", "Age"),
+        (b"Age,SibSp,Fare,Sex\n1,2\n", "CSV line 2 has 2 fields for 4 columns", None),
+        (b"Age,SibSp,Fare,Sex\nold,1,1,a\n", "column 'Age': \"old\" in row 0 is not a number", "Age"),
+        (b"Age,SibSp,Fare,Sex\n1,1.5,1,a\n", "column 'SibSp': \"1.5\" in row 0 is not an integer", "SibSp"),
+        (b"Age,SibSp,Fare,Sex\n1,1,,a\n", "column 'Fare': null in row 0", "Fare"),
+        (b"Age,SibSp,Fare\n1,1,1\n", "missing column 'Sex'", "Sex"),
+        (b"\xff\xfe", "not UTF-8", None),
+        (b'Age,Sex\n"1,2\n', "malformed", None),
+    ],
+)
+def test_bad_csv_bodies_are_400s_naming_the_line_or_column(body: bytes, words: str, column: str | None) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        SCHEMA.batch(parse_csv(body))
+    assert words in str(caught.value) and caught.value.column == column
 
 
 @pytest.mark.parametrize(

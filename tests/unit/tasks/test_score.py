@@ -29,13 +29,14 @@ FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """A workspace whose MLflow holds `titanic` (champion = version 1) and `untrained`
-    (a version, no champion): logistic regressions fitted on the real Titanic data."""
+    (a version, no champion): logistic regressions fitted on the real Titanic data; and
+    `fare` (champion): a linear regression of the fare."""
     import mlflow
     import skops.io
     from mlflow.models import infer_signature
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder
 
@@ -59,6 +60,19 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
                 skops_trusted_types=list(skops.io.get_untrusted_types(data=skops.io.dumps(model))),
             )
     client.set_registered_model_alias("titanic", "champion", "1")
+    fare_features = [name for name in FEATURES if name != "Fare"]
+    fare_prep = ColumnTransformer([
+        ("num", SimpleImputer(strategy="median"), ["Pclass", "Age", "SibSp", "Parch"]),
+        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")), ["Sex", "Embarked"]),
+    ])
+    fare = Pipeline([("prep", fare_prep), ("model", LinearRegression())]).fit(frame[fare_features], frame["Fare"])
+    with mlflow.start_run(experiment_id=experiment):
+        mlflow.sklearn.log_model(
+            fare, name="model", signature=infer_signature(frame[fare_features], fare.predict(frame[fare_features])),
+            registered_model_name="fare", serialization_format="skops", pip_requirements=["scikit-learn", "skops"],
+            skops_trusted_types=list(skops.io.get_untrusted_types(data=skops.io.dumps(fare))),
+        )
+    client.set_registered_model_alias("fare", "champion", "1")
     return ws
 
 
@@ -124,6 +138,31 @@ def test_scoring_a_lake_table_is_one_commit_of_streamed_batches(ws: Workspace) -
     frame = predictions.to_pandas().set_index("PassengerId")
     assert (frame["prediction"] == survived.loc[frame.index]).mean() > 0.75
     assert frame["probability"].between(0, 1).all()
+
+
+FARE = {**SCORE, "model": "fare@champion", "target": "gold.fare_predictions"}
+FARE_COLUMNS = ["PassengerId", "prediction", "model_name", "model_version", "scored_at", "score_date"]
+
+
+def test_a_regressors_scores_have_no_probability_column(ws: Workspace) -> None:
+    """It was always null: a column a reader must learn to ignore."""
+    run(ws, [FARE], "score_passengers")
+    predictions = ws.lake.read("gold.fare_predictions")
+    assert predictions.column_names == FARE_COLUMNS and predictions.num_rows == 891
+    assert pa.types.is_floating(predictions.schema.field("prediction").type)
+
+
+def test_a_regressor_keeps_filling_a_probability_column_its_table_already_has(ws: Workspace) -> None:
+    """A table made when every output had `probability` keeps it (null), so appends still commit."""
+    old = pa.table({
+        "PassengerId": pa.array([0], pa.int64()), "prediction": [1.5], "probability": pa.array([None], pa.float64()),
+        "model_name": ["fare"], "model_version": ["1"], "scored_at": pa.array([0], pa.timestamp("us", tz="UTC")),
+        "score_date": pa.array([0], pa.date32()),
+    })
+    ws.lake.write("gold.fare_predictions", old, partition_by=["score_date"])
+    run(ws, [FARE], "score_passengers")
+    predictions = ws.lake.read("gold.fare_predictions")
+    assert predictions.num_rows == 892 and predictions.column("probability").null_count == 892
 
 
 def test_a_retried_attempt_of_the_same_run_does_not_score_again(ws: Workspace) -> None:

@@ -76,6 +76,20 @@ def test_score_on_spark_equals_score_on_duckdb_row_for_row(sws: Workspace) -> No
     )
 
 
+def test_a_regressors_scores_on_spark_have_no_probability_column_either(sws: Workspace) -> None:
+    from test_score import FARE, FARE_COLUMNS
+
+    run(sws, [{**FARE, "target": "gold.duckdb_fares"}], "score_passengers", "duckdb")
+    run(sws, [{**FARE, "target": "gold.spark_fares"}], "score_passengers", "spark")
+    on_spark, on_duckdb = sws.lake.read("gold.spark_fares"), sws.lake.read("gold.duckdb_fares")
+    assert on_spark.column_names == on_duckdb.column_names == FARE_COLUMNS
+    columns = ["PassengerId", "prediction", "model_version"]
+    pd.testing.assert_frame_equal(
+        on_spark.to_pandas()[columns].sort_values("PassengerId").reset_index(drop=True),
+        on_duckdb.to_pandas()[columns].sort_values("PassengerId").reset_index(drop=True),
+    )
+
+
 def test_a_retried_spark_attempt_does_not_score_again(sws: Workspace) -> None:
     run(sws, [SCORE], "score_passengers", "spark", run_id="run-a")
     again = run(sws, [SCORE], "score_passengers", "spark", run_id="run-a")
