@@ -51,15 +51,15 @@ mlflow:
 state:
   url: sqlite:///.brickyard/state.db
 
-# Named SQL databases (SQLAlchemy URLs); write passwords as ${{env:NAME}}.
-databases:
-  default:
-    url: sqlite:///warehouse.db
-
 # What one CPU-hour costs you (any currency; this is an example rate: set yours).
 # `brickyard run-show` prices each run's CPU-seconds with it.
 pricing:
   cpu_hour: 0.05
+
+# Named SQL databases (SQLAlchemy URLs); write passwords as ${{env:NAME}}.
+databases:
+  default:
+    url: sqlite:///warehouse.db
 """
 
 GITIGNORE = "lake/\n.brickyard/\nmlflow.db\nmlartifacts/\nwarehouse.db\n"

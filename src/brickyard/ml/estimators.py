@@ -182,7 +182,7 @@ def _unknown_params(name: str, classes: list[type], params: dict[str, Any]) -> l
         (
             key,
             f"estimator {name!r} ({shown}) takes no parameter {key!r}",
-            "; ".join(filter(None, [suggest(key, known), _param_note(classes[0], name)])) or f"it takes: {', '.join(known)}",
+            suggest(key, known) or _param_note(classes[0], name) or f"it takes: {', '.join(known)}",
         )
         for key in params
         if key not in known
