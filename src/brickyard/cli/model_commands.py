@@ -151,7 +151,8 @@ def reproduce(
     workspace: WorkspaceOption = None,
 ) -> int:
     """Retrain from a run's pinned table versions and parameters; exit 1 if metrics differ."""
-    from brickyard.ml.reproduce import TOLERANCE, reproduce as run_reproduce
+    from brickyard.ml.reproduce import TOLERANCE
+    from brickyard.ml.reproduce import reproduce as run_reproduce
 
     ws = open_workspace(workspace)
     out = console()

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import gc
 import logging
-from importlib import metadata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib import metadata
 from typing import Any
 
 import anyio.to_thread

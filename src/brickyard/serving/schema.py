@@ -220,9 +220,11 @@ class InputSchema:
                 if spec.required or kind not in (FLOAT, STR):
                     return None
                 row[spec.name] = _NAN if kind == FLOAT else None
-            elif kind == FLOAT and (type(value) is float or type(value) is int) and math.isfinite(value):
-                row[spec.name] = float(value)
-            elif kind == INT and type(value) is int and _INT_RANGE.get(spec.type, _INT_RANGE["long"])[0] <= value <= _INT_RANGE.get(spec.type, _INT_RANGE["long"])[1]:
+            elif (kind == FLOAT and (type(value) is float or type(value) is int) and math.isfinite(value)) or (
+                kind == INT
+                and type(value) is int
+                and _INT_RANGE.get(spec.type, _INT_RANGE["long"])[0] <= value <= _INT_RANGE.get(spec.type, _INT_RANGE["long"])[1]
+            ):
                 row[spec.name] = float(value)
             elif kind == STR and type(value) is str:
                 row[spec.name] = value

@@ -53,12 +53,12 @@ from brickyard.tasks.quality import (
     Rule,
     Splitter,
     StreamGuard,
-    task_engine,
     checked_query,
     contract_rules,
     prefetched,
     quarantine_name,
     quote,
+    task_engine,
     text_rows,
     write_quarantine,
 )

@@ -132,6 +132,8 @@ from brickyard.tasks.checkpoint import (
     recorded_batch,
     refreshed_in_run,
 )
+from brickyard.tasks.ingest_errors import IngestError, read_error, spark_read_error
+from brickyard.tasks.ingest_sql import RAW_LIST, PlannedColumn, duplicates_sql, final_sql, typed_sql
 from brickyard.tasks.quality import (
     LINE_COLUMN,
     LOADED_AT_COLUMN,
@@ -144,18 +146,15 @@ from brickyard.tasks.quality import (
     Rule,
     Splitter,
     StreamGuard,
-    task_engine,
     compile_rule,
     loaded_at_array,
     prefetched,
     quarantine_name,
     quote,
+    task_engine,
     write_quarantine,
 )
-from brickyard.tasks.ingest_errors import IngestError, read_error, spark_read_error
-from brickyard.tasks.ingest_sql import RAW_LIST, PlannedColumn, duplicates_sql, final_sql, typed_sql
 from brickyard.tasks.refresh import refresh_metadata, refresh_mode
-from brickyard.tasks.spark_quality import CheckedWrite
 from brickyard.tasks.sources import (
     Format,
     LineCounter,
@@ -168,6 +167,7 @@ from brickyard.tasks.sources import (
     scan_sql,
     sniffed_formats,
 )
+from brickyard.tasks.spark_quality import CheckedWrite
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -40,7 +40,7 @@ from brickyard.tasks.reference_text import (
     SHAPES,
     SHORTHANDS,
 )
-from brickyard.tasks.registry import BUILTIN_KINDS, get_kind, kind_names
+from brickyard.tasks.registry import BUILTIN_KINDS, get_kind
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 COMMON_TASK_FIELDS = ("name", "kind", "depends_on", "retries", "timeout_seconds", "engine")

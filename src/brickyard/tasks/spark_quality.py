@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from brickyard.engines.spark_delta import write_table
+from brickyard.tasks.base import TOP_REASONS
 from brickyard.tasks.quality import (
     FLAG,
     LOADED_AT_COLUMN,
@@ -30,7 +31,6 @@ from brickyard.tasks.quality import (
     check_quarantine_limit,
     quarantine_name,
 )
-from brickyard.tasks.base import TOP_REASONS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -77,17 +77,17 @@ from brickyard.tasks.quality import (
     QuarantineLimit,
     Splitter,
     StreamGuard,
-    task_engine,
     checked_query,
     contract_rules,
     prefetched,
     quarantine_name,
     quote,
+    task_engine,
     text_rows,
     write_quarantine,
 )
-from brickyard.tasks.spark_quality import CheckedWrite
 from brickyard.tasks.refresh import REFRESH_KEY, refresh_metadata, refresh_mode
+from brickyard.tasks.spark_quality import CheckedWrite
 
 if TYPE_CHECKING:
     import pyarrow as pa
