@@ -172,6 +172,8 @@ from brickyard.tasks.spark_quality import CheckedWrite
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from brickyard.lake import WriteMode
+
 BATCH_ROWS = 256 * 1024
 META_COLUMNS = (SOURCE_FILE_COLUMN, LOADED_AT_COLUMN)
 MAX_CONFLICTS = 20  # batches lost to concurrent writers before the task gives up
@@ -182,8 +184,8 @@ class Modes:
     """How one batch writes the target and the quarantine; `quarantine_done`: the
     quarantine commit of this batch landed already (a parked batch redone)."""
 
-    target: str
-    quarantine: str
+    target: WriteMode
+    quarantine: WriteMode
     quarantine_done: bool = False
 
     @classmethod
@@ -306,9 +308,9 @@ def contract_problems(contract: Contract, where: str, partition_by: Sequence[str
                 )
         names = [c.name for c in contract.columns]
         if contract.columns:
-            for column in partition_by:
-                if column not in names:
-                    problems.append(f"{where}: partition column {column!r} is not in the contract")
+            for partition in partition_by:
+                if partition not in names:
+                    problems.append(f"{where}: partition column {partition!r} is not in the contract")
             if problems:
                 return problems
             typed = ", ".join(

@@ -35,7 +35,7 @@ from brickyard.tasks.quality import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from brickyard.lake import IfCommitted, Lake
+    from brickyard.lake import IfCommitted, Lake, WriteMode
 
 Shape = Callable[["DataFrame"], "DataFrame"]
 
@@ -59,8 +59,8 @@ def write_checked(
     *,
     lake: Lake,
     target: str,
-    mode: str,
-    quarantine_mode: str | None = None,
+    mode: WriteMode,
+    quarantine_mode: WriteMode | None = None,
     skip_quarantine: bool = False,
     if_committed: IfCommitted = "skip",
     metadata: Mapping[str, Any],
