@@ -91,8 +91,8 @@ def _emit_models(rows: list[VersionRow], fmt: TableFormat) -> None:
         return
     metric_names = sorted({key for row in rows for key in row.metrics})
     flat = [
-        {**{k: v for k, v in record.items() if k != "metrics"}, "aliases": ";".join(record["aliases"]), **record["metrics"]}
-        for record in records
+        {**{k: v for k, v in record.items() if k != "metrics"}, "aliases": ";".join(row.aliases), **row.metrics}
+        for record, row in zip(records, rows, strict=True)
     ]
     emit(flat, fmt, columns=["model", "version", "aliases", "gate", "created", "problem", "mlflow_run_id", *metric_names])
 

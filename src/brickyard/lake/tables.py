@@ -847,7 +847,7 @@ def _commit_properties(
     )
 
 
-def _write_error(table: TableName, operation: str, exc: Exception) -> LakeError:
+def _write_error(table: TableName, operation: str, exc: BaseException) -> LakeError:
     text = _first_line(exc)
     hint = None
     if "schema" in text.lower():

@@ -563,6 +563,7 @@ def _float32(spec: ColumnSpec, values: Any, array: np.ndarray) -> np.ndarray:
 
 def _integers(spec: ColumnSpec, values: Any, types: set[type], has_null: bool) -> Any:
     low, high = _INT_RANGE.get(spec.type, _INT_RANGE["long"])
+    array: np.ndarray[Any, Any] | None
     if float in types or has_null:
         array = np.array(values, dtype=np.float64)
         with np.errstate(invalid="ignore"):
@@ -584,9 +585,9 @@ def _integers(spec: ColumnSpec, values: Any, types: set[type], has_null: bool) -
     except OverflowError:
         array = None
     if array is None or (spec.type == "integer" and (array.min() < low or array.max() > high)):
-        row = next((i for i, value in enumerate(values) if not low <= value <= high), 0)
+        first = next((i for i, value in enumerate(values) if not low <= value <= high), 0)
         raise InvalidInputError(
-            f"column {spec.name!r}: {values[row]} in row {row} is out of range for {spec.type}", column=spec.name
+            f"column {spec.name!r}: {values[first]} in row {first} is out of range for {spec.type}", column=spec.name
         )
     return array
 

@@ -98,8 +98,9 @@ def pipeline_schema() -> dict[str, Any]:
     """The JSON Schema (2020-12) of a pipeline file: its fields, and each task as one of the
     kinds (`if kind is X then X's task`) with the fields every task has and its kind's options."""
     options = kind_options()
+    models: list[type[BaseModel]] = [PipelineSpec, TaskSpec, *options.values()]
     _, generated = models_json_schema(
-        [(model, "validation") for model in (PipelineSpec, TaskSpec, *options.values())],
+        [(model, "validation") for model in models],
         ref_template="#/$defs/{model}",
     )
     defs: dict[str, Any] = generated["$defs"]
@@ -162,7 +163,7 @@ def _widen(node: dict[str, Any]) -> None:
     if "anyOf" in node:
         node["anyOf"] = [{"type": "string"}, *node["anyOf"]]
         return
-    kept = {key: node.pop(key) for key in ("default", "description") if key in node}
+    kept: dict[str, Any] = {key: node.pop(key) for key in ("default", "description") if key in node}
     inner = dict(node)
     node.clear()
     node.update({"anyOf": [{"type": "string"}, inner], **kept})
