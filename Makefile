@@ -9,9 +9,13 @@ ROWS   ?= 1000000
 demo: $(VENV)/.installed            ## set up and run the demo workspace in ./brickyard-demo
 	$(BIN)/brickyard demo brickyard-demo --rows $(ROWS)
 
-test: $(VENV)/.installed-test services  ## install test services, then run every test
-	$(BIN)/lint-imports
+test: lint services                 ## lint, install test services, then run every test
 	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test       ## ruff, mypy (cache in .mypy_cache) and the import layers
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from brickyard import DataFileNotFoundError, TableNotFoundError
-from brickyard.demo.runner import TITANIC, land_raw_files, DemoContext
+from brickyard.demo.runner import TITANIC, DemoContext, land_raw_files
 
 pytestmark = pytest.mark.azurite
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import brickyard
 
 from brickyard import Workspace
-from cli_helpers import brickyard
 
 pytestmark = pytest.mark.e2e
 

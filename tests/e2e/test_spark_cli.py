@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import brickyard
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.slow]

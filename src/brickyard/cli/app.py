@@ -12,10 +12,14 @@ from collections.abc import Sequence
 
 import typer
 
-from brickyard.cli import lake_commands, server_commands, workspace_commands
-from brickyard.cli import pipeline_commands
-from brickyard.cli import model_commands
-from brickyard.cli import serve_commands
+from brickyard.cli import (
+    lake_commands,
+    model_commands,
+    pipeline_commands,
+    serve_commands,
+    server_commands,
+    workspace_commands,
+)
 from brickyard.errors import BrickyardError
 
 app = typer.Typer(

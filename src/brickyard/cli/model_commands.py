@@ -91,8 +91,8 @@ def _emit_models(rows: list[VersionRow], fmt: TableFormat) -> None:
         return
     metric_names = sorted({key for row in rows for key in row.metrics})
     flat = [
-        {**{k: v for k, v in record.items() if k != "metrics"}, "aliases": ";".join(record["aliases"]), **record["metrics"]}
-        for record in records
+        {**{k: v for k, v in record.items() if k != "metrics"}, "aliases": ";".join(row.aliases), **row.metrics}
+        for record, row in zip(records, rows, strict=True)
     ]
     emit(flat, fmt, columns=["model", "version", "aliases", "gate", "created", "problem", "mlflow_run_id", *metric_names])
 
@@ -151,7 +151,8 @@ def reproduce(
     workspace: WorkspaceOption = None,
 ) -> int:
     """Retrain from a run's pinned table versions and parameters; exit 1 if metrics differ."""
-    from brickyard.ml.reproduce import TOLERANCE, reproduce as run_reproduce
+    from brickyard.ml.reproduce import TOLERANCE
+    from brickyard.ml.reproduce import reproduce as run_reproduce
 
     ws = open_workspace(workspace)
     out = console()

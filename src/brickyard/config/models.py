@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from brickyard.config.secrets import is_reference, looks_secret
 
@@ -114,14 +114,14 @@ class EndpointConfig(Strict):
 
     @field_validator("canary")
     @classmethod
-    def _canary_or_shadow(cls, canary: float | None, info):  # type: ignore[no-untyped-def]
+    def _canary_or_shadow(cls, canary: float | None, info: ValidationInfo) -> float | None:
         if canary is not None and info.data.get("shadow"):
             raise ValueError("an endpoint has either shadow: true or a canary, not both")
         return canary
 
     @field_validator("rollout")
     @classmethod
-    def _rollout_steps(cls, steps: list[float], info):  # type: ignore[no-untyped-def]
+    def _rollout_steps(cls, steps: list[float], info: ValidationInfo) -> list[float]:
         if steps and info.data.get("shadow"):
             raise ValueError("a rollout plan is for a canary, not a shadow")
         if any(not 0 < step <= 100 for step in steps) or steps != sorted(set(steps)):

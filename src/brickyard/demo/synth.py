@@ -190,7 +190,7 @@ def write_taxi_csv(path: str | os.PathLike[str] | BinaryIO, rows: int, seed: int
         raise ValueError("need rows >= 0, chunk_rows >= 1 and 0 <= dirty_fraction <= 1")
     opts = pacsv.WriteOptions(include_header=False, quoting_style="none")
     own = isinstance(path, (str, os.PathLike))
-    sink: BinaryIO = open(path, "wb") if own else path  # type: ignore[arg-type,assignment]
+    sink: BinaryIO = open(path, "wb") if own else path  # type: ignore[arg-type,assignment]  # noqa: SIM115 - closed below when own
     written = 0
     try:
         sink.write((",".join(TAXI_COLUMNS) + "\n").encode())  # unquoted, like TLC files

@@ -85,8 +85,10 @@ class Dialect:
                 dialect = replace(dialect, header=value.lower() == "true")
             elif name == "delimiter" and value:
                 dialect = replace(dialect, delimiter=value)
-            elif name in ("quote", "escape"):
-                dialect = replace(dialect, **{name: value})
+            elif name == "quote":
+                dialect = replace(dialect, quote=value)
+            elif name == "escape":
+                dialect = replace(dialect, escape=value)
         candidates = _CANDIDATES.search(text)
         delimiters = re.findall(r"'([^']*)'", candidates.group(1)) if candidates else []
         if len(delimiters) == 1 and delimiters[0]:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from brickyard.errors import LakeError
-from brickyard.lake import DataFile, IfCommitted, Lake, TableName
+from brickyard.lake import DataFile, IfCommitted, Lake, TableName, WriteMode
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -83,7 +83,7 @@ def write_table(
     name: str | TableName,
     frame: DataFrame,
     *,
-    mode: str = "append",
+    mode: WriteMode = "append",
     partition_by: Sequence[str] | None = None,
     evolve_schema: bool = False,
     metadata: Mapping[str, Any] | None = None,
@@ -176,7 +176,7 @@ def _native_write(
     lake: Lake,
     table: TableName,
     frame: DataFrame,
-    mode: str,
+    mode: WriteMode,
     partition_by: Sequence[str] | None,
     evolve_schema: bool,
     metadata: Mapping[str, Any] | None,

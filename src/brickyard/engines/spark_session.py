@@ -123,7 +123,7 @@ def _start(master: str, conf: dict[str, str]) -> SparkSession:
 
 def _is_alive(session: SparkSession) -> bool:
     try:
-        return not session.sparkContext._jsc.sc().isStopped()  # type: ignore[union-attr]
+        return not session.sparkContext._jsc.sc().isStopped()
     except Exception:
         return False
 

@@ -87,7 +87,7 @@ class SparkStatement:
 
         if self.tree is None or self.tree.find(exp.Round) is None:
             return self.text
-        schema = {view: dict(columns) for view, columns in schemas.items()}
+        schema: dict[str, object] = {view: dict(columns) for view, columns in schemas.items()}
         try:  # types need qualified columns; SQL sqlglot cannot qualify keeps Spark's rounding
             tree = qualify(
                 self.tree.copy(), schema=schema, dialect="spark", validate_qualify_columns=False,

@@ -10,6 +10,7 @@ are never touched.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -87,7 +88,7 @@ def rewrite_time_travel(query: str) -> tuple[str, list[Snapshot]]:
     return "".join(pieces), snapshots
 
 
-def rewrite_raw_paths(query: str, to_uri: callable) -> str:  # type: ignore[valid-type]
+def rewrite_raw_paths(query: str, to_uri: Callable[[str], str]) -> str:
     """Turn relative path literals of file functions and `FROM 'path'` into full URIs."""
     tokens = duckdb.tokenize(query)
     edits: list[tuple[int, int, str]] = []
@@ -109,7 +110,7 @@ def rewrite_raw_paths(query: str, to_uri: callable) -> str:  # type: ignore[vali
     return query
 
 
-def _is_path_position(query: str, tokens: list[tuple[int, object]], index: int) -> bool:
+def _is_path_position(query: str, tokens: Sequence[tuple[int, object]], index: int) -> bool:
     """True for a string right after `file_function(` (or inside its first `[...]`) or FROM/JOIN."""
     back = index - 1
     while back >= 0 and query[tokens[back][0]] in "[,":
@@ -126,7 +127,7 @@ def _is_path_position(query: str, tokens: list[tuple[int, object]], index: int) 
     return False
 
 
-def _token_text(query: str, tokens: list[tuple[int, object]], index: int) -> str:
+def _token_text(query: str, tokens: Sequence[tuple[int, object]], index: int) -> str:
     start = tokens[index][0]
     end = tokens[index + 1][0] if index + 1 < len(tokens) else len(query)
     return query[start:end].strip()

@@ -168,7 +168,7 @@ class Lake:
         version: int | None = None,
         as_of: AsOf | None = None,
         columns: Sequence[str] | None = None,
-    ) -> "pa.Table":
+    ) -> pa.Table:
         """Read a whole table (or some columns) into memory."""
         return self.dataset(name, version=version, as_of=as_of).to_table(
             columns=list(columns) if columns else None
@@ -598,10 +598,14 @@ class Lake:
                 return self.version(table)
             if transaction is not None and _holds(snapshot, transaction):
                 return self._already_committed(table, snapshot, transaction, if_committed)
-            if mode == "append" and _add_new_columns(snapshot, schema):
-                # The column commit moved the read to the newest version: check it again.
-                if transaction is not None and _holds(snapshot, transaction):
-                    return self._already_committed(table, snapshot, transaction, if_committed)
+            # A column commit moves the read to the newest version: check the transaction again.
+            if (
+                mode == "append"
+                and _add_new_columns(snapshot, schema)
+                and transaction is not None
+                and _holds(snapshot, transaction)
+            ):
+                return self._already_committed(table, snapshot, transaction, if_committed)
             snapshot.create_write_transaction(
                 actions, mode, schema, partitions, commit_properties=_commit_properties(metadata, transaction)
             )
@@ -843,7 +847,7 @@ def _commit_properties(
     )
 
 
-def _write_error(table: TableName, operation: str, exc: Exception) -> LakeError:
+def _write_error(table: TableName, operation: str, exc: BaseException) -> LakeError:
     text = _first_line(exc)
     hint = None
     if "schema" in text.lower():

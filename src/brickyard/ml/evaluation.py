@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from brickyard.ml import tracking
+from brickyard.ml.errors import ModelError
 from brickyard.ml.registry import resolve_version
 from brickyard.ml.training import load_spec_record, prepared_from_record
 
@@ -64,6 +65,11 @@ def evaluate(
     log = log or _log
     client = tracking.connect(ws)
     mv = resolve_version(client, name, version, run_id=run_id)
+    if mv.run_id is None:
+        raise ModelError(
+            f"model {name!r} version {mv.version} has no MLflow run, so no training record to evaluate against",
+            hint="evaluate a version that a `kind: train` task registered",
+        )
     record = load_spec_record(mv.run_id)
     data = prepared_from_record(ws, record)
     model = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")

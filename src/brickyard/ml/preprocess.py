@@ -156,7 +156,7 @@ def integer_median(values: np.ndarray) -> float:
     if high - low > INTEGER_MEDIAN_RANGE:
         return median(values.astype(np.float64), overwrite=True)
     # bincount counts from 0: small non-negative values as they are, others shifted by `low`
-    offset = 0 if 0 <= low and high <= INTEGER_MEDIAN_RANGE else low
+    offset = 0 if low >= 0 and high <= INTEGER_MEDIAN_RANGE else low
     shifted = values if offset == 0 else values - offset
     counts = np.cumsum(np.bincount(shifted.astype(np.intp, copy=False)))
     n = len(values)

@@ -126,8 +126,8 @@ def fit(ws: Workspace, spec: TrainSpec, pinned: dict[str, int] | None = None, *,
 
 
 def _fit_kmeans(loaded: Any, spec: TrainSpec) -> Fitted:
-    from brickyard.ml.kmeans import fit_kmeans
     from brickyard.ml.estimators import simple_params
+    from brickyard.ml.kmeans import fit_kmeans
 
     k, params = kmeans_k(spec)
     data = prepare(loaded, label=None, features=spec.features, exclude=spec.exclude, split=None, problem="clustering")

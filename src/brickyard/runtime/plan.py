@@ -7,7 +7,7 @@ from typing import Any
 
 from brickyard.core.files import PipelineFile
 from brickyard.core.pipeline import PipelineSpec, TaskSpec
-from brickyard.errors import BrickyardError, ConfigError
+from brickyard.errors import ConfigError
 from brickyard.tasks.base import TaskKind
 from brickyard.tasks.registry import UnknownTaskKindError, get_kind
 from brickyard.workspace import Workspace

@@ -21,7 +21,6 @@ from typing import Any
 from brickyard.runtime.records import AttemptRecord, RunRecord
 from brickyard.runtime.state import StateStore
 
-
 MAX_REASON_CHARS = 160
 
 

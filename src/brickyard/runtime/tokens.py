@@ -24,6 +24,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -199,7 +200,7 @@ class TokenStore:
         return _record(row)
 
 
-def _record(row: sa.Row) -> TokenRecord:  # type: ignore[type-arg]
+def _record(row: sa.Row[Any]) -> TokenRecord:
     return TokenRecord(
         id=row.id,
         name=row.name or "",

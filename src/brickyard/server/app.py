@@ -214,7 +214,7 @@ def create_app(
     )
     def list_jobs(_token: Annotated[TokenRecord, reader]) -> dict[str, Any]:
         """The workspace's pipelines with their schedule and file trigger."""
-        jobs = []
+        jobs: list[dict[str, Any]] = []
         for name in workspace.pipeline_names():
             try:
                 spec = workspace.pipeline(name).spec
@@ -313,11 +313,11 @@ def _tasks(run: RunRecord, planned: list[str], attempts: list[AttemptRecord]) ->
     latest: dict[str, AttemptRecord] = {}
     count: dict[str, int] = {}
     quarantined: dict[str, int] = {}
-    for attempt in attempts:
-        latest[attempt.task] = attempt
-        count[attempt.task] = count.get(attempt.task, 0) + (1 if attempt.attempt > 0 else 0)
-        if attempt.quarantined_rows is not None:
-            quarantined[attempt.task] = quarantined.get(attempt.task, 0) + attempt.quarantined_rows
+    for tried in attempts:
+        latest[tried.task] = tried
+        count[tried.task] = count.get(tried.task, 0) + (1 if tried.attempt > 0 else 0)
+        if tried.quarantined_rows is not None:
+            quarantined[tried.task] = quarantined.get(tried.task, 0) + tried.quarantined_rows
     notes = quarantine_summaries((a.task, a.quarantine) for a in attempts)
     names = planned + [name for name in latest if name not in planned]
     out = []

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import gc
 import logging
-from importlib import metadata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib import metadata
 from typing import Any
 
 import anyio.to_thread
@@ -204,7 +204,7 @@ def create_app(service: ServingService) -> FastLane:
             (endpoint.name, endpoint.champion.version if endpoint.champion else None) for endpoint in service.endpoints.values()
         )
         if cache.get("key") == key:
-            return cache["doc"]  # type: ignore[no-any-return]
+            return cache["doc"]
         doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         document_auth(doc, auth=service.auth_enabled)
         for endpoint in service.endpoints.values():

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 
@@ -29,6 +29,20 @@ class Predictor(Protocol):
     def predict(self, batch: Batch) -> Any: ...
 
     def predict_proba(self, batch: Batch) -> Any: ...
+
+
+class FastPredictor(Predictor, Protocol):
+    """A predictor of `brickyard.serving.fastpath` (kind "fastpath"): scores one row without
+    building a batch, and small batches on the event loop."""
+
+    inline_rows: int  # batches up to this many rows are scored inline, larger ones in a thread
+
+    def predict_one(self, row: dict[str, Any]) -> Any: ...
+
+
+def is_fast(predictor: Predictor) -> TypeGuard[FastPredictor]:
+    """True for the in-process fast-path predictors."""
+    return predictor.kind == "fastpath"
 
 
 @dataclass(frozen=True)

@@ -220,9 +220,11 @@ class InputSchema:
                 if spec.required or kind not in (FLOAT, STR):
                     return None
                 row[spec.name] = _NAN if kind == FLOAT else None
-            elif kind == FLOAT and (type(value) is float or type(value) is int) and math.isfinite(value):
-                row[spec.name] = float(value)
-            elif kind == INT and type(value) is int and _INT_RANGE.get(spec.type, _INT_RANGE["long"])[0] <= value <= _INT_RANGE.get(spec.type, _INT_RANGE["long"])[1]:
+            elif (kind == FLOAT and (type(value) is float or type(value) is int) and math.isfinite(value)) or (
+                kind == INT
+                and type(value) is int
+                and _INT_RANGE.get(spec.type, _INT_RANGE["long"])[0] <= value <= _INT_RANGE.get(spec.type, _INT_RANGE["long"])[1]
+            ):
                 row[spec.name] = float(value)
             elif kind == STR and type(value) is str:
                 row[spec.name] = value
@@ -561,6 +563,7 @@ def _float32(spec: ColumnSpec, values: Any, array: np.ndarray) -> np.ndarray:
 
 def _integers(spec: ColumnSpec, values: Any, types: set[type], has_null: bool) -> Any:
     low, high = _INT_RANGE.get(spec.type, _INT_RANGE["long"])
+    array: np.ndarray[Any, Any] | None
     if float in types or has_null:
         array = np.array(values, dtype=np.float64)
         with np.errstate(invalid="ignore"):
@@ -582,9 +585,9 @@ def _integers(spec: ColumnSpec, values: Any, types: set[type], has_null: bool) -
     except OverflowError:
         array = None
     if array is None or (spec.type == "integer" and (array.min() < low or array.max() > high)):
-        row = next((i for i, value in enumerate(values) if not low <= value <= high), 0)
+        first = next((i for i, value in enumerate(values) if not low <= value <= high), 0)
         raise InvalidInputError(
-            f"column {spec.name!r}: {values[row]} in row {row} is out of range for {spec.type}", column=spec.name
+            f"column {spec.name!r}: {values[first]} in row {first} is out of range for {spec.type}", column=spec.name
         )
     return array
 

@@ -39,7 +39,7 @@ from brickyard.serving.errors import (
 )
 from brickyard.serving.inference_log import InferenceLog
 from brickyard.serving.metrics import ServingMetrics
-from brickyard.serving.registry import LoadedModel, Registry
+from brickyard.serving.registry import LoadedModel, Registry, is_fast
 from brickyard.serving.schema import Batch, Payload, parse_body, parse_csv
 from brickyard.serving.traffic import CHALLENGER, CHAMPION, SHADOW, CanaryPolicy, Endpoint
 
@@ -341,17 +341,17 @@ class ServingService:
         self, endpoint: Endpoint, model: LoadedModel, payload: Payload, query: str | None
     ) -> tuple[bytes, int, tuple[str, ...]]:
         """Score a payload with one model: (JSON answer, rows, columns ignored)."""
-        schema = model.schema
+        schema, predictor = model.schema, model.predictor
         proba, params = _params(payload.params, query, schema.param_names if schema is not None else _NO_PARAMS)
         if schema is None:
             batch = Batch({name: list(values) for name, values in payload.columns.items()}, payload.rows)
         else:
-            if model.kind == "fastpath" and not proba:
+            if is_fast(predictor) and not proba:
                 row = schema.one_row(payload)
                 if row is not None:
-                    return orjson.dumps({"predictions": [model.predictor.predict_one(row)]}), 1, ()
+                    return orjson.dumps({"predictions": [predictor.predict_one(row)]}), 1, ()
             batch = schema.batch(payload, max_rows=endpoint.config.max_rows, strict=self.strict_columns)
-        if model.kind == "fastpath" and batch.rows <= model.predictor.inline_rows:  # type: ignore[attr-defined]
+        if is_fast(predictor) and batch.rows <= predictor.inline_rows:
             return _predict(model, batch, proba, params), batch.rows, batch.ignored
         from starlette.concurrency import run_in_threadpool
 
@@ -573,7 +573,7 @@ async def _read_body(request: Any, limit: int) -> bytes:
             raise InvalidInputError("the Content-Length header is not a number")
         if int(length) > limit:
             raise PayloadTooLargeError(f"the body is {length} bytes; this endpoint takes at most {limit}", hint="send fewer rows per request")
-        return await request.body()  # type: ignore[no-any-return]
+        return await request.body()
     chunks = []
     size = 0
     async for chunk in request.stream():

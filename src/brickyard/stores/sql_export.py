@@ -271,7 +271,7 @@ class SqlLoader:
         target: Target,
         batch_rows: int,
         progress: Progress | None,
-    ) -> None:
+    ) -> int:
         stage_table = sa.Table(
             f"brickyard_stage_{target.batch_id[:16]}",
             sa.MetaData(),

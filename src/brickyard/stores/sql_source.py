@@ -16,6 +16,7 @@ Arrow per batch from the Python values the driver returns.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -43,7 +44,7 @@ def read_sql_batches(
     if table is not None:
         db_schema, _, name = table.rpartition(".")
         source = sa.table(name, schema=db_schema or None)
-        picked = [sa.column(column) for column in columns] if columns else [sa.literal_column("*")]
+        picked: list[sa.ColumnElement[Any]] = [sa.column(c) for c in columns] if columns else [sa.literal_column("*")]
         statement: sa.Executable = sa.select(*picked).select_from(source)
         what = f"table {table}"
     else:

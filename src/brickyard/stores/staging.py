@@ -32,7 +32,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -101,7 +101,7 @@ def stage(
         files: list[str] = []
         total = 0
         writer: pq.ParquetWriter | None = None
-        handle = None
+        handle: BinaryIO | None = None
         in_file = 0
         try:
             for batch in data:
@@ -110,7 +110,8 @@ def stage(
                 if writer is None or in_file >= rows_per_file:
                     if writer is not None:
                         writer.close()
-                        handle.close()  # type: ignore[union-attr]
+                    if handle is not None:
+                        handle.close()
                     name = f"{attempt}/part-{len(files):05d}.parquet"
                     files.append(name)
                     handle = fs.open(f"{folder}/{name}", "wb")

@@ -53,12 +53,12 @@ from brickyard.tasks.quality import (
     Rule,
     Splitter,
     StreamGuard,
-    task_engine,
     checked_query,
     contract_rules,
     prefetched,
     quarantine_name,
     quote,
+    task_engine,
     text_rows,
     write_quarantine,
 )
@@ -67,6 +67,7 @@ from brickyard.tasks.sql_task import register
 
 if TYPE_CHECKING:
     from brickyard.tasks.expect_spark import SparkCheck
+    from brickyard.workspace import Workspace
 
 BATCH_ROWS = 256 * 1024
 
@@ -272,8 +273,8 @@ class _DuckDBCheck:
         self.engine.close()
 
 
-def _contract(options: ExpectOptions, workspace: object) -> Contract | None:
+def _contract(options: ExpectOptions, workspace: Workspace) -> Contract | None:
     reference = options.contract_ref
     if reference is None:
         return None
-    return workspace.contract(reference)  # type: ignore[attr-defined,no-any-return]
+    return workspace.contract(reference)

@@ -114,11 +114,11 @@ def explain_problems(
                     + (f" (hint: {close})" if close else "")
                 )
                 continue
-            columns = None if table.endswith(QUARANTINE_SUFFIX) else declared_columns(context, table)
-            if columns is None:
+            declared = None if table.endswith(QUARANTINE_SUFFIX) else declared_columns(context, table)
+            if declared is None:
                 unbound.append(table)
             else:
-                _empty_view(engine, table, columns)
+                _empty_view(engine, table, declared)
         if problems or unbound:
             return problems
         try:

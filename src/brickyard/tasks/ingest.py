@@ -132,6 +132,8 @@ from brickyard.tasks.checkpoint import (
     recorded_batch,
     refreshed_in_run,
 )
+from brickyard.tasks.ingest_errors import IngestError, read_error, spark_read_error
+from brickyard.tasks.ingest_sql import RAW_LIST, PlannedColumn, duplicates_sql, final_sql, typed_sql
 from brickyard.tasks.quality import (
     LINE_COLUMN,
     LOADED_AT_COLUMN,
@@ -144,18 +146,15 @@ from brickyard.tasks.quality import (
     Rule,
     Splitter,
     StreamGuard,
-    task_engine,
     compile_rule,
     loaded_at_array,
     prefetched,
     quarantine_name,
     quote,
+    task_engine,
     write_quarantine,
 )
-from brickyard.tasks.ingest_errors import IngestError, read_error, spark_read_error
-from brickyard.tasks.ingest_sql import RAW_LIST, PlannedColumn, duplicates_sql, final_sql, typed_sql
 from brickyard.tasks.refresh import refresh_metadata, refresh_mode
-from brickyard.tasks.spark_quality import CheckedWrite
 from brickyard.tasks.sources import (
     Format,
     LineCounter,
@@ -168,9 +167,12 @@ from brickyard.tasks.sources import (
     scan_sql,
     sniffed_formats,
 )
+from brickyard.tasks.spark_quality import CheckedWrite
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from brickyard.lake import WriteMode
 
 BATCH_ROWS = 256 * 1024
 META_COLUMNS = (SOURCE_FILE_COLUMN, LOADED_AT_COLUMN)
@@ -182,8 +184,8 @@ class Modes:
     """How one batch writes the target and the quarantine; `quarantine_done`: the
     quarantine commit of this batch landed already (a parked batch redone)."""
 
-    target: str
-    quarantine: str
+    target: WriteMode
+    quarantine: WriteMode
     quarantine_done: bool = False
 
     @classmethod
@@ -306,9 +308,9 @@ def contract_problems(contract: Contract, where: str, partition_by: Sequence[str
                 )
         names = [c.name for c in contract.columns]
         if contract.columns:
-            for column in partition_by:
-                if column not in names:
-                    problems.append(f"{where}: partition column {column!r} is not in the contract")
+            for partition in partition_by:
+                if partition not in names:
+                    problems.append(f"{where}: partition column {partition!r} is not in the contract")
             if problems:
                 return problems
             typed = ", ".join(

@@ -13,8 +13,8 @@ line's text nor what an engine quotes of the data (`brickyard.tasks.pii.withhold
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from brickyard.engines.csv_errors import SNIFFED_RECORDS, CsvProblem, csv_problem, locate

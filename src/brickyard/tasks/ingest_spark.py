@@ -28,7 +28,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from brickyard.errors import BrickyardError
 from brickyard.tasks.checkpoint import SourceFile
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
     from brickyard.engines.spark_engine import SparkEngine
-    from brickyard.lake import Lake
+    from brickyard.lake import Lake, WriteMode
 
 ROW_ID = "__by_row_id"  # Spark's row id (CSV) or the 1-based row number (Parquet)
 ENCODINGS = {"utf-8": "UTF-8", "utf-16": "UTF-16", "latin-1": "ISO-8859-1"}
@@ -89,7 +89,9 @@ def csv_options(options: ReaderOptions) -> dict[str, str]:
 def spark_paths(spark: SparkSession, uris: Sequence[str]) -> list[str]:
     """Each file's path as `file_path_key` gives it for Spark's `_metadata.file_path` (the
     URI-encoded path, without scheme or authority)."""
-    jvm = spark._jvm  # type: ignore[attr-defined]
+    jvm = spark._jvm
+    if jvm is None:
+        raise BrickyardError("reading raw files on Spark needs a classic Spark session (its JVM gateway)")
     return [str(jvm.org.apache.hadoop.fs.Path(uri).toUri().getRawPath()) for uri in uris]
 
 
@@ -173,8 +175,8 @@ def load_batch(
     unique_rules: list[Rule],
     key: bytes | None,
     target: str,
-    mode: str,
-    quarantine_mode: str,
+    mode: WriteMode,
+    quarantine_mode: WriteMode,
     skip_quarantine: bool,
     partition_by: Sequence[str],
     metadata: dict[str, str],
@@ -273,7 +275,7 @@ class spark_read_errors:  # noqa: N801 - used as a context manager
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, value: BaseException | None, traceback: Any) -> bool:
+    def __exit__(self, kind: Any, value: BaseException | None, traceback: Any) -> Literal[False]:
         if value is None or isinstance(value, BrickyardError) or not _is_spark_error(value):
             return False
         names = ", ".join(f.path for f in self.files[:3]) + (" ..." if len(self.files) > 3 else "")

@@ -76,7 +76,7 @@ def resolve_function(reference: str, root: Path) -> Callable[..., Any]:
         target = getattr(target, part)
     if not callable(target):
         raise PythonTaskError(f"{reference!r} is not callable", hint="point `function` at a function")
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 def _check_arguments(function: Callable[..., Any], options: PythonOptions) -> str | None:

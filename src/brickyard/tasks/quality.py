@@ -342,7 +342,7 @@ class Splitter:
     good_columns: Sequence[str]
     bad_rows: BadRows
     target: str
-    finish_good: Callable[["pa.RecordBatch"], "pa.RecordBatch"] | None = None
+    finish_good: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None
     counted: Sequence[ExpectationResult] = ()
     max_quarantined: int | float | None = None
     counts: list[int] = field(init=False)

@@ -40,7 +40,7 @@ from brickyard.tasks.reference_text import (
     SHAPES,
     SHORTHANDS,
 )
-from brickyard.tasks.registry import BUILTIN_KINDS, get_kind, kind_names
+from brickyard.tasks.registry import BUILTIN_KINDS, get_kind
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 COMMON_TASK_FIELDS = ("name", "kind", "depends_on", "retries", "timeout_seconds", "engine")
@@ -98,8 +98,9 @@ def pipeline_schema() -> dict[str, Any]:
     """The JSON Schema (2020-12) of a pipeline file: its fields, and each task as one of the
     kinds (`if kind is X then X's task`) with the fields every task has and its kind's options."""
     options = kind_options()
+    models: list[type[BaseModel]] = [PipelineSpec, TaskSpec, *options.values()]
     _, generated = models_json_schema(
-        [(model, "validation") for model in (PipelineSpec, TaskSpec, *options.values())],
+        [(model, "validation") for model in models],
         ref_template="#/$defs/{model}",
     )
     defs: dict[str, Any] = generated["$defs"]
@@ -162,7 +163,7 @@ def _widen(node: dict[str, Any]) -> None:
     if "anyOf" in node:
         node["anyOf"] = [{"type": "string"}, *node["anyOf"]]
         return
-    kept = {key: node.pop(key) for key in ("default", "description") if key in node}
+    kept: dict[str, Any] = {key: node.pop(key) for key in ("default", "description") if key in node}
     inner = dict(node)
     node.clear()
     node.update({"anyOf": [{"type": "string"}, inner], **kept})

@@ -43,13 +43,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from brickyard.errors import BrickyardError
 from brickyard.lake import TableName
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 META_RUN_ID = "brickyard.run_id"
 META_PIPELINE = "brickyard.pipeline"
@@ -225,6 +228,7 @@ class ScoreTask(TaskKind):
         probability = self._probability(options, context, model)
         failed = f"scoring {source.describe()} with {model.name} version {model.version} failed"
         staging: str | None = None
+        frame: DataFrame | None
         try:
             if source.is_lake:
                 table = source.table or ""

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from brickyard.engines.spark_delta import write_table
+from brickyard.tasks.base import TOP_REASONS
 from brickyard.tasks.quality import (
     FLAG,
     LOADED_AT_COLUMN,
@@ -30,12 +31,11 @@ from brickyard.tasks.quality import (
     check_quarantine_limit,
     quarantine_name,
 )
-from brickyard.tasks.base import TOP_REASONS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from brickyard.lake import IfCommitted, Lake
+    from brickyard.lake import IfCommitted, Lake, WriteMode
 
 Shape = Callable[["DataFrame"], "DataFrame"]
 
@@ -59,8 +59,8 @@ def write_checked(
     *,
     lake: Lake,
     target: str,
-    mode: str,
-    quarantine_mode: str | None = None,
+    mode: WriteMode,
+    quarantine_mode: WriteMode | None = None,
     skip_quarantine: bool = False,
     if_committed: IfCommitted = "skip",
     metadata: Mapping[str, Any],

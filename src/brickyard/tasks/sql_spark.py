@@ -31,7 +31,8 @@ from brickyard.tasks.spark_text import arrow_text
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from brickyard.lake import Lake
+    from brickyard.lake import Lake, WriteMode
+    from brickyard.tasks.sql_task import SqlMode
 
 
 class _SessionEngine(SparkEngine):
@@ -124,8 +125,8 @@ def write_result(
     *,
     lake: Lake,
     target: str,
-    mode: str,
-    quarantine_mode: str,
+    mode: SqlMode,
+    quarantine_mode: WriteMode,
     skip_quarantine: bool = False,
     keys: Sequence[str],
     partition_by: Sequence[str],

@@ -61,7 +61,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import duckdb
 from pydantic import field_validator, model_validator
@@ -77,27 +77,29 @@ from brickyard.tasks.quality import (
     QuarantineLimit,
     Splitter,
     StreamGuard,
-    task_engine,
     checked_query,
     contract_rules,
     prefetched,
     quarantine_name,
     quote,
+    task_engine,
     text_rows,
     write_quarantine,
 )
-from brickyard.tasks.spark_quality import CheckedWrite
 from brickyard.tasks.refresh import REFRESH_KEY, refresh_metadata, refresh_mode
+from brickyard.tasks.spark_quality import CheckedWrite
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.dataset as pads
 
-    from brickyard.lake import Lake
+    from brickyard.lake import Lake, WriteMode
 
 SQL_KEY = "brickyard.sql"
 BATCH_ROWS = 256 * 1024
 MAX_CONFLICTS = 20  # batches lost to concurrent writers before the task gives up
+
+SqlMode = Literal["overwrite", "append", "merge"]
 
 
 class SqlOptions(QuarantineLimit):
@@ -106,7 +108,7 @@ class SqlOptions(QuarantineLimit):
     query: str | None = None
     sql: str | None = None
     target: str
-    mode: Literal["overwrite", "append", "merge"] = "overwrite"
+    mode: SqlMode = "overwrite"
     keys: tuple[str, ...] = ()
     partition_by: tuple[str, ...] = ()
     incremental: bool | tuple[str, ...] = False
@@ -159,7 +161,7 @@ class SqlState:
     run_id: str
     batch: int
     sources: dict[str, int] = field(default_factory=dict)
-    mode: str = "append"
+    mode: SqlMode = "append"
     full_refresh: bool = False
     refresh: str | None = None  # the run whose full refresh the commit belongs to
 
@@ -183,10 +185,17 @@ def sql_records(lake: Lake, table: str, task: str) -> Iterator[SqlState]:
                 str(data.get("run_id", "")),
                 int(data.get("batch", 0)),
                 sources,
-                str(data.get("mode", "append")),
+                _recorded_mode(data.get("mode", "append"), table, task),
                 bool(data.get("full_refresh", False)),
                 str(refresh) if refresh is not None else None,
             )
+
+
+def _recorded_mode(value: object, table: str, task: str) -> SqlMode:
+    for mode in get_args(SqlMode):
+        if value == mode:
+            return mode
+    raise LakeError(f"{table}: a commit of task {task!r} records an unknown mode {value!r}")
 
 
 def last_state(lake: Lake, target: str, task: str) -> SqlState | None:
@@ -392,7 +401,7 @@ class _SqlJob:
         self._write_batch(text, where, state, full, plan, quarantine_mode=quarantine_mode)
         return False
 
-    def _modes(self) -> tuple[str, str]:
+    def _modes(self) -> tuple[SqlMode, WriteMode]:
         """How this run writes the target and its quarantine: a full refresh replaces each
         the first time in the run and then writes as usual (see `brickyard.tasks.refresh`)."""
         options, context = self.options, self.context
@@ -401,7 +410,7 @@ class _SqlJob:
         if not context.full_refresh:
             return options.mode, "append"
         run_id, log = context.run_id, context.log
-        mode = refresh_mode(self.lake, self.target, run_id)
+        mode: SqlMode = refresh_mode(self.lake, self.target, run_id)
         if mode == "append":
             log.info("%s: replaced earlier in run %s by another task; this task's full refresh %ss", self.target, run_id, options.mode)
             mode = options.mode
@@ -440,7 +449,7 @@ class _SqlJob:
         full: bool,
         plan: SqlState,
         *,
-        quarantine_mode: str = "append",
+        quarantine_mode: WriteMode = "append",
         quarantine_done: bool = False,
     ) -> None:
         """Run the query over the sources (pinned at `plan.sources` when given: a redo) and
@@ -689,8 +698,8 @@ class _Write:
     whether its quarantine commit landed already (a redo), and its commit metadata."""
 
     batch: int
-    mode: str
-    quarantine_mode: str
+    mode: SqlMode
+    quarantine_mode: WriteMode
     quarantine_done: bool
     metadata: dict[str, str]
 

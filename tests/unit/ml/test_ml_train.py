@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -104,7 +105,7 @@ def test_lightgbm_model_is_logged_and_loads(ml_ws: Workspace) -> None:
     frame = ml_ws.lake.read("silver.titanic").to_pandas()[TITANIC_FEATURES]
     assert set(model.predict(frame.head(20))) <= {0, 1}
     requirements = mlflow.pyfunc.get_model_dependencies("models:/titanic/1")
-    assert "lightgbm==" in open(requirements).read()
+    assert "lightgbm==" in Path(requirements).read_text()
     assert context.metrics.extra["model_version"] == 1
 
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from openapi_fuzz import NEGATIVE, POSITIVE, Outcome, fuzz, load, operations
 from schemathesis.python import asgi
 
 from brickyard import Workspace
 from brickyard.runtime.records import RunRecord
 from brickyard.runtime.state import StateStore
 from brickyard.server.app import MAX_KEY_LENGTH, create_app
+from openapi_fuzz import NEGATIVE, POSITIVE, Outcome, fuzz, load, operations
 
 EXAMPLES = 40
 

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from openapi_fuzz import NEGATIVE, POSITIVE, Outcome, fuzz, load, operations
 from schemathesis.python import asgi
 from serving_helpers import COLUMNS, with_endpoints
 from starlette.testclient import TestClient
@@ -19,6 +18,7 @@ from brickyard.runtime.tokens import TokenStore
 from brickyard.serving.app import create_app
 from brickyard.serving.example import RegisteredExample
 from brickyard.serving.service import ModelRef, ServingService
+from openapi_fuzz import NEGATIVE, POSITIVE, Outcome, fuzz, load, operations
 
 Serve = Callable[..., TestClient]
 # What JSON Schema cannot state about a scoring body, so a body that fits the document may

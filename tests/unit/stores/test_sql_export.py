@@ -19,8 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from brickyard.lake import Lake, LakeLocation
-from brickyard.stores import Database, ExportError, export_table, is_transient, stage
-from brickyard.stores import sql_export
+from brickyard.stores import Database, ExportError, export_table, is_transient, sql_export, stage
 from brickyard.stores.database import WorkspaceLike
 from brickyard.stores.sql_export import LEDGER_TABLE
 

@@ -7,12 +7,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from test_sql_spark import Engines, Killed, lakes, same_table  # noqa: F401 (lakes: a fixture)
 
 from brickyard.errors import LakeError
 from brickyard.tasks import spark_quality
 from brickyard.tasks.checkpoint import EXPECT_KEY
 from brickyard.tasks.quality import ExpectationFailedError
-from test_sql_spark import Engines, Killed, lakes, same_table  # noqa: F401 (lakes: a fixture)
 
 TRIPS = pa.table(
     {

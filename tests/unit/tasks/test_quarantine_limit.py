@@ -6,9 +6,8 @@ task past it with nothing committed. Real DuckDB and Delta tables."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
-
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pytest

@@ -12,14 +12,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from test_score import DATA, EXPORT, SCORE, registry  # noqa: F401 - the module-scoped registry fixture
 
 from brickyard import Workspace
 from brickyard.core.pipeline import PipelineSpec
 from brickyard.ml.errors import ModelError
 from brickyard.tasks import get_kind
 from brickyard.tasks.base import TaskContext
-
-from test_score import DATA, EXPORT, SCORE, registry  # noqa: F401 - the module-scoped registry fixture
 
 COMPARED = ["PassengerId", "prediction", "probability", "model_name", "model_version", "score_date"]
 

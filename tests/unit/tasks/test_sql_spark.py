@@ -19,8 +19,8 @@ import pytest
 
 from brickyard import Workspace
 from brickyard.core.pipeline import PipelineSpec
-from brickyard.errors import SqlError, TableNotFoundError
 from brickyard.engines.spark_sql import UntranslatableSqlError
+from brickyard.errors import SqlError, TableNotFoundError
 from brickyard.tasks import get_kind, spark_quality
 from brickyard.tasks.base import CheckContext, TaskContext
 from brickyard.tasks.quality import ExpectationFailedError
