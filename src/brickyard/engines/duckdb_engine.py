@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from brickyard.config.models import DuckDBConfig
+from brickyard.engines.base import Engine, Preview
 from brickyard.engines.csv_errors import SNIFFED_RECORDS, Dialect, csv_problem, locate
 from brickyard.engines.sql_text import Snapshot, rewrite_raw_paths, rewrite_time_travel
 from brickyard.errors import (
@@ -45,10 +46,11 @@ COPY_OPTIONS = {
 }
 
 
-class DuckDBEngine:
+class DuckDBEngine(Engine):
     """Runs SQL over the lake with an in-process DuckDB connection."""
 
     name = "duckdb"
+    streams_locally = True
 
     def __init__(self, lake: Lake, config: DuckDBConfig | None = None) -> None:
         self.lake = lake
@@ -128,6 +130,20 @@ class DuckDBEngine:
             for statement in statements[:-1]:
                 self.connection.execute(statement.query)
             return self.connection.sql(statements[-1].query)
+
+    def preview(self, query: str, limit: int) -> Preview | None:
+        """The first `limit` rows of the last statement of `query` (None for a statement
+        without rows)."""
+        relation = self.query(query)
+        if relation is None:
+            return None
+        with self.errors():  # rows are read as they are fetched
+            rows = relation.limit(limit).fetchall()
+        return Preview(list(relation.columns), [str(t) for t in relation.types], rows)
+
+    def export(self, query: str, target: str, fmt: str) -> None:
+        """`copy_to`: streamed into one file, or /dev/stdout."""
+        self.copy_to(query, target, fmt)
 
     def copy_to(self, query: str, target: str, fmt: str) -> None:
         """Stream the result of `query` into a file (or /dev/stdout) as csv, json or parquet.
