@@ -51,7 +51,10 @@ class Engine(ABC):
     streams_locally: ClassVar[bool] = False
     translates_sql: ClassVar[bool] = False
 
-    lake: Lake
+    def __init__(self, lake: Lake, config: Any = None) -> None:
+        """An engine over `lake` with its section of brickyard.yaml (`duckdb:`, `spark:`);
+        constructing one does no I/O (the engine starts on first use)."""
+        self.lake = lake
 
     @classmethod
     def capabilities(cls) -> frozenset[str]:

@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from brickyard.core.files import PipelineFile
+from brickyard.engines.registry import engine_names
 from brickyard.core.pipeline import PipelineSpec, TaskSpec
 from brickyard.errors import BrickyardError, ConfigError
 from brickyard.tasks.base import TaskKind
 from brickyard.tasks.registry import UnknownTaskKindError, get_kind
 from brickyard.workspace import Workspace
-
-ENGINES = ("duckdb", "spark")
 
 
 class EngineNotAvailableError(ConfigError):
@@ -86,6 +85,6 @@ def resolve_engine(engine: str) -> str:
     Raises:
         EngineNotAvailableError: an unknown engine.
     """
-    if engine not in ENGINES:
-        raise EngineNotAvailableError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(ENGINES)}")
+    if engine not in engine_names():
+        raise EngineNotAvailableError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(engine_names())}")
     return engine

@@ -39,7 +39,7 @@ from brickyard.core.files import TASK_KEYS, PipelineFile, load_pipeline
 from brickyard.core.pipeline import PipelineSpec
 from brickyard.errors import BrickyardError, ConfigError, suggest
 from brickyard.lake import TableName
-from brickyard.runtime.plan import ENGINES
+from brickyard.engines.registry import engine_names
 from brickyard.runtime.schema_problems import located_errors, schema_problems
 from brickyard.tasks.base import CheckContext, TaskKind, Writer
 from brickyard.tasks.registry import get_kind
@@ -97,8 +97,8 @@ def validate_workspace(ws: Workspace) -> list[Problem]:
             spec = file.spec.tasks[task.index]
             line = line_of(file.lines, ("tasks", task.index))
             engine = spec.engine or file.spec.engine or ws.config.engine
-            if engine not in ENGINES:
-                problems.append(Problem(_relative(ws, file.path), line, f"task {spec.name!r}: unknown engine {engine!r} (engines: {', '.join(ENGINES)})"))
+            if engine not in engine_names():
+                problems.append(Problem(_relative(ws, file.path), line, f"task {spec.name!r}: unknown engine {engine!r} (engines: {', '.join(engine_names())})"))
                 continue
             if engine not in task.kind.engines:
                 problems.append(Problem(
