@@ -39,7 +39,7 @@ from brickyard.core.files import TASK_KEYS, PipelineFile, load_pipeline
 from brickyard.core.pipeline import PipelineSpec
 from brickyard.errors import BrickyardError, ConfigError, suggest
 from brickyard.lake import TableName
-from brickyard.engines.registry import engine_names
+from brickyard.engines.registry import engine_class, engine_names
 from brickyard.runtime.schema_problems import located_errors, schema_problems
 from brickyard.tasks.base import CheckContext, TaskKind, Writer
 from brickyard.tasks.registry import get_kind
@@ -100,14 +100,15 @@ def validate_workspace(ws: Workspace) -> list[Problem]:
             if engine not in engine_names():
                 problems.append(Problem(_relative(ws, file.path), line, f"task {spec.name!r}: unknown engine {engine!r} (engines: {', '.join(engine_names())})"))
                 continue
-            if engine not in task.kind.engines:
+            missing = task.kind.missing(engine_class(engine))
+            if missing:
                 problems.append(Problem(
                     _relative(ws, file.path), line,
-                    f"task {spec.name!r}: kind {task.kind.name} cannot run on engine {engine!r} "
-                    f"(it runs on: {', '.join(task.kind.engines)})",
+                    f"task {spec.name!r}: kind {task.kind.name} cannot run on engine {engine!r}: it needs "
+                    f"{', '.join(missing)} (it runs on: {', '.join(task.kind.engines)})",
                 ))
                 continue
-            context = CheckContext(ws, file.spec, produced, engine=engine, writers=writers, task=spec)
+            context = CheckContext(ws, file.spec, produced, engine=ws.engine_named(engine), writers=writers, task=spec)
             for message in _check(task, context):
                 at = line_of(file.lines, ("tasks", task.index, *getattr(message, "at", ())))
                 problems.append(Problem(_relative(ws, file.path), at, f"task {spec.name!r}: {message}"))

@@ -110,7 +110,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import duckdb
 import numpy as np
@@ -245,7 +245,7 @@ class IngestTask(TaskKind):
 
     name = "ingest"
     Options = IngestOptions
-    engines = ("duckdb", "spark")
+    needs: ClassVar[frozenset[str]] = frozenset()  # runs on every engine
 
     def writes(self, options: IngestOptions) -> list[str]:
         return [options.target, quarantine_name(options.target)]
@@ -532,7 +532,7 @@ class _IngestJob:
         metadata = {INGEST_KEY: record.to_json()}
         if full_refresh:
             metadata.update(refresh_metadata(run_id))
-        if self.context.on_spark:
+        if self.context.engine.distributed:
             outcome = self._load_spark(
                 batch, files, uris, columns_by_file, sources, planned, row_rules, unique_rules,
                 modes, metadata, loaded_at,
