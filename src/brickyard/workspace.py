@@ -23,9 +23,9 @@ from brickyard.config import CONFIG_FILE, WorkspaceConfig, load_config, mask
 from brickyard.core.contract import Contract
 from brickyard.core.files import PipelineFile, load_contract, load_pipeline
 from brickyard.engines.base import Engine
-from brickyard.engines.duckdb_engine import DuckDBEngine
+from brickyard.engines.duckdb.engine import DuckDBEngine
 from brickyard.engines.registry import DEFAULT_ENGINE, engine_class, engine_names
-from brickyard.engines.spark_engine import SparkEngine
+from brickyard.engines.spark.engine import SparkEngine
 from brickyard.engines.spark_session import spark_version
 from brickyard.errors import BrickyardError, ConfigError, WorkspaceNotFoundError, suggest
 from brickyard.lake import Lake, LakeLocation

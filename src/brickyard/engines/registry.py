@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 # name -> "module:Class"; the name is also the engine's section in brickyard.yaml
 ENGINES: dict[str, str] = {
-    "duckdb": "brickyard.engines.duckdb_engine:DuckDBEngine",
-    "spark": "brickyard.engines.spark_engine:SparkEngine",
+    "duckdb": "brickyard.engines.duckdb.engine:DuckDBEngine",
+    "spark": "brickyard.engines.spark.engine:SparkEngine",
 }
 DEFAULT_ENGINE = "duckdb"
 

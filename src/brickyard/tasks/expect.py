@@ -39,7 +39,7 @@ import duckdb
 from pydantic import field_validator
 
 from brickyard.core.contract import Contract, Expectation
-from brickyard.engines.duckdb_engine import one_line
+from brickyard.engines.duckdb.engine import one_line
 from brickyard.errors import BrickyardError, LakeError, SqlError
 from brickyard.lake.names import TableName
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind

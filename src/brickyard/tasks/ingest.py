@@ -117,7 +117,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from brickyard.core.contract import Contract
-from brickyard.engines.duckdb_engine import one_line
+from brickyard.engines.duckdb.engine import one_line
 from brickyard.errors import CommitConflictError, ConfigError, DataFileNotFoundError, LakeError
 from brickyard.lake.names import TableName
 from brickyard.tasks import pii

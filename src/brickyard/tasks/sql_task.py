@@ -67,7 +67,7 @@ import duckdb
 from pydantic import field_validator, model_validator
 
 from brickyard.core.contract import Contract, Expectation
-from brickyard.engines.duckdb_engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
+from brickyard.engines.duckdb.engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
 from brickyard.errors import BrickyardError, CommitConflictError, ConfigError, LakeError, SqlError
 from brickyard.lake.names import TableName
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
