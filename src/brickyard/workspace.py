@@ -17,13 +17,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from brickyard.config import CONFIG_FILE, WorkspaceConfig, load_config, mask
 from brickyard.core.contract import Contract
 from brickyard.core.files import PipelineFile, load_contract, load_pipeline
 from brickyard.engines.base import Engine
-from brickyard.engines.duckdb.engine import DuckDBEngine
+from brickyard.engines.duckdb.engine import DuckDBEngine, Relation
 from brickyard.engines.registry import DEFAULT_ENGINE, engine_class, engine_names
 from brickyard.engines.spark.engine import SparkEngine
 from brickyard.engines.spark_session import spark_version
@@ -203,7 +201,7 @@ class Workspace:
         assert isinstance(engine, SparkEngine)
         return engine
 
-    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+    def sql(self, query: str) -> Relation:
         """Run SQL over the lake; returns the result of the last statement.
 
         Raises:

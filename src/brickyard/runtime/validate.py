@@ -289,10 +289,6 @@ def _unknown_column(column: str, names: list[str], what: str) -> str:
 
 def _type_error(type_text: str) -> str | None:
     """None if DuckDB understands the type, else its complaint."""
-    import duckdb
+    from brickyard.engines.duckdb.engine import type_problem
 
-    try:
-        duckdb.connect().execute(f"SELECT CAST(NULL AS {type_text})")
-    except duckdb.Error as exc:
-        return f"unknown type {type_text!r} ({str(exc).splitlines()[0]})"
-    return None
+    return type_problem(type_text)

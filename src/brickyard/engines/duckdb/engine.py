@@ -37,6 +37,7 @@ from brickyard.lake.names import TableName
 if TYPE_CHECKING:
     from brickyard.lake.tables import Lake
 
+Relation = duckdb.DuckDBPyRelation  # a query's result, read as it is fetched
 BUILTIN_SCHEMAS = frozenset({"main", "temp", "information_schema", "pg_catalog", "system"})
 STREAMING_MEMORY_LIMIT = "256MB"
 COPY_OPTIONS = {
@@ -353,3 +354,13 @@ def one_line(message: str) -> str:
 
 def _is_caret(line: str) -> bool:
     return bool(line.strip()) and set(line.strip()) == {"^"}
+
+
+def type_problem(type_text: str) -> str | None:
+    """None if DuckDB understands the SQL type `type_text` (a contract column's), else its
+    complaint."""
+    try:
+        duckdb.connect().execute(f"SELECT CAST(NULL AS {type_text})")
+    except duckdb.Error as exc:
+        return f"unknown type {type_text!r} ({str(exc).splitlines()[0]})"
+    return None
