@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from brickyard.config.secrets import is_reference, looks_secret
 
+
 class Strict(BaseModel):
     """Base for config models: unknown keys are rejected."""
 

@@ -57,8 +57,8 @@ def spark_source(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None
 
 
 def _query(ws: Workspace, spark: SparkSession, query: str, pinned: dict[str, int]) -> tuple[DataFrame, dict[str, int], str]:
-    from brickyard.engines.spark_delta import read_table
     from brickyard.engines.spark.engine import run_statement
+    from brickyard.engines.spark_delta import read_table
     from brickyard.engines.spark_sql import translate_all
 
     engine = ws.spark

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from brickyard.core.files import PipelineFile
-from brickyard.engines.registry import engine_class, engine_names
 from brickyard.core.pipeline import PipelineSpec, TaskSpec
+from brickyard.engines.registry import engine_class, engine_names
 from brickyard.errors import BrickyardError, ConfigError
 from brickyard.tasks.base import TaskKind
 from brickyard.tasks.registry import UnknownTaskKindError, get_kind

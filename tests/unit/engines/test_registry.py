@@ -10,7 +10,12 @@ import pytest
 
 from brickyard import Workspace
 from brickyard.engines.base import CAPABILITIES, Engine
-from brickyard.engines.registry import DEFAULT_ENGINE, UnknownEngineError, engine_class, engine_names
+from brickyard.engines.registry import (
+    DEFAULT_ENGINE,
+    UnknownEngineError,
+    engine_class,
+    engine_names,
+)
 from brickyard.tasks.base import CheckContext, TaskContext
 from brickyard.tasks.registry import get_kind, kind_names
 

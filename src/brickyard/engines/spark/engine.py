@@ -15,7 +15,12 @@ from brickyard.config.models import SparkConfig
 from brickyard.engines.base import Engine, Preview
 from brickyard.engines.spark_delta import read_table
 from brickyard.engines.spark_session import error_text, spark_session
-from brickyard.engines.spark_sql import RawScan, SparkStatement, translate, translate_all
+from brickyard.engines.spark_sql import (
+    RawScan,
+    SparkStatement,
+    translate,
+    translate_all,
+)
 from brickyard.errors import BrickyardError, SqlError, TableNotFoundError
 
 if TYPE_CHECKING:
