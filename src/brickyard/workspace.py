@@ -17,12 +17,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from brickyard.config import CONFIG_FILE, WorkspaceConfig, load_config, mask
 from brickyard.core.contract import Contract
 from brickyard.core.files import PipelineFile, load_contract, load_pipeline
-from brickyard.engines import DuckDBEngine, SparkEngine
+from brickyard.engines.base import Engine
+from brickyard.engines.duckdb.engine import DuckDBEngine, Relation
+from brickyard.engines.registry import DEFAULT_ENGINE, engine_class, engine_names
+from brickyard.engines.spark.engine import SparkEngine
 from brickyard.engines.spark_session import spark_version
 from brickyard.errors import BrickyardError, ConfigError, WorkspaceNotFoundError, suggest
 from brickyard.lake import Lake, LakeLocation
@@ -125,7 +126,7 @@ class Workspace:
         """
         start = Path(path or os.environ.get(WORKSPACE_ENV) or Path.cwd()).resolve()
         root = find_root(start)
-        return cls(root, load_config(root / CONFIG_FILE))
+        return cls(root, load_config(root / CONFIG_FILE, engines=engine_names()))
 
     @classmethod
     def init(cls, folder: str | os.PathLike[str], name: str | None = None, *, example: bool = False) -> Workspace:
@@ -171,16 +172,36 @@ class Workspace:
         return Lake(LakeLocation.from_config(lake.root, lake.storage_options, self.root))
 
     @cached_property
+    def _engines(self) -> dict[str, Engine]:
+        return {}
+
+    def engine_named(self, name: str) -> Engine:
+        """The engine called `name` (see `brickyard.engines.registry`), set up from the
+        config section of the same name; one per workspace object, started on first use.
+
+        Raises:
+            UnknownEngineError: no engine has that name.
+        """
+        engines = self._engines
+        if name not in engines:
+            engines[name] = engine_class(name)(self.lake, getattr(self.config, name, None))
+        return engines[name]
+
+    @property
     def engine(self) -> DuckDBEngine:
         """The SQL engine (DuckDB) for interactive queries."""
-        return DuckDBEngine(self.lake, self.config.duckdb)
+        engine = self.engine_named(DEFAULT_ENGINE)
+        assert isinstance(engine, DuckDBEngine)
+        return engine
 
-    @cached_property
+    @property
     def spark(self) -> SparkEngine:
         """The Spark engine (`spark:` in the config); Spark itself starts on first query."""
-        return SparkEngine(self.lake, self.config.spark)
+        engine = self.engine_named("spark")
+        assert isinstance(engine, SparkEngine)
+        return engine
 
-    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+    def sql(self, query: str) -> Relation:
         """Run SQL over the lake; returns the result of the last statement.
 
         Raises:

@@ -6,13 +6,17 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from brickyard.cli.options import FormatOption, WorkspaceOption, open_workspace
 from brickyard.cli.render import TableFormat, console, emit, human_bytes, key_values, result_table, value_width
+from brickyard.engines.registry import engine_names
 from brickyard.errors import UsageError
+
+if TYPE_CHECKING:
+    from brickyard.engines.base import Engine, Preview
 
 
 class OutputFormat(str, Enum):
@@ -27,78 +31,53 @@ def sql(
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the result to this file (streamed).")] = None,
     max_rows: Annotated[int, typer.Option("--max-rows", "-n", min=1, help="Rows to show in table format.")] = 100,
-    engine: Annotated[str | None, typer.Option("--engine", help="duckdb or spark (default: from config).")] = None,
+    engine: Annotated[str | None, typer.Option("--engine", help=f"{' or '.join(engine_names())} (default: from config).")] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Run SQL over the lake's tables and raw files (time travel: `t VERSION AS OF 3`)."""
     ws = open_workspace(workspace)
     chosen = engine or ws.config.engine
-    if chosen not in ("duckdb", "spark"):
-        raise UsageError(f"unknown engine {chosen!r}; engines: duckdb, spark")
-    if chosen == "spark":
-        _spark_sql(ws, query, fmt, out, max_rows)
-        return
+    if chosen not in engine_names():
+        raise UsageError(f"unknown engine {chosen!r}; engines: {', '.join(engine_names())}")
+    runner = ws.engine_named(chosen)
     if fmt is OutputFormat.table:
         if out is not None:
             raise UsageError("--out needs --format csv, json or parquet")
-        with ws.engine.errors():  # rows are read as they are fetched
-            _show(ws.sql(query), max_rows)
+        _show(runner.preview(query, max_rows + 1), max_rows, runner)
+        return
+    if runner.distributed:
+        if out is None:
+            raise UsageError(f"--engine {chosen} writes csv, json or parquet to a folder; add --out DIR")
+        runner.export(query, str(out.resolve()), fmt.value)
+        print(f"wrote {out}/ ({chosen.capitalize()} part files)", file=sys.stderr)
         return
     if out is None and fmt is OutputFormat.parquet:
         raise UsageError("--format parquet writes binary data; add --out FILE")
     target = str(out.resolve()) if out else "/dev/stdout"
     sys.stdout.flush()
-    ws.engine.copy_to(query, target, fmt.value)
+    runner.export(query, target, fmt.value)
     if out is not None:
         print(f"wrote {out}", file=sys.stderr)
 
 
-def _spark_sql(ws: object, query: str, fmt: OutputFormat, out: Path | None, max_rows: int) -> None:
-    """`brickyard sql --engine spark`: the query translated for Spark; a table is shown
-    from its first rows, a file is written by Spark's executors (a folder of part files)."""
-    engine = ws.spark  # type: ignore[attr-defined]
-    frame = engine.dataframe(query)
-    if fmt is OutputFormat.table:
-        if out is not None:
-            raise UsageError("--out needs --format csv, json or parquet")
-        shown = engine.to_arrow(frame, limit=max_rows + 1)
-        rows = [tuple(row.values()) for row in shown.to_pylist()]
-        more = len(rows) > max_rows
-        out_console = console()
-        out_console.print(
-            result_table(shown.column_names, [str(t) for t in shown.schema.types], rows[:max_rows], max_width=value_width(out_console))
-        )
-        note = f"showing the first {max_rows} rows; more with --max-rows N" if more else f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
-        out_console.print(f"[dim]{note} (engine spark)[/dim]")
-        return
-    if out is None:
-        raise UsageError("--engine spark writes csv, json or parquet to a folder; add --out DIR")
-    writer = frame.write.mode("overwrite")
-    if fmt is OutputFormat.csv:
-        writer.option("header", True).csv(str(out.resolve()))
-    elif fmt is OutputFormat.json:
-        writer.json(str(out.resolve()))
-    else:
-        writer.parquet(str(out.resolve()))
-    print(f"wrote {out}/ (Spark part files)", file=sys.stderr)
+def _show(preview: Preview | None, max_rows: int, engine: Engine) -> None:
+    """The first `max_rows` rows of a preview as a table, and how many there were; an
+    engine other than the default is named below it."""
+    from brickyard.engines.registry import DEFAULT_ENGINE
 
-
-def _show(relation: object, max_rows: int) -> None:
     out = console()
-    if relation is None:
+    if preview is None:
         out.print("OK")
         return
-    rows = relation.limit(max_rows + 1).fetchall()  # type: ignore[attr-defined]
-    more = len(rows) > max_rows
-    rows = rows[:max_rows]
-    out.print(result_table(relation.columns, [str(t) for t in relation.types], rows, max_width=value_width(out)))  # type: ignore[attr-defined]
+    rows = preview.rows[:max_rows]
+    more = len(preview.rows) > max_rows
+    out.print(result_table(preview.columns, preview.types, rows, max_width=value_width(out)))
+    on = "" if engine.name == DEFAULT_ENGINE else f" (engine {engine.name})"
     if more:
-        out.print(
-            f"[dim]showing the first {max_rows} rows; more with --max-rows N, "
-            f"or all with --format csv --out FILE[/dim]"
-        )
+        whole = "" if engine.distributed else ", or all with --format csv --out FILE"
+        out.print(f"[dim]showing the first {max_rows} rows; more with --max-rows N{whole}{on}[/dim]")
     else:
-        out.print(f"[dim]{len(rows)} row{'s' if len(rows) != 1 else ''}[/dim]")
+        out.print(f"[dim]{len(rows)} row{'s' if len(rows) != 1 else ''}{on}[/dim]")
 
 
 def tables(fmt: FormatOption = TableFormat.table, workspace: WorkspaceOption = None) -> None:

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from brickyard.cli.options import FormatOption, WorkspaceOption, open_workspace
 from brickyard.cli.render import TableFormat, console, emit, key_values
+from brickyard.engines.registry import engine_names
 from brickyard.errors import BrickyardError
 
 if TYPE_CHECKING:
@@ -34,9 +35,8 @@ STATUS_STYLE = {
 }
 
 
-class EngineChoice(str, Enum):
-    duckdb = "duckdb"
-    spark = "spark"
+# the engines of brickyard.engines.registry, as the choices of --engine
+EngineChoice = Enum("EngineChoice", {name: name for name in engine_names()}, type=str)  # type: ignore[misc]
 
 
 class SchemaFormat(str, Enum):

@@ -23,34 +23,42 @@ CONFIG_FILE = "brickyard.yaml"
 M = TypeVar("M", bound=BaseModel)
 
 
-def load_config(path: Path) -> WorkspaceConfig:
-    """Load and validate a workspace config file.
+def load_config(path: Path, *, engines: Sequence[str] | None = None) -> WorkspaceConfig:
+    """Load and validate a workspace config file; `engines` are the engine names `engine:`
+    may take (`brickyard.engines.registry.engine_names()`; None: any name).
 
     Raises:
-        ConfigError: the file is missing, not YAML, has an unknown key, a wrong type, or
-            names a local lake folder that does not exist.
+        ConfigError: the file is missing, not YAML, has an unknown key, a wrong type, names
+            an unknown engine, or names a local lake folder that does not exist.
     """
     data, lines = load_yaml_with_lines(read_text(path), str(path))
-    config = parse_model(WorkspaceConfig, data, lines, str(path))
+    context = {"engines": tuple(engines)} if engines is not None else None
+    config = parse_model(WorkspaceConfig, data, lines, str(path), context=context)
     _check_references(config, path, lines)
     return config
 
 
 def parse_model(
-    model: type[M], data: Any, lines: dict[Location, int], source: str, *, also_known: Sequence[str] = ()
+    model: type[M],
+    data: Any,
+    lines: dict[Location, int],
+    source: str,
+    *,
+    also_known: Sequence[str] = (),
+    context: dict[str, Any] | None = None,
 ) -> M:
     """Validate `data` as `model`, turning the first problem into a located ConfigError.
 
     `also_known`: keys valid beside the model's own fields at the top level (they belong to
     another model, e.g. a task's common keys beside its kind's options), offered by the
-    hint for an unknown key.
+    hint for an unknown key. `context` is pydantic's validation context (see `load_config`).
     """
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping of keys to values", file=source, line=1)
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise _located(exc, model, lines, source, also_known) from None
 

@@ -12,8 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from brickyard.config.secrets import is_reference, looks_secret
 
-EngineName = Literal["duckdb", "spark"]
-
 
 class Strict(BaseModel):
     """Base for config models: unknown keys are rejected."""
@@ -138,7 +136,7 @@ class WorkspaceConfig(Strict):
 
     name: str = "brickyard"
     lake: LakeConfig = Field(default_factory=LakeConfig)
-    engine: EngineName = "duckdb"
+    engine: str = "duckdb"  # a name in brickyard.engines.registry (checked by load_config)
     duckdb: DuckDBConfig = Field(default_factory=DuckDBConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
@@ -146,3 +144,11 @@ class WorkspaceConfig(Strict):
     databases: dict[str, DatabaseConfig] = Field(default_factory=_default_databases)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, name: str, info: ValidationInfo) -> str:
+        known = (info.context or {}).get("engines")
+        if known is not None and name not in known:
+            raise ValueError(f"unknown engine {name!r}; engines: {', '.join(known)}")
+        return name

@@ -57,8 +57,8 @@ def spark_source(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None
 
 
 def _query(ws: Workspace, spark: SparkSession, query: str, pinned: dict[str, int]) -> tuple[DataFrame, dict[str, int], str]:
+    from brickyard.engines.spark.engine import run_statement
     from brickyard.engines.spark_delta import read_table
-    from brickyard.engines.spark_engine import run_statement
     from brickyard.engines.spark_sql import translate_all
 
     engine = ws.spark
@@ -90,7 +90,7 @@ def load_spark(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None =
     Raises:
         SparkUnavailableError, TableNotFoundError, LakeError, SqlError.
     """
-    from brickyard.engines.spark_engine import translate_errors
+    from brickyard.engines.spark.engine import translate_errors
 
     pinned = dict(pinned or {})
     if spec.table is None:

@@ -253,7 +253,7 @@ def _check_rows(base: DataFrame, features: list[str], k: int | KRange, where: st
     cache); raises on all-null features and too few rows."""
     from pyspark.sql import functions as F
 
-    from brickyard.engines.spark_engine import translate_errors
+    from brickyard.engines.spark.engine import translate_errors
 
     with translate_errors(f"reading {where}"):
         counts = base.agg(F.count(F.lit(1)).alias("__rows"), *[F.count(F.col(f"`{c}`")).alias(f"__n{i}") for i, c in enumerate(features)]).first()
@@ -334,7 +334,7 @@ def _fit(base: DataFrame, features: list[str], k: int | KRange, params: dict[str
     except BrickyardError:
         raise
     except Exception as exc:
-        from brickyard.engines.spark_engine import one_line
+        from brickyard.engines.spark.engine import one_line
 
         raise ModelError(
             f"kmeans failed to fit on Spark: {one_line(str(exc))}",

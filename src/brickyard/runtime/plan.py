@@ -7,12 +7,11 @@ from typing import Any
 
 from brickyard.core.files import PipelineFile
 from brickyard.core.pipeline import PipelineSpec, TaskSpec
+from brickyard.engines.registry import engine_class, engine_names
 from brickyard.errors import ConfigError
 from brickyard.tasks.base import TaskKind
 from brickyard.tasks.registry import UnknownTaskKindError, get_kind
 from brickyard.workspace import Workspace
-
-ENGINES = ("duckdb", "spark")
 
 
 class EngineNotAvailableError(ConfigError):
@@ -69,9 +68,11 @@ def make_plan(ws: Workspace, name: str, engine: str | None = None) -> Plan:
     chosen = resolve_engine(engine or file.spec.engine or ws.config.engine)
     for planned in tasks:
         task_engine = resolve_engine(planned.spec.engine or chosen)
-        if task_engine not in planned.kind.engines:
+        missing = planned.kind.missing(engine_class(task_engine))
+        if missing:
             raise EngineNotAvailableError(
-                f"task {planned.spec.name!r} (kind {planned.kind.name}) cannot run on engine {task_engine!r}",
+                f"task {planned.spec.name!r} (kind {planned.kind.name}) cannot run on engine {task_engine!r}: "
+                f"it needs {', '.join(missing)}, which that engine lacks",
                 file=str(file.path),
                 line=file.task_line(planned.spec.name, "kind"),
                 hint=f"kind {planned.kind.name} runs on: {', '.join(planned.kind.engines)}; "
@@ -86,6 +87,6 @@ def resolve_engine(engine: str) -> str:
     Raises:
         EngineNotAvailableError: an unknown engine.
     """
-    if engine not in ENGINES:
-        raise EngineNotAvailableError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(ENGINES)}")
+    if engine not in engine_names():
+        raise EngineNotAvailableError(f"unknown engine {engine!r}", hint=f"engines: {', '.join(engine_names())}")
     return engine

@@ -274,7 +274,7 @@ class PipelineRunner:
         logger.info("== attempt %d of %d: task %s (kind %s), run %s", number, total, task.spec.name, task.spec.kind, run_id)
         context = TaskContext(
             self.ws, plan.spec, task.spec, run_id, number, full_refresh, logger,
-            engine_name=resolve_engine(task.spec.engine or plan.engine),
+            engine=self.ws.engine_named(resolve_engine(task.spec.engine or plan.engine)),
         )
         try:
             outcome = run_attempt(task.kind, task.options, context, task.spec.timeout_seconds)

@@ -37,9 +37,9 @@ from brickyard.config.yaml_lines import Location, line_of, load_yaml_with_lines,
 from brickyard.core.contract import TYPE_ALIASES, Contract
 from brickyard.core.files import TASK_KEYS, PipelineFile, load_pipeline
 from brickyard.core.pipeline import PipelineSpec
+from brickyard.engines.registry import engine_class, engine_names
 from brickyard.errors import BrickyardError, ConfigError, suggest
 from brickyard.lake import TableName
-from brickyard.runtime.plan import ENGINES
 from brickyard.runtime.schema_problems import located_errors, schema_problems
 from brickyard.tasks.base import CheckContext, TaskKind, Writer
 from brickyard.tasks.registry import get_kind
@@ -97,17 +97,18 @@ def validate_workspace(ws: Workspace) -> list[Problem]:
             spec = file.spec.tasks[task.index]
             line = line_of(file.lines, ("tasks", task.index))
             engine = spec.engine or file.spec.engine or ws.config.engine
-            if engine not in ENGINES:
-                problems.append(Problem(_relative(ws, file.path), line, f"task {spec.name!r}: unknown engine {engine!r} (engines: {', '.join(ENGINES)})"))
+            if engine not in engine_names():
+                problems.append(Problem(_relative(ws, file.path), line, f"task {spec.name!r}: unknown engine {engine!r} (engines: {', '.join(engine_names())})"))
                 continue
-            if engine not in task.kind.engines:
+            missing = task.kind.missing(engine_class(engine))
+            if missing:
                 problems.append(Problem(
                     _relative(ws, file.path), line,
-                    f"task {spec.name!r}: kind {task.kind.name} cannot run on engine {engine!r} "
-                    f"(it runs on: {', '.join(task.kind.engines)})",
+                    f"task {spec.name!r}: kind {task.kind.name} cannot run on engine {engine!r}: it needs "
+                    f"{', '.join(missing)} (it runs on: {', '.join(task.kind.engines)})",
                 ))
                 continue
-            context = CheckContext(ws, file.spec, produced, engine=engine, writers=writers, task=spec)
+            context = CheckContext(ws, file.spec, produced, engine=ws.engine_named(engine), writers=writers, task=spec)
             for message in _check(task, context):
                 at = line_of(file.lines, ("tasks", task.index, *getattr(message, "at", ())))
                 problems.append(Problem(_relative(ws, file.path), at, f"task {spec.name!r}: {message}"))
@@ -288,10 +289,6 @@ def _unknown_column(column: str, names: list[str], what: str) -> str:
 
 def _type_error(type_text: str) -> str | None:
     """None if DuckDB understands the type, else its complaint."""
-    import duckdb
+    from brickyard.engines.duckdb.engine import type_problem
 
-    try:
-        duckdb.connect().execute(f"SELECT CAST(NULL AS {type_text})")
-    except duckdb.Error as exc:
-        return f"unknown type {type_text!r} ({str(exc).splitlines()[0]})"
-    return None
+    return type_problem(type_text)

@@ -3,6 +3,10 @@
 A kind is a class with a `name`, an `Options` pydantic model for its own YAML fields, a
 `check` that finds problems without running (for `brickyard validate`) and a `run`.
 Adding a kind is one module and one line in `brickyard.tasks.registry.BUILTIN_KINDS`.
+
+A kind names the engine capabilities it needs (`needs`, flags of
+`brickyard.engines.base.Engine`); it runs on every engine that has them, and a task gets
+its engine as `TaskContext.engine`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from brickyard.core.pipeline import PipelineSpec, TaskSpec
-    from brickyard.engines import DuckDBEngine, SparkEngine
+    from brickyard.engines import SparkEngine
+    from brickyard.engines.base import Engine
     from brickyard.lake import Lake
     from brickyard.workspace import Workspace
 
@@ -87,15 +92,26 @@ class TaskContext:
     full_refresh: bool
     log: logging.Logger
     metrics: TaskMetrics = field(default_factory=TaskMetrics)
-    engine_name: str = "duckdb"
+    # The engine the task runs on; an engine's name is looked up in the workspace, and
+    # none is the default engine (DuckDB).
+    engine: Engine = field(default=None)  # type: ignore[assignment]
     # PII columns the task's data holds (from its contract): the runner withholds the
     # values an engine's error may quote before the error reaches a log or the state DB.
     pii_columns: set[str] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        self.engine = _engine_of(self.workspace, self.engine)
+
+    @property
+    def engine_name(self) -> str:
+        """The name of the task's engine (`duckdb`, `spark`)."""
+        return self.engine.name
+
     @property
     def on_spark(self) -> bool:
-        """True when the task runs on the Spark engine."""
-        return self.engine_name == "spark"
+        """True when the task runs on the Spark engine (for `python` tasks' functions, which
+        use `spark` then; the built-in kinds ask the engine's capability flags instead)."""
+        return self.engine.name == "spark"
 
     @property
     def spark(self) -> SparkEngine:
@@ -104,10 +120,6 @@ class TaskContext:
     @property
     def lake(self) -> Lake:
         return self.workspace.lake
-
-    @property
-    def engine(self) -> DuckDBEngine:
-        return self.workspace.engine
 
     def record_read(self, table: str, version: int) -> None:
         """Note that the task read `table` at `version` (lineage)."""
@@ -163,9 +175,14 @@ class CheckContext:
     workspace: Workspace
     pipeline: PipelineSpec
     produced_tables: frozenset[str]
-    engine: str = "duckdb"  # the engine the task will run on (its SQL must translate for spark)
+    # the engine the task will run on (its SQL must translate for spark); a name is looked
+    # up in the workspace, none is the default engine
+    engine: Engine = field(default=None)  # type: ignore[assignment]
     writers: Mapping[str, Sequence[Writer]] = field(default_factory=dict)  # table -> the tasks writing it
     task: TaskSpec | None = None  # the task being checked
+
+    def __post_init__(self) -> None:
+        self.engine = _engine_of(self.workspace, self.engine)
 
     def table_columns(self, table: str) -> list[str] | None:
         """The columns `table` has when the task runs, or None when that cannot be known
@@ -193,12 +210,35 @@ class CheckContext:
             return None
 
 
+def _engine_of(workspace: Workspace, engine: Engine | str | None) -> Engine:
+    """The engine a context holds: `engine` itself, or the workspace's engine of that name
+    (None: the default engine)."""
+    from brickyard.engines.registry import DEFAULT_ENGINE
+
+    if engine is None or isinstance(engine, str):
+        return workspace.engine_named(engine or DEFAULT_ENGINE)
+    return engine
+
+
 class TaskKind(ABC):
     """Base class of task kinds."""
 
     name: ClassVar[str]
     Options: ClassVar[type[TaskOptions]]
-    engines: ClassVar[tuple[str, ...]] = ("duckdb",)  # the engines `run` works on
+    # The engine capabilities `run` needs (flags of brickyard.engines.base.Engine). A kind
+    # that says nothing runs its work in this process, so only on a local engine.
+    needs: ClassVar[frozenset[str]] = frozenset({"streams_locally"})
+
+    def missing(self, engine: type[Engine] | Engine) -> list[str]:
+        """The capabilities this kind needs that `engine` lacks (empty: it runs there)."""
+        return sorted(self.needs - engine.capabilities())
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """The names of the engines this kind runs on (see `needs`)."""
+        from brickyard.engines.registry import engine_class, engine_names
+
+        return tuple(name for name in engine_names() if not self.missing(engine_class(name)))
 
     def check(self, options: Any, context: CheckContext) -> list[str]:
         """Problems found without running (missing files, tables, SQL errors). Default: none.

@@ -17,6 +17,8 @@ artifact paths.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from brickyard.errors import ConfigError
 from brickyard.ml.spec import EvaluateSpec, upstream_model_name
 from brickyard.tasks.base import TaskContext, TaskKind, TaskOptions
@@ -43,7 +45,7 @@ class EvaluateTask(TaskKind):
     """Scores a model version on its held-out rows and logs metrics and plots to its run."""
 
     name = "evaluate"
-    engines = ("duckdb", "spark")  # engine-agnostic: no table scans of its own
+    needs: ClassVar[frozenset[str]] = frozenset()  # engine-agnostic: no table scans of its own
     Options = EvaluateOptions
 
     def run(self, options: EvaluateOptions, context: TaskContext) -> None:

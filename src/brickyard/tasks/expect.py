@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import duckdb
 from pydantic import field_validator
 
 from brickyard.core.contract import Contract, Expectation
-from brickyard.engines.duckdb_engine import one_line
+from brickyard.engines.duckdb.engine import one_line
 from brickyard.errors import BrickyardError, LakeError, SqlError
 from brickyard.lake.names import TableName
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
@@ -100,7 +100,7 @@ class ExpectTask(TaskKind):
 
     name = "expect"
     Options = ExpectOptions
-    engines = ("duckdb", "spark")
+    needs: ClassVar[frozenset[str]] = frozenset()  # runs on every engine
 
     def writes(self, options: ExpectOptions) -> list[str]:
         # The checked table is rewritten on `drop`, but it is not produced here: listing it
@@ -116,11 +116,8 @@ class ExpectTask(TaskKind):
         if not rules:
             return [f"no expectations for {options.table}: add expectations: or a contract with some"]
         problems = explain_problems(context, f"SELECT * FROM {options.table}", options.table, rules)
-        if context.engine == "spark":
-            from brickyard.tasks.sql_spark import spark_problems
-
-            source = checked_query(f"SELECT * FROM {options.table}", rules)
-            problems += spark_problems(source, f"expectations on {options.table}")
+        source = checked_query(f"SELECT * FROM {options.table}", rules)
+        problems += context.engine.sql_problems(source, f"expectations on {options.table}")
         return problems
 
     def run(self, options: ExpectOptions, context: TaskContext) -> None:
@@ -133,7 +130,7 @@ class ExpectTask(TaskKind):
             log.warning("%s: no expectations to check", table)
             return
         check: _DuckDBCheck | SparkCheck
-        if context.on_spark:
+        if context.engine.distributed:
             from brickyard.tasks.expect_spark import SparkCheck
 
             check = SparkCheck(context.spark, lake, table, lake.version(table), rules)

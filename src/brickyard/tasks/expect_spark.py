@@ -21,7 +21,7 @@ from brickyard.tasks.sql_spark import SparkQuery, text_quarantine
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from brickyard.engines.spark_engine import SparkEngine
+    from brickyard.engines.spark.engine import SparkEngine
     from brickyard.lake import Lake
 
 
@@ -42,7 +42,7 @@ class SparkCheck:
         """The number of rows, and per rule the number that break it."""
         from pyspark.sql import functions as F
 
-        from brickyard.engines.spark_engine import translate_errors
+        from brickyard.engines.spark.engine import translate_errors
 
         sums = [F.sum(F.col(FLAG.format(i)).cast("long")).alias(f"r{i}") for i in range(len(self.rules))]
         with translate_errors(f"expectations on {self.table}"):

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from brickyard.core.contract import Contract
-from brickyard.engines.duckdb_engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
+from brickyard.engines.duckdb.engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
 from brickyard.errors import BrickyardError, suggest
 from brickyard.lake.names import TableName
 from brickyard.tasks.base import CheckContext

@@ -53,7 +53,7 @@ it), `staging_notes` (the batch was staged afresh).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -126,7 +126,7 @@ class ExportTask(TaskKind):
 
     name = "export"
     Options = ExportOptions
-    engines = ("duckdb", "spark")  # engine-independent: see the module docstring
+    needs: ClassVar[frozenset[str]] = frozenset()  # engine-independent: see the module docstring
 
     def check(self, options: ExportOptions, context: CheckContext) -> list[str]:
         problems = []

@@ -110,14 +110,14 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import duckdb
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from brickyard.core.contract import Contract
-from brickyard.engines.duckdb_engine import one_line
+from brickyard.engines.duckdb.engine import one_line
 from brickyard.errors import CommitConflictError, ConfigError, DataFileNotFoundError, LakeError
 from brickyard.lake.names import TableName
 from brickyard.tasks import pii
@@ -247,7 +247,7 @@ class IngestTask(TaskKind):
 
     name = "ingest"
     Options = IngestOptions
-    engines = ("duckdb", "spark")
+    needs: ClassVar[frozenset[str]] = frozenset()  # runs on every engine
 
     def writes(self, options: IngestOptions) -> list[str]:
         return [options.target, quarantine_name(options.target)]
@@ -534,7 +534,7 @@ class _IngestJob:
         metadata = {INGEST_KEY: record.to_json()}
         if full_refresh:
             metadata.update(refresh_metadata(run_id))
-        if self.context.on_spark:
+        if self.context.engine.distributed:
             outcome = self._load_spark(
                 batch, files, uris, columns_by_file, sources, planned, row_rules, unique_rules,
                 modes, metadata, loaded_at,

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from brickyard.engines.csv_errors import SNIFFED_RECORDS, CsvProblem, csv_problem, locate
-from brickyard.engines.duckdb_engine import one_line
+from brickyard.engines.duckdb.engine import one_line
 from brickyard.errors import BrickyardError
 from brickyard.tasks import pii
 from brickyard.tasks.sources import Format, ReaderOptions, dialect, null_arguments

@@ -49,7 +49,7 @@ from brickyard.tasks.spark_quality import CheckedWrite, write_checked
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from brickyard.engines.spark_engine import SparkEngine
+    from brickyard.engines.spark.engine import SparkEngine
     from brickyard.lake import Lake, WriteMode
 
 ROW_ID = "__by_row_id"  # Spark's row id (CSV) or the 1-based row number (Parquet)

@@ -18,7 +18,7 @@ runs from the CLI (`brickyard gate`, `brickyard models promote`); see `brickyard
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from brickyard.ml.errors import GateRuleError, ModelError
 from brickyard.ml.spec import PromoteSpec, TrainSpec, train_model_name, upstream_model_name
@@ -56,7 +56,7 @@ class PromoteTask(TaskKind):
     """Checks the gate rules; moves the `champion` / `challenger` aliases."""
 
     name = "promote"
-    engines = ("duckdb", "spark")  # engine-agnostic: no table scans of its own
+    needs: ClassVar[frozenset[str]] = frozenset()  # engine-agnostic: no table scans of its own
     Options = PromoteOptions
 
     def check(self, options: PromoteOptions, context: CheckContext) -> list[str]:

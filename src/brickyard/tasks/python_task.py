@@ -19,7 +19,7 @@ import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -93,7 +93,7 @@ class PythonTask(TaskKind):
     """Calls `function(context, **args)`."""
 
     name = "python"
-    engines = ("duckdb", "spark")  # the function sees context.on_spark and context.spark
+    needs: ClassVar[frozenset[str]] = frozenset()  # any engine: the function sees context.engine (and context.spark)
     Options = PythonOptions
 
     def check(self, options: PythonOptions, context: CheckContext) -> list[str]:

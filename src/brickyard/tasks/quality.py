@@ -43,7 +43,7 @@ from brickyard.tasks.pii import WITHHELD
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from brickyard.engines.duckdb_engine import DuckDBEngine
+    from brickyard.engines.duckdb.engine import DuckDBEngine
     from brickyard.lake import IfCommitted, Lake
 
 QUARANTINE_SUFFIX = "__quarantine"
@@ -138,7 +138,7 @@ def task_engine(workspace: Any) -> DuckDBEngine:
     no progress bar on the terminal (the engine itself turns DuckDB 2.0's `type_pushdown`
     off, which breaks TRY_CAST over read_csv text columns).
     """
-    from brickyard.engines.duckdb_engine import DuckDBEngine
+    from brickyard.engines.duckdb.engine import DuckDBEngine
 
     engine = DuckDBEngine(workspace.lake, workspace.config.duckdb)
     engine.connection.execute("SET enable_progress_bar = false")

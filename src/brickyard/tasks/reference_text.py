@@ -9,6 +9,10 @@ field has a description here (or in its model) and that every example is valid.
 
 from __future__ import annotations
 
+from brickyard.engines.registry import engine_names
+
+_ENGINES = " or ".join(f"`{name}`" for name in engine_names())  # `duckdb` or `spark`
+
 PIPELINE_INTRO = """\
 A pipeline is a YAML file `pipelines/NAME.yaml` in the workspace: a list of tasks, each of
 a kind below, that run in the order their `depends_on` gives. `brickyard run NAME` runs it,
@@ -175,7 +179,7 @@ DESCRIPTIONS: dict[str, str] = {
     "pipeline.schedule": "A cron expression (`0 6 * * *`): `brickyard server` starts a run at those times.",
     "pipeline.trigger": "Start a run when new files land under a lake path (`brickyard server` watches it).",
     "pipeline.max_active_runs": "At most this many runs of the pipeline at once; later ones wait, queued.",
-    "pipeline.engine": "`duckdb` or `spark`: the engine of every task (default: `engine:` of brickyard.yaml).",
+    "pipeline.engine": f"{_ENGINES}: the engine of every task (default: `engine:` of brickyard.yaml).",
     "pipeline.tasks": "The tasks, each of a kind below.",
     "FileArrival.file_arrival": "The lake path (a folder or a glob) to watch, such as `raw/taxi/`.",
     "FileArrival.poll_seconds": "How often to look for new files.",
@@ -186,7 +190,7 @@ DESCRIPTIONS: dict[str, str] = {
     "task.depends_on": "Tasks that must succeed first; a failed one skips this task.",
     "task.retries": "Retries of a failed attempt, with exponential backoff.",
     "task.timeout_seconds": "Fail an attempt that runs longer (then retry, if retries are left).",
-    "task.engine": "`duckdb` or `spark` for this task alone (default: the pipeline's).",
+    "task.engine": f"{_ENGINES} for this task alone (default: the pipeline's).",
     "RetryPolicy.count": "How many times a failed attempt is tried again.",
     "RetryPolicy.backoff_seconds": "Wait before the first retry; it doubles for each next one.",
     "RetryPolicy.max_backoff_seconds": "The longest wait between two attempts.",

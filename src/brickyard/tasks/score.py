@@ -43,7 +43,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -128,7 +128,7 @@ class ScoreTask(TaskKind):
 
     name = "score"
     Options = ScoreOptions
-    engines = ("duckdb", "spark")
+    needs: ClassVar[frozenset[str]] = frozenset()  # runs on every engine
 
     def check(self, options: ScoreOptions, context: CheckContext) -> list[str]:
         source = options.source
@@ -151,13 +151,13 @@ class ScoreTask(TaskKind):
         if lake.exists(options.target) and lake.delta(options.target).transaction_version(app_id) is not None:
             self._already_done(options, context)
             return
-        if context.on_spark:
+        if context.engine.distributed:
             context.spark.spark  # noqa: B018 - SparkUnavailableError before the model is loaded
         model = load_model(context.workspace, options.model, positive_class=options.positive_class)
         if options.features:
             model.features = list(options.features)
         context.log.info("scoring %s with %s version %s", options.source.describe(), model.name, model.version)
-        if context.on_spark:
+        if context.engine.distributed:
             self._run_spark(options, context, model, app_id)
             return
         probability = self._probability(options, context, model)

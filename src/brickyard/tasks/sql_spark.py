@@ -20,13 +20,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from brickyard.engines.spark.engine import SparkEngine, run_statement
+from brickyard.engines.spark.text import arrow_text
 from brickyard.engines.spark_delta import read_table
-from brickyard.engines.spark_engine import SparkEngine, run_statement
 from brickyard.engines.spark_sql import SparkStatement, translate
-from brickyard.errors import CommitConflictError, SqlError, TableNotFoundError
+from brickyard.errors import CommitConflictError, TableNotFoundError
 from brickyard.tasks.quality import FLAG, LOADED_AT_COLUMN, REASON, RUN_ID_COLUMN, Rule
 from brickyard.tasks.spark_quality import CheckedWrite, quarantine_rows, write_checked
-from brickyard.tasks.spark_text import arrow_text
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -94,15 +94,6 @@ class SparkQuery:
     def frame(self) -> DataFrame:
         """The query's rows (lazy). Raises SqlError on an analysis error."""
         return run_statement(self.engine.spark, self.statement, self.where)
-
-
-def spark_problems(text: str, where: str) -> list[str]:
-    """Why `text` (DuckDB SQL) cannot run on Spark, for `check`: empty when it translates."""
-    try:
-        translate(text, where=where)
-    except SqlError as exc:
-        return [str(exc)]
-    return []
 
 
 def text_quarantine(frame: DataFrame, *, run_id: str, loaded_at: datetime) -> DataFrame:

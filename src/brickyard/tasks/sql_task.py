@@ -61,13 +61,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 import duckdb
 from pydantic import field_validator, model_validator
 
 from brickyard.core.contract import Contract, Expectation
-from brickyard.engines.duckdb_engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
+from brickyard.engines.duckdb.engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
 from brickyard.errors import BrickyardError, CommitConflictError, ConfigError, LakeError, SqlError
 from brickyard.lake.names import TableName
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
@@ -273,7 +273,7 @@ class SqlTask(TaskKind):
 
     name = "sql"
     Options = SqlOptions
-    engines = ("duckdb", "spark")
+    needs: ClassVar[frozenset[str]] = frozenset()  # runs on every engine
 
     def writes(self, options: SqlOptions) -> list[str]:
         return [options.target, quarantine_name(options.target)]
@@ -303,10 +303,7 @@ class SqlTask(TaskKind):
             rules,
             required=[*options.keys, *options.partition_by],
         )
-        if context.engine == "spark":
-            from brickyard.tasks.sql_spark import spark_problems
-
-            problems += spark_problems(checked_query(text, rules) if rules else text, where)
+        problems += context.engine.sql_problems(checked_query(text, rules) if rules else text, where)
         return problems
 
 
@@ -321,7 +318,7 @@ class _SqlJob:
         self.target = options.target
         self.task_id = f"{context.pipeline.name}.{context.task.name}"
         self.app = f"brickyard.sql:{self.task_id}"
-        self.engine: DuckDBEngine | None = None if context.on_spark else task_engine(context.workspace)
+        self.engine: DuckDBEngine | None = None if context.engine.distributed else task_engine(context.workspace)
         self.contract: Contract | None = (
             context.workspace.contract(options.contract) if options.contract else None
         )
@@ -459,7 +456,7 @@ class _SqlJob:
         if rules:
             context.record_quarantine(quarantine_name(self.target), 0)
         at = plan.sources or None
-        if context.on_spark:
+        if context.engine.distributed:
             from brickyard.tasks.sql_spark import SparkQuery
 
             spark_query = SparkQuery.translate(
@@ -495,7 +492,7 @@ class _SqlJob:
         if plan.refresh is not None:
             metadata.update(refresh_metadata(plan.refresh))
         write = _Write(plan.batch, mode, quarantine_mode, quarantine_done, metadata)
-        if context.on_spark:
+        if context.engine.distributed:
             written = self._write_spark(spark_query.frame(), rules, where, write)
         else:
             query = checked_query(prepared, rules) if rules else prepared

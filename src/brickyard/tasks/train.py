@@ -27,6 +27,8 @@ so the same table gives the same model on both engines (`brickyard.ml.spark_data
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from brickyard.errors import BrickyardError
 from brickyard.ml.spec import Problem, TrainSpec
 from brickyard.ml.tracking import TAG_PIPELINE, TAG_RUN_ID, TAG_TASK
@@ -42,7 +44,7 @@ class TrainTask(TaskKind):
 
     name = "train"
     Options = TrainOptions
-    engines = ("duckdb", "spark")
+    needs: ClassVar[frozenset[str]] = frozenset()  # runs on every engine
 
     def check(self, options: TrainOptions, context: CheckContext) -> list[str]:
         """The table, the estimator and its params, and the columns the task names."""
@@ -65,8 +67,8 @@ class TrainTask(TaskKind):
                 _, params = kmeans_k(options)
             except BrickyardError as exc:
                 return [*found, CheckProblem(str(exc), "params")]
-            if context.engine == "spark":
-                return found  # MLlib's KMeans, with Spark's parameter names
+            if context.engine.distributed:
+                return found  # the engine's own KMeans (MLlib), with its parameter names
             problem: Problem | None = "clustering"
         else:
             params, problem = dict(options.params), options.problem
@@ -79,7 +81,7 @@ class TrainTask(TaskKind):
     def run(self, options: TrainOptions, context: TaskContext) -> None:
         model_name = options.model_name or context.pipeline.name
         tags = {TAG_RUN_ID: context.run_id, TAG_PIPELINE: context.pipeline.name, TAG_TASK: context.task.name}
-        if context.on_spark and options.estimator == "kmeans":
+        if context.engine.distributed and options.estimator == "kmeans":
             self._run_spark_kmeans(options, context, model_name, tags)
             return
         from brickyard.ml.training import train

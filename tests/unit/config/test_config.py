@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from brickyard.config import load_config, mask, resolve
+from brickyard.engines.registry import engine_names
 from brickyard.errors import ConfigError
 
 
@@ -72,7 +73,9 @@ def test_wrong_type_names_line_and_field(tmp_path: Path) -> None:
 
 def test_unknown_engine_names_allowed_values(tmp_path: Path) -> None:
     path = write_config(tmp_path, "engine: postgres\n")
-    error = config_error(path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, engines=engine_names())
+    error = caught.value
     assert error.line == 1
     assert error.field == "engine"
     assert "duckdb" in str(error) and "spark" in str(error)
@@ -170,3 +173,13 @@ def test_mask_hides_env_references() -> None:
 def test_mask_leaves_urls_without_password_alone() -> None:
     assert mask("sqlite:///tmp/x.db") == "sqlite:///tmp/x.db"
     assert mask("postgresql://app@db/app") == "postgresql://app@db/app"
+
+
+def test_a_workspace_refuses_an_engine_the_registry_does_not_name(tmp_path: Path) -> None:
+    from brickyard import Workspace
+
+    write_config(tmp_path, "engine: sparc\n")
+    with pytest.raises(ConfigError) as caught:
+        Workspace.open(tmp_path)
+    assert caught.value.line == 1 and caught.value.field == "engine"
+    assert "'sparc'" in str(caught.value) and "duckdb, spark" in str(caught.value)

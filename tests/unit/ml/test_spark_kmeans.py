@@ -33,7 +33,7 @@ DATA = Path(__file__).resolve().parents[3] / "src" / "brickyard" / "demo" / "dat
 def run(ws: Workspace, task: dict[str, Any], engine: str, run_id: str = "20260101-000000-spark") -> TaskContext:
     spec = PipelineSpec.model_validate({"name": "segments", "tasks": [task]})
     kind = get_kind(task["kind"])
-    context = TaskContext(ws, spec, spec.tasks[0], run_id, 1, False, logging.getLogger("test.spark"), engine_name=engine)
+    context = TaskContext(ws, spec, spec.tasks[0], run_id, 1, False, logging.getLogger("test.spark"), engine=engine)
     kind.run(kind.Options.model_validate(spec.tasks[0].options), context)
     return context
 

@@ -207,7 +207,7 @@ def test_invalid_pipelines_and_engines_fail_before_any_run_is_recorded(ws: Works
         runner.run("cycle")
     with pytest.raises(ConfigError, match=r"typo.yaml:2: unknown task kind 'prob' \(hint: did you mean probe"):
         runner.run("typo")
-    with pytest.raises(EngineNotAvailableError, match=r"task 'a' \(kind probe\) cannot run on engine 'spark'"):
+    with pytest.raises(EngineNotAvailableError, match=r"task 'a' \(kind probe\) cannot run on engine 'spark': it needs streams_locally"):
         runner.run("ok", engine="spark")
     with pytest.raises(EngineNotAvailableError, match="unknown engine 'sparc'"):
         runner.run("ok", engine="sparc")

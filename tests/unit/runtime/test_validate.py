@@ -108,3 +108,11 @@ expectations:
 def test_problems_print_as_file_line_message() -> None:
     assert str(Problem("pipelines/a.yaml", 3, "boom")) == "pipelines/a.yaml:3: boom"
     assert str(Problem("pipelines/a.yaml", None, "boom")) == "pipelines/a.yaml: boom"
+
+
+def test_a_kind_on_an_engine_without_the_capabilities_it_needs_is_a_problem_at_its_task(ws: Workspace) -> None:
+    write_pipeline(ws, "local", "engine: spark\ntasks:\n  - {name: only_here, kind: probe}\n")
+    problems = validate_workspace(ws)
+    assert [(p.file, p.line) for p in problems] == [("pipelines/local.yaml", 3)]
+    assert "task 'only_here': kind probe cannot run on engine 'spark': it needs streams_locally" in problems[0].message
+    assert "(it runs on: duckdb)" in problems[0].message

@@ -94,7 +94,7 @@ class Twin:
             attempt=1,
             full_refresh=full_refresh,
             log=logging.getLogger(f"test.{engine}"),
-            engine_name=engine,
+            engine=engine,
         )
         kind.run(kind.Options.model_validate(spec.tasks[0].options), context)
         return context

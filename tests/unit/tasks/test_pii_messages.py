@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from brickyard.engines.duckdb_engine import one_line
+from brickyard.engines.duckdb.engine import one_line
 from brickyard.tasks.pii import WITHHELD_MESSAGE, withhold_values
 
 SECRET = "leak-me-4711@example.com"

@@ -220,7 +220,7 @@ def run_on_spark(ws: Workspace, task: dict[str, Any], run_id: str) -> TaskContex
     spec = PipelineSpec.model_validate({"name": "p", "tasks": [task]})
     kind = get_kind(spec.tasks[0].kind)
     context = TaskContext(ws, spec, spec.tasks[0], run_id, 1, False, logging.getLogger("test.spark"),
-                          engine_name="spark")
+                          engine="spark")
     kind.run(kind.Options.model_validate(spec.tasks[0].options), context)
     return context
 

@@ -44,7 +44,7 @@ def run(ws: Workspace, tasks: list[dict[str, Any]], name: str, engine: str, run_
     pipeline = PipelineSpec.model_validate({"name": "titanic", "tasks": tasks})
     task = pipeline.task(name)
     kind = get_kind(task.kind)
-    context = TaskContext(ws, pipeline, task, run_id, 1, False, logging.getLogger(f"test.{name}"), engine_name=engine)
+    context = TaskContext(ws, pipeline, task, run_id, 1, False, logging.getLogger(f"test.{name}"), engine=engine)
     kind.run(kind.Options.model_validate(task.options), context)
     return context
 
@@ -168,7 +168,7 @@ def test_without_java_the_spark_kinds_fail_clearly(sws: Workspace, tmp_path: Pat
         "spec = PipelineSpec.model_validate({'name': 'titanic', 'tasks': tasks})\n"
         "for task in spec.tasks:\n"
         "    kind = get_kind(task.kind)\n"
-        "    context = TaskContext(ws, spec, task, 'r', 1, False, logging.getLogger('t'), engine_name='spark')\n"
+        "    context = TaskContext(ws, spec, task, 'r', 1, False, logging.getLogger('t'), engine='spark')\n"
         "    try:\n"
         "        kind.run(kind.Options.model_validate(task.options), context)\n"
         "    except SparkUnavailableError as exc:\n"

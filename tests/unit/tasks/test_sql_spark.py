@@ -70,7 +70,7 @@ class House:
         context = TaskContext(
             workspace=self.ws, pipeline=spec, task=task, run_id=run_id or f"run-{next(_run_ids)}",
             attempt=1, full_refresh=full_refresh, log=logging.getLogger(f"test.{task.name}"),
-            engine_name=engine or self.engine,
+            engine=engine or self.engine,
         )
         kind.run(kind.Options.model_validate(task.options), context)
         return context

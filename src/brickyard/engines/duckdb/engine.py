@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from brickyard.config.models import DuckDBConfig
+from brickyard.engines.base import Engine, Preview
 from brickyard.engines.csv_errors import SNIFFED_RECORDS, Dialect, csv_problem, locate
 from brickyard.engines.sql_text import Snapshot, rewrite_raw_paths, rewrite_time_travel
 from brickyard.errors import (
@@ -36,6 +37,7 @@ from brickyard.lake.names import TableName
 if TYPE_CHECKING:
     from brickyard.lake.tables import Lake
 
+Relation = duckdb.DuckDBPyRelation  # a query's result, read as it is fetched
 BUILTIN_SCHEMAS = frozenset({"main", "temp", "information_schema", "pg_catalog", "system"})
 STREAMING_MEMORY_LIMIT = "256MB"
 COPY_OPTIONS = {
@@ -45,10 +47,11 @@ COPY_OPTIONS = {
 }
 
 
-class DuckDBEngine:
+class DuckDBEngine(Engine):
     """Runs SQL over the lake with an in-process DuckDB connection."""
 
     name = "duckdb"
+    streams_locally = True
 
     def __init__(self, lake: Lake, config: DuckDBConfig | None = None) -> None:
         self.lake = lake
@@ -128,6 +131,20 @@ class DuckDBEngine:
             for statement in statements[:-1]:
                 self.connection.execute(statement.query)
             return self.connection.sql(statements[-1].query)
+
+    def preview(self, query: str, limit: int) -> Preview | None:
+        """The first `limit` rows of the last statement of `query` (None for a statement
+        without rows)."""
+        relation = self.query(query)
+        if relation is None:
+            return None
+        with self.errors():  # rows are read as they are fetched
+            rows = relation.limit(limit).fetchall()
+        return Preview(list(relation.columns), [str(t) for t in relation.types], rows)
+
+    def export(self, query: str, target: str, fmt: str) -> None:
+        """`copy_to`: streamed into one file, or /dev/stdout."""
+        self.copy_to(query, target, fmt)
 
     def copy_to(self, query: str, target: str, fmt: str) -> None:
         """Stream the result of `query` into a file (or /dev/stdout) as csv, json or parquet.
@@ -337,3 +354,13 @@ def one_line(message: str) -> str:
 
 def _is_caret(line: str) -> bool:
     return bool(line.strip()) and set(line.strip()) == {"^"}
+
+
+def type_problem(type_text: str) -> str | None:
+    """None if DuckDB understands the SQL type `type_text` (a contract column's), else its
+    complaint."""
+    try:
+        duckdb.connect().execute(f"SELECT CAST(NULL AS {type_text})")
+    except duckdb.Error as exc:
+        return f"unknown type {type_text!r} ({str(exc).splitlines()[0]})"
+    return None

@@ -12,9 +12,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from brickyard.config.models import SparkConfig
+from brickyard.engines.base import Engine, Preview
 from brickyard.engines.spark_delta import read_table
 from brickyard.engines.spark_session import error_text, spark_session
-from brickyard.engines.spark_sql import RawScan, SparkStatement, translate_all
+from brickyard.engines.spark_sql import (
+    RawScan,
+    SparkStatement,
+    translate,
+    translate_all,
+)
 from brickyard.errors import BrickyardError, SqlError, TableNotFoundError
 
 if TYPE_CHECKING:
@@ -26,10 +32,12 @@ if TYPE_CHECKING:
 TRUE = {"true", "1", "yes"}
 
 
-class SparkEngine:
+class SparkEngine(Engine):
     """Runs SQL over the lake on a Spark session."""
 
     name = "spark"
+    distributed = True
+    translates_sql = True
 
     def __init__(self, lake: Lake, config: SparkConfig | None = None) -> None:
         self.lake = lake
@@ -91,6 +99,32 @@ class SparkEngine:
         """Collect a result to the driver as Arrow (only for results meant to be shown)."""
         with translate_errors("the query"):
             return (frame.limit(limit) if limit is not None else frame).toArrow()
+
+    @classmethod
+    def sql_problems(cls, text: str, where: str) -> list[str]:
+        """Why `text` (DuckDB SQL) cannot run on Spark: empty when it translates."""
+        try:
+            translate(text, where=where)
+        except SqlError as exc:
+            return [str(exc)]
+        return []
+
+    def preview(self, query: str, limit: int) -> Preview:
+        """The first `limit` rows of the query's result, collected to the driver."""
+        shown = self.to_arrow(self.dataframe(query), limit=limit)
+        rows = [tuple(row.values()) for row in shown.to_pylist()]
+        return Preview(shown.column_names, [str(t) for t in shown.schema.types], rows)
+
+    def export(self, query: str, target: str, fmt: str) -> None:
+        """The result written by Spark's executors into the folder `target` (part files;
+        csv with a header), replacing what the folder held."""
+        writer = self.dataframe(query).write.mode("overwrite")
+        if fmt == "csv":
+            writer.option("header", True).csv(target)
+        elif fmt == "json":
+            writer.json(target)
+        else:
+            writer.parquet(target)
 
 
 def run_statement(spark: SparkSession, statement: SparkStatement, where: str) -> DataFrame:

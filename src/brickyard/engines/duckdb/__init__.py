@@ -1,0 +1,1 @@
+"""The DuckDB engine (embedded, the default): `DuckDBEngine` in `engine`."""
