@@ -55,6 +55,7 @@ def serve(
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
+        # from None: the OSError's strerror is in the message (noise)
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="pick another --port") from None
     bound_port = sock.getsockname()[1]
     out = sys.stderr

@@ -53,6 +53,7 @@ class PipelineFile:
         except ConfigError as exc:
             field = f"tasks[{index}] ({task.name}).{exc.field}" if exc.field else f"tasks[{index}] ({task.name})"
             message = exc.message.split(": ", 2)[-1] if exc.field else exc.message
+            # from None: the same ConfigError, restated with the task's field (noise)
             raise ConfigError(message, file=str(self.path), line=exc.line, field=field, hint=exc.hint) from None
 
 

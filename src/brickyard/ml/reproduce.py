@@ -72,7 +72,7 @@ def find_train_runs(ws: Workspace, run_id: str) -> list[str]:
         try:
             client.get_run(run_id)
         except MlflowException:
-            raise ModelError(f"no MLflow run {run_id}", hint="list runs with `brickyard mlflow-ui`") from None
+            raise ModelError(f"no MLflow run {run_id}", hint="list runs with `brickyard mlflow-ui`") from exc
         return [run_id]
     experiments = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(

@@ -117,6 +117,7 @@ def _valid(parse: Any, text: str) -> None:
     try:
         parse(text)
     except BrickyardError as exc:
+        # from None: pydantic shows this ValueError's text, which is the cause's message (noise)
         raise ValueError(str(exc)) from None
 
 
@@ -186,6 +187,7 @@ class ScoreTask(TaskKind):
             )
         except BrickyardError:
             if isinstance(guard.error, BrickyardError):
+                # from None: the guard's own error, re-raised; the write failed because of it (noise)
                 raise guard.error from None
             if guard.error is not None:
                 from brickyard.ml.errors import ModelError
