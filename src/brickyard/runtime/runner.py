@@ -242,7 +242,6 @@ class PipelineRunner:
         numbers = itertools.count(1)
 
         def note_retry(retry: RetryCallState) -> None:
-            outcome: AttemptOutcome = retry.outcome.result()  # type: ignore[union-attr]
             delay = retry.next_action.sleep if retry.next_action else 0.0
             message = f"attempt {retry.attempt_number} failed with a transient error; retrying in {delay:g} s"
             logger.warning(message)

@@ -105,9 +105,9 @@ class ScoreOptions(TaskOptions):
 
     @model_validator(mode="after")
     def _names(self) -> ScoreOptions:
-        from brickyard.ml.scoring import ModelRef
+        from brickyard.ml.registry import ModelRef
 
-        _valid(ModelRef.parse, self.model)
+        _valid(lambda text: ModelRef.parse(text, bare=False), self.model)
         _valid(TableName.parse, self.target)
         return self
 

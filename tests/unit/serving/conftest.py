@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from serving_helpers import register_version
 from starlette.testclient import TestClient
+from titanic_example import RegisteredExample, register_titanic_example
 
 from brickyard import Workspace
 from brickyard.serving.app import create_app
-from brickyard.serving.example import RegisteredExample, register_titanic_example
 from brickyard.serving.service import ModelRef, ServingService
 
 

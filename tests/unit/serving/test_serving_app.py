@@ -11,9 +11,9 @@ import orjson
 import pytest
 from serving_helpers import COLUMNS, PASSENGER, register_scaled_fare, split_body, with_endpoints
 from starlette.testclient import TestClient
+from titanic_example import RegisteredExample
 
 from brickyard import Workspace
-from brickyard.serving.example import RegisteredExample
 
 Serve = Callable[..., TestClient]
 

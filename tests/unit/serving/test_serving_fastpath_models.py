@@ -18,10 +18,10 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pytest
+from titanic_example import CATEGORICAL, NUMERIC, titanic_frame
 
 from brickyard import Workspace
 from brickyard.ml.preprocess import fit_pipeline
-from brickyard.serving.example import CATEGORICAL, NUMERIC, titanic_frame
 from brickyard.serving.fastpath import compile_pipeline
 from brickyard.serving.registry import Registry
 from brickyard.serving.schema import ColumnSpec, InputSchema, parse_body

@@ -6,10 +6,10 @@ import json
 
 from serving_helpers import read_log, split_body, with_endpoints
 from starlette.testclient import TestClient
+from titanic_example import RegisteredExample
 
 from brickyard import Workspace
 from brickyard.serving.app import create_app
-from brickyard.serving.example import RegisteredExample
 from brickyard.serving.inference_log import InferenceLog
 from brickyard.serving.service import ModelRef, ServingService
 

@@ -13,11 +13,11 @@ from openapi_fuzz import NEGATIVE, POSITIVE, Outcome, fuzz, load, operations
 from schemathesis.python import asgi
 from serving_helpers import COLUMNS, with_endpoints
 from starlette.testclient import TestClient
+from titanic_example import RegisteredExample
 
 from brickyard import Workspace
 from brickyard.runtime.tokens import TokenStore
 from brickyard.serving.app import create_app
-from brickyard.serving.example import RegisteredExample
 from brickyard.serving.service import ModelRef, ServingService
 
 Serve = Callable[..., TestClient]

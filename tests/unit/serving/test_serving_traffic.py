@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from serving_helpers import PASSENGER, read_log, register_version, set_alias, split_body, with_endpoints
 from starlette.testclient import TestClient
+from titanic_example import RegisteredExample
 
 from brickyard import Workspace
 from brickyard.config.models import EndpointConfig
 from brickyard.serving.app import create_app
-from brickyard.serving.example import RegisteredExample
 from brickyard.serving.service import ModelRef, ServingService
 from brickyard.serving.traffic import CanaryPolicy, bucket
 

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 from serving_helpers import split_body
+from titanic_example import RegisteredExample
 
 from brickyard import Workspace
-from brickyard.serving.example import RegisteredExample
 from brickyard.serving.server import bind_socket
 
 pytestmark = pytest.mark.slow
