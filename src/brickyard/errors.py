@@ -70,6 +70,7 @@ class ConfigError(BrickyardError):
         where = ":".join(str(part) for part in (file, line) if part is not None)
         prefix = ": ".join(part for part in (where, field) if part)
         super().__init__(f"{prefix}: {message}" if prefix else message, hint=hint)
+        self.detail = message  # without the file, line and field
         self.file = file
         self.line = line
         self.field = field

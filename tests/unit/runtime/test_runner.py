@@ -259,3 +259,15 @@ tasks:
     ]
     clean_again = PipelineRunner(ws).run("clean")
     assert clean_again.quarantine[0].versions == (1,)  # this run's commit, this run's rows
+
+
+def test_an_invalid_task_names_its_file_once(ws: Workspace) -> None:
+    write_pipeline(ws, "sc", """
+tasks:
+  - {name: s, kind: score, model: titanic, source: {table: silver.x}, target: gold.y, keys: [x]}
+""")
+    with pytest.raises(ConfigError) as caught:
+        PipelineRunner(ws).run("sc")
+    message = str(caught.value)
+    assert message.count("sc.yaml") == 1
+    assert message.startswith(f"{ws.root / 'pipelines' / 'sc.yaml'}:3: tasks[0] (s): Value error, 'titanic' is not a model reference")
