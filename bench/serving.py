@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "tests"))  # titanic_example: the served model
 from common import REPO, VENV_BIN, facts_lines, load_average, machine_facts, table, today, verdict, versions  # noqa: E402
 
 WORK = REPO / ".bench" / "serving"
@@ -119,7 +120,7 @@ def prepare(workspace: Path) -> str:
     """A fresh workspace with the Titanic example as champion; returns a reader token."""
     from brickyard import Workspace
     from brickyard.runtime.tokens import TokenStore
-    from brickyard.serving.example import register_titanic_example
+    from titanic_example import register_titanic_example
 
     if workspace.exists():
         shutil.rmtree(workspace)
@@ -132,7 +133,7 @@ def prepare(workspace: Path) -> str:
 def write_bodies(folder: Path) -> dict[int, Path]:
     import pandas as pd
 
-    from brickyard.serving.example import FEATURES, titanic_frame
+    from titanic_example import FEATURES, titanic_frame
 
     bodies = {}
     one = {"dataframe_split": {"columns": COLUMNS, "data": [PASSENGER]}}

@@ -40,7 +40,7 @@ import numpy as np
 import pytest
 
 from brickyard import Workspace
-from brickyard.serving.example import register_titanic_example
+from titanic_example import register_titanic_example
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -215,7 +215,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
     import mlflow.pyfunc
     from mlflow.models import infer_signature
 
-    from brickyard.serving.example import FEATURES, titanic_frame
+    from titanic_example import FEATURES, titanic_frame
 
     ws = Workspace.init(tmp_path_factory.mktemp("parity") / "ws")
     register_titanic_example(ws)

@@ -17,7 +17,7 @@ import pytest
 from brickyard import Workspace
 from brickyard.runtime.tokens import TokenStore
 from brickyard.serving import demo_hint
-from brickyard.serving.example import register_titanic_example
+from titanic_example import register_titanic_example
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -142,7 +142,8 @@ def test_a_wrong_model_name_fails_fast_with_a_hint(workspace: Workspace) -> None
         [sys.executable, "-m", "brickyard.cli", "serve", "titanic@champoin", "--port", str(free_port())],
         cwd=workspace.root, env=env, capture_output=True, text=True, timeout=300,
     )
-    assert alias.returncode == 1 and "no alias 'champoin'" in alias.stderr and "champion" in alias.stderr
+    assert alias.returncode == 1 and "has no version or alias 'champoin'" in alias.stderr
+    assert "did you mean champion" in alias.stderr
 
 
 def test_demo_hint_serves_and_scores_one_passenger(workspace: Workspace, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import sys
 from datetime import datetime
 from enum import Enum
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich import box
@@ -27,7 +27,7 @@ from brickyard.errors import BrickyardError
 if TYPE_CHECKING:
     from brickyard.runtime.records import AttemptRecord, RunRecord
     from brickyard.runtime.report import RunReport
-    from brickyard.runtime.runner import RunEvent, TaskState
+    from brickyard.runtime.runner import RunEvent, RunResult, TaskState
 
 STATUS_STYLE = {
     "queued": "yellow", "pending": "dim", "running": "cyan", "succeeded": "green",
@@ -117,7 +117,18 @@ def run_pipeline(
         sys.stderr.flush()
         os._exit(0 if result.ok else 1)
     if not result.ok:
-        raise RunFailedError(result.error or result.status, hint=f"brickyard run-show {result.run_id}")
+        _raise_failed(result)
+
+
+def _raise_failed(result: RunResult) -> NoReturn:
+    """One `error:` line for a failed run: the task's error, its hint and run-show as one
+    hint; with `--debug`, the traceback of the task's error and its causes."""
+    message, hint = result.error or result.status, f"brickyard run-show {result.run_id}"
+    failed = result.failed_task
+    own = f" (hint: {failed.hint})" if failed is not None and failed.hint else ""
+    if own and message.endswith(own):
+        message, hint = message[: -len(own)], f"{failed.hint}; details: {hint}"  # type: ignore[union-attr]
+    raise RunFailedError(message, hint=hint) from (failed.exception if failed is not None else None)
 
 
 def runs(

@@ -42,9 +42,10 @@ def serve(
 
     Scoring needs `Authorization: Bearer <token>` (role reader or above: `brickyard tokens create --role reader`) unless --no-auth. Traffic policy (shadow, canary, rollout), the inference log and limits come from `endpoints:` in brickyard.yaml.
     """
+    from brickyard.ml.registry import ModelRef
     from brickyard.ml.tracking import relocate_artifacts
     from brickyard.serving.server import ServeSpec, bind_socket, run
-    from brickyard.serving.service import ModelRef, ServingService
+    from brickyard.serving.service import ServingService
 
     ws = open_workspace(workspace)
     refs = [ModelRef.parse(text) for text in models]
@@ -54,6 +55,7 @@ def serve(
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
+        # from None: the OSError's strerror is in the message (noise)
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="pick another --port") from None
     bound_port = sock.getsockname()[1]
     out = sys.stderr

@@ -158,6 +158,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind(address)
         sock.listen(2048)
     except OSError as exc:
+        # from None: the OSError's strerror is in the message (noise)
         raise BrickyardError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}",
             hint="pick another --port (another server may be running there)",

@@ -60,6 +60,7 @@ def parse_model(
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
+        # from None: pydantic's ValidationError is restated whole, with file and line (noise)
         raise _located(exc, model, lines, source, also_known) from None
 
 

@@ -52,8 +52,8 @@ class PipelineFile:
             return parse_model(model, task.options, shifted, str(self.path), also_known=TASK_KEYS)
         except ConfigError as exc:
             field = f"tasks[{index}] ({task.name}).{exc.field}" if exc.field else f"tasks[{index}] ({task.name})"
-            message = exc.message.split(": ", 2)[-1] if exc.field else exc.message
-            raise ConfigError(message, file=str(self.path), line=exc.line, field=field, hint=exc.hint) from None
+            # from None: the same ConfigError, restated with the task's field (noise)
+            raise ConfigError(exc.detail, file=str(self.path), line=exc.line, field=field, hint=exc.hint) from None
 
 
 def load_pipeline(path: Path) -> PipelineFile:

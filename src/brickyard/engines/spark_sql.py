@@ -170,7 +170,7 @@ def translate_all(query: str, *, where: str = "the query") -> list[SparkStatemen
     try:
         trees = [tree for tree in sqlglot.parse(text, read="duckdb") if tree is not None]
     except ParseError as exc:
-        raise SqlError(f"{where} does not parse: {_parse_message(exc)}") from None
+        raise SqlError(f"{where} does not parse: {_parse_message(exc)}") from exc
     result = []
     for tree in trees:
         statement = SparkStatement("")
@@ -182,7 +182,7 @@ def translate_all(query: str, *, where: str = "the query") -> list[SparkStatemen
         except UnsupportedError as exc:
             raise UntranslatableSqlError(
                 f"{where} cannot run on Spark: {exc}", hint="rewrite it, or run it with --engine duckdb"
-            ) from None
+            ) from exc
         _check_spark_calls(statement.text, where)
         statement.tree = tree
         result.append(statement)

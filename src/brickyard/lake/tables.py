@@ -310,6 +310,7 @@ class Lake:
                 _write_with_hook(commit, stream, before_commit)
         except _StreamFailed as failed:
             if failed.from_hook or isinstance(failed.error, BrickyardError):
+                # from None: _StreamFailed only carries this error (noise)
                 raise failed.error from None
             raise _write_error(table, mode, failed.error) from failed.error
         except Exception as exc:
@@ -727,6 +728,7 @@ def _call_keeping_stream_errors(commit: Callable[[Any], None], stream: Any) -> N
         commit(_guarded(stream, errors))
     except Exception:
         if errors:
+            # from None: delta-rs failed because the stream did; its error is noise beside the stream's
             raise _StreamFailed(errors[0]) from None
         raise
 

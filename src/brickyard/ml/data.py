@@ -271,7 +271,7 @@ def split_indices(
         raise TrainingDataError(
             f"cannot split {len(frame)} rows of {where} with test_size {split.test_size}: {exc}",
             hint="set split: {stratify: false}, change test_size, or train on more rows",
-        ) from None
+        ) from exc
     if len(train) < 2 or len(test) < 1:
         raise TrainingDataError(f"{where} is too small to split: {len(train)} train / {len(test)} test rows")
     return np.sort(train), np.sort(test)

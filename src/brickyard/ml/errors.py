@@ -19,7 +19,10 @@ from brickyard.errors import BrickyardError
 
 
 class ModelError(BrickyardError):
-    """A problem with a model, its training data or its promotion."""
+    """A problem with a model, its training data or its promotion: never worth a retry
+    (transient False), whatever it was raised from."""
+
+    transient = False
 
 
 class TrainingDataError(ModelError):

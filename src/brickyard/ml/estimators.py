@@ -96,7 +96,7 @@ def build_estimator(name: str, problem: Problem, params: dict[str, Any], seed: i
     try:
         estimator = _construct(cls, name, params, seed)
     except TypeError as exc:
-        raise EstimatorError(f"estimator {name!r} rejects its params: {exc}", hint=_accepted_hint(cls, name)) from None
+        raise EstimatorError(f"estimator {name!r} rejects its params: {exc}", hint=_accepted_hint(cls, name)) from exc
     if not (hasattr(estimator, "fit") and (hasattr(estimator, "predict") or hasattr(estimator, "transform"))):
         raise EstimatorError(f"{path} is not a scikit-learn style estimator (no fit/predict)")
     return estimator
@@ -144,7 +144,7 @@ def _import_class(path: str, name: str) -> type:
         raise EstimatorError(
             f"cannot import {module_name!r} for estimator {name!r}: {exc}",
             hint=INSTALL_HINTS.get(module_name, f"install the package that provides {module_name}"),
-        ) from None
+        ) from exc
     cls = getattr(module, class_name, None)
     if cls is None or not inspect.isclass(cls):
         raise EstimatorError(

@@ -23,7 +23,7 @@ import numpy as np
 
 from brickyard.ml import tracking
 from brickyard.ml.errors import ModelError
-from brickyard.ml.registry import resolve_version
+from brickyard.ml.registry import load_version, resolve_version
 from brickyard.ml.training import load_spec_record, prepared_from_record
 
 if TYPE_CHECKING:
@@ -60,8 +60,6 @@ def evaluate(
     Raises:
         ModelNotFoundError, NoChampionError, ModelError, LakeError.
     """
-    import mlflow.sklearn
-
     log = log or _log
     client = tracking.connect(ws)
     mv = resolve_version(client, name, version, run_id=run_id)
@@ -72,7 +70,13 @@ def evaluate(
         )
     record = load_spec_record(mv.run_id)
     data = prepared_from_record(ws, record)
-    model = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
+    loaded = load_version(client, name, mv)
+    if not loaded.is_sklearn:
+        raise ModelError(
+            f"model {name} version {mv.version} is not a scikit-learn model; evaluate scores scikit-learn models",
+            hint="evaluate it where it was trained (its MLflow run has the training metrics)",
+        )
+    model = loaded.native
     problem = record["problem"]
     X_test, y_test = data.test()
     with tempfile.TemporaryDirectory() as folder:

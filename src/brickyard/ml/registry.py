@@ -1,5 +1,9 @@
-"""The MLflow model registry as brickyard uses it: versions by number, `latest`, alias, or
-"the version this pipeline run trained"; the `champion` / `challenger` aliases.
+"""The MLflow model registry as brickyard uses it, for training, scoring and serving
+alike: model references, versions by number, `latest`, alias, or "the version this pipeline
+run trained"; the `champion` / `challenger` aliases; loading a version.
+
+A model reference (`ModelRef`) is `NAME@alias`, `NAME/version` or (where the caller allows
+it) a bare `NAME`, meaning the caller's default alias (`brickyard serve`: champion).
 
 A version reference is one of:
 
@@ -9,6 +13,9 @@ A version reference is one of:
 - nothing, with a brickyard run id: the newest version whose `brickyard.run_id` tag is that
   run, i.e. the version an upstream train task of the same pipeline run registered. This is
   how `evaluate` and `promote` find their model without the runner passing state.
+
+Every "no such model, version or alias" is a `ModelNotFoundError` (`NoChampionError` for
+a missing champion) that names what exists. MLflow is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -16,17 +23,67 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from brickyard.errors import suggest
-from brickyard.ml.errors import ModelNotFoundError, NoChampionError
+from brickyard.errors import UsageError, suggest
+from brickyard.ml.errors import ModelError, ModelNotFoundError, NoChampionError
 from brickyard.ml.tracking import TAG_RUN_ID
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+    from mlflow.models import Model
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous_champion"
+_REF_HINT = "write name@alias (titanic@champion) or name/version (titanic/3)"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A registered model and which of its versions: ``NAME@alias``, ``NAME/version``, or
+    a bare ``NAME`` (alias and version None: the caller's default alias).
+
+    >>> ModelRef.parse("titanic@champion")
+    ModelRef(name='titanic', alias='champion', version=None)
+    >>> str(ModelRef.parse("titanic/3")), str(ModelRef.parse("titanic"))
+    ('titanic/3', 'titanic')
+    """
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, *, bare: bool = True) -> ModelRef:
+        """Parse ``NAME[@alias|/version]``; `bare` False: the alias or version is required.
+
+        Raises:
+            UsageError: an empty name or alias, a version that is not a number, a name with
+                other characters than letters, digits, '-', '_' and '.', or (`bare` False)
+                no alias nor version.
+        """
+        name, alias, version = text.strip(), None, None
+        if "@" in name:
+            name, alias = name.split("@", 1)
+            if not alias:
+                raise UsageError(f"{text!r}: empty alias after '@'", hint="e.g. titanic@champion")
+        elif "/" in name:
+            name, version = name.rsplit("/", 1)
+            if not version.isdigit():
+                raise UsageError(f"{text!r}: a version is a number", hint="e.g. titanic/3")
+        if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
+            raise UsageError(f"{text!r}: a model name is letters, digits, '-', '_' and '.'", hint="e.g. titanic@champion")
+        if not bare and alias is None and version is None:
+            raise UsageError(f"{text!r} is not a model reference", hint=_REF_HINT)
+        return cls(name, alias, version)
+
+    @property
+    def selector(self) -> str | None:
+        """The version reference for `resolve_version`: the version, else the alias."""
+        return self.version if self.version is not None else self.alias
+
+    def __str__(self) -> str:
+        return self.name + (f"@{self.alias}" if self.alias else f"/{self.version}" if self.version else "")
 
 
 def model_names(client: MlflowClient) -> list[str]:
@@ -44,13 +101,13 @@ def require_model(client: MlflowClient, name: str) -> Any:
 
     try:
         return client.get_registered_model(name)
-    except MlflowException:
+    except MlflowException as exc:
         names = model_names(client)
         raise ModelNotFoundError(
             f"no registered model {name!r}",
             hint=suggest(name, names)
             or (f"registered models: {', '.join(names)}" if names else "train one with a `kind: train` task first"),
-        ) from None
+        ) from exc
 
 
 def versions(client: MlflowClient, name: str) -> list[ModelVersion]:
@@ -90,25 +147,77 @@ def resolve_version(
     if text.isdigit():
         try:
             return client.get_model_version(name, text)
-        except MlflowException:
+        except MlflowException as exc:
             numbers = [str(mv.version) for mv in versions(client, name)]
             raise ModelNotFoundError(
                 f"model {name!r} has no version {text}",
                 hint=f"its versions: {', '.join(numbers)}" if numbers else "it has no versions yet",
-            ) from None
+            ) from exc
     try:
         return client.get_model_version_by_alias(name, text)
-    except MlflowException:
+    except MlflowException as exc:
         if text == CHAMPION:
             raise NoChampionError(
                 f"model {name!r} has no champion version yet",
                 hint=f"promote one through the gate: brickyard models promote {name} VERSION",
-            ) from None
+            ) from exc
         aliases = sorted(require_model(client, name).aliases)
         raise ModelNotFoundError(
             f"model {name!r} has no version or alias {text!r}",
             hint=suggest(text, aliases) or "use a version number, latest, or an alias: " + (", ".join(aliases) or "none yet"),
-        ) from None
+        ) from exc
+
+
+@dataclass(frozen=True)
+class LoadedVersion:
+    """A registered model version loaded from its artifacts: the MLflow pyfunc model (any
+    flavor) and, for a scikit-learn model, the estimator itself (`native`)."""
+
+    name: str
+    version: str
+    run_id: str | None
+    pyfunc: Any
+
+    @property
+    def metadata(self) -> Model:
+        """The version's MLmodel: flavors, signature, input example."""
+        return self.pyfunc.metadata
+
+    @property
+    def is_sklearn(self) -> bool:
+        return "sklearn" in self.metadata.flavors
+
+    @property
+    def native(self) -> Any:
+        """The scikit-learn estimator for a scikit-learn model (it gives `predict_proba` and
+        `classes_`), else the pyfunc model."""
+        return self.pyfunc.get_raw_model() if self.is_sklearn else self.pyfunc
+
+
+def load_version(client: MlflowClient, name: str, version: ModelVersion | str) -> LoadedVersion:
+    """Load a version of model `name` (resolved before: see `resolve_version`) from its
+    artifacts: the one loader that scoring, evaluation and serving use. MLflow's
+    process-wide tracking URI is not touched.
+
+    Raises:
+        ModelError: its files cannot be loaded (missing artifacts, a flavor whose packages
+            are not installed).
+    """
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    number = str(version if isinstance(version, str) else version.version)
+    try:
+        found = client.get_model_version(name, number) if isinstance(version, str) else version
+        uri = client.get_model_version_download_uri(name, number)
+        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=client.tracking_uri)
+        pyfunc = mlflow.pyfunc.load_model(path)
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load model {name} version {number}: {exc}",
+            hint="check that its artifacts exist (brickyard models) and that its flavor's packages are installed",
+        ) from exc
+    return LoadedVersion(name, number, found.run_id, pyfunc)
 
 
 def champion(client: MlflowClient, name: str) -> ModelVersion | None:

@@ -71,8 +71,8 @@ def find_train_runs(ws: Workspace, run_id: str) -> list[str]:
     if _MLFLOW_RUN_ID.match(run_id):
         try:
             client.get_run(run_id)
-        except MlflowException:
-            raise ModelError(f"no MLflow run {run_id}", hint="list runs with `brickyard mlflow-ui`") from None
+        except MlflowException as exc:
+            raise ModelError(f"no MLflow run {run_id}", hint="list runs with `brickyard mlflow-ui`") from exc
         return [run_id]
     experiments = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(

@@ -1,8 +1,9 @@
 """Batch scoring: a registered MLflow model applied to Arrow record batches.
 
-A model reference is `name@alias` (`titanic@champion`) or `name/version` (`titanic/3`).
-`load_model` resolves it in the workspace's registry and loads it with the scikit-learn
-flavor when it has one (so classifiers give `predict_proba`), else as a pyfunc.
+A model reference (`registry.ModelRef`) is `name@alias` (`titanic@champion`) or
+`name/version` (`titanic/3`). `load_model` resolves it in the workspace's registry and
+loads it (`registry.load_version`): the scikit-learn estimator when it is one (so
+classifiers give `predict_proba`), else the pyfunc model.
 `score_batches` turns input batches into output batches of
 
     <keys...>, prediction, probability, model_name, model_version, scored_at, score_date
@@ -18,7 +19,6 @@ the same `scored_at`.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +28,8 @@ import numpy as np
 import pyarrow as pa
 
 from brickyard.errors import BrickyardError
-from brickyard.ml.errors import ModelError, NoChampionError
+from brickyard.ml.errors import NoChampionError
+from brickyard.ml.registry import ModelRef
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,38 +37,8 @@ if TYPE_CHECKING:
     from brickyard.workspace import Workspace
 
 OUTPUT_COLUMNS = ("prediction", "probability", "model_name", "model_version", "scored_at", "score_date")
-_REF = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))$")
 
 log = logging.getLogger("brickyard.score")
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """`name@alias` or `name/version`.
-
-    >>> ModelRef.parse("titanic@champion")
-    ModelRef(name='titanic', alias='champion', version=None)
-    >>> str(ModelRef.parse("titanic/3"))
-    'titanic/3'
-    """
-
-    name: str
-    alias: str | None = None
-    version: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> ModelRef:
-        """Raises: BrickyardError: not `name@alias` nor `name/version`."""
-        match = _REF.match(text.strip())
-        if match is None:
-            raise BrickyardError(
-                f"{text!r} is not a model reference",
-                hint="write name@alias (titanic@champion) or name/version (titanic/3)",
-            )
-        return cls(match["name"], match["alias"], match["version"])
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.alias}" if self.alias else f"{self.name}/{self.version}"
 
 
 @dataclass
@@ -113,44 +84,26 @@ def load_model(workspace: Workspace, ref: str | ModelRef, *, positive_class: Any
         ModelNotFoundError: no such model, version or alias (with close names).
         ModelError: the model's files cannot be loaded.
     """
-    import mlflow.artifacts
-    from mlflow.models import Model
-
     from brickyard.ml import registry, tracking
 
-    parsed = ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
+    parsed = ref if isinstance(ref, ModelRef) else ModelRef.parse(ref, bare=False)
     client = tracking.connect(workspace)
     try:
-        version = registry.resolve_version(client, parsed.name, parsed.alias or parsed.version)
-    except NoChampionError:
+        version = registry.resolve_version(client, parsed.name, parsed.selector)
+    except NoChampionError as exc:
         raise NoChampionError(
             f"model {parsed.name} has no {registry.CHAMPION}",
             hint=f"run the {parsed.name} pipeline or `brickyard models promote`",
-        ) from None
-    try:
-        uri = client.get_model_version_download_uri(parsed.name, version.version)
-        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=workspace.mlflow_tracking_uri)
-        meta = Model.load(path)
-        if "sklearn" in meta.flavors:
-            import mlflow.sklearn
-
-            model = mlflow.sklearn.load_model(path)
-        else:
-            import mlflow.pyfunc
-
-            model = mlflow.pyfunc.load_model(path)
-    except Exception as exc:
-        raise ModelError(
-            f"cannot load model {parsed.name} version {version.version}: {exc}",
-            hint="check that its artifacts exist (brickyard models) and that its flavor's packages are installed",
         ) from exc
+    loaded = registry.load_version(client, parsed.name, version)
+    model = loaded.native
     classes = getattr(model, "classes_", None)
     return ScoringModel(
         name=parsed.name,
-        version=str(version.version),
-        run_id=version.run_id,
+        version=loaded.version,
+        run_id=loaded.run_id,
         model=model,
-        features=_features(meta, model),
+        features=_features(loaded.metadata, model),
         positive_index=_positive_index(classes, positive_class, parsed.name),
         classes=np.asarray(classes) if classes is not None else None,
     )

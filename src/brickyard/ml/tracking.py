@@ -169,6 +169,14 @@ def connect(ws: Workspace) -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     # The registry follows the tracking URI when none is set; setting it too would leave a
     # process-wide registry pointing at this workspace for code that later sets only tracking.
+    return client_for(uri)
+
+
+def client_for(uri: str) -> MlflowClient:
+    """An MLflow client of tracking server and registry `uri`, leaving MLflow's
+    process-wide state alone (what a serving process, which never trains, uses)."""
+    import mlflow
+
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

@@ -1,5 +1,6 @@
 """One task attempt in a worker thread: timeout, wall and CPU time, errors as text (the
-values of PII columns withheld: `error_text`).
+values of PII columns withheld: `error_text`). Whether a failure is worth a retry is
+`brickyard.errors.is_transient`'s call (a timeout is).
 
 CPU-seconds are the process's user+system time (`getrusage(RUSAGE_SELF)`) over the
 attempt, so native threads of DuckDB and delta-rs count too. A timed-out attempt's thread
@@ -16,7 +17,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from brickyard.errors import BrickyardError
+from brickyard.errors import BrickyardError, is_transient
 from brickyard.tasks import pii
 from brickyard.tasks.base import TaskContext, TaskKind, TaskMetrics
 
@@ -33,6 +34,10 @@ class AttemptOutcome:
     transient: bool = False
     timed_out: bool = False
     stray: threading.Thread | None = None
+    hint: str | None = None  # the error's hint (also at the end of `error`)
+    # The exception itself, for `--debug` to show with its causes; None for a task whose
+    # data holds PII columns (the causes' text may quote row values).
+    exception: BaseException | None = None
 
 
 def cpu_seconds() -> float:
@@ -65,17 +70,28 @@ def run_attempt(kind: TaskKind, options: Any, context: TaskContext, timeout: flo
     if not failure:
         return AttemptOutcome(True, wall, cpu, metrics)
     exc = failure[0]
+    message, transient = error_text(exc, context), is_transient(exc)
+    shown = None if context.pii_columns else exc
     if isinstance(exc, BrickyardError):
-        message = error_text(exc, context)
-        context.log.error("%s: %s", type(exc).__name__, message)
-        return AttemptOutcome(False, wall, cpu, metrics, message, transient=exc.transient)
+        context.log.error("%s: %s%s", type(exc).__name__, message, _causes(exc, context))
+        return AttemptOutcome(False, wall, cpu, metrics, message, transient, hint=exc.hint, exception=shown)
     if context.pii_columns:
         frames = "".join(traceback.format_tb(exc.__traceback__))
-        context.log.error("Traceback (most recent call last):\n%s%s", frames, error_text(exc, context))
+        context.log.error("Traceback (most recent call last):\n%s%s", frames, message)
     else:
         context.log.error("".join(traceback.format_exception(exc)).rstrip())
-    transient = isinstance(exc, ConnectionError | TimeoutError)
-    return AttemptOutcome(False, wall, cpu, metrics, error_text(exc, context), transient=transient)
+    return AttemptOutcome(False, wall, cpu, metrics, message, transient, exception=shown)
+
+
+def _causes(exc: BaseException, context: TaskContext) -> str:
+    """The chain of causes of a brickyard error, one `caused by:` line each (PII withheld)."""
+    lines: list[str] = []
+    cause = exc.__cause__
+    while cause is not None and len(lines) < 10:
+        named = f"{type(cause).__name__}: " if isinstance(cause, BrickyardError) else ""
+        lines.append(f"\n  caused by: {named}{error_text(cause, context)}")
+        cause = cause.__cause__
+    return "".join(lines)
 
 
 def error_text(exc: BaseException, context: TaskContext) -> str:

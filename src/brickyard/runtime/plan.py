@@ -56,6 +56,7 @@ def make_plan(ws: Workspace, name: str, engine: str | None = None) -> Plan:
     try:
         ordered = file.spec.order()
     except ValueError as exc:
+        # from None: the ValueError's text is this message (noise)
         raise ConfigError(str(exc), file=str(file.path), hint="`brickyard validate` lists every problem") from None
     tasks = []
     for task in ordered:
@@ -63,6 +64,7 @@ def make_plan(ws: Workspace, name: str, engine: str | None = None) -> Plan:
             kind = get_kind(task.kind)
         except UnknownTaskKindError as exc:
             line = file.task_line(task.name, "kind")
+            # from None: the kind error's message and hint are this error's (noise)
             raise ConfigError(exc.message, file=str(file.path), line=line, hint=exc.hint) from None
         tasks.append(PlannedTask(task, kind, file.parse_options(task, kind.Options)))
     chosen = resolve_engine(engine or file.spec.engine or ws.config.engine)

@@ -14,7 +14,10 @@
 
 Tasks run one after another in this process; each attempt in a worker thread so that
 `timeout_seconds` can fail it. A failed task fails the run; the tasks downstream of it are
-`skipped`, the others still run. Retries follow the task's `retries` policy (tenacity).
+`skipped`, the others still run. A failed attempt is retried, within the task's `retries`
+policy (tenacity), only when its error is transient (`brickyard.errors.is_transient`: an
+I/O or connection error, a commit conflict, a locked database, a timeout); a terminal one
+(a syntax error, a missing column or table, a bad option) fails the task at once.
 At most `max_active_runs` runs of a pipeline run at once; a later run waits `queued`.
 Rows a task quarantined are counted on its attempts and summed in `RunResult.quarantine`,
 so a run that succeeded with rows set aside says so.
@@ -58,6 +61,8 @@ class TaskState:
     rows_in: int | None = None
     rows_out: int | None = None
     error: str | None = None
+    hint: str | None = None  # the error's hint (already at the end of `error`)
+    exception: BaseException | None = field(default=None, repr=False)  # see AttemptOutcome.exception
     quarantined_rows: int | None = None  # over every attempt; None: the task checks no rows
     quarantine: list[dict[str, Any]] = field(default_factory=list)  # notes of every attempt
 
@@ -90,6 +95,11 @@ class RunResult:
     error: str | None = None
     tasks: list[TaskState] = field(default_factory=list)
     stray_threads: int = 0  # timed-out attempts whose threads still run
+
+    @property
+    def failed_task(self) -> TaskState | None:
+        """The first task that failed (its `exception` and `hint` say more), or None."""
+        return next((task for task in self.tasks if task.status == TaskStatus.FAILED), None)
 
     @property
     def ok(self) -> bool:
@@ -179,7 +189,7 @@ class PipelineRunner:
             failed = [s for s in states.values() if s.status == TaskStatus.FAILED]
             if failed:
                 result.status = RunStatus.FAILED
-                result.error = f"task {failed[0].name!r} failed: {failed[0].error}"
+                result.error = failure_text(failed[0].name, failed[0].error or "")
             else:
                 result.status = RunStatus.SUCCEEDED
             self.store.finish_run(record.id, result.status, result.error)
@@ -232,17 +242,15 @@ class PipelineRunner:
         numbers = itertools.count(1)
 
         def note_retry(retry: RetryCallState) -> None:
-            outcome: AttemptOutcome = retry.outcome.result()  # type: ignore[union-attr]
             delay = retry.next_action.sleep if retry.next_action else 0.0
-            why = "a transient error" if outcome.transient else "an error not marked transient (retried anyway)"
-            message = f"attempt {retry.attempt_number} failed with {why}; retrying in {delay:g} s"
+            message = f"attempt {retry.attempt_number} failed with a transient error; retrying in {delay:g} s"
             logger.warning(message)
             emit(RunEvent("retry", run_id, plan.spec.name, state, message))
 
         retrying = Retrying(
             stop=stop_after_attempt(policy.count + 1),
             wait=lambda retry: policy.delay(retry.attempt_number + 1),
-            retry=retry_if_result(lambda outcome: not outcome.ok),
+            retry=retry_if_result(lambda outcome: not outcome.ok and outcome.transient),
             retry_error_callback=lambda retry: retry.outcome.result(),  # type: ignore[union-attr]
             before_sleep=note_retry,
             sleep=self.sleep,
@@ -294,6 +302,9 @@ class PipelineRunner:
         logger.info("attempt %d %s in %.3f s (%.3f CPU-s), rows in %d, out %d", number, status,
                     outcome.wall_seconds, outcome.cpu_seconds, metrics.rows_in, metrics.rows_out)
         state.status, state.wall_seconds, state.error = status, outcome.wall_seconds, outcome.error
+        state.hint, state.exception = outcome.hint, outcome.exception
+        if not outcome.ok and not outcome.transient and number < total:
+            logger.info("not retried: the error is terminal (another attempt would fail the same way)")
         state.cpu_seconds += outcome.cpu_seconds
         state.rows_in, state.rows_out = metrics.rows_in, metrics.rows_out
         if metrics.quarantined_rows is not None:
@@ -301,6 +312,15 @@ class PipelineRunner:
             state.quarantine += notes
         emit(RunEvent("task", run_id, plan.spec.name, state))
         return outcome
+
+
+def failure_text(task: str, error: str) -> str:
+    """`task 'x' failed: ...`, without the `task x: ` that many task errors begin with."""
+    for prefix in (f"task {task}: ", f"task {task!r}: "):
+        if error.startswith(prefix):
+            error = error[len(prefix):]
+            break
+    return f"task {task!r} failed: {error}"
 
 
 def _jsonable(value: dict[str, Any]) -> dict[str, Any]:

@@ -108,6 +108,7 @@ class StateStore:
             existing = self.find_run_by_idempotency_key(pipeline, idempotency_key or "")
             if existing is None:
                 raise
+            # from None: the duplicate key is expected; it is reported as the existing run (noise)
             raise DuplicateRunError(existing) from None
         return self.get_run(values["id"])
 

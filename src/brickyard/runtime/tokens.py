@@ -70,6 +70,7 @@ class Role(str, Enum):
             return cls(value.lower())
         except ValueError:
             names = [role.value for role in cls]
+            # from None: the enum's ValueError says less than this error (noise)
             raise UsageError(
                 f"unknown role {value!r}", hint=suggest(value, names) or f"roles: {', '.join(names)}"
             ) from None

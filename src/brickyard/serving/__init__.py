@@ -19,11 +19,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from brickyard.ml.errors import ModelNotFoundError
+    from brickyard.ml.registry import ModelRef
     from brickyard.serving.app import create_app
-    from brickyard.serving.errors import ModelNotFoundError, ServingError
+    from brickyard.serving.errors import ServingError
     from brickyard.serving.hint import demo_hint
     from brickyard.serving.server import ServeSpec, bind_socket, run
-    from brickyard.serving.service import ModelRef, ServingService
+    from brickyard.serving.service import ServingService
 
 __all__ = [
     "ModelNotFoundError",
@@ -38,19 +40,19 @@ __all__ = [
 ]
 
 _LAZY = {
-    "create_app": "app",
-    "ModelNotFoundError": "errors",
-    "ServingError": "errors",
-    "demo_hint": "hint",
-    "ServeSpec": "server",
-    "bind_socket": "server",
-    "run": "server",
-    "ModelRef": "service",
-    "ServingService": "service",
+    "create_app": "serving.app",
+    "ModelNotFoundError": "ml.errors",
+    "ServingError": "serving.errors",
+    "demo_hint": "serving.hint",
+    "ServeSpec": "serving.server",
+    "bind_socket": "serving.server",
+    "run": "serving.server",
+    "ModelRef": "ml.registry",
+    "ServingService": "serving.service",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f"brickyard.serving.{_LAZY[name]}"), name)
+        return getattr(importlib.import_module(f"brickyard.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'brickyard.serving' has no attribute {name!r}")

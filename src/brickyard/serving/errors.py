@@ -10,9 +10,10 @@
         ├── ForbiddenError           403 PERMISSION_DENIED: the token's role is too low
         ├── RateLimitedError         429 REQUEST_LIMIT_EXCEEDED (with retry_after seconds)
         ├── EndpointNotFoundError    404 RESOURCE_DOES_NOT_EXIST
-        ├── NotReadyError            503 TEMPORARILY_UNAVAILABLE: the model is still loading
-        └── ModelNotFoundError       no such registered model, alias or version (CLI start-up)
+        └── NotReadyError            503 TEMPORARILY_UNAVAILABLE: the model is still loading
 
+A model, alias or version that the registry does not have is `brickyard.ml.errors.
+ModelNotFoundError`, as everywhere (`brickyard serve` reports it at start-up).
 This package is the only place where errors become HTTP statuses.
 """
 
@@ -104,8 +105,3 @@ class NotReadyError(ServingError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "1"}
-
-
-class ModelNotFoundError(ServingError):
-    status = 404
-    error_code = "RESOURCE_DOES_NOT_EXIST"

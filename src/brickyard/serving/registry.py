@@ -1,23 +1,31 @@
 """The MLflow model registry, seen from serving: resolve an alias, load a version, warm it.
 
-This is the only serving module that imports MLflow (lazily). A loaded model is a
-`LoadedModel`: its name, version, input schema and a predictor, either the compiled fast path
-(`fastpath.py`) or the MLflow pyfunc model itself.
+Resolving and loading are `brickyard.ml.registry`'s (the same references, errors and loader
+as scoring); this module adds what serving needs on top: a `LoadedModel` with its input
+schema and a predictor, either the compiled fast path (`fastpath.py`) or the MLflow pyfunc
+model itself, warmed with one made-up row. It is the only serving module that imports
+MLflow (lazily).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 
-from brickyard.errors import suggest
-from brickyard.serving.errors import InvalidInputError, ModelNotFoundError, SignatureMismatchError
-from brickyard.serving.schema import ANY, Batch, ColumnSpec, InputSchema, ParamSpec, convert_column
+from brickyard.ml import registry
+from brickyard.serving.errors import InvalidInputError, SignatureMismatchError
+from brickyard.serving.schema import (
+    ANY,
+    Batch,
+    ColumnSpec,
+    InputSchema,
+    ParamSpec,
+    convert_column,
+)
 
 log = logging.getLogger("brickyard.serving")
 
@@ -106,89 +114,56 @@ def _predict_error(function: Any, frame: Any) -> Any:
 
 
 class Registry:
-    """Model versions and aliases in the workspace's MLflow registry."""
+    """Model versions and aliases in the workspace's MLflow registry (`ml.registry`)."""
 
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
         self._client: Any = None
-        self._lock = threading.Lock()
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            from mlflow import MlflowClient
+            from brickyard.ml.tracking import client_for
 
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            self._client = client_for(self.tracking_uri)
         return self._client
 
     def resolve(self, name: str, alias: str | None = None, version: str | None = None) -> str:
-        """The version an alias points at (or check that a pinned version exists).
+        """The version an alias (default: champion) points at, or a pinned version's number
+        once checked to exist.
 
         Raises:
-            ModelNotFoundError: no such model, alias or version (with close names).
+            ModelNotFoundError: no such model, alias or version (with close names);
+                NoChampionError: the model has no champion.
         """
-        from mlflow.exceptions import MlflowException
-
-        try:
-            if version is not None:
-                return str(self.client.get_model_version(name, version).version)
-            return str(self.client.get_model_version_by_alias(name, alias or "champion").version)
-        except MlflowException as exc:
-            raise self._not_found(name, alias, version) from exc
-
-    def _not_found(self, name: str, alias: str | None, version: str | None) -> ModelNotFoundError:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            model = self.client.get_registered_model(name)
-        except MlflowException:
-            try:
-                names = [m.name for m in self.client.search_registered_models(max_results=1000)]
-            except MlflowException:
-                names = []
-            return ModelNotFoundError(
-                f"no registered model {name!r} in {self.tracking_uri}",
-                hint=suggest(name, names) or (f"registered models: {', '.join(names)}" if names else "train and register a model first"),
-            )
-        if version is not None:
-            return ModelNotFoundError(f"model {name!r} has no version {version}", hint=f"serve {name}@champion or another version")
-        aliases = sorted(getattr(model, "aliases", {}) or {})
-        return ModelNotFoundError(
-            f"model {name!r} has no alias {alias!r}",
-            hint=suggest(alias or "", aliases) or (f"its aliases: {', '.join(aliases)}" if aliases else f"set one, e.g. champion, or serve {name}/VERSION"),
-        )
+        selector = version if version is not None else (alias or registry.CHAMPION)
+        return str(registry.resolve_version(self.client, name, selector).version)
 
     def load(self, name: str, version: str) -> LoadedModel:
-        """Load a model version, compile its fast path when it has one, and warm it."""
-        import mlflow
-        import mlflow.pyfunc
+        """Load a model version, compile its fast path when it has one, and warm it.
 
-        with self._lock:  # MLflow's global tracking URI is process state
-            mlflow.set_tracking_uri(self.tracking_uri)
-            uri = self.client.get_model_version_download_uri(name, version)
-            pyfunc = mlflow.pyfunc.load_model(uri)
+        Raises:
+            ModelError: its files cannot be loaded.
+        """
+        loaded = registry.load_version(self.client, name, version)
+        pyfunc = loaded.pyfunc
         schema = signature_schema(pyfunc.metadata)
         predictor: Predictor = PyfuncPredictor(pyfunc)
         problem = "the model has no column signature"
         if schema is not None:
             from brickyard.serving.fastpath import compile_pipeline
 
-            raw = None
-            try:
-                raw = pyfunc.get_raw_model()
-            except Exception:
-                raw = None
-            if raw is None or pyfunc.metadata.flavors.get("python_function", {}).get("loader_module") != "mlflow.sklearn":
+            if pyfunc.metadata.flavors.get("python_function", {}).get("loader_module") != "mlflow.sklearn":
                 problem = "not a scikit-learn model"
             else:
-                compiled, problem = compile_pipeline(raw, schema)
+                compiled, problem = compile_pipeline(loaded.native, schema)
                 if compiled is not None:
                     predictor = compiled
         if problem:
             log.info("serving %s version %s through the MLflow pyfunc model (%s)", name, version, problem)
-        loaded = LoadedModel(name, version, schema, predictor, problem, time.time())
-        warm(loaded)
-        return loaded
+        model = LoadedModel(name, version, schema, predictor, problem, time.time())
+        warm(model)
+        return model
 
 
 def signature_schema(metadata: Any) -> InputSchema | None:

@@ -311,6 +311,7 @@ def parse_body(body: bytes) -> Payload:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        # from None: a request body's parse error, restated for an HTTP 400 (noise; never a traceback)
         raise InvalidInputError(f"the body is not valid JSON: {exc}", hint=_FORMAT_HINT) from None
     if type(doc) is not dict:
         raise InvalidInputError(f"the body must be a JSON object, not {_json_name(doc)}", hint=_FORMAT_HINT)
@@ -365,6 +366,7 @@ def parse_csv(body: bytes) -> Payload:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
+        # from None: a request body's parse error, restated for an HTTP 400 (noise; never a traceback)
         raise InvalidInputError(f"the CSV body is not UTF-8: {exc}", hint=_CSV_HINT) from None
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")), strict=True)
     names: list[str] | None = None
@@ -381,6 +383,7 @@ def parse_csv(body: bytes) -> Payload:
             else:
                 rows.append(row)
     except csv.Error as exc:
+        # from None: a request body's parse error, restated for an HTTP 400 (noise; never a traceback)
         raise InvalidInputError(f"the CSV body is malformed at line {reader.line_num}: {exc}", hint=_CSV_HINT) from None
     if names is None:
         raise InvalidInputError("the CSV body is empty: it needs a header row of column names", hint=_CSV_HINT)
@@ -406,6 +409,7 @@ def from_text(spec: ColumnSpec, values: Any) -> list[Any]:
         try:
             out.append(parse(value))
         except ValueError:
+            # from None: a request body's parse error, restated for an HTTP 400 (noise; never a traceback)
             raise InvalidInputError(
                 f"column {spec.name!r}: {_show(value)} in row {row} is not {_DESCRIBE[kind]} ({spec.type})", column=spec.name
             ) from None
@@ -528,6 +532,7 @@ def convert_column(spec: ColumnSpec, values: Any) -> Any:
         try:
             array = np.array(values, dtype=np.float64)
         except OverflowError:
+            # from None: a request body's parse error, restated for an HTTP 400 (noise; never a traceback)
             raise InvalidInputError(f"column {spec.name!r}: a number is out of range ({spec.type})", column=spec.name) from None
         if np.isinf(array).any():
             row = int(np.flatnonzero(np.isinf(array))[0])
@@ -545,6 +550,7 @@ def convert_column(spec: ColumnSpec, values: Any) -> Any:
         return np.array(values, dtype="datetime64[ns]")
     except (ValueError, OverflowError):
         row = next((i for i, value in enumerate(values) if value is not None and not _is_datetime(value)), 0)
+        # from None: a request body's parse error, restated for an HTTP 400 (noise; never a traceback)
         raise InvalidInputError(
             f"column {spec.name!r}: {_show(values[row])} in row {row} is not an ISO 8601 date-time", column=spec.name
         ) from None

@@ -55,8 +55,9 @@ class ServeSpec:
 
 def build_app(spec: ServeSpec) -> FastLane:
     """The app for a spec (opens the workspace; models load in the background)."""
+    from brickyard.ml.registry import ModelRef
     from brickyard.serving.app import create_app
-    from brickyard.serving.service import ModelRef, ServingService
+    from brickyard.serving.service import ServingService
     from brickyard.workspace import Workspace
 
     ws = Workspace.open(spec.workspace)

@@ -20,7 +20,6 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +28,8 @@ from starlette.requests import ClientDisconnect
 
 from brickyard.config.models import EndpointConfig
 from brickyard.errors import UsageError
+from brickyard.ml.errors import ModelNotFoundError
+from brickyard.ml.registry import ModelRef
 from brickyard.serving.auth import Authenticator
 from brickyard.serving.errors import (
     InvalidInputError,
@@ -41,7 +42,13 @@ from brickyard.serving.inference_log import InferenceLog
 from brickyard.serving.metrics import ServingMetrics
 from brickyard.serving.registry import LoadedModel, Registry, is_fast
 from brickyard.serving.schema import Batch, Payload, parse_body, parse_csv
-from brickyard.serving.traffic import CHALLENGER, CHAMPION, SHADOW, CanaryPolicy, Endpoint
+from brickyard.serving.traffic import (
+    CHALLENGER,
+    CHAMPION,
+    SHADOW,
+    CanaryPolicy,
+    Endpoint,
+)
 
 if TYPE_CHECKING:
     from brickyard.workspace import Workspace
@@ -59,38 +66,6 @@ IGNORED_LOGGED = 5  # distinct ignored-column sets logged per endpoint and versi
 _DUMP = orjson.OPT_SERIALIZE_NUMPY
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """What `brickyard serve` was asked to serve: ``MODEL``, ``MODEL@alias`` or ``MODEL/version``."""
-
-    name: str
-    alias: str | None = None
-    version: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> ModelRef:
-        """Parse ``MODEL[@alias|/version]``.
-
-        Raises:
-            UsageError: an empty name, alias or version, or a version that is not a number.
-        """
-        name, alias, version = text.strip(), None, None
-        if "@" in name:
-            name, alias = name.split("@", 1)
-            if not alias:
-                raise UsageError(f"{text!r}: empty alias after '@'", hint="e.g. titanic@champion")
-        elif "/" in name:
-            name, version = name.rsplit("/", 1)
-            if not version.isdigit():
-                raise UsageError(f"{text!r}: a version is a number", hint="e.g. titanic/3")
-        if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
-            raise UsageError(f"{text!r}: a model name is letters, digits, '-', '_' and '.'", hint="e.g. titanic@champion")
-        return cls(name, alias, version)
-
-    def __str__(self) -> str:
-        return self.name + (f"@{self.alias}" if self.alias else f"/{self.version}" if self.version else "")
 
 
 class ServingService:
@@ -220,7 +195,7 @@ class ServingService:
             return
         try:
             version = self.registry.resolve(endpoint.model, endpoint.challenger_alias)
-        except ServingError:
+        except ModelNotFoundError:
             if endpoint.challenger is not None:
                 log.warning("endpoint %s: alias %s is gone; champion only", endpoint.name, endpoint.challenger_alias)
                 self._swap(endpoint, CHALLENGER, None)

@@ -52,6 +52,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from brickyard import errors
 from brickyard.errors import BrickyardError
 from brickyard.stores import arrow_sql, upsert_keys
 from brickyard.stores.database import Database
@@ -334,7 +335,7 @@ def is_transient(exc: BaseException) -> bool:
     down, database locked, serialization failures. Authentication errors and unknown
     databases are not."""
     if isinstance(exc, BrickyardError):
-        return exc.transient
+        return errors.is_transient(exc)
     text = str(exc).lower()
     if any(word in text for word in ("authentication failed", "does not exist", "no password supplied")):
         return False

@@ -38,6 +38,7 @@ def model_for(options: EvaluateSpec, context: TaskContext, task_name: str) -> st
     try:
         return upstream_model_name(pipeline, pipeline.task(task_name), options.model)
     except ValueError as exc:
+        # from None: the ValueError's text is this message (noise)
         raise ConfigError(str(exc), hint="name the registered model with model:") from None
 
 

@@ -85,6 +85,7 @@ class ExpectOptions(QuarantineLimit):
         try:
             return str(TableName.parse(value))
         except LakeError as exc:
+            # from None: pydantic shows this ValueError's text, which is the cause's message (noise)
             raise ValueError(exc.message) from None
 
     @property
@@ -207,7 +208,7 @@ class _DuckDBCheck:
         try:
             found = self.engine.connection.sql(f"SELECT count(*), {counters} FROM ({self.checked})").fetchall()[0]
         except duckdb.Error as exc:
-            raise SqlError(f"expectations on {self.table}: {one_line(str(exc))}") from None
+            raise SqlError(f"expectations on {self.table}: {one_line(str(exc))}") from exc
         return int(found[0]), [int(c) for c in found[1:]]
 
     def rewrite(

@@ -86,6 +86,7 @@ class ExportSource(TaskOptions):
             try:
                 TableName.parse(self.table)
             except BrickyardError as exc:
+                # from None: pydantic shows this ValueError's text, which is the cause's message (noise)
                 raise ValueError(str(exc)) from None
         return self
 
@@ -242,6 +243,7 @@ def upstream_batch(context: TaskContext, task_name: str) -> tuple[str, int, Any,
     try:
         upstream = context.pipeline.task(task_name)
     except KeyError:
+        # from None: a KeyError of the task's name (noise)
         raise BrickyardError(f"source task {task_name!r} is not a task of pipeline {context.pipeline.name}") from None
     target = upstream.options.get("target")
     if upstream.kind != "score" or not isinstance(target, str):

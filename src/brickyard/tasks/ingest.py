@@ -214,6 +214,7 @@ class IngestOptions(QuarantineLimit):
         try:
             return str(TableName.parse(value))
         except LakeError as exc:
+            # from None: pydantic shows this ValueError's text, which is the cause's message (noise)
             raise ValueError(exc.message) from None
 
     @field_validator("partition_by", mode="before")
@@ -675,6 +676,7 @@ class _IngestJob:
                 max_quarantined=self.options.max_quarantined,
             )
         except SparkReadError as exc:
+            # from None: the engine's text may quote raw rows with PII values; the message withholds them
             raise spark_read_error(
                 self.con, self.lake.location, self.context.task.name, self.fmt, self.options.reader, files, exc,
                 pii_columns=self.pii_columns,
@@ -750,6 +752,7 @@ class _IngestJob:
         try:
             reader = self.con.sql(query).to_arrow_reader(BATCH_ROWS)
         except (duckdb.Error, OSError) as exc:
+            # from None: the engine's text may quote raw rows with PII values; the message withholds them
             raise self._read_error(files, uris, exc, sniffing=True) from None
         good_schema = pa.schema(
             [reader.schema.field(name) for name in good_columns]
@@ -762,6 +765,7 @@ class _IngestJob:
                     counter.observe(rows.column(SOURCE_FILE_COLUMN))
                     yield rows
             except (duckdb.Error, OSError) as exc:  # an Arrow reader raises DuckDB's errors as OSError
+                # from None: the engine's text may quote raw rows with PII values; the message withholds them
                 raise self._read_error(files, uris, exc) from None
 
         quarantine_versions: list[int] = []
@@ -860,6 +864,7 @@ class _IngestJob:
         try:
             return file_columns(self.con, self.fmt, uri, self.options.reader)
         except (duckdb.Error, OSError) as exc:
+            # from None: the engine's text may quote raw rows with PII values; the message withholds them
             raise self._read_error([file], [uri], exc, sniffing=True) from None
 
     def _read_error(
@@ -923,6 +928,7 @@ class _IngestJob:
                 if self.fmt == "csv":
                     formats = sniffed_formats(self.con, uris[0], self.options.reader)
             except (duckdb.Error, OSError) as exc:
+                # from None: the engine's text may quote raw rows with PII values; the message withholds them
                 raise self._read_error(files, uris, exc, sniffing=True) from None
         for source in extra:
             if source in existing:
@@ -956,6 +962,7 @@ class _IngestJob:
             try:
                 found = self.con.sql(duplicates_sql(typed, rule)).fetchall()
             except duckdb.Error as exc:
+                # from None: the engine's text may quote raw rows with PII values; the message withholds them
                 raise IngestError(
                     f"expectation {rule.label!r} of {self.options.contract}: {self._engine_text(exc)}"
                 ) from None

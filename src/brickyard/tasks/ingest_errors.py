@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from brickyard.engines.csv_errors import SNIFFED_RECORDS, CsvProblem, csv_problem, locate
 from brickyard.engines.duckdb.engine import one_line
-from brickyard.errors import BrickyardError
+from brickyard.errors import BrickyardError, is_transient
 from brickyard.tasks import pii
 from brickyard.tasks.sources import Format, ReaderOptions, dialect, null_arguments
 
@@ -71,6 +71,7 @@ def read_error(
     return IngestError(
         f"task {task}: {where}: cannot read the file as {fmt}: {_without_class(text)}; nothing was loaded",
         hint="check the file, or set format/options (delimiter, header, encoding) on the task",
+        transient=is_transient(exc),  # raised `from None` (PII): say what the cause would have
     )
 
 

@@ -279,6 +279,7 @@ class spark_read_errors:  # noqa: N801 - used as a context manager
         if value is None or isinstance(value, BrickyardError) or not _is_spark_error(value):
             return False
         names = ", ".join(f.path for f in self.files[:3]) + (" ..." if len(self.files) > 3 else "")
+        # from None: the engine's text may quote raw rows with PII values; the message withholds them
         raise SparkReadError(
             f"task {self.task}: reading {names} on Spark failed: {spark_error_text(str(value))}",
             hint="fix the file (the message names the record), or set the reader options",

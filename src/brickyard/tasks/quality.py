@@ -479,6 +479,7 @@ class StreamGuard:
             except (ValueError, RuntimeError):  # still running on a writer's thread
                 pass
         if value is not None and self.error is not None and value is not self.error:
+            # from None: the writer's own error, re-raised; the stream failed because of it (noise)
             raise self.error.with_traceback(self.error.__traceback__) from None
 
 

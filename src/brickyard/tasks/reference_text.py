@@ -188,7 +188,7 @@ DESCRIPTIONS: dict[str, str] = {
     "task.name": "The task's name, unique in the pipeline (lower case, digits, `_`).",
     "task.kind": "The task kind: one of the sections below.",
     "task.depends_on": "Tasks that must succeed first; a failed one skips this task.",
-    "task.retries": "Retries of a failed attempt, with exponential backoff.",
+    "task.retries": "Retries of an attempt that failed with a transient error (I/O or connection error, commit conflict, locked database, timeout), with exponential backoff; a terminal error (SQL syntax, missing table or column, bad option) is not retried.",
     "task.timeout_seconds": "Fail an attempt that runs longer (then retry, if retries are left).",
     "task.engine": f"{_ENGINES} for this task alone (default: the pipeline's).",
     "RetryPolicy.count": "How many times a failed attempt is tried again.",

@@ -108,9 +108,9 @@ class ScoreOptions(TaskOptions):
 
     @model_validator(mode="after")
     def _names(self) -> ScoreOptions:
-        from brickyard.ml.scoring import ModelRef
+        from brickyard.ml.registry import ModelRef
 
-        _valid(ModelRef.parse, self.model)
+        _valid(lambda text: ModelRef.parse(text, bare=False), self.model)
         _valid(TableName.parse, self.target)
         return self
 
@@ -120,6 +120,7 @@ def _valid(parse: Any, text: str) -> None:
     try:
         parse(text)
     except BrickyardError as exc:
+        # from None: pydantic shows this ValueError's text, which is the cause's message (noise)
         raise ValueError(str(exc)) from None
 
 
@@ -189,6 +190,7 @@ class ScoreTask(TaskKind):
             )
         except BrickyardError:
             if isinstance(guard.error, BrickyardError):
+                # from None: the guard's own error, re-raised; the write failed because of it (noise)
                 raise guard.error from None
             if guard.error is not None:
                 from brickyard.ml.errors import ModelError

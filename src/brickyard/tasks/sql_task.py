@@ -121,6 +121,7 @@ class SqlOptions(QuarantineLimit):
         try:
             return str(TableName.parse(value))
         except LakeError as exc:
+            # from None: pydantic shows this ValueError's text, which is the cause's message (noise)
             raise ValueError(exc.message) from None
 
     @field_validator("incremental", mode="before")
@@ -237,7 +238,7 @@ def single_select(text: str, where: str) -> None:
     try:
         statements = duckdb.extract_statements(text)
     except duckdb.Error as exc:
-        raise SqlError(f"{where}: {one_line(str(exc))}") from None
+        raise SqlError(f"{where}: {one_line(str(exc))}") from exc
     if len(statements) != 1:
         raise SqlError(
             f"{where}: expected one SELECT statement, found {len(statements)}",
@@ -572,7 +573,7 @@ class _SqlJob:
             relation = _without_hugeint(engine.connection.sql(query))
             reader = relation.to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as exc:
-            raise _query_error(engine, where, exc) from None
+            raise _query_error(engine, where, exc) from exc
         internal = {REASON} | {f for f in reader.schema.names if f.startswith("__by_rule_")}
         columns = [name for name in reader.schema.names if name not in internal]
         good_schema = pa.schema([reader.schema.field(name) for name in columns])
@@ -593,7 +594,7 @@ class _SqlJob:
             try:
                 yield from reader
             except (duckdb.Error, OSError) as exc:  # an Arrow reader raises DuckDB's errors as OSError
-                raise _query_error(engine, where, exc) from None
+                raise _query_error(engine, where, exc) from exc
 
         def quarantine() -> None:
             if not rules or write.quarantine_done:
@@ -666,7 +667,7 @@ class _SqlJob:
         try:
             return self.engine.prepare(text)
         except SqlError as exc:
-            raise SqlError(f"{where}: {exc.message}", hint=exc.hint) from None
+            raise SqlError(f"{where}: {exc.message}", hint=exc.hint) from exc
 
     def _pin_sources(
         self, state: SqlState | None, full: bool, at: dict[str, int] | None = None

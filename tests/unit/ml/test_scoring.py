@@ -16,7 +16,8 @@ import pytest
 
 from brickyard import BrickyardError, Workspace
 from brickyard.ml.errors import ModelNotFoundError, NoChampionError
-from brickyard.ml.scoring import ModelRef, ScoringModel, load_model, score_batches
+from brickyard.ml.registry import ModelRef
+from brickyard.ml.scoring import ScoringModel, load_model, score_batches
 
 DATA = Path(__file__).resolve().parents[3] / "src" / "brickyard" / "demo" / "data" / "titanic.csv"
 FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
@@ -83,9 +84,17 @@ def test_model_references_parse() -> None:
     assert ModelRef.parse("titanic@champion") == ModelRef("titanic", alias="champion")
     assert ModelRef.parse(" titanic/12 ") == ModelRef("titanic", version="12")
     assert str(ModelRef.parse("titanic/12")) == "titanic/12"
-    for bad in ("titanic", "titanic@", "titanic/v1", "@champion", "a b@c"):
-        with pytest.raises(BrickyardError, match="is not a model reference"):
-            ModelRef.parse(bad)
+    assert ModelRef.parse("titanic") == ModelRef("titanic")  # serving's default alias
+    for bad, why in (
+        ("titanic", "'titanic' is not a model reference"),  # scoring names the alias or version
+        ("titanic@", "'titanic@': empty alias after '@'"),
+        ("titanic/v1", "'titanic/v1': a version is a number"),
+        ("@champion", "'@champion': a model name is letters, digits"),
+        ("a b@c", "'a b@c': a model name is letters, digits"),
+    ):
+        with pytest.raises(BrickyardError) as caught:
+            ModelRef.parse(bad, bare=False)
+        assert caught.value.message.startswith(why)
 
 
 def test_champion_loads_with_the_sklearn_flavor_and_signature_features(titanic: ScoringModel) -> None:

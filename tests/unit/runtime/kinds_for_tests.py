@@ -30,6 +30,7 @@ class ProbeOptions(TaskOptions):
     fail: bool = False
     fail_attempts: int = 0
     transient: bool = False
+    connection_reset: bool = False  # fail with a foreign transient error (ConnectionResetError)
     burn_cpu: float = 0.0
     rows_in: int = 0
     rows_out: int = 0
@@ -64,6 +65,8 @@ class ProbeTask(TaskKind):
         while time.process_time() < deadline:
             total += sum(i * i for i in range(1000))
         if options.fail or context.attempt <= options.fail_attempts:
+            if options.connection_reset:
+                raise ConnectionResetError(f"probe connection reset on attempt {context.attempt}")
             if options.transient:
                 raise FlakyError(f"flaky failure on attempt {context.attempt}")
             raise RuntimeError(f"probe failure on attempt {context.attempt}")

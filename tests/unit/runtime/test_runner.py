@@ -74,10 +74,10 @@ tasks:
     assert "attempt 2 failed with a transient error; retrying in 3 s" in log
 
 
-def test_retries_really_wait_and_note_errors_not_marked_transient(ws: Workspace) -> None:
+def test_retries_really_wait(ws: Workspace) -> None:
     write_pipeline(ws, "flaky", """
 tasks:
-  - {name: fetch, kind: probe, fail_attempts: 1, retries: {count: 1, backoff_seconds: 0.3}}
+  - {name: fetch, kind: probe, fail_attempts: 1, transient: true, retries: {count: 1, backoff_seconds: 0.3}}
 """)
     started = time.perf_counter()
     result = PipelineRunner(ws).run("flaky")
@@ -86,12 +86,20 @@ tasks:
     first, second = StateStore(ws.state_url).attempts(result.run_id)
     assert second.started_at is not None and first.ended_at is not None
     assert (second.started_at - first.ended_at).total_seconds() >= 0.25
-    log = (ws.root / ".brickyard" / "logs" / result.run_id / "fetch.log").read_text()
-    assert "an error not marked transient (retried anyway)" in log
+
+
+def test_a_terminal_error_is_not_retried(ws: Workspace) -> None:
+    write_pipeline(ws, "bad", "tasks:\n  - {name: t, kind: probe, fail: true, retries: {count: 3, backoff_seconds: 0}}\n")
+    result = PipelineRunner(ws).run("bad")
+    assert result.status == "failed"
+    attempts = StateStore(ws.state_url).attempts(result.run_id)
+    assert [(a.status, a.transient) for a in attempts] == [("failed", False)]
+    log = (ws.root / ".brickyard" / "logs" / result.run_id / "t.log").read_text()
+    assert "not retried: the error is terminal" in log and "retrying" not in log
 
 
 def test_retries_exhausted_fail_the_run(ws: Workspace) -> None:
-    write_pipeline(ws, "bad", "tasks:\n  - {name: t, kind: probe, fail: true, retries: {count: 2, backoff_seconds: 0}}\n")
+    write_pipeline(ws, "bad", "tasks:\n  - {name: t, kind: probe, fail: true, transient: true, retries: {count: 2, backoff_seconds: 0}}\n")
     result = PipelineRunner(ws).run("bad")
     assert result.status == "failed"
     assert [a.status for a in StateStore(ws.state_url).attempts(result.run_id)] == ["failed"] * 3
@@ -157,12 +165,12 @@ def test_cost_is_cpu_seconds_priced_per_cpu_hour(ws: Workspace) -> None:
 
 
 def test_each_attempt_logs_to_the_task_log(ws: Workspace) -> None:
-    write_pipeline(ws, "logs", "tasks:\n  - {name: t, kind: probe, fail_attempts: 1, retries: {count: 1, backoff_seconds: 0}}\n")
+    write_pipeline(ws, "logs", "tasks:\n  - {name: t, kind: probe, fail_attempts: 1, connection_reset: true, retries: {count: 1, backoff_seconds: 0}}\n")
     result = PipelineRunner(ws).run("logs")
     log = (ws.root / ".brickyard" / "logs" / result.run_id / "t.log").read_text()
     assert "== attempt 1 of 2" in log and "== attempt 2 of 2" in log
     assert "probe t attempt 2" in log
-    assert "RuntimeError: probe failure on attempt 1" in log
+    assert "Traceback" in log and "ConnectionResetError: probe connection reset on attempt 1" in log
 
 
 def test_a_queued_run_is_executed_by_id(ws: Workspace) -> None:
@@ -251,3 +259,15 @@ tasks:
     ]
     clean_again = PipelineRunner(ws).run("clean")
     assert clean_again.quarantine[0].versions == (1,)  # this run's commit, this run's rows
+
+
+def test_an_invalid_task_names_its_file_once(ws: Workspace) -> None:
+    write_pipeline(ws, "sc", """
+tasks:
+  - {name: s, kind: score, model: titanic, source: {table: silver.x}, target: gold.y, keys: [x]}
+""")
+    with pytest.raises(ConfigError) as caught:
+        PipelineRunner(ws).run("sc")
+    message = str(caught.value)
+    assert message.count("sc.yaml") == 1
+    assert message.startswith(f"{ws.root / 'pipelines' / 'sc.yaml'}:3: tasks[0] (s): Value error, 'titanic' is not a model reference")

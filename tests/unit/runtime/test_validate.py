@@ -71,7 +71,7 @@ expectations:
         "pipelines/alpha.yaml:5: task name 'extract' is used more than once",
         problems[2],
         "pipelines/alpha.yaml:11: task 'report' depends on unknown task 'extrct' (hint: did you mean extract?)",
-        "pipelines/alpha.yaml:14: tasks[4] (shape).colour: unknown key (hint: known keys here: burn_cpu, "
+        "pipelines/alpha.yaml:14: tasks[4] (shape).colour: unknown key (hint: known keys here: burn_cpu, connection_reset, "
         "depends_on, engine, fail, fail_attempts, kind, name, needs_table, problems, reads, retries, rows_in, "
         "rows_out, sleep, timeout_seconds, transient, writes)",
         "pipelines/alpha.yaml:15: task 'check': sql/report.sql does not exist",

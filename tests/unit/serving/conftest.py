@@ -16,8 +16,8 @@ from starlette.testclient import TestClient
 
 from brickyard import Workspace
 from brickyard.serving.app import create_app
-from brickyard.serving.example import RegisteredExample, register_titanic_example
 from brickyard.serving.service import ModelRef, ServingService
+from titanic_example import RegisteredExample, register_titanic_example
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from serving_helpers import COLUMNS, PASSENGER, register_scaled_fare, split_body
 from starlette.testclient import TestClient
 
 from brickyard import Workspace
-from brickyard.serving.example import RegisteredExample
+from titanic_example import RegisteredExample
 
 Serve = Callable[..., TestClient]
 

@@ -7,10 +7,10 @@ import orjson
 import pandas as pd
 
 from brickyard import Workspace
-from brickyard.serving.example import RegisteredExample
 from brickyard.serving.fastpath import compile_pipeline
 from brickyard.serving.registry import PyfuncPredictor, Registry
 from brickyard.serving.schema import parse_body
+from titanic_example import RegisteredExample
 
 TOLERANCE = 1e-5
 
@@ -76,7 +76,7 @@ def test_pyfunc_fallback_gives_the_same_answers(titanic: RegisteredExample, serv
 
 
 def test_one_row_lane_gives_the_batch_paths_labels(titanic: RegisteredExample, serving_ws: Workspace) -> None:
-    from brickyard.serving.example import FEATURES, titanic_frame
+    from titanic_example import FEATURES, titanic_frame
 
     loaded = Registry(serving_ws.mlflow_tracking_uri).load("titanic", titanic.version)
     frame = titanic_frame()[FEATURES]

@@ -21,10 +21,10 @@ import pytest
 
 from brickyard import Workspace
 from brickyard.ml.preprocess import fit_pipeline
-from brickyard.serving.example import CATEGORICAL, NUMERIC, titanic_frame
 from brickyard.serving.fastpath import compile_pipeline
 from brickyard.serving.registry import Registry
 from brickyard.serving.schema import ColumnSpec, InputSchema, parse_body
+from titanic_example import CATEGORICAL, NUMERIC, titanic_frame
 
 TOLERANCE = 1e-9
 REGRESSION_NUMERIC = ["Age", "SibSp", "Parch", "Pclass"]

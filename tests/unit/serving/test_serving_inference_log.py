@@ -9,9 +9,9 @@ from starlette.testclient import TestClient
 
 from brickyard import Workspace
 from brickyard.serving.app import create_app
-from brickyard.serving.example import RegisteredExample
 from brickyard.serving.inference_log import InferenceLog
 from brickyard.serving.service import ModelRef, ServingService
+from titanic_example import RegisteredExample
 
 
 def run_requests(ws: Workspace, count: int, **endpoint: object) -> tuple[list[int], str]:

@@ -16,9 +16,9 @@ from starlette.testclient import TestClient
 from brickyard import Workspace
 from brickyard.runtime.tokens import TokenStore
 from brickyard.serving.app import create_app
-from brickyard.serving.example import RegisteredExample
 from brickyard.serving.service import ModelRef, ServingService
 from openapi_fuzz import NEGATIVE, POSITIVE, Outcome, fuzz, load, operations
+from titanic_example import RegisteredExample
 
 Serve = Callable[..., TestClient]
 # What JSON Schema cannot state about a scoring body, so a body that fits the document may

@@ -14,9 +14,9 @@ from starlette.testclient import TestClient
 from brickyard import Workspace
 from brickyard.config.models import EndpointConfig
 from brickyard.serving.app import create_app
-from brickyard.serving.example import RegisteredExample
 from brickyard.serving.service import ModelRef, ServingService
 from brickyard.serving.traffic import CanaryPolicy, bucket
+from titanic_example import RegisteredExample
 
 
 def started(ws: Workspace, *models: str) -> TestClient:

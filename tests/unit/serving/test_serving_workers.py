@@ -18,8 +18,8 @@ import pytest
 from serving_helpers import split_body
 
 from brickyard import Workspace
-from brickyard.serving.example import RegisteredExample
 from brickyard.serving.server import bind_socket
+from titanic_example import RegisteredExample
 
 pytestmark = pytest.mark.slow
 

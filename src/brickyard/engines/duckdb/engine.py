@@ -309,10 +309,10 @@ def translate_errors(explain: Callable[[str], BrickyardError | None] | None = No
             raise
         found = explain(str(exc)) if explain is not None else None
         if found is not None:
-            raise found from None
+            raise found from exc
         if isinstance(exc, duckdb.IOException):
             _raise_io_error(exc)
-        raise SqlError(one_line(str(exc))) from None
+        raise SqlError(one_line(str(exc))) from exc
 
 
 def _raise_io_error(exc: duckdb.IOException) -> None:
@@ -322,8 +322,8 @@ def _raise_io_error(exc: duckdb.IOException) -> None:
         raise DataFileNotFoundError(
             f"no file in the lake matches {missing.group(1)!r}",
             hint="list what is there with: brickyard sql \"SELECT * FROM glob('raw/**')\"",
-        ) from None
-    raise SqlError(one_line(text)) from None
+        ) from exc
+    raise SqlError(one_line(text)) from exc
 
 
 def _is_duckdb_text(message: str) -> bool:

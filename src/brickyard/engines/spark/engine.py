@@ -150,7 +150,7 @@ def translate_errors(where: str) -> Iterator[None]:
 
         if not isinstance(exc, PySparkException | _py4j_error()):
             raise
-        raise SqlError(f"{where} failed on Spark: {error_text(exc)}") from None
+        raise SqlError(f"{where} failed on Spark: {error_text(exc)}") from exc
 
 
 def _py4j_error() -> type:

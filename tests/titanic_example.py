@@ -1,5 +1,6 @@
-"""The Titanic example model: fit, log and register it, for tests, benchmarks and trying out
-`brickyard serve` before a training pipeline has produced a champion.
+"""The Titanic example model: fit, log and register it, for tests and benchmarks
+(bench/serving.py) that need a served model without running a training pipeline.
+Importable as `titanic_example` from every test (tests/ is on pytest's path).
 
 This is a fixture, not the training path (that is `ml/`): a scikit-learn Pipeline
 (median impute + scale for numbers, most-frequent impute + one-hot for categories, then
