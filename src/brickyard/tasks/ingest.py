@@ -278,7 +278,18 @@ class IngestTask(TaskKind):
                 problems.append(f"contract {options.contract!r}: {exc}")
             else:
                 problems += contract_problems(contract, f"contract {options.contract}", options.partition_by)
+                if context.engine == "spark":
+                    problems += _spark_rule_problems(contract, options.target)
         return problems
+
+
+def _spark_rule_problems(contract: Contract, target: str) -> list[str]:
+    """Why the contract's expectations (SQL in DuckDB's dialect) cannot run on Spark."""
+    from brickyard.tasks.quality import checked_query, contract_rules
+    from brickyard.tasks.sql_spark import spark_problems
+
+    rules = contract_rules(contract)
+    return spark_problems(checked_query(f"SELECT * FROM {target}", rules), f"expectations on {target}") if rules else []
 
 
 def contract_problems(contract: Contract, where: str, partition_by: Sequence[str] = ()) -> list[str]:

@@ -51,6 +51,10 @@ class TrainTask(TaskKind):
         from brickyard.ml.training import kmeans_k
 
         found: list[str] = []
+        if options.query and context.engine == "spark":
+            from brickyard.tasks.sql_spark import spark_problems
+
+            found += [CheckProblem(message, "query") for message in spark_problems(options.query, "query")]
         table = options.table
         if table and table not in context.produced_tables and not context.workspace.lake.exists(table):
             found.append(CheckProblem(
