@@ -222,8 +222,6 @@ def _percentile(node: Any, where: str) -> Any:
     rejected (see `_SAME_FRACTIONS`)."""
     from sqlglot import exp
 
-    if isinstance(node, exp.Median):
-        return node
     continuous = isinstance(node, exp.PercentileCont)
     name = "quantile_cont" if continuous else "quantile_disc"
     within = isinstance(node.parent, exp.WithinGroup)
