@@ -52,12 +52,19 @@ class RunFailedError(BrickyardError):
     """A run ended failed or cancelled."""
 
 
-def validate(workspace: WorkspaceOption = None) -> None:
-    """Check every pipeline and contract; list all problems as file:line: message."""
+def validate(
+    engine: Annotated[
+        EngineChoice | None,
+        typer.Option("--engine", help="Check for this engine only (default: every engine a task may run on)."),
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Check every pipeline and contract, for every engine a task may run on; list all
+    problems as file:line: message."""
     from brickyard.runtime.validate import contract_files, pipeline_files, validate_workspace
 
     ws = open_workspace(workspace)
-    problems = validate_workspace(ws)
+    problems = validate_workspace(ws, engine.value if engine else None)
     out = console()
     for problem in problems:
         out.print(str(problem), markup=False)

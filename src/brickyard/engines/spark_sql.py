@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from brickyard.engines import spark_semantics
 from brickyard.engines.sql_text import FILE_FUNCTIONS, Snapshot, rewrite_time_travel
 from brickyard.errors import SqlError
 
@@ -29,7 +30,7 @@ UNSUPPORTED_TYPES = frozenset({"ENUM", "UNION", "HUGEINT", "UHUGEINT", "UTINYINT
 # DuckDB functions sqlglot leaves untranslated, with the Spark equivalent brickyard writes.
 RENAMED = {"try_strptime": "try_to_timestamp"}
 # Calls Spark parses as syntax rather than functions in its catalogue.
-SPARK_SYNTAX = frozenset({"cast", "try_cast", "extract", "trim", "position", "substring", "overlay", "ceil", "floor"})
+SPARK_SYNTAX = frozenset({"cast", "try_cast", "extract", "trim", "position", "substring", "overlay", "ceil", "floor", "timestampdiff"})
 RAW_READERS = {
     "read_csv": "csv",
     "read_csv_auto": "csv",
@@ -85,7 +86,7 @@ class SparkStatement:
         from sqlglot.optimizer.annotate_types import annotate_types
         from sqlglot.optimizer.qualify import qualify
 
-        if self.tree is None or self.tree.find(exp.Round) is None:
+        if self.tree is None or self.tree.find(exp.Round, exp.Length, exp.IntDiv) is None:
             return self.text
         schema: dict[str, object] = {view: dict(columns) for view, columns in schemas.items()}
         try:  # types need qualified columns; SQL sqlglot cannot qualify keeps Spark's rounding
@@ -96,7 +97,7 @@ class SparkStatement:
             tree = annotate_types(tree, schema=schema, dialect="spark")
         except SqlglotError:
             return self.text
-        changed = False
+        changed = _typed_semantics(tree)
         for node in list(tree.find_all(exp.Round)):
             digits = node.args.get("decimals")
             value = node.this
@@ -107,6 +108,27 @@ class SparkStatement:
             node.replace(_duckdb_round(value.copy(), int(digits.name)))
             changed = True
         return tree.sql(dialect="spark") if changed else self.text
+
+
+def _typed_semantics(tree: Any) -> bool:
+    """Rewrite `len(list)` and `//` of non-integers once sqlglot knows the types; whether
+    anything changed."""
+    from sqlglot import exp
+
+    changed = False
+    for node in list(tree.find_all(exp.Length)):
+        if node.this.type is not None and node.this.type.is_type("array"):
+            node.replace(exp.cast(exp.Anonymous(this="array_size", expressions=[node.this.copy()]), "BIGINT"))
+            changed = True
+    for node in reversed(list(tree.find_all(exp.IntDiv))):
+        types = [side.type for side in (node.this, node.expression)]
+        if all(t is not None and t.is_type(*exp.DataType.INTEGER_TYPES) for t in types):
+            continue
+        if any(t is None or t.is_type("unknown") for t in types):
+            continue
+        node.replace(exp.Div(this=exp.cast(node.this.copy(), "DOUBLE"), expression=exp.cast(node.expression.copy(), "DOUBLE")))
+        changed = True
+    return changed
 
 
 @cache
@@ -175,6 +197,7 @@ def translate_all(query: str, *, where: str = "the query") -> list[SparkStatemen
     for tree in trees:
         statement = SparkStatement("")
         _replace_sources(tree, statement, snapshot_by_view)
+        spark_semantics.rewrite(tree, where)
         _check_and_rename(tree, where)
         _keep_duckdb_types(tree)
         try:
@@ -218,7 +241,7 @@ def _replace_sources(tree: object, statement: SparkStatement, snapshots: dict[st
         if view is None:
             continue
         alias = table.args.get("alias")
-        replacement = exp.Table(this=exp.to_identifier(view))
+        replacement = exp.Table(this=exp.to_identifier(view), pivots=table.args.get("pivots"))
         if alias is not None:
             replacement.set("alias", alias)
         elif default_alias:
@@ -265,6 +288,8 @@ def _check_spark_calls(text: str, where: str) -> None:
             continue
         if before is not None and before.token_type in (TokenType.ALIAS, TokenType.DOT):
             continue  # `AS t(a, b)` column aliases, `schema.function(...)`
+        if before is not None and before.text.upper() == "WITHIN":
+            continue  # `percentile_disc(0.5) WITHIN GROUP (ORDER BY x)`
         function = name.text.lower()
         if function not in spark_functions() and function not in SPARK_SYNTAX:
             raise UntranslatableSqlError(

@@ -10,7 +10,7 @@ pipelines/p.yaml:2: unknown task kind 'pyton' (hint: did you mean python? known 
 pipelines/p.yaml:3: task 'b' depends on unknown task 'c'
 pipelines/p.yaml:3: tasks[1] (b).function: Field required (got {})
 
-Checked, per pipeline: YAML and schema, duplicate task names, unknown `depends_on`, cycles,
+Checked, per pipeline and per engine a task may run on (see `validate_workspace`): YAML and schema, duplicate task names, unknown `depends_on`, cycles,
 unknown kinds, each task's options against its kind's `Options` (every problem; a key the
 kind does not take is reported and left out, so the rest is still checked), then the kind's
 own `check` (missing tables, files, SQL errors; for `train` the estimator, its params and
@@ -26,7 +26,7 @@ columns); where they cannot be known before a run (a `sql` target), they are not
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
@@ -77,8 +77,15 @@ def contract_files(ws: Workspace) -> list[Path]:
     return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
 
 
-def validate_workspace(ws: Workspace) -> list[Problem]:
-    """Every problem in every pipeline and contract, sorted by file and line."""
+def validate_workspace(ws: Workspace, engine: str | None = None) -> list[Problem]:
+    """Every problem in every pipeline and contract, sorted by file and line.
+
+    A task is checked for each engine it may run on: the one its pipeline is configured
+    with, and every other engine `brickyard run --engine` could pick (each engine all the
+    pipeline's tasks without an `engine:` of their own can run on); with `engine`, only
+    that one, as `brickyard run --engine` would use it. Checks translate SQL; none starts
+    an engine.
+    """
     problems: list[Problem] = []
     loaded: list[tuple[PipelineFile, list[_Task]]] = []
     for path in pipeline_files(ws):
@@ -93,28 +100,42 @@ def validate_workspace(ws: Workspace) -> list[Problem]:
                 writers.setdefault(table, []).append(Writer(task.kind, task.options))
     produced = frozenset(writers)
     for file, tasks in loaded:
+        alternatives = _other_engines(ws, file, tasks) if engine is None else []
         for task in tasks:
             spec = file.spec.tasks[task.index]
             line = line_of(file.lines, ("tasks", task.index))
-            engine = spec.engine or file.spec.engine or ws.config.engine
-            if engine not in engine_names():
-                problems.append(Problem(_relative(ws, file.path), line, f"task {spec.name!r}: unknown engine {engine!r} (engines: {', '.join(engine_names())})"))
+            chosen = spec.engine or engine or file.spec.engine or ws.config.engine
+            if chosen not in engine_names():
+                problems.append(Problem(_relative(ws, file.path), line, f"task {spec.name!r}: unknown engine {chosen!r} (engines: {', '.join(engine_names())})"))
                 continue
-            missing = task.kind.missing(engine_class(engine))
+            missing = task.kind.missing(engine_class(chosen))
             if missing:
                 problems.append(Problem(
                     _relative(ws, file.path), line,
-                    f"task {spec.name!r}: kind {task.kind.name} cannot run on engine {engine!r}: it needs "
+                    f"task {spec.name!r}: kind {task.kind.name} cannot run on engine {chosen!r}: it needs "
                     f"{', '.join(missing)} (it runs on: {', '.join(task.kind.engines)})",
                 ))
                 continue
-            context = CheckContext(ws, file.spec, produced, engine=ws.engine_named(engine), writers=writers, task=spec)
-            for message in _check(task, context):
-                at = line_of(file.lines, ("tasks", task.index, *getattr(message, "at", ())))
-                problems.append(Problem(_relative(ws, file.path), at, f"task {spec.name!r}: {message}"))
+            found: list[Problem] = []
+            for each in [chosen, *([] if spec.engine else [e for e in alternatives if e != chosen])]:
+                context = CheckContext(ws, file.spec, produced, engine=ws.engine_named(each), writers=writers, task=spec)
+                for message in _check(task, context):
+                    at = line_of(file.lines, ("tasks", task.index, *getattr(message, "at", ())))
+                    on = f" on engine {each!r}" if each != chosen else ""
+                    problem = Problem(_relative(ws, file.path), at, f"task {spec.name!r}{on}: {message}")
+                    if problem not in found and replace(problem, message=f"task {spec.name!r}: {message}") not in found:
+                        found.append(problem)
+            problems.extend(found)
     for path in contract_files(ws):
         problems.extend(_contract_problems(ws, path))
     return sorted(problems, key=lambda p: (p.file, p.line or 0))
+
+
+def _other_engines(ws: Workspace, file: PipelineFile, tasks: list[_Task]) -> list[str]:
+    """The engines `brickyard run --engine` could run this pipeline on: those every task
+    without an `engine:` of its own can run on."""
+    free = [task for task in tasks if not file.spec.tasks[task.index].engine]
+    return [engine for engine in engine_names() if all(engine in task.kind.engines for task in free)]
 
 
 def _relative(ws: Workspace, path: str | Path) -> str:

@@ -172,6 +172,7 @@ from brickyard.tasks.spark_quality import CheckedWrite
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from brickyard.engines.base import Engine
     from brickyard.lake import WriteMode
 
 BATCH_ROWS = 256 * 1024
@@ -281,7 +282,16 @@ class IngestTask(TaskKind):
                 problems.append(f"contract {options.contract!r}: {exc}")
             else:
                 problems += contract_problems(contract, f"contract {options.contract}", options.partition_by)
+                problems += _rule_problems(contract, options.target, context.engine)
         return problems
+
+
+def _rule_problems(contract: Contract, target: str, engine: Engine) -> list[str]:
+    """Why the contract's expectations (SQL in DuckDB's dialect) cannot run on `engine`."""
+    from brickyard.tasks.quality import checked_query, contract_rules
+
+    rules = contract_rules(contract)
+    return engine.sql_problems(checked_query(f"SELECT * FROM {target}", rules), f"expectations on {target}") if rules else []
 
 
 def contract_problems(contract: Contract, where: str, partition_by: Sequence[str] = ()) -> list[str]:

@@ -53,6 +53,8 @@ class TrainTask(TaskKind):
         from brickyard.ml.training import kmeans_k
 
         found: list[str] = []
+        if options.query:
+            found += [CheckProblem(message, "query") for message in context.engine.sql_problems(options.query, "query")]
         table = options.table
         if table and table not in context.produced_tables and not context.workspace.lake.exists(table):
             found.append(CheckProblem(

@@ -60,9 +60,9 @@ def ws(tmp_path: Path) -> Workspace:
     return workspace
 
 
-def problems(ws: Workspace, name: str, text: str) -> list[str]:
+def problems(ws: Workspace, name: str, text: str, engine: str | None = None) -> list[str]:
     (ws.root / "pipelines" / f"{name}.yaml").write_text(text)
-    return [str(problem) for problem in validate_workspace(ws)]
+    return [str(problem) for problem in validate_workspace(ws, engine)]
 
 
 def test_every_mistake_of_a_pipeline_is_reported_at_once_at_its_line(ws: Workspace) -> None:
@@ -229,8 +229,17 @@ tasks:
     features: [Fare, Age]
     estimator: logistic_regression
     params: {maxIter: 10}
-""")
+""", engine="spark")
     assert found == [
         "pipelines/p.yaml:16: task 'train': estimator 'logistic_regression' (LogisticRegression) takes no "
         "parameter 'maxIter' (hint: did you mean max_iter?)"
+    ]
+    # Without --engine, also for DuckDB, which `brickyard run --engine duckdb` would use.
+    on_both = [str(problem) for problem in validate_workspace(ws)]
+    assert on_both == [
+        "pipelines/p.yaml:8: task 'segments' on engine 'duckdb': estimator 'kmeans' (KMeans) takes no parameter "
+        "'maxIter' (hint: did you mean max_iter?)",
+        "pipelines/p.yaml:8: task 'segments' on engine 'duckdb': estimator 'kmeans' (KMeans) takes no parameter "
+        "'initMode' (hint: did you mean init or n_init?)",
+        *found,
     ]
