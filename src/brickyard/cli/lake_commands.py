@@ -73,13 +73,15 @@ def _spark_sql(ws: object, query: str, fmt: OutputFormat, out: Path | None, max_
         return
     if out is None:
         raise UsageError("--engine spark writes csv, json or parquet to a folder; add --out DIR")
-    writer = frame.write.mode("overwrite")
+    from brickyard.engines.spark_delta import spark_path
+
+    writer, folder = frame.write.mode("overwrite"), spark_path(str(out.resolve()))
     if fmt is OutputFormat.csv:
-        writer.option("header", True).csv(str(out.resolve()))
+        writer.option("header", True).csv(folder)
     elif fmt is OutputFormat.json:
-        writer.json(str(out.resolve()))
+        writer.json(folder)
     else:
-        writer.parquet(str(out.resolve()))
+        writer.parquet(folder)
     print(f"wrote {out}/ (Spark part files)", file=sys.stderr)
 
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from brickyard.config.models import SparkConfig
-from brickyard.engines.spark_delta import read_table
+from brickyard.engines.spark_delta import read_table, spark_path
 from brickyard.engines.spark_session import error_text, spark_session
 from brickyard.engines.spark_sql import RawScan, SparkStatement, translate_all
 from brickyard.errors import BrickyardError, SqlError, TableNotFoundError
@@ -72,7 +72,7 @@ class SparkEngine:
         """Raw lake files as a DataFrame (CSV with a header and inferred types, unless
         `all_varchar`; JSON lines; Parquet)."""
         options = dict(scan.options)
-        paths = [self.lake.location.uri(path) for path in scan.paths]
+        paths = [spark_path(self.lake.location.uri(path)) for path in scan.paths]
         reader = self.spark.read
         with translate_errors("reading " + ", ".join(scan.paths)):
             if scan.format == "csv":

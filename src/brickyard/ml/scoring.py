@@ -105,8 +105,12 @@ class ScoringModel:
         return np.asarray(output).reshape(-1), None
 
 
-def load_model(workspace: Workspace, ref: str | ModelRef, *, positive_class: Any = None) -> ScoringModel:
-    """Load a registered model version from the workspace's MLflow registry.
+def load_model(
+    workspace: Workspace, ref: str | ModelRef, *, positive_class: Any = None, download_to: str | None = None
+) -> ScoringModel:
+    """Load a registered model version from the workspace's MLflow registry. Its files are
+    downloaded to `download_to` (default: a temporary folder); a Spark MLlib model is read
+    from there by Spark's executors, so on a cluster that must be a folder every node sees.
 
     Raises:
         NoChampionError: `name@champion` and the model has no champion.
@@ -129,7 +133,9 @@ def load_model(workspace: Workspace, ref: str | ModelRef, *, positive_class: Any
         ) from None
     try:
         uri = client.get_model_version_download_uri(parsed.name, version.version)
-        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=workspace.mlflow_tracking_uri)
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, tracking_uri=workspace.mlflow_tracking_uri, dst_path=download_to
+        )
         meta = Model.load(path)
         if "sklearn" in meta.flavors:
             import mlflow.sklearn

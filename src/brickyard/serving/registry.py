@@ -152,6 +152,7 @@ class Registry:
         with self._lock:  # MLflow's global tracking URI is process state
             mlflow.set_tracking_uri(self.tracking_uri)
             uri = self.client.get_model_version_download_uri(name, version)
+            _spark_for(f"models:/{name}/{version}")
             pyfunc = mlflow.pyfunc.load_model(uri)
         schema = signature_schema(pyfunc.metadata)
         predictor: Predictor = PyfuncPredictor(pyfunc)
@@ -175,6 +176,17 @@ class Registry:
         loaded = LoadedModel(name, version, schema, predictor, problem, time.time())
         warm(loaded)
         return loaded
+
+
+def _spark_for(uri: str) -> None:
+    """For a Spark MLlib model at `uri` (`models:/name/version`), start the loopback,
+    UI-less Spark session it runs in before MLflow starts its own; nothing for others."""
+    from mlflow.models import get_model_info
+
+    if "spark" in get_model_info(uri).flavors:
+        from brickyard.engines.spark_session import model_session
+
+        model_session()
 
 
 def signature_schema(metadata: Any) -> InputSchema | None:
