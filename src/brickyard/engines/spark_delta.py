@@ -35,6 +35,13 @@ if TYPE_CHECKING:
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
+def spark_path(path: str) -> str:
+    """A lake path as Spark must be given it: a local path with an explicit `file://`
+    scheme (Spark resolves a bare path against the cluster's default filesystem, HDFS on
+    many clusters), a URL as it is."""
+    return path if "://" in path else "file://" + os.path.abspath(path)
+
+
 def read_table(
     spark: SparkSession,
     lake: Lake,
@@ -65,7 +72,7 @@ def read_table(
     groups: dict[tuple[tuple[str, str | None], ...], list[str]] = {}
     for file in files.files:
         key = tuple(sorted(file.partition_values.items()))
-        groups.setdefault(key, []).append(os.path.join(files.uri, unquote(file.path)))
+        groups.setdefault(key, []).append(spark_path(os.path.join(files.uri, unquote(file.path))))
     frames = []
     for key, paths in groups.items():
         frame = spark.read.schema(data_schema).parquet(*paths)
@@ -125,7 +132,7 @@ def write_table(
     folder_name = f"spark-{uuid.uuid4().hex[:12]}"
     folder = os.path.join(lake.table_uri(table), folder_name)
     try:
-        frame.write.mode("errorifexists").partitionBy(*partitions).parquet(folder)
+        frame.write.mode("errorifexists").partitionBy(*partitions).parquet(spark_path(folder))
     except Exception as exc:
         raise LakeError(f"writing {table} failed in Spark: {_first_line(exc)}") from exc
     files = written_files(folder, folder_name, partitions)
@@ -167,7 +174,7 @@ def _native_read(spark: SparkSession, lake: Lake, name: str | TableName, *, vers
     elif as_of is not None:
         reader = reader.option("timestampAsOf", str(as_of))
     try:
-        return reader.load(lake.table_uri(name))
+        return reader.load(spark_path(lake.table_uri(name)))
     except Exception as exc:
         raise LakeError(f"reading {name} with Delta Lake's Spark support failed: {_first_line(exc)}") from exc
 
@@ -194,7 +201,7 @@ def _native_write(
     if mode == "overwrite":
         writer = writer.option("overwriteSchema", "true")
     try:
-        writer.save(lake.table_uri(table))
+        writer.save(spark_path(lake.table_uri(table)))
     except Exception as exc:
         raise LakeError(f"writing {table} with Delta Lake's Spark support failed: {_first_line(exc)}") from exc
     return lake.version(table)

@@ -36,6 +36,9 @@ DEFAULTS = {
     "spark.driver.memory": "2g",
 }
 
+DRIVER_PORT = 40000
+BLOCK_MANAGER_PORT = 40100
+
 _lock = threading.Lock()
 _session: SparkSession | None = None
 _settings: tuple[str, tuple[tuple[str, str], ...]] | None = None
@@ -62,6 +65,19 @@ def spark_session(config: SparkConfig) -> SparkSession:
         _session = _start(config.master, dict(settings[1]))
         _settings = settings
         return _session
+
+
+def model_session() -> SparkSession:
+    """A Spark session for running Spark MLlib models in this process (`brickyard serve`):
+    local[1], no Spark UI, listening on loopback only. MLflow's pyfunc loader uses the
+    active session rather than making its own (which has a UI on 0.0.0.0:4040).
+
+    Raises:
+        SparkUnavailableError: as `spark_session`.
+    """
+    from brickyard.config.models import SparkConfig
+
+    return spark_session(SparkConfig(master="local[1]"))
 
 
 def stop_spark() -> None:
@@ -95,13 +111,15 @@ def _start(master: str, conf: dict[str, str]) -> SparkSession:
             "engine spark needs Java 17 or newer, and no `java` is on PATH (nor JAVA_HOME set)",
             hint="install it, e.g. apt-get install openjdk-17-jre-headless",
         )
-    # Spark picks a LAN address for the driver unless told; local masters need none.
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        # Python workers (mapInArrow, UDFs) run `python3` from PATH unless told: in local
-        # mode they must be this interpreter, which has brickyard and its packages.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    conf = {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_log_config()}", **conf}
+    python = executor_python(conf)
+    conf = {
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_log_config()}",
+        **driver_network(master),
+        **conf,
+        "spark.pyspark.python": python,
+    }
     builder = SparkSession.builder.master(master).appName("brickyard")
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -118,7 +136,52 @@ def _start(master: str, conf: dict[str, str]) -> SparkSession:
             hint="check spark.master in brickyard.yaml and that the cluster is reachable",
         ) from exc
     session.sparkContext.setLogLevel("ERROR")
+    # pyspark hands executors the Python of PYSPARK_PYTHON (else `python3` from their PATH)
+    # with every Python function; it must be one that has brickyard and its packages.
+    session.sparkContext.pythonExec = python
     return session
+
+
+def executor_python(conf: dict[str, str]) -> str:
+    """The Python that executors run for Python work (mapInArrow, UDFs):
+    `spark.pyspark.python` from the config, else PYSPARK_PYTHON, else this interpreter
+    (so every node needs brickyard's Python at that same path)."""
+    return conf.get("spark.pyspark.python") or os.environ.get("PYSPARK_PYTHON") or sys.executable
+
+
+def driver_network(master: str) -> dict[str, str]:
+    """Where the driver listens and what it tells executors to call back to (defaults;
+    `spark.conf` overrides each). Local masters: loopback only. A cluster master: the
+    address of this machine's interface that routes to the master (Spark would otherwise
+    pick the first LAN address, or a hostname executors may not resolve), bound to that
+    address only, and fixed ports (each tried upwards `spark.port.maxRetries` times, 16 by
+    default) so that a firewall can let executors in: 40000 for the driver's RPC, 40100
+    for its block manager."""
+    if master.startswith("local"):
+        return {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+    network = {"spark.driver.port": str(DRIVER_PORT), "spark.driver.blockManager.port": str(BLOCK_MANAGER_PORT)}
+    address = _address_towards(master)
+    if address is not None:
+        network.update({"spark.driver.host": address, "spark.driver.bindAddress": address})
+    return network
+
+
+def _address_towards(master: str) -> str | None:
+    """This machine's IP address on the route to the master's host (no packet is sent),
+    or None when the master URL names no host (yarn) or the host does not resolve."""
+    import socket
+    from urllib.parse import urlparse
+
+    rest = master.split("://", 1)[-1].split(",")[0]  # spark://h1:7077,h2:7077: the first
+    try:
+        parsed = urlparse(rest if "://" in rest else f"spark://{rest}")  # k8s://https://host:6443
+        if not parsed.hostname:
+            return None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((parsed.hostname, parsed.port or 7077))
+            return str(probe.getsockname()[0])
+    except (OSError, ValueError):
+        return None
 
 
 def _is_alive(session: SparkSession) -> bool:

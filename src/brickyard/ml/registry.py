@@ -194,10 +194,14 @@ class LoadedVersion:
         return self.pyfunc.get_raw_model() if self.is_sklearn else self.pyfunc
 
 
-def load_version(client: MlflowClient, name: str, version: ModelVersion | str) -> LoadedVersion:
+def load_version(
+    client: MlflowClient, name: str, version: ModelVersion | str, *, download_to: str | None = None
+) -> LoadedVersion:
     """Load a version of model `name` (resolved before: see `resolve_version`) from its
     artifacts: the one loader that scoring, evaluation and serving use. MLflow's
-    process-wide tracking URI is not touched.
+    process-wide tracking URI is not touched. Its files are downloaded to `download_to`
+    (default: a temporary folder); a Spark MLlib model is read from there by Spark's
+    executors, so on a cluster that must be a folder every node sees.
 
     Raises:
         ModelError: its files cannot be loaded (missing artifacts, a flavor whose packages
@@ -210,7 +214,7 @@ def load_version(client: MlflowClient, name: str, version: ModelVersion | str) -
     try:
         found = client.get_model_version(name, number) if isinstance(version, str) else version
         uri = client.get_model_version_download_uri(name, number)
-        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=client.tracking_uri)
+        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=client.tracking_uri, dst_path=download_to)
         pyfunc = mlflow.pyfunc.load_model(path)
     except Exception as exc:
         raise ModelError(

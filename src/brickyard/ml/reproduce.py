@@ -4,7 +4,9 @@
 pipeline run id (`20261123-101500-ab12cd`; every train task of that run, found by the
 `brickyard.run_id` tag). The retraining reads each input table at the Delta version the run
 pinned (`brickyard.input.<table>` tags, and the spec in `brickyard/train_spec.json`), uses
-the same features, split and parameters, and logs nothing. Metrics match when they agree
+the same features, split and parameters, and logs nothing. It runs on the engine the run
+recorded (`brickyard.engine`): a Spark MLlib KMeans is fitted again with MLlib on the
+workspace's Spark, a scikit-learn model trained on rows Spark read gets its rows from Spark. Metrics match when they agree
 within `TOLERANCE` (absolute, or relative for large values such as inertia).
 """
 
@@ -13,11 +15,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from brickyard.ml import tracking
+from brickyard.ml import spark_kmeans, tracking
 from brickyard.ml.errors import ModelError
-from brickyard.ml.training import TIMING_METRICS, load_spec_record, refit_from_record
+from brickyard.ml.training import TAG_ENGINE, TIMING_METRICS, load_spec_record, refit_from_record
 
 if TYPE_CHECKING:
     from brickyard.workspace import Workspace
@@ -99,11 +101,18 @@ def reproduce(ws: Workspace, run_id: str) -> list[Reproduction]:
     for mlflow_run_id in find_train_runs(ws, run_id):
         run = client.get_run(mlflow_run_id)
         record = load_spec_record(mlflow_run_id)
-        fitted = refit_from_record(ws, record)
+        engine = run.data.tags.get(TAG_ENGINE) or str(record.get("engine", "duckdb"))
+        metrics, reads = _refit(ws, record, engine)
         logged = run.data.metrics
-        names = sorted(name for name in fitted.metrics if name not in TIMING_METRICS)
-        checks = [MetricCheck(name, logged.get(name), fitted.metrics.get(name)) for name in names]
-        results.append(Reproduction(
-            mlflow_run_id, run.data.tags.get(tracking.TAG_TASK, ""), dict(fitted.data.reads), checks
-        ))
+        names = sorted(name for name in metrics if name not in TIMING_METRICS)
+        checks = [MetricCheck(name, logged.get(name), metrics.get(name)) for name in names]
+        results.append(Reproduction(mlflow_run_id, run.data.tags.get(tracking.TAG_TASK, ""), reads, checks))
     return results
+
+
+def _refit(ws: Workspace, record: dict[str, Any], engine: str) -> tuple[dict[str, float], dict[str, int]]:
+    """The metrics and the table versions read of training again as `record` says, on `engine`."""
+    if engine == "spark" and record.get("estimator") == spark_kmeans.ESTIMATOR:
+        return spark_kmeans.refit_from_record(ws, record)
+    fitted = refit_from_record(ws, record, engine=engine)
+    return dict(fitted.metrics), dict(fitted.data.reads)

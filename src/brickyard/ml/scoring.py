@@ -76,8 +76,12 @@ class ScoringModel:
         return np.asarray(output).reshape(-1), None
 
 
-def load_model(workspace: Workspace, ref: str | ModelRef, *, positive_class: Any = None) -> ScoringModel:
-    """Load a registered model version from the workspace's MLflow registry.
+def load_model(
+    workspace: Workspace, ref: str | ModelRef, *, positive_class: Any = None, download_to: str | None = None
+) -> ScoringModel:
+    """Load a registered model version from the workspace's MLflow registry. Its files are
+    downloaded to `download_to` (default: a temporary folder); a Spark MLlib model is read
+    from there by Spark's executors, so on a cluster that must be a folder every node sees.
 
     Raises:
         NoChampionError: `name@champion` and the model has no champion.
@@ -95,7 +99,7 @@ def load_model(workspace: Workspace, ref: str | ModelRef, *, positive_class: Any
             f"model {parsed.name} has no {registry.CHAMPION}",
             hint=f"run the {parsed.name} pipeline or `brickyard models promote`",
         ) from exc
-    loaded = registry.load_version(client, parsed.name, version)
+    loaded = registry.load_version(client, parsed.name, version, download_to=download_to)
     model = loaded.native
     classes = getattr(model, "classes_", None)
     return ScoringModel(

@@ -38,6 +38,14 @@ def session(ws: Workspace) -> SparkSession:
     return ws.spark.spark
 
 
+def mlflow_dfs_tmpdir(ws: Workspace) -> str:
+    """Where MLflow has Spark save an MLlib model before logging it: a folder of the lake
+    (which every node sees at the same path), as Spark must be given it."""
+    from brickyard.engines.spark_delta import spark_path
+
+    return spark_path(ws.lake.location.uri("staging/mlflow"))
+
+
 def spark_source(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None = None) -> tuple[DataFrame, dict[str, int], str]:
     """(lazy DataFrame, {table: version read}, description) of a table or a query.
 
@@ -111,13 +119,15 @@ def _ordered(spark: SparkSession, files: Any) -> Any:
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
+    from brickyard.engines.spark_delta import spark_path
+
     schema = files.schema
     partitions = list(files.partition_columns)
     if not files.files:
         return schema.empty_table()
     data_schema = from_arrow_schema(pa.schema([f for f in schema if f.name not in partitions]), prefer_timestamp_ntz=True)
     paths = [os.path.join(files.uri, unquote(file.path)) for file in files.files]
-    frame = spark.read.schema(data_schema).parquet(*paths).select(
+    frame = spark.read.schema(data_schema).parquet(*map(spark_path, paths)).select(
         "*", F.col("_metadata.file_path").alias(_FILE), F.col("_metadata.row_index").alias(_ROW)
     )
     collected = frame.toArrow()

@@ -108,7 +108,7 @@ def train_kmeans(
     import mlflow
 
     from brickyard.ml import tracking
-    from brickyard.ml.spark_data import session, spark_source
+    from brickyard.ml.spark_data import mlflow_dfs_tmpdir, session, spark_source
     from brickyard.ml.training import SPEC_ARTIFACT, TAG_ENGINE, _short, _version, kmeans_k, register
 
     log = log or _log
@@ -179,7 +179,8 @@ def train_kmeans(
             )
             _log_profile(profile, features)
             writes = _write_tables(ws, spec, fitted, profile)
-            info = _log_model(fitted.model, frame, features, with_nulls)
+            info = _log_model(fitted.model, frame, features, with_nulls, mlflow_dfs_tmpdir(ws))
+            check_logged_files(info.model_uri, model_name)
         version = register(info.model_uri, model_name, all_tags)
         for name, table_version in writes.items():
             log.info("wrote %s version %d", name, table_version)
@@ -199,6 +200,35 @@ def train_kmeans(
             profile=profile,
             writes=writes,
         )
+    finally:
+        if fitted is not None:
+            fitted.scaled.unpersist()
+        base.unpersist()
+
+
+def refit_from_record(ws: Workspace, record: dict[str, Any]) -> tuple[dict[str, float], dict[str, int]]:
+    """Fit again, logging nothing, as the `train_spec.json` record of a `train_kmeans` run
+    says (its spec, features and pinned table versions): the metrics `train_kmeans` logs
+    (`silhouette`, `inertia`, `k`) and the table versions read.
+
+    Raises:
+        SparkUnavailableError, TrainingDataError, ModelError, LakeError, SqlError.
+    """
+    from brickyard.ml.spark_data import session, spark_source
+    from brickyard.ml.training import kmeans_k
+
+    spec = TrainSpec.model_validate({**record["spec"], "features": record["features"], "exclude": []})
+    session(ws)
+    k, params = kmeans_k(spec)
+    pinned = {str(table): int(version) for table, version in record.get("inputs", {}).items()}
+    frame, reads, where = spark_source(ws, spec.data(), pinned)
+    features = _features(frame, spec, where)
+    base = frame.select(*[f"`{c}`" for c in features]).cache()
+    fitted: _Fit | None = None
+    try:
+        _check_rows(base, features, k, where)
+        fitted = _fit(base, features, k, params, spec.split.seed, _log)
+        return {"silhouette": fitted.silhouette, "inertia": fitted.inertia, "k": float(fitted.k)}, reads
     finally:
         if fitted is not None:
             fitted.scaled.unpersist()
@@ -429,10 +459,12 @@ def _write_tables(ws: Workspace, spec: TrainSpec, fitted: _Fit, table: pd.DataFr
     return writes
 
 
-def _log_model(model: Any, frame: DataFrame, features: list[str], with_nulls: set[str]) -> Any:
+def _log_model(model: Any, frame: DataFrame, features: list[str], with_nulls: set[str], dfs_tmpdir: str) -> Any:
     """Log the PipelineModel with `mlflow.spark` (its signature: the raw feature columns in,
     optional where training held nulls, as MLflow infers on the DuckDB engine; the cluster
-    out); `brickyard.ml.training.register` registers it."""
+    out); `brickyard.ml.training.register` registers it. MLlib saves a model from the
+    executors; MLflow has them save it under `dfs_tmpdir` and copies it from there, so that
+    folder must be one the driver and every executor see (the lake), not a node's /tmp."""
     import mlflow.spark
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
@@ -458,4 +490,30 @@ def _log_model(model: Any, frame: DataFrame, features: list[str], with_nulls: se
         artifact_path="model",
         signature=signature,
         pip_requirements=mlflow.spark.get_default_pip_requirements(),
+        dfs_tmpdir=dfs_tmpdir,
     )
+
+
+def check_logged_files(model_uri: str, model_name: str) -> None:
+    """Refuse to register an MLlib model whose saved stages came back without their files
+    (executors that wrote the model where the driver could not read it).
+
+    Raises:
+        ModelError: a stage's metadata or the pipeline's is missing or empty.
+    """
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder)) / "sparkml"
+        folders = [root, *sorted((root / "stages").glob("*"))]
+        empty = [
+            str(path.relative_to(root.parent)) for path in folders
+            if not any(part.stat().st_size for part in (path / "metadata").glob("part-*"))
+        ]
+    if empty or len(folders) < 2:
+        raise ModelError(
+            f"the MLlib model {model_name} was saved without its files ({', '.join(empty) or 'no stages'}); "
+            "nothing was registered",
+            hint="the executors wrote it where the driver cannot read it: the lake must be at the same path "
+            "on every node (docs/scaling.md)",
+        )

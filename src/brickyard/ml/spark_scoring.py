@@ -12,6 +12,11 @@ function, same Arrow input.
 On a cluster the executors' Python must have brickyard and the model's packages
 (scikit-learn) installed, as the driver does.
 
+A Spark MLlib model (MLflow's `spark` flavor, e.g. the `kmeans` trainer's on Spark) is not
+sent to Python workers (it holds the driver's Spark session, which executors cannot use):
+its `PipelineModel.transform` runs on the source DataFrame, and the output gets the same
+columns and types as the Python scoring's (taken from scoring the sample rows).
+
 `stage_sql_batches` is how a SQL database source reaches Spark: there is no JDBC driver
 offline, so the rows are read on the driver, batch by batch (never whole), into Parquet
 files in a staging folder of the lake, which Spark's executors then read. Arrow infers
@@ -25,7 +30,7 @@ import functools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -43,7 +48,7 @@ class SparkScoring:
     """A scored DataFrame (lazy) and the counters its executors fill while it is written."""
 
     frame: DataFrame
-    rows: Any  # Spark accumulators
+    rows: Any  # Spark accumulators, or `_Counted` values
     batches: Any
 
     @property
@@ -81,6 +86,9 @@ def score_frame(
     sample = source.limit(SAMPLE_ROWS).toArrow()
     first = next(score_batches(model, iter(sample.to_batches()), keys, scored_at, probability=probability), None)
     schema = _plain(first.schema if first is not None else empty_schema())
+    native = mllib_model(model)
+    if native is not None:
+        return _transform(model, native, source, keys, scored_at, schema)
     context = spark.sparkContext
     rows, batches = context.accumulator(0), context.accumulator(0)
     work = functools.partial(
@@ -96,6 +104,51 @@ def score_frame(
     )
     frame = source.mapInArrow(work, from_arrow_schema(schema))
     return SparkScoring(frame, rows, batches)
+
+
+def mllib_model(model: ScoringModel) -> Any | None:
+    """The Spark MLlib model inside `model` (MLflow's `spark` flavor), else None."""
+    flavors = getattr(getattr(model.model, "metadata", None), "flavors", None) or {}
+    return model.model.get_raw_model() if "spark" in flavors else None
+
+
+class _Counted:
+    """A number computed when first read (as an accumulator's `.value`)."""
+
+    def __init__(self, compute: Any) -> None:
+        self._compute = compute
+        self._value: int | None = None
+
+    @property
+    def value(self) -> int:
+        if self._value is None:
+            self._value = int(self._compute())
+        return self._value
+
+
+def _transform(
+    model: ScoringModel, native: Any, source: DataFrame, keys: Sequence[str], scored_at: datetime, schema: pa.Schema
+) -> SparkScoring:
+    """Score with the MLlib model's own `transform`, columns as `schema` (see the module
+    docstring); `rows` counts the source's rows, `batches` the output's partitions."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    types = {item.name: item.dataType for item in from_arrow_schema(schema).fields}
+    moment = scored_at.astimezone(UTC)
+    values = {
+        "prediction": F.col("prediction"),
+        "probability": F.lit(None),
+        "model_name": F.lit(model.name),
+        "model_version": F.lit(model.version),
+        "scored_at": F.lit(moment),
+        "score_date": F.lit(moment.date()),
+    }
+    scored = native.transform(source).select(
+        *[F.col(f"`{key}`") for key in keys],
+        *[values[name].cast(kind).alias(name) for name, kind in types.items() if name not in keys],
+    )
+    return SparkScoring(scored, _Counted(source.count), _Counted(lambda: scored.rdd.getNumPartitions()))
 
 
 def _plain(schema: pa.Schema) -> pa.Schema:
@@ -166,7 +219,10 @@ class StagedSource:
 
         if self.schema is None or not self.files:
             return None
-        return spark.read.schema(from_arrow_schema(self.schema, prefer_timestamp_ntz=True)).parquet(*self.files)
+        from brickyard.engines.spark_delta import spark_path
+
+        schema = from_arrow_schema(self.schema, prefer_timestamp_ntz=True)
+        return spark.read.schema(schema).parquet(*map(spark_path, self.files))
 
 
 def stage_sql_batches(batches: Iterator[pa.RecordBatch], folder: str) -> StagedSource:

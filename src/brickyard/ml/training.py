@@ -436,10 +436,11 @@ def load_spec_record(run_id: str) -> dict[str, Any]:
     return dict(record)
 
 
-def refit_from_record(ws: Workspace, record: dict[str, Any]) -> Fitted:
-    """Train again exactly as recorded: same spec, resolved features, pinned table versions."""
+def refit_from_record(ws: Workspace, record: dict[str, Any], *, engine: str = "duckdb") -> Fitted:
+    """Train again exactly as recorded: same spec, resolved features, pinned table versions,
+    rows read by `engine` (a scikit-learn fit; see `fit`)."""
     spec = TrainSpec.model_validate({**record["spec"], "features": record["features"], "exclude": []})
-    return fit(ws, spec, pinned={str(k): int(v) for k, v in record.get("inputs", {}).items()})
+    return fit(ws, spec, pinned={str(k): int(v) for k, v in record.get("inputs", {}).items()}, engine=engine)
 
 
 def prepared_from_record(ws: Workspace, record: dict[str, Any]) -> Prepared:

@@ -145,6 +145,7 @@ class Registry:
         Raises:
             ModelError: its files cannot be loaded.
         """
+        _spark_for(self.client, name, version)
         loaded = registry.load_version(self.client, name, version)
         pyfunc = loaded.pyfunc
         schema = signature_schema(pyfunc.metadata)
@@ -164,6 +165,20 @@ class Registry:
         model = LoadedModel(name, version, schema, predictor, problem, time.time())
         warm(model)
         return model
+
+
+def _spark_for(client: Any, name: str, version: str) -> None:
+    """For a Spark MLlib model version, start the loopback, UI-less Spark session it runs
+    in before MLflow starts its own; nothing for others."""
+    import mlflow.artifacts
+    from mlflow.models import Model
+
+    uri = client.get_model_version_download_uri(name, version)
+    path = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri.rstrip('/')}/MLmodel", tracking_uri=client.tracking_uri)
+    if "spark" in Model.load(path).flavors:
+        from brickyard.engines.spark_session import model_session
+
+        model_session()
 
 
 def signature_schema(metadata: Any) -> InputSchema | None:

@@ -129,13 +129,15 @@ def read_raw(
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
+    from brickyard.engines.spark_delta import spark_path
+
     groups: dict[tuple[str, ...], list[tuple[SourceFile, str]]] = {}
     for file, uri in zip(files, uris, strict=True):
         groups.setdefault(tuple(columns_by_file[file.path]), []).append((file, uri))
     frames = []
     for columns, members in groups.items():
         group_files = [f for f, _ in members]
-        group_uris = [u for _, u in members]
+        group_uris = [spark_path(u) for _, u in members]
         if fmt == "parquet":
             frame = spark.read.parquet(*group_uris)
             row = (F.col("_metadata.row_index") + 1).cast("long")

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -154,13 +155,17 @@ class ScoreTask(TaskKind):
             return
         if context.engine.distributed:
             context.spark.spark  # noqa: B018 - SparkUnavailableError before the model is loaded
+            with _shared_folder(context, "model") as folder:
+                model = load_model(context.workspace, options.model, positive_class=options.positive_class, download_to=folder)
+                if options.features:
+                    model.features = list(options.features)
+                context.log.info("scoring %s with %s version %s", options.source.describe(), model.name, model.version)
+                self._run_spark(options, context, model, app_id)
+            return
         model = load_model(context.workspace, options.model, positive_class=options.positive_class)
         if options.features:
             model.features = list(options.features)
         context.log.info("scoring %s with %s version %s", options.source.describe(), model.name, model.version)
-        if context.engine.distributed:
-            self._run_spark(options, context, model, app_id)
-            return
         probability = self._probability(options, context, model)
         counter = _Counter(self._batches(options, context, model.features))
         scored_at = datetime.now(UTC)
@@ -418,6 +423,24 @@ class _Guard:
         except Exception as exc:
             self.error = exc
             raise
+
+
+@contextmanager
+def _shared_folder(context: TaskContext, name: str) -> Iterator[str]:
+    """A fresh folder under the lake's `staging/<pipeline>/<task>/` (which every Spark
+    node sees), removed afterwards."""
+    import os
+    import shutil
+    import uuid
+
+    folder = context.lake.location.uri(
+        f"staging/{context.pipeline.name}/{context.task.name}/{context.run_id}-{name}-{uuid.uuid4().hex[:8]}"
+    )
+    os.makedirs(folder)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _arrow_schema(frame: Any) -> Any:

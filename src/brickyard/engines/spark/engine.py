@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from brickyard.config.models import SparkConfig
 from brickyard.engines.base import Engine, Preview
-from brickyard.engines.spark_delta import read_table
+from brickyard.engines.spark_delta import read_table, spark_path
 from brickyard.engines.spark_session import error_text, spark_session
 from brickyard.engines.spark_sql import (
     RawScan,
@@ -80,7 +80,7 @@ class SparkEngine(Engine):
         """Raw lake files as a DataFrame (CSV with a header and inferred types, unless
         `all_varchar`; JSON lines; Parquet)."""
         options = dict(scan.options)
-        paths = [self.lake.location.uri(path) for path in scan.paths]
+        paths = [spark_path(self.lake.location.uri(path)) for path in scan.paths]
         reader = self.spark.read
         with translate_errors("reading " + ", ".join(scan.paths)):
             if scan.format == "csv":
@@ -118,7 +118,7 @@ class SparkEngine(Engine):
     def export(self, query: str, target: str, fmt: str) -> None:
         """The result written by Spark's executors into the folder `target` (part files;
         csv with a header), replacing what the folder held."""
-        writer = self.dataframe(query).write.mode("overwrite")
+        writer, target = self.dataframe(query).write.mode("overwrite"), spark_path(target)
         if fmt == "csv":
             writer.option("header", True).csv(target)
         elif fmt == "json":
