@@ -46,6 +46,7 @@ CAPABILITIES: dict[str, dict[str, bool]] = {
 class Run:
     """One finished pipeline run: how it ended, and the last attempt of each task."""
 
+    run_id: str
     status: str
     error: str | None
     attempts: dict[str, AttemptRecord]
@@ -105,18 +106,20 @@ class Project:
         ws = Workspace.open(self.ws.root)
         result = PipelineRunner(ws).run(name, full_refresh=full_refresh, trigger="test")
         attempts = {a.task: a for a in StateStore(ws.state_url).attempts(result.run_id)}
-        return Run(result.status, result.error, attempts)
+        return Run(result.run_id, result.status, result.error, attempts)
 
     def run_ok(self, name: str, **options: Any) -> Run:
         run = self.run(name, **options)
         assert run.ok, run.error
         return run
 
-    def run_failing(self, name: str, **options: Any) -> str:
-        """Run a pipeline that must fail; its error, checked to be one line."""
+    def run_failing(self, name: str, *, one_line: bool = True, **options: Any) -> str:
+        """Run a pipeline that must fail; its error, checked to hold no traceback and
+        (unless `one_line` is False) to be one line."""
         run = self.run(name, **options)
         assert run.status == "failed", run
-        assert run.error and "\n" not in run.error and "Traceback" not in run.error, run.error
+        assert run.error and "Traceback" not in run.error, run.error
+        assert not one_line or "\n" not in run.error, run.error
         return run.error
 
     def read(self, table: str) -> pa.Table:
@@ -153,12 +156,3 @@ def assert_no_leaked_views() -> None:
     if session is not None:
         assert not [t.name for t in session.catalog.listTables() if t.isTemporary]
 
-
-class _Record:  # TEMPORARY
-    def __eq__(self, other: object) -> bool:
-        import inspect
-        print("REC", inspect.stack()[1].lineno, repr(other))
-        return True
-
-
-RECORD = _Record()
