@@ -76,6 +76,7 @@ def test_the_demo_taxi_inputs_land_typed_with_reasons_files_and_lines(project: P
     run = project.run_ok("taxi")
 
     assert counts(run.task("ingest_synthetic")) == (800, 795, 5, 2, [{'batch': 1, 'files': 2, 'rows': 795, 'quarantined': 5, 'full_refresh': False, 'mode': 'append'}])
+    assert [run.task(t).metrics.get("expectations") for t in ("ingest_synthetic", "ingest_sample_2017")] == [[], []]
     assert counts(run.task("ingest_sample_2017")) == (1998, 1993, 5, 2, [{'batch': 1, 'files': 2, 'rows': 1993, 'quarantined': 5, 'full_refresh': False, 'mode': 'append'}])
     bronze, quarantine = project.read("bronze.taxi_trips"), project.read("bronze.taxi_trips__quarantine")
     assert types(bronze)["pickup_at"] == "timestamp[us]"
