@@ -1,6 +1,6 @@
 """The `expect` kind on Spark with a crash or a concurrent writer injected into its commit
 (see test_sql_spark.py for the helpers). What both engines do alike is in
-tests/conformance/test_expect.py."""
+tests/conformance/test_conformance_expect.py."""
 
 from __future__ import annotations
 

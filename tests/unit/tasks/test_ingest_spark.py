@@ -1,6 +1,6 @@
 """The `ingest` kind on Spark, where it needs Spark's internals: a crash between the two
 commits, another writer committing a batch first, and a contract type Spark cannot run.
-Everything a user sees that both engines do alike is in tests/conformance/test_ingest.py.
+Everything a user sees that both engines do alike is in tests/conformance/test_conformance_ingest.py.
 Real Spark in local mode (one session for the process), real Delta tables; nothing mocked
 but a crash."""
 

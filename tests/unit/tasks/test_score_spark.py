@@ -1,6 +1,6 @@
 """`score` and `export` on Spark, where a test needs a retried attempt of the same run or a
 machine without Java (real Spark local[2], a real MLflow registry). What both engines do
-alike (scores, errors, SQL sources, export) is in tests/conformance/test_score.py."""
+alike (scores, errors, SQL sources, export) is in tests/conformance/test_conformance_score.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The `sql` kind on Spark, where it needs Spark's internals or Spark-only behaviour: a
 retried attempt and a crash between the two commits, and SQL Spark cannot translate. What
 both engines do alike (rows, quarantine, incremental, merge, errors) is in
-tests/conformance/test_sql.py. The helpers here also serve test_expect_spark.py."""
+tests/conformance/test_conformance_sql.py. The helpers here also serve test_expect_spark.py."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def task(**fields: Any) -> dict[str, Any]:
 
 def test_a_retried_attempt_of_an_incremental_append_writes_nothing_twice(lakes: Engines) -> None:
     """A retried attempt of the same run after its commit landed: recognised, skipped.
-    (Incremental reads, no-op runs and full refresh: tests/conformance/test_sql.py.)"""
+    (Incremental reads, no-op runs and full refresh: tests/conformance/test_conformance_sql.py.)"""
     lakes.spark.lake.write("bronze.trips", TRIPS.slice(0, 3))
     spec = task(query="SELECT trip_id, fare FROM bronze.trips", mode="append", incremental=True)
     lakes.spark.run(spec, run_id="r1")
@@ -158,7 +158,7 @@ def test_a_crash_between_quarantine_and_target_commit_is_retried_once(
 
 def test_sql_spark_cannot_translate_is_refused_by_run_and_by_check(lakes: Engines) -> None:
     """DuckDB-only SQL: an error naming the construct on Spark, at run and in `check`.
-    (Errors both engines give alike: tests/conformance/test_sql.py.)"""
+    (Errors both engines give alike: tests/conformance/test_conformance_sql.py.)"""
     spark = lakes.spark
     spark.lake.write("bronze.trips", TRIPS)
     duckdb_only = task(query="SELECT hamming(city, city) AS h FROM bronze.trips")

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from brickyard.demo.synth import write_taxi_csv
+from brickyard.runtime.records import AttemptRecord
 from brickyard.tasks.pii import hmac_hex
 
 from conformance_kit import DEMO_CONTRACTS, TAXI_SAMPLE, TITANIC, Project, fingerprint, types
@@ -48,11 +50,11 @@ def sample_with(edits: dict[int, tuple[int, str]]) -> bytes:
     return b"".join(lines)
 
 
-def counts(run_task: object) -> tuple[object, ...]:
+def counts(attempt: AttemptRecord) -> tuple[Any, ...]:
     """What a run records of an ingest attempt, without commit versions."""
-    extra = run_task.metrics  # type: ignore[attr-defined]
-    batches = [{k: v for k, v in b.items() if k != "version"} for b in extra["batches"]]
-    return (run_task.rows_in, run_task.rows_out, extra["quarantined_rows"], extra["files_loaded"], batches)  # type: ignore[attr-defined]
+    batches = [{k: v for k, v in b.items() if k != "version"} for b in attempt.metrics["batches"]]
+    return (attempt.rows_in, attempt.rows_out, attempt.metrics["quarantined_rows"], attempt.metrics["files_loaded"],
+            batches)
 
 
 # -- the demo's inputs -----------------------------------------------------------------
