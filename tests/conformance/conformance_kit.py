@@ -33,7 +33,7 @@ DEMO_CONTRACTS = DEMO / "workspace" / "contracts"
 DEMO_SQL = DEMO / "workspace" / "sql"
 VOLATILE = ("_loaded_at", "_run_id")
 
-ENGINES = [pytest.param("duckdb", id="duckdb"), pytest.param("spark", id="spark", marks=pytest.mark.spark)]
+ENGINES = [pytest.param("duckdb", id="duckdb"), pytest.param("spark", id="spark", marks=[pytest.mark.spark, pytest.mark.slow])]
 
 # What an engine does differently by design (to become the Engine interface's flags).
 CAPABILITIES: dict[str, dict[str, bool]] = {
