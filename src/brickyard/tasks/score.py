@@ -170,7 +170,18 @@ class ScoreTask(TaskKind):
         counter = _Counter(self._batches(options, context, model.features))
         scored_at = datetime.now(UTC)
         scored = score_batches(model, iter(counter), options.keys, scored_at, probability=probability)
-        first = next(scored, None)
+        failed = f"scoring {options.source.describe()} with {model.name} version {model.version} failed"
+        try:
+            first = next(scored, None)
+        except BrickyardError:
+            raise
+        except Exception as exc:  # the model failed on the first batch, before the write
+            from brickyard.ml.errors import ModelError
+
+            raise ModelError(
+                f"{failed}: {exc}",
+                hint="check that the source's feature columns have the types the model was trained on",
+            ) from exc
         if first is None:
             schema = self._empty_schema(options, context, counter, probability)
             reader_batches: Iterator[Any] = iter(())
@@ -201,7 +212,7 @@ class ScoreTask(TaskKind):
                 from brickyard.ml.errors import ModelError
 
                 raise ModelError(
-                    f"scoring {options.source.describe()} with {model.name} version {model.version} failed: {guard.error}",
+                    f"{failed}: {guard.error}",
                     hint="check that the source's feature columns have the types the model was trained on",
                 ) from guard.error
             raise
@@ -216,6 +227,7 @@ class ScoreTask(TaskKind):
             "batches": counter.batches,
             "scored_at": scored_at.isoformat(),
             "source": options.source.describe(),
+            "engine": "duckdb",
         })
         context.log.info("scored %d rows into %s version %d", counter.rows, options.target, version)
 
@@ -334,7 +346,8 @@ class ScoreTask(TaskKind):
                 from brickyard.ml.scoring import require_columns
 
                 require_columns(dataset.schema.names, columns)
-            return dataset.scanner(columns=columns, batch_size=options.batch_size).to_batches()
+            scanner = dataset.scanner(columns=columns, batch_size=options.batch_size)
+            return _or_empty_batch(scanner.to_batches(), scanner.projected_schema)
         from brickyard.stores import Database, read_sql_batches
 
         database = Database.from_workspace(context.workspace, source.database or "default")
@@ -391,6 +404,19 @@ class ScoreTask(TaskKind):
         context.metrics.extra["already_committed"] = True
 
 
+def _or_empty_batch(batches: Iterator[Any], schema: Any) -> Iterator[Any]:
+    """The batches, or one empty batch of `schema` when there are none: an empty source
+    table still gives its key columns' types to the scores (as on Spark)."""
+    import pyarrow as pa
+
+    empty = True
+    for batch in batches:
+        empty = False
+        yield batch
+    if empty:
+        yield pa.RecordBatch.from_pylist([], schema=schema)
+
+
 class _Counter:
     """Counts the rows and batches that pass through, and remembers the first schema."""
 
@@ -405,7 +431,7 @@ class _Counter:
             if self.schema is None:
                 self.schema = batch.schema
             self.rows += batch.num_rows
-            self.batches += 1
+            self.batches += 1 if batch.num_rows else 0
             yield batch
 
 

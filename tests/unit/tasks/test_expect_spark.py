@@ -1,5 +1,6 @@
-"""The `expect` kind on the Spark engine: the same counts, quarantine rows, rewritten table,
-commits and errors as on DuckDB (see test_sql_spark.py for the two-workspace helpers)."""
+"""The `expect` kind on Spark with a crash or a concurrent writer injected into its commit
+(see test_sql_spark.py for the helpers). What both engines do alike is in
+tests/conformance/test_conformance_expect.py."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from test_sql_spark import Engines, Killed, lakes, same_table  # noqa: F401 (lak
 
 from brickyard.errors import LakeError
 from brickyard.tasks import spark_quality
-from brickyard.tasks.checkpoint import EXPECT_KEY
-from brickyard.tasks.quality import ExpectationFailedError
 
 TRIPS = pa.table(
     {
@@ -34,53 +33,6 @@ RULES = [
 
 def check_task(**fields: Any) -> dict[str, Any]:
     return {"name": "check", "kind": "expect", "table": "silver.trips", **fields}
-
-
-def test_drop_gives_the_same_table_quarantine_and_metrics_as_duckdb(lakes: Engines) -> None:
-    lakes.write("silver.trips", TRIPS, partition_by=["payment_type"])
-    duck, spark = lakes.run(check_task(expectations=RULES))
-    for key in ("rows_in", "rows_out", "extra", "reads", "writes"):
-        assert getattr(spark.metrics, key) == getattr(duck.metrics, key), key
-    assert spark.metrics.extra["quarantined_rows"] == 3
-    assert spark.metrics.writes == {"silver.trips__quarantine": 0, "silver.trips": 1}
-    assert sorted(r["trip_id"] for r in same_table(lakes, "silver.trips")) == [1, 5, 5]
-    quarantined = same_table(lakes, "silver.trips__quarantine", drop=("_loaded_at", "_run_id"))
-    assert {r["trip_id"]: (r["tip"], r["_reason"]) for r in quarantined} == {
-        "2": ("1e+10", "range(fare): '-2.0'"),
-        "3": ("0", "accepted_values(payment_type): '9'"),
-        "4": ("2", "not_null(fare): value is NULL"),
-    }
-    assert lakes.spark.lake.describe("silver.trips").partition_columns == ["payment_type"]
-    assert EXPECT_KEY in lakes.spark.lake.history("silver.trips", limit=1)[0]
-
-
-def test_reasons_of_rules_on_pii_columns_withhold_the_value_on_both_engines(lakes: Engines) -> None:
-    lakes.write("silver.trips", TRIPS)
-    lakes.file(
-        "contracts/silver.trips.yaml",
-        "pii_key: k\ncolumns:\n  - {name: fare, type: double, pii: true}\n  - {name: payment_type, type: int}\n"
-        "expectations:\n  - {range: {column: fare, min: 0}, action: drop}\n"
-        "  - {accepted_values: {column: payment_type, values: [1, 2, 3]}, action: drop}\n",
-    )
-    lakes.run(check_task(contract="silver.trips"))
-    quarantined = same_table(lakes, "silver.trips__quarantine", drop=("_loaded_at", "_run_id"))
-    assert {r["trip_id"]: r["_reason"] for r in quarantined} == {
-        "2": "range(fare): <pii value withheld>",
-        "3": "accepted_values(payment_type): '9'",
-    }
-
-
-def test_warn_writes_nothing_and_fail_names_the_expectation(lakes: Engines) -> None:
-    spark = lakes.spark
-    spark.lake.write("silver.trips", TRIPS)
-    context = spark.run(check_task(expectations=[{"unique": ["trip_id"]}]))
-    assert context.metrics.extra["expectations"][0]["failing_rows"] == 2
-    assert context.metrics.writes == {} and spark.lake.version("silver.trips") == 0
-    with pytest.raises(ExpectationFailedError, match="'range\\(fare\\)' failed on 1 row\\(s\\) of silver.trips"):
-        spark.run(check_task(expectations=[{"range": {"column": "fare", "min": 0}, "action": "fail"},
-                                           {"not_null": "fare", "action": "drop"}]))
-    assert spark.lake.version("silver.trips") == 0
-    assert not spark.lake.exists("silver.trips__quarantine")
 
 
 def test_a_crash_between_quarantine_and_table_commit_quarantines_once(

@@ -1,4 +1,5 @@
-"""`brickyard run taxi_trips --full-refresh` rebuilds what the incremental runs built.
+"""`brickyard run taxi_trips --full-refresh` rebuilds what the incremental runs built, on
+every engine.
 
 The demo pipeline has two ingest tasks writing bronze.taxi_trips (the synthetic trips and
 the real 2017 sample), an incremental append into silver and an overwrite of gold. On each
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
+from conformance_kit import Project
 
 from brickyard import Workspace
 from brickyard.demo.context import DemoContext
@@ -77,10 +78,5 @@ def check_full_refresh_equals_incremental(ws: Workspace, engine: str) -> None:
     assert tables(ws) == incremental
 
 
-def test_full_refresh_equals_the_incremental_result_on_duckdb(tmp_path: Any) -> None:
-    check_full_refresh_equals_incremental(Workspace.init(tmp_path / "ws"), "duckdb")
-
-
-@pytest.mark.slow
-def test_full_refresh_equals_the_incremental_result_on_spark(spark_workspace: Workspace) -> None:
-    check_full_refresh_equals_incremental(spark_workspace, "spark")
+def test_full_refresh_equals_the_incremental_result(project: Project) -> None:
+    check_full_refresh_equals_incremental(project.ws, project.engine)
