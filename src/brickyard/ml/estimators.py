@@ -92,7 +92,8 @@ def build_estimator(name: str, problem: Problem, params: dict[str, Any], seed: i
     if unknown:
         _, message, hint = unknown[0]
         more = f" (and {len(unknown) - 1} more: {', '.join(key for key, _, _ in unknown[1:])})" if len(unknown) > 1 else ""
-        raise EstimatorError(message + more, hint=hint)
+        note = _param_note(cls, name)
+        raise EstimatorError(message + more, hint=hint if not note or note in hint else f"{hint}; {note}")
     try:
         estimator = _construct(cls, name, params, seed)
     except TypeError as exc:
