@@ -264,6 +264,7 @@ class Workspace:
             "lake_root": self.lake.location.root,
             "engine": self.config.engine,
             "spark_master": self.config.spark.master,
+            "spark_remote": self.config.spark.remote,
             "spark_version": spark_version() or "pyspark not installed",
             "mlflow_tracking_uri": mask(self.mlflow_tracking_uri),
             "mlflow_artifact_location": str(self.root / self.config.mlflow.artifact_location),
