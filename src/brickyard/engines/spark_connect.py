@@ -24,6 +24,7 @@ same path as brickyard does, and its Python workers must have brickyard installe
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,18 @@ CONNECT_PACKAGES = "pip install 'brickyard[connect]'  (grpcio, grpcio-status, go
 # Tries of the first call to the server before giving up (about 4 s in all), instead of
 # Spark Connect's default of retrying for over ten minutes.
 FIRST_CALL_RETRIES = 4
+# pyspark marks a process that made a Connect session with this variable, after which it
+# refuses to start a local session and pyspark.ml takes the Connect path; brickyard removes
+# it again when its Connect session stops (unless it was set before brickyard's).
+CONNECT_MODE_VARIABLE = "SPARK_CONNECT_MODE_ENABLED"
+# Settings read only when Spark starts: the server's business. Refused in `spark.conf`
+# (a Connect server may accept them and ignore them).
+STARTUP_SETTINGS = (
+    "spark.master", "spark.submit.", "spark.driver.", "spark.executor.", "spark.ui.", "spark.jars",
+    "spark.pyspark.", "spark.default.parallelism", "spark.cores.max", "spark.dynamicAllocation.",
+    "spark.memory.", "spark.local.dir", "spark.connect.",
+)
+_mode_set_here = False
 
 
 def is_connect(spark: Any) -> bool:
@@ -53,20 +66,62 @@ def start_connect(remote: str, defaults: Mapping[str, str], conf: Mapping[str, s
         SparkUnavailableError: the client packages are missing or the server does not answer.
         ConfigError: the server refuses a key of the workspace's `spark.conf`.
     """
-    session = _create(remote)
-    _check_reachable(session, remote)
-    for key, value in defaults.items():
-        if key not in conf:
-            _set(session, key, value, required=False)
-    for key, value in conf.items():
-        _set(session, key, value, required=True)
+    startup = [key for key in conf if key.startswith(STARTUP_SETTINGS)]
+    if startup:
+        raise ConfigError(
+            f"spark.conf {', '.join(startup)}: start-up setting(s) of Spark, which a Spark Connect "
+            "session cannot change",
+            hint="give them to the Connect server where it starts (--conf on start-connect-server.sh), "
+            "and remove them from spark.conf in brickyard.yaml",
+        )
+    global _mode_set_here
+    _mode_set_here = _mode_set_here or CONNECT_MODE_VARIABLE not in os.environ
+    try:
+        session = _create(remote)
+        _check_reachable(session, remote)
+        for key, value in defaults.items():
+            if key not in conf and not key.startswith(STARTUP_SETTINGS):
+                _set(session, key, value, required=False)
+        for key, value in conf.items():
+            _set(session, key, value, required=True)
+    except BaseException:
+        _forget_connect_mode()
+        raise
+    return session
+
+
+def stop_connect(session: SparkSession) -> None:
+    """Stop a Connect session, and let this process start a local Spark session again."""
+    try:
+        session.stop()
+    finally:
+        _forget_connect_mode()
+
+
+def _forget_connect_mode() -> None:
+    global _mode_set_here
+    if _mode_set_here:
+        os.environ.pop(CONNECT_MODE_VARIABLE, None)
+        _mode_set_here = False
+
+
+def activate(session: SparkSession) -> SparkSession:
+    """Make `session` the calling thread's active Connect session and return it.
+
+    pyspark.ml over Connect finds its session as the thread's active one (a thread-local
+    that only the thread which created the session has), and every task attempt runs in a
+    thread of its own: without this, MLlib calls in a later task fail with a bare
+    AssertionError."""
+    holder = getattr(type(session), "_active_session", None)
+    if holder is not None and getattr(holder, "session", None) is not session:
+        holder.session = session
     return session
 
 
 def connect_alive(session: SparkSession) -> bool:
     """True while the Connect session has not been stopped."""
     try:
-        return not bool(session.is_stopped)
+        return not bool(session.is_stopped)  # type: ignore[attr-defined]  # a Connect session's
     except Exception:
         return False
 

@@ -58,13 +58,13 @@ def spark_session(config: SparkConfig) -> SparkSession:
     settings = (config.remote or config.master, tuple(sorted({**DEFAULTS, **config.conf}.items())))
     with _lock:
         if _session is not None and _settings == settings and _is_alive(_session):
-            return _session
+            return _in_this_thread(_session)
         if _session is not None:
-            _session.stop()
+            _stop(_session)
             _session = None
         _session = _start_remote(config) if config.remote else _start(config.master, dict(settings[1]))
         _settings = settings
-        return _session
+        return _in_this_thread(_session)
 
 
 def model_session() -> SparkSession:
@@ -85,7 +85,7 @@ def stop_spark() -> None:
     global _session, _settings
     with _lock:
         if _session is not None:
-            _session.stop()
+            _stop(_session)
         _session, _settings = None, None
 
 
@@ -182,6 +182,21 @@ def _address_towards(master: str) -> str | None:
             return str(probe.getsockname()[0])
     except (OSError, ValueError):
         return None
+
+
+def _in_this_thread(session: SparkSession) -> SparkSession:
+    from brickyard.engines.spark_connect import activate, is_connect
+
+    return activate(session) if is_connect(session) else session
+
+
+def _stop(session: SparkSession) -> None:
+    from brickyard.engines.spark_connect import is_connect, stop_connect
+
+    if is_connect(session):
+        stop_connect(session)
+    else:
+        session.stop()
 
 
 def _start_remote(config: SparkConfig) -> SparkSession:

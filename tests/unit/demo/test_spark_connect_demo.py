@@ -119,7 +119,7 @@ def workspaces(spark_connect: Any, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_the_connect_workspace_ran_on_the_server(workspaces: dict[str, Any], spark_connect: Any) -> None:
-    ws, results = workspaces["connect"]
+    ws = workspaces["connect"][0]
     assert ws.config.spark.remote == spark_connect.remote
     assert "brickyard-test-connect" in spark_connect.log.read_text(errors="replace")
     # rows counted without accumulators, the same as in local mode

@@ -62,7 +62,7 @@ def test_a_server_setting_in_spark_conf_is_an_error_naming_it(spark_connect: Any
             ws.spark.spark  # noqa: B018
     finally:
         stop_spark()
-    assert "spark.conf spark.default.parallelism cannot be set over Spark Connect" in str(caught.value)
+    assert "spark.conf spark.default.parallelism: start-up setting(s) of Spark" in str(caught.value)
     assert "--conf" in (caught.value.hint or "")
 
 
@@ -89,6 +89,25 @@ def test_sql_and_a_checked_write_run_over_connect(spark_connect: Any, tmp_path: 
     assert version == again == 0  # the retried batch was recognised, not written twice
     assert ws.lake.read("silver.trips").num_rows == 3
     assert [(row["id"], float(row["paid"])) for row in shown] == [(1, 7.5), (2, 11.3), (3, 0.0)]
+
+
+@pytest.mark.slow
+def test_a_local_session_starts_after_a_connect_session(spark_connect: Any, spark_workspace: Any, tmp_path: Path) -> None:
+    """pyspark marks a process that made a Connect session and then refuses local sessions;
+    stopping brickyard's Connect session lifts the mark (one process may serve workspaces
+    of both kinds, e.g. `brickyard server`)."""
+    from brickyard.engines.spark_connect import is_connect
+    from brickyard.engines.spark_session import stop_spark
+
+    remote = connect_workspace(tmp_path / "remote", spark_connect.remote)
+    try:
+        assert remote.spark.spark.range(3).count() == 3
+        assert is_connect(remote.spark.spark)
+        local = spark_workspace.spark.spark  # stops the Connect session, starts local[2]
+        assert not is_connect(local)
+        assert local.range(4).count() == 4
+    finally:
+        stop_spark()
 
 
 ODD_NAMES = [
