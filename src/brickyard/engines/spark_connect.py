@@ -159,7 +159,7 @@ def _check_reachable(session: SparkSession, remote: str) -> None:
 
     from brickyard.engines.spark_session import SparkUnavailableError
 
-    client = session.client  # type: ignore[attr-defined]
+    client = session.client
     policies = client.get_retry_policies()
     client.set_retry_policies([DefaultPolicy(max_retries=FIRST_CALL_RETRIES)])
     try:

@@ -35,9 +35,8 @@ def test_remote_must_be_a_connect_url_and_excludes_master() -> None:
 
 
 def test_a_server_that_does_not_answer_fails_in_seconds_with_a_hint(tmp_path: Path) -> None:
-    from conftest import free_port
-
     from brickyard.engines.spark_session import SparkUnavailableError, stop_spark
+    from conftest import free_port
 
     ws = connect_workspace(tmp_path / "ws", f"sc://127.0.0.1:{free_port()}")
     started = time.monotonic()
