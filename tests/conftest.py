@@ -261,6 +261,66 @@ def spark_workspace(tmp_path: Path):  # type: ignore[no-untyped-def]
     return Workspace.open(ws.root)
 
 
+@dataclass(frozen=True)
+class SparkConnectServer:
+    """A running Spark Connect server (from the installed pyspark package) on loopback."""
+
+    port: int
+    log: Path
+
+    @property
+    def remote(self) -> str:
+        return f"sc://127.0.0.1:{self.port}"
+
+
+def connect_server_command(port: int) -> list[str]:
+    """spark-submit of Spark's Connect server in local[2], bound to 127.0.0.1:`port`."""
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    return [
+        str(spark_home / "bin" / "spark-submit"),
+        "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+        "--master", "local[2]",
+        "--name", "brickyard-test-connect",
+        "--conf", f"spark.connect.grpc.binding.port={port}",
+        "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+        "--conf", "spark.ui.enabled=false",
+        "--conf", "spark.default.parallelism=2",
+        "--conf", "spark.driver.memory=2g",
+        "--conf", "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs=false",
+    ]
+
+
+@pytest.fixture(scope="session")
+def spark_connect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkConnectServer]:
+    """A Spark Connect server on a free loopback port, for the whole session. Its Python
+    workers run this interpreter with this checkout's sources (as a server's workers must
+    have brickyard installed)."""
+    import sys
+
+    pytest.importorskip("pyspark")
+    port = free_port()
+    log = tmp_path_factory.mktemp("spark-connect") / "server.log"
+    env = {
+        **os.environ,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])),
+    }
+    env.pop("SPARK_HOME", None)
+    with log.open("wb") as out:
+        process = subprocess.Popen(connect_server_command(port), stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        try:
+            wait_for_port(port, process, seconds=180)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; the server's log:\n{log.read_text(errors='replace')[-3000:]}") from exc
+        yield SparkConnectServer(port, log)
+    finally:
+        stop_process(process, grace=20)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that use a service fixture get that service's marker, so `-m` selects them."""
     for item in items:
@@ -269,5 +329,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.azurite)
         if "postgres" in fixtures:
             item.add_marker(pytest.mark.postgres)
-        if "spark_workspace" in fixtures:
+        if "spark_workspace" in fixtures or "spark_connect" in fixtures:
             item.add_marker(pytest.mark.spark)

@@ -263,7 +263,11 @@ class Workspace:
             "config": str(self.config_path),
             "lake_root": self.lake.location.root,
             "engine": self.config.engine,
-            "spark_master": self.config.spark.master,
+            **(
+                {"spark_remote": self.config.spark.remote}
+                if self.config.spark.remote
+                else {"spark_master": self.config.spark.master}
+            ),
             "spark_version": spark_version() or "pyspark not installed",
             "mlflow_tracking_uri": mask(self.mlflow_tracking_uri),
             "mlflow_artifact_location": str(self.root / self.config.mlflow.artifact_location),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from brickyard.config.secrets import is_reference, looks_secret
 
@@ -49,6 +49,25 @@ class SparkConfig(Strict):
 
     master: str = "local[*]"
     conf: dict[str, str] = Field(default_factory=dict)
+    remote: str | None = Field(
+        default=None,
+        description="a Spark Connect server (`sc://host:15002`) to run on instead of starting Spark here",
+    )
+
+    @field_validator("remote")
+    @classmethod
+    def _remote_is_connect_url(cls, remote: str | None) -> str | None:
+        if remote is not None and not remote.startswith("sc://"):
+            raise ValueError(f"remote {remote!r} is not a Spark Connect URL; write it as sc://host:15002")
+        return remote
+
+    @model_validator(mode="after")
+    def _master_or_remote(self) -> SparkConfig:
+        if self.remote is not None and "master" in self.model_fields_set:
+            raise ValueError(
+                "set either master (Spark started by brickyard) or remote (a Spark Connect server), not both"
+            )
+        return self
 
 
 class MlflowConfig(Strict):

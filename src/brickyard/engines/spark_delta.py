@@ -132,7 +132,7 @@ def write_table(
     folder_name = f"spark-{uuid.uuid4().hex[:12]}"
     folder = os.path.join(lake.table_uri(table), folder_name)
     try:
-        frame.write.mode("errorifexists").partitionBy(*partitions).parquet(spark_path(folder))
+        frame.write.mode("error").partitionBy(*partitions).parquet(spark_path(folder))
     except Exception as exc:
         raise LakeError(f"writing {table} failed in Spark: {_first_line(exc)}") from exc
     files = written_files(folder, folder_name, partitions)
@@ -156,6 +156,10 @@ def native_delta(spark: SparkSession) -> bool:
         return forced == "native"
     if "DeltaSparkSessionExtension" in (spark.conf.get("spark.sql.extensions", "") or ""):
         return True
+    from brickyard.engines.spark_connect import is_connect
+
+    if is_connect(spark):  # no JVM to probe: the extension (or spark.brickyard.delta) decides
+        return False
     try:
         spark.sparkContext._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")  # type: ignore[union-attr]
     except Exception:

@@ -55,16 +55,16 @@ def spark_session(config: SparkConfig) -> SparkSession:
         SparkUnavailableError: pyspark or Java is missing, or the session cannot start.
     """
     global _session, _settings
-    settings = (config.master, tuple(sorted({**DEFAULTS, **config.conf}.items())))
+    settings = (config.remote or config.master, tuple(sorted({**DEFAULTS, **config.conf}.items())))
     with _lock:
         if _session is not None and _settings == settings and _is_alive(_session):
-            return _session
+            return _in_this_thread(_session)
         if _session is not None:
-            _session.stop()
+            _stop(_session)
             _session = None
-        _session = _start(config.master, dict(settings[1]))
+        _session = _start_remote(config) if config.remote else _start(config.master, dict(settings[1]))
         _settings = settings
-        return _session
+        return _in_this_thread(_session)
 
 
 def model_session() -> SparkSession:
@@ -85,7 +85,7 @@ def stop_spark() -> None:
     global _session, _settings
     with _lock:
         if _session is not None:
-            _session.stop()
+            _stop(_session)
         _session, _settings = None, None
 
 
@@ -184,7 +184,36 @@ def _address_towards(master: str) -> str | None:
         return None
 
 
+def _in_this_thread(session: SparkSession) -> SparkSession:
+    from brickyard.engines.spark_connect import activate, is_connect
+
+    return activate(session) if is_connect(session) else session
+
+
+def _stop(session: SparkSession) -> None:
+    from brickyard.engines.spark_connect import is_connect, stop_connect
+
+    if is_connect(session):
+        stop_connect(session)
+    else:
+        session.stop()
+
+
+def _start_remote(config: SparkConfig) -> SparkSession:
+    """A Spark Connect session (`spark.remote`): see `brickyard.engines.spark_connect`."""
+    from brickyard.engines.spark_connect import start_connect
+
+    assert config.remote is not None
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
+    return start_connect(config.remote, DEFAULTS, config.conf)
+
+
 def _is_alive(session: SparkSession) -> bool:
+    from brickyard.engines.spark_connect import connect_alive, is_connect
+
+    if is_connect(session):
+        return connect_alive(session)
     try:
         return not session.sparkContext._jsc.sc().isStopped()
     except Exception:

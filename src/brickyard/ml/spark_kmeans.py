@@ -179,7 +179,9 @@ def train_kmeans(
             )
             _log_profile(profile, features)
             writes = _write_tables(ws, spec, fitted, profile)
-            info = _log_model(fitted.model, frame, features, with_nulls, mlflow_dfs_tmpdir(ws))
+            info = _log_model(
+                fitted.model, frame, features, with_nulls, mlflow_dfs_tmpdir(ws), staging_root=_model_staging(ws, frame)
+            )
             check_logged_files(info.model_uri, model_name)
         version = register(info.model_uri, model_name, all_tags)
         for name, table_version in writes.items():
@@ -459,12 +461,38 @@ def _write_tables(ws: Workspace, spec: TrainSpec, fitted: _Fit, table: pd.DataFr
     return writes
 
 
-def _log_model(model: Any, frame: DataFrame, features: list[str], with_nulls: set[str], dfs_tmpdir: str) -> Any:
+def _model_staging(ws: Workspace, frame: DataFrame) -> str | None:
+    """Over Spark Connect, a lake folder the server writes the model into before it is
+    logged (`brickyard.ml.spark_connect_model`); None otherwise."""
+    from brickyard.engines.spark_connect import is_connect
+
+    if not is_connect(frame):
+        return None
+    if not ws.lake.location.is_local:
+        raise ModelError(
+            "logging a Spark MLlib model over Spark Connect needs a lake the server sees by path; "
+            f"{ws.lake.location.root} is remote",
+            hint="use a lake folder shared with the Connect server, or train with engine: duckdb",
+        )
+    return ws.lake.location.uri("staging/mlflow-spark")
+
+
+def _log_model(
+    model: Any,
+    frame: DataFrame,
+    features: list[str],
+    with_nulls: set[str],
+    dfs_tmpdir: str,
+    *,
+    staging_root: str | None = None,
+) -> Any:
     """Log the PipelineModel with `mlflow.spark` (its signature: the raw feature columns in,
     optional where training held nulls, as MLflow infers on the DuckDB engine; the cluster
     out); `brickyard.ml.training.register` registers it. MLlib saves a model from the
     executors; MLflow has them save it under `dfs_tmpdir` and copies it from there, so that
-    folder must be one the driver and every executor see (the lake), not a node's /tmp."""
+    folder must be one the driver and every executor see (the lake), not a node's /tmp.
+    Over Spark Connect (`staging_root` given) through `brickyard.ml.spark_connect_model`,
+    as mlflow.spark's copy needs the JVM."""
     import mlflow.spark
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
@@ -485,6 +513,16 @@ def _log_model(model: Any, frame: DataFrame, features: list[str], with_nulls: se
         inputs=Schema([ColSpec(mlflow_type(kinds[name]), name, required=name not in with_nulls) for name in features]),
         outputs=Schema([ColSpec("integer", PREDICTION)]),
     )
+    if staging_root is not None:
+        from brickyard.ml.spark_connect_model import log_spark_model_over_connect
+
+        return log_spark_model_over_connect(
+            model,
+            artifact_path="model",
+            signature=signature,
+            pip_requirements=mlflow.spark.get_default_pip_requirements(),
+            staging_root=staging_root,
+        )
     return mlflow.spark.log_model(
         model,
         artifact_path="model",

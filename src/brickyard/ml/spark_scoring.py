@@ -2,9 +2,12 @@
 
 `score_frame` turns a source DataFrame into the scored DataFrame of
 `brickyard.ml.scoring` (`<keys>, prediction, probability, model_name, model_version,
-scored_at, score_date`; no `probability` for a model without class probabilities) with `mapInArrow`: every Python worker gets the loaded model once
-(a Spark broadcast, so the registry is read once, on the driver) and scores its partition's
-Arrow batches with `score_batches`, re-cut to `batch_size` rows. The output schema comes
+scored_at, score_date`; no `probability` for a model without class probabilities) with `mapInArrow`: the loaded model travels inside the function (so the
+registry is read once, on the driver; Spark ships a large function once per executor) and
+every Python worker scores its partition's Arrow batches with `score_batches`, re-cut to
+`batch_size` rows. The rows and batches scored are counted by `observe` on the output (a
+column marking each batch's first row, dropped before the write): exact under task retries,
+and, unlike broadcast variables and accumulators, available over Spark Connect. The output schema comes
 from scoring a few rows on the driver first, which also checks the columns before any
 work is spread out. The scores are those of the DuckDB engine: same model object, same
 function, same Arrow input.
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import os
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,22 +45,25 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 SAMPLE_ROWS = 10
+BATCH_START = "__brickyard_batch_start"
 
 
 @dataclass
 class SparkScoring:
-    """A scored DataFrame (lazy) and the counters its executors fill while it is written."""
+    """A scored DataFrame (lazy) and the counters observed while it is written."""
 
     frame: DataFrame
-    rows: Any  # Spark accumulators, or `_Counted` values
+    rows: Any  # `.value`: an `_Observed` count, or a `_Counted` one
     batches: Any
 
     @property
     def rows_scored(self) -> int:
+        """Rows scored (read after the frame was written)."""
         return int(self.rows.value)
 
     @property
     def batch_count(self) -> int:
+        """Batches scored (read after the frame was written)."""
         return int(self.batches.value)
 
 
@@ -77,9 +84,10 @@ def score_frame(
     Raises:
         BrickyardError: a key or feature column is missing from the source.
     """
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    spark = source.sparkSession
     require_columns(source.columns, [*keys, *(model.features or [])])
     columns = list(dict.fromkeys([*keys, *model.features])) if model.features else list(source.columns)
     source = source.select(*[f"`{c}`" for c in columns])
@@ -89,27 +97,42 @@ def score_frame(
     native = mllib_model(model)
     if native is not None:
         return _transform(model, native, source, keys, scored_at, schema)
-    context = spark.sparkContext
-    rows, batches = context.accumulator(0), context.accumulator(0)
     work = functools.partial(
         _score_partition,
-        model=context.broadcast(model),
+        model=model,
         keys=list(keys),
         scored_at=scored_at,
         batch_size=batch_size,
         probability=probability,
         schema=schema,
-        rows=rows,
-        batch_counter=batches,
     )
-    frame = source.mapInArrow(work, from_arrow_schema(schema))
-    return SparkScoring(frame, rows, batches)
+    marked = schema.append(pa.field(BATCH_START, pa.int8()))
+    observation = Observation(f"brickyard_scoring_{uuid.uuid4().hex[:12]}")
+    frame = (
+        source.mapInArrow(work, from_arrow_schema(marked))
+        .observe(observation, F.count(F.lit(1)).alias("rows"), F.sum(BATCH_START).alias("batches"))
+        .drop(BATCH_START)
+    )
+    return SparkScoring(frame, _Observed(observation, "rows"), _Observed(observation, "batches"))
 
 
 def mllib_model(model: ScoringModel) -> Any | None:
     """The Spark MLlib model inside `model` (MLflow's `spark` flavor), else None."""
     flavors = getattr(getattr(model.model, "metadata", None), "flavors", None) or {}
     return model.model.get_raw_model() if "spark" in flavors else None
+
+
+class _Observed:
+    """One metric of an `Observation`, as an accumulator's `.value` (known once the
+    observed frame was written)."""
+
+    def __init__(self, observation: Any, name: str) -> None:
+        self._observation = observation
+        self._name = name
+
+    @property
+    def value(self) -> int:
+        return int(self._observation.get[self._name] or 0)
 
 
 class _Counted:
@@ -148,7 +171,14 @@ def _transform(
         *[F.col(f"`{key}`") for key in keys],
         *[values[name].cast(kind).alias(name) for name, kind in types.items() if name not in keys],
     )
-    return SparkScoring(scored, _Counted(source.count), _Counted(lambda: scored.rdd.getNumPartitions()))
+    return SparkScoring(scored, _Counted(source.count), _Counted(lambda: _partitions(scored)))
+
+
+def _partitions(frame: DataFrame) -> int:
+    """The frame's partitions; 0 over Spark Connect, which has no RDDs to ask."""
+    from brickyard.engines.spark_connect import is_connect
+
+    return 0 if is_connect(frame) else frame.rdd.getNumPartitions()
 
 
 def _plain(schema: pa.Schema) -> pa.Schema:
@@ -175,15 +205,14 @@ def _score_partition(
     batch_size: int,
     probability: bool | None,
     schema: pa.Schema,
-    rows: Any,
-    batch_counter: Any,
 ) -> Iterator[pa.RecordBatch]:
-    """Runs in a Python worker: score one partition's batches."""
-    scoring: ScoringModel = model.value
-    for out in score_batches(scoring, rebatch(batches, batch_size), keys, scored_at, probability=probability):
-        rows.add(out.num_rows)
-        batch_counter.add(1)
-        yield out if out.schema == schema else out.cast(schema)
+    """Runs in a Python worker: score one partition's batches, each with its first row
+    marked in `BATCH_START` (for counting)."""
+    for out in score_batches(model, rebatch(batches, batch_size), keys, scored_at, probability=probability):
+        out = out if out.schema == schema else out.cast(schema)
+        if out.num_rows:
+            mark = pa.array([1] + [0] * (out.num_rows - 1), pa.int8())
+            yield pa.RecordBatch.from_arrays([*out.columns, mark], schema=schema.append(pa.field(BATCH_START, pa.int8())))
 
 
 def rebatch(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -89,10 +90,54 @@ def csv_options(options: ReaderOptions) -> dict[str, str]:
 def spark_paths(spark: SparkSession, uris: Sequence[str]) -> list[str]:
     """Each file's path as `file_path_key` gives it for Spark's `_metadata.file_path` (the
     URI-encoded path, without scheme or authority)."""
-    jvm = spark._jvm
-    if jvm is None:
-        raise BrickyardError("reading raw files on Spark needs a classic Spark session (its JVM gateway)")
-    return [str(jvm.org.apache.hadoop.fs.Path(uri).toUri().getRawPath()) for uri in uris]
+    return [hadoop_raw_path(uri) for uri in uris]
+
+
+# ASCII characters that java.net.URI leaves as they are in a path: unreserved, punct, / and @.
+_URI_PATH_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'(),;:$&+=/@")
+
+
+def hadoop_raw_path(uri: str) -> str:
+    """`new org.apache.hadoop.fs.Path(uri).toUri().getRawPath()`, computed here, so it needs
+    no JVM (none is reachable over Spark Connect): scheme and authority dropped, `//`
+    collapsed, a trailing `/` dropped, `.` and `..` segments resolved, and every character
+    java.net.URI does not allow in a path percent-encoded as UTF-8 (visible non-ASCII
+    characters are kept)."""
+    start = 0
+    colon, slash = uri.find(":"), uri.find("/")
+    if colon != -1 and (slash == -1 or colon < slash):
+        start = colon + 1
+    if uri.startswith("//", start) and len(uri) - start > 2:
+        end = uri.find("/", start + 2)
+        start = end if end > 0 else len(uri)
+    path = uri[start:].replace("//", "/")
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    return _normalize_segments("".join(_uri_quote(char) for char in path))
+
+
+def _uri_quote(char: str) -> str:
+    if char in _URI_PATH_SAFE:
+        return char
+    if ord(char) > 0x80 and unicodedata.category(char) not in ("Zs", "Zl", "Zp", "Cc"):
+        return char
+    return "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+
+
+def _normalize_segments(path: str) -> str:
+    """java.net.URI.normalize() of a path: `.` segments dropped, `name/..` pairs removed."""
+    if "/." not in path and not path.startswith("."):
+        return path
+    absolute = path.startswith("/")
+    kept: list[str] = []
+    for segment in path.split("/")[1 if absolute else 0 :]:
+        if segment == ".":
+            continue
+        if segment == ".." and kept and kept[-1] != "..":
+            kept.pop()
+            continue
+        kept.append(segment)
+    return ("/" if absolute else "") + "/".join(kept)
 
 
 def file_path_key() -> Column:

@@ -300,6 +300,11 @@ class ScoreTask(TaskKind):
                 META_SCORED_AT: scored_at.isoformat(),
                 META_MODEL: f"{model.name}/{model.version}",
             }
+            if lake.committed_version(options.target, (app_id, 0)) is not None:
+                # another attempt of this run committed meanwhile; `write_table` would skip
+                # without running the frame, whose observed counts would then never arrive
+                self._already_done(options, context)
+                return
             try:
                 version = write_table(
                     lake, options.target, out, mode=options.mode, partition_by=[PARTITION], metadata=metadata,
