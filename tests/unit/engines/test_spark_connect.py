@@ -4,6 +4,7 @@ pipelines over a real Connect server are in tests/unit/demo/test_spark_connect_d
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,10 @@ def test_remote_must_be_a_connect_url_and_excludes_master() -> None:
 
 def test_a_server_that_does_not_answer_fails_in_seconds_with_a_hint(tmp_path: Path) -> None:
     from brickyard.engines.spark_session import SparkUnavailableError, stop_spark
-    from conftest import free_port
-
-    ws = connect_workspace(tmp_path / "ws", f"sc://127.0.0.1:{free_port()}")
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ws = connect_workspace(tmp_path / "ws", f"sc://127.0.0.1:{port}")
     started = time.monotonic()
     try:
         with pytest.raises(SparkUnavailableError) as caught:
