@@ -19,7 +19,8 @@ from typing import Any
 
 from brickyard.config import CONFIG_FILE, WorkspaceConfig, load_config, mask
 from brickyard.core.contract import Contract
-from brickyard.core.files import PipelineFile, load_contract, load_pipeline
+from brickyard.core.feature_table import FeatureTableSpec
+from brickyard.core.files import PipelineFile, load_contract, load_feature_table, load_pipeline
 from brickyard.engines.base import Engine
 from brickyard.engines.duckdb.engine import DuckDBEngine, Relation
 from brickyard.engines.registry import DEFAULT_ENGINE, engine_class, engine_names
@@ -228,6 +229,27 @@ class Workspace:
                 hint=suggest(name, names) or (f"pipelines: {', '.join(names)}" if names else "create pipelines/NAME.yaml"),
             )
         return load_pipeline(path)
+
+    def feature_table_names(self) -> list[str]:
+        """The feature tables defined in `features/*.yaml`, sorted."""
+        folder = self.root / "features"
+        return sorted(path.stem for path in folder.glob("*.yaml")) if folder.is_dir() else []
+
+    def feature_table(self, name: str) -> FeatureTableSpec:
+        """Load `features/NAME.yaml` (NAME may be given as `features.NAME`).
+
+        Raises:
+            BrickyardError: no such feature table (with close names); ConfigError: it is invalid.
+        """
+        name = name.removeprefix("features.")
+        path = self.root / "features" / f"{name}.yaml"
+        if not path.is_file():
+            names = self.feature_table_names()
+            raise BrickyardError(
+                f"no feature table {name!r} in {path.parent}",
+                hint=suggest(name, names) or (f"feature tables: {', '.join(names)}" if names else "create features/NAME.yaml"),
+            )
+        return load_feature_table(path)
 
     def contract(self, reference: str) -> Contract:
         """Load a contract by path (relative to the workspace) or by table name

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from brickyard.config.loader import parse_model
 from brickyard.config.yaml_lines import Location, line_of, load_yaml_with_lines, read_text
 from brickyard.core.contract import Contract
+from brickyard.core.feature_table import FeatureTableSpec
 from brickyard.core.pipeline import PipelineSpec, TaskSpec
 from brickyard.errors import ConfigError
 
@@ -76,6 +77,27 @@ def load_pipeline(path: Path) -> PipelineFile:
             )
     spec = parse_model(PipelineSpec, data, lines, str(path))
     return PipelineFile(spec, path, lines)
+
+
+def load_feature_table(path: Path) -> FeatureTableSpec:
+    """Read `features/NAME.yaml`; the table's name defaults to the file's stem.
+
+    Raises:
+        ConfigError: invalid YAML, unknown keys, wrong types, or a name that differs
+            from the file name.
+    """
+    data, lines = load_yaml_with_lines(read_text(path), str(path))
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem)
+        if data["name"] != path.stem:
+            raise ConfigError(
+                f"feature table name {data['name']!r} differs from its file name",
+                file=str(path),
+                line=line_of(lines, ("name",)),
+                field="name",
+                hint=f"rename the file to {data['name']}.yaml or drop the name key",
+            )
+    return parse_model(FeatureTableSpec, data, lines, str(path))
 
 
 def load_contract(path: Path) -> Contract:
