@@ -3,6 +3,7 @@
 #   Azurite (Azure Storage emulator) from the npm registry into .tools/
 #   PostgreSQL server binaries (initdb, pg_ctl) with apt-get
 #   Java 17+ (the Spark engine's tests run PySpark in local mode) with apt-get
+#   Redis server (the online feature store's tests) with apt-get
 #   wrk, with --bench only (the serving benchmarks; no test needs it)
 # The tests start and stop them; this script only installs. It says exactly what is
 # missing when it cannot install something (no npm, no root for apt).
@@ -57,6 +58,15 @@ if ! have java || [ "$(java_major)" -lt 17 ] 2>/dev/null; then
   apt_install openjdk-17-jre-headless || true
   if ! have java; then
     missing+=("Java 17+ for the Spark tests: apt-get install openjdk-17-jre-headless (as root)")
+  fi
+fi
+
+# Redis: the online store's tests (tests/conftest.py `redis_url`) start redis-server on loopback.
+if ! have redis-server; then
+  echo "installing Redis with apt-get"
+  apt_install redis-server || true
+  if ! have redis-server; then
+    missing+=("redis-server for the online store tests: apt-get install redis-server (as root)")
   fi
 fi
 
