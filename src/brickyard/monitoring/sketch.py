@@ -163,15 +163,20 @@ def as_text(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 
 
 def quantile_edges(values: np.ndarray, bins: int = SKETCH_BINS, psi_bins: int = PSI_BINS) -> tuple[list[float], list[float]]:
-    """The sketch edges (quantiles at k/bins, data values, unique) and the PSI edges (the
-    interior quantiles at k/psi_bins) of the non-null `values`."""
+    """The sketch edges (quantiles at k/bins for k = 0..bins, unique) and the PSI edges (the
+    interior quantiles at k/psi_bins) of the non-null `values`. A quantile at p is the
+    smallest value with at least p of the values at or below it (numpy's `inverted_cdf`),
+    computed in integers so that p = 3/10 is exactly 3/10: always a data value."""
     present = values[~np.isnan(values)]
-    if present.size == 0:
+    n = present.size
+    if n == 0:
         return [], []
-    probabilities = np.linspace(0.0, 1.0, bins + 1)
-    quantiles = np.quantile(present, probabilities, method="inverted_cdf")
-    edges = np.unique(quantiles)
-    psi = np.unique(np.quantile(present, np.arange(1, psi_bins) / psi_bins, method="inverted_cdf"))
+    edge_ranks = {max((n * k + bins - 1) // bins - 1, 0) for k in range(bins + 1)}
+    psi_ranks = {(n * k + psi_bins - 1) // psi_bins - 1 for k in range(1, psi_bins)}
+    ranks = sorted(edge_ranks | psi_ranks)
+    ordered = np.partition(present, ranks)
+    edges = np.unique(ordered[sorted(edge_ranks)])
+    psi = np.unique(ordered[sorted(psi_ranks)])
     return [float(x) for x in edges], [float(x) for x in psi]
 
 
