@@ -13,13 +13,16 @@ TITANIC_FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"
 RUN_ID = "20260101-000000-aaaaaa"
 
 
-def run_task(ws: Workspace, pipeline: dict[str, Any], task_name: str, run_id: str = RUN_ID) -> TaskContext:
-    """Run one task of a pipeline (given as a dict) with a TaskContext built by hand."""
+def run_task(
+    ws: Workspace, pipeline: dict[str, Any], task_name: str, run_id: str = RUN_ID, engine: str | None = None
+) -> TaskContext:
+    """Run one task of a pipeline (given as a dict) with a TaskContext built by hand (on
+    `engine`, default the workspace's)."""
     spec = PipelineSpec.model_validate(pipeline)
     task = spec.task(task_name)
     kind = get_kind(task.kind)
     options = kind.Options.model_validate(task.options)
-    context = TaskContext(ws, spec, task, run_id, 1, False, logging.getLogger(f"test.{task_name}"))
+    context = TaskContext(ws, spec, task, run_id, 1, False, logging.getLogger(f"test.{task_name}"), engine=engine)
     kind.run(options, context)
     return context
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pyarrow as pa
 import pytest
 from ml_helpers import TITANIC_FEATURES, run_task, titanic_pipeline, train_task
@@ -74,3 +77,23 @@ def test_a_version_trained_without_a_baseline_gets_a_clear_error_then_one_comput
     loaded = load_baseline(ml_ws, "titanic", 1)
     assert loaded.to_dict() == recorded.baseline.to_dict()
     assert loaded.features["Sex"].counts == {"male": 577, "female": 314}  # type: ignore[union-attr]
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_model_trained_on_spark_records_the_same_baseline_as_on_duckdb(
+    ml_ws: Workspace, spark_workspace: Workspace, migrated_mlflow_db: Path, titanic_frame: pd.DataFrame
+) -> None:
+    shutil.copyfile(migrated_mlflow_db, spark_workspace.root / "mlflow.db")
+    spark_workspace.lake.write("silver.titanic", titanic_frame)
+    on_spark = run_task(spark_workspace, titanic_pipeline(train_task()), "train", engine="spark")
+    run_task(ml_ws, titanic_pipeline(train_task()), "train")
+
+    assert on_spark.metrics.extra["baseline"]["features"] == len(TITANIC_FEATURES)
+    spark_baseline, duckdb_baseline = baseline_for(spark_workspace, "titanic/1"), baseline_for(ml_ws, "titanic/1")
+    assert {k: v.to_dict() for k, v in spark_baseline.features.items()} == {
+        k: v.to_dict() for k, v in duckdb_baseline.features.items()
+    }
+    assert {k: v.to_dict() for k, v in spark_baseline.predictions.items()} == {
+        k: v.to_dict() for k, v in duckdb_baseline.predictions.items()
+    }
