@@ -82,15 +82,16 @@ def test_a_version_trained_without_a_baseline_gets_a_clear_error_then_one_comput
 @pytest.mark.spark
 @pytest.mark.slow
 def test_a_model_trained_on_spark_records_the_same_baseline_as_on_duckdb(
-    ml_ws: Workspace, spark_workspace: Workspace, migrated_mlflow_db: Path, titanic_frame: pd.DataFrame
+    spark_workspace: Workspace, migrated_mlflow_db: Path, titanic_frame: pd.DataFrame
 ) -> None:
-    shutil.copyfile(migrated_mlflow_db, spark_workspace.root / "mlflow.db")
-    spark_workspace.lake.write("silver.titanic", titanic_frame)
-    on_spark = run_task(spark_workspace, titanic_pipeline(train_task()), "train", engine="spark")
-    run_task(ml_ws, titanic_pipeline(train_task()), "train")
+    ws = spark_workspace
+    shutil.copyfile(migrated_mlflow_db, ws.root / "mlflow.db")
+    ws.lake.write("silver.titanic", titanic_frame)
+    on_spark = run_task(ws, titanic_pipeline(train_task()), "train", engine="spark")  # version 1
+    run_task(ws, titanic_pipeline(train_task()), "train", run_id="20260101-000000-bbbbbb", engine="duckdb")  # version 2
 
     assert on_spark.metrics.extra["baseline"]["features"] == len(TITANIC_FEATURES)
-    spark_baseline, duckdb_baseline = baseline_for(spark_workspace, "titanic/1"), baseline_for(ml_ws, "titanic/1")
+    spark_baseline, duckdb_baseline = baseline_for(ws, "titanic/1"), baseline_for(ws, "titanic/2")
     assert {k: v.to_dict() for k, v in spark_baseline.features.items()} == {
         k: v.to_dict() for k, v in duckdb_baseline.features.items()
     }
