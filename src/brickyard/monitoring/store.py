@@ -9,7 +9,7 @@ back to the run's artifact; with neither, `BaselineNotFoundError` says how to ge
 Columns of `gold.model_baselines`: model_name, model_version, run_id, role (`feature` or
 `output`), column, kind (`numeric` / `categorical`), rows, nulls, null_rate, min, max, mean,
 std, distinct, sketch (the column's sketch as JSON), baseline_info (the baseline's other
-fields as JSON: problem, source, reads, rows, prediction rows), created.
+fields as JSON: problem, source, reads, rows, prediction rows, feature order), created.
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def baseline_rows(baseline: Baseline) -> pa.Table:
     """
     if baseline.model_version is None:
         raise ValueError("a baseline needs a model version to be stored in " + BASELINE_TABLE)
-    info = {key: value for key, value in baseline.to_dict().items() if key not in ("features", "predictions")}
+    # run_id and created have columns of their own; the rest of a model version's rows is the same
+    # whichever engine or run made it
+    info = {key: value for key, value in baseline.to_dict().items() if key not in ("features", "predictions", "run_id", "created")}
     info["feature_order"] = list(baseline.features)
     info_text = json.dumps(info, sort_keys=True)
     rows = [
@@ -97,7 +99,7 @@ def _row(baseline: Baseline, role: str, column: str, sketch: Sketch, info: str) 
 def from_rows(rows: pa.Table) -> Baseline:
     """A baseline back from its rows of `gold.model_baselines` (one model version's)."""
     records = rows.to_pylist()
-    info = json.loads(records[0]["baseline_info"])
+    info = {**json.loads(records[0]["baseline_info"]), "run_id": records[0]["run_id"], "created": records[0]["created"]}
     features: dict[str, Sketch] = {}
     outputs: dict[str, Sketch] = {}
     for record in records:

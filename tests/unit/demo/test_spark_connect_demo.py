@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 ROWS = 5_000
 PIPELINES = ("taxi_trips", "taxi_segmentation", "titanic")
 # Columns that differ by design: when a row was loaded or scored, and by which run.
-VOLATILE = {"_loaded_at", "_run_id", "scored_at", "score_date"}
+VOLATILE = {"_loaded_at", "_run_id", "scored_at", "score_date", "run_id", "created"}  # run_id, created: gold.model_baselines
 LOCAL = """
 engine: spark
 spark:

@@ -56,7 +56,7 @@ def test_fixed_k_writes_profile_and_assignments_and_logs_artifacts(trips_ws: Wor
 
     extra = context.metrics.extra
     assert extra["model_name"] == "trip_segments" and extra["metrics"]["k"] == 3
-    assert context.metrics.writes == {"gold.trip_segment_profile": 0, "gold.trip_segments": 0}
+    assert context.metrics.writes == {"gold.trip_segment_profile": 0, "gold.trip_segments": 0, "gold.model_baselines": 0}
     profile_table = trips_ws.lake.read("gold.trip_segment_profile").to_pandas()
     assert list(profile_table.columns) == [
         "cluster", "rows", "share", "trip_distance_mean", "fare_amount_mean", "passenger_count_mean", "label",
