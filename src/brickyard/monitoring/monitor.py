@@ -337,26 +337,25 @@ class Monitor:
     def _performance(self, data: pa.Table, model: ModelFacts, labels: pd.DataFrame | None) -> Performance:
         spec = self.spec
         names = data.column_names
+        performance = Performance(reference=dict(model.reference))
         if spec.prediction not in names:
-            return Performance(note=f"no column {spec.prediction!r}: no performance")
-        frame = data.select([c for c in {*names} & {spec.prediction, spec.probability or "", spec.time_column or "",
-                                                    *(spec.labels.key if spec.labels else [])}]).to_pandas()
+            return performance
+        wanted = {spec.prediction, spec.probability or "", spec.time_column or "", *(spec.labels.key if spec.labels else [])}
+        frame = data.select([c for c in names if c in wanted]).to_pandas()
         probability = frame[spec.probability].to_numpy(dtype=float) if spec.probability in frame else None
         problem = model.problem or ("classification" if probability is not None else None)
-        performance = Performance(reference={k: v for k, v in model.reference.items()})
+        if problem == "classification" and probability is not None:
+            performance.estimate = estimated_metrics(probability)
         if labels is not None and spec.labels is not None:
             joined = self._join_labels(frame, labels)
             labelled = joined[joined["__label__"].notna()]
             performance.labelled_rows = len(labelled)
             if len(labelled) >= spec.labels.min_rows and problem is not None:
                 proba = labelled[spec.probability].to_numpy(dtype=float) if probability is not None else None
-                performance.metrics = realised_metrics(
+                performance.realised = realised_metrics(
                     problem, labelled["__label__"].to_numpy(), labelled[spec.prediction].to_numpy(), proba,
                     spec.positive_class,
                 )
-        if not performance.metrics and problem == "classification" and probability is not None:
-            performance.metrics = estimated_metrics(probability)
-            performance.estimated = True
         performance.drops = drops(performance.metrics, model.reference)
         return performance
 
@@ -382,22 +381,20 @@ class Monitor:
         return frame.merge(right[[*spec.key, "__label__"]], on=list(spec.key), how="left")
 
     def _performance_rows(self, performance: Performance, common: Mapping[str, Any], rows: int) -> list[dict[str, Any]]:
-        out = []
         base = {**common, "feature": PERFORMANCE, "kind": "performance", "p_value": None, "decisive": False,
-                "rows": rows, "estimated": performance.estimated}
-        for name, value in performance.metrics.items():
-            drop = performance.drops.get(name)
-            out.append({**base, "method": name, "statistic": value, "reference": performance.reference.get(name),
-                        "threshold": None, "drifted": False,
-                        "note": "estimated from the scores (no labels yet)" if performance.estimated
-                        else f"{performance.labelled_rows} labelled rows"})
-            if drop is not None:
-                out.append({**base, "method": f"{name}_drop", "statistic": drop, "reference": None,
-                            "threshold": self.spec.max_drop, "drifted": drop > self.spec.max_drop,
-                            "note": "positive: worse than at evaluation"})
-        if self.spec.labels is not None:
+                "rows": rows, "threshold": None, "drifted": False, "reference": None}
+        labelled = f"{performance.labelled_rows} labelled rows"
+        out = [{**base, "method": name, "statistic": value, "reference": performance.reference.get(name),
+                "estimated": False, "note": labelled} for name, value in performance.realised.items()]
+        out += [{**base, "method": name, "statistic": value, "reference": performance.reference.get(name),
+                 "estimated": True, "note": "estimated from the scores (CBPE)"} for name, value in performance.estimate.items()]
+        out += [{**base, "method": f"{name}_drop", "statistic": drop, "threshold": self.spec.max_drop,
+                 "drifted": drop > self.spec.max_drop, "estimated": performance.estimated,
+                 "note": "positive: worse than at evaluation" + (" (estimated)" if performance.estimated else "")}
+                for name, drop in performance.drops.items()]
+        if performance.labelled_rows is not None:
             out.append({**base, "method": "labelled_rows", "statistic": float(performance.labelled_rows),
-                        "estimated": False, "threshold": None, "drifted": False, "reference": None, "note": None})
+                        "estimated": False, "note": None})
         return out
 
     # -- writing ------------------------------------------------------------------------
@@ -459,10 +456,14 @@ class Monitor:
         found = []
         for (start, end), group in frame.groupby(["window_start", "window_end"], sort=True):
             values: dict[str, Any] = {}
-            estimated = False
-            for row in group.itertuples():
-                values[str(row.method)] = None if row.statistic != row.statistic else float(row.statistic)
-                estimated = estimated or bool(row.estimated)
+            for row in group.sort_values("estimated", ascending=False).itertuples():  # realised last: it wins
+                value = None if row.statistic != row.statistic else float(row.statistic)
+                if row.estimated and str(row.feature) == PERFORMANCE and not str(row.method).endswith("_drop"):
+                    values[f"estimated_{row.method}"] = value
+                values[str(row.method)] = value
+            realised = group[(group["feature"] == PERFORMANCE) & ~group["estimated"].astype(bool)
+                             & ~group["method"].isin(["labelled_rows"])]
+            estimated = realised.empty and bool(group["estimated"].astype(bool).any())
             version = group["batch_version"].dropna()
             window = Window(_as_datetime(start), _as_datetime(end),
                             int(version.iloc[0]) if len(version) else None, unit=str(self.spec.window))

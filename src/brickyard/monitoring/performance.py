@@ -30,22 +30,35 @@ ESTIMATED = ("accuracy", "roc_auc")
 
 @dataclass
 class Performance:
-    """The metrics of one window: `metrics` (realised or, when `estimated`, expected),
-    `drops` against the model version's `reference` metrics (positive: worse), and how
-    many rows had a label."""
+    """The metrics of one window: `realised` from labels (when enough rows had one),
+    `estimate` from the scores (a classifier with probabilities), and the `drops` of the
+    metrics that count (realised when there are any, else the estimate) against the model
+    version's `reference` metrics (positive: worse)."""
 
-    metrics: dict[str, float] = field(default_factory=dict)
-    estimated: bool = False
+    realised: dict[str, float] = field(default_factory=dict)
+    estimate: dict[str, float] = field(default_factory=dict)
     drops: dict[str, float] = field(default_factory=dict)
     reference: dict[str, float] = field(default_factory=dict)
-    labelled_rows: int = 0
-    note: str = ""
+    labelled_rows: int | None = None  # None: the monitor has no labels
+
+    @property
+    def estimated(self) -> bool:
+        """Whether the metrics that count are estimates (no realised metrics)."""
+        return not self.realised and bool(self.estimate)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The metrics that count: realised, else estimated."""
+        return self.realised or self.estimate
 
     def values(self) -> dict[str, float]:
-        """The values alert rules compare: each metric, `<metric>_drop`, and `labelled_rows`."""
-        found: dict[str, float] = {"labelled_rows": float(self.labelled_rows)}
-        found.update(self.metrics)
+        """The values alert rules compare: each metric that counts, `<metric>_drop`,
+        `estimated_<metric>`, and `labelled_rows`."""
+        found: dict[str, float] = dict(self.metrics)
         found.update({f"{name}_drop": value for name, value in self.drops.items()})
+        found.update({f"estimated_{name}": value for name, value in self.estimate.items()})
+        if self.labelled_rows is not None:
+            found["labelled_rows"] = float(self.labelled_rows)
         return found
 
 
