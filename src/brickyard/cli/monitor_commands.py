@@ -29,7 +29,7 @@ DATASET, PERFORMANCE = "__dataset__", "__performance__"
 
 def monitors(fmt: FormatOption = TableFormat.table, workspace: WorkspaceOption = None) -> None:
     """Every monitor's last status: windows, latest drift share, drifted features, open alerts."""
-    from brickyard.monitoring.store import MonitorStore
+    from brickyard.monitoring.state import MonitorStore
 
     ws = open_workspace(workspace)
     store = MonitorStore(ws.state_url)
@@ -68,7 +68,7 @@ def show(
     ws = open_workspace(workspace)
     table_name = results_table(name)
     if not ws.lake.exists(table_name):
-        from brickyard.monitoring.store import MonitorStore
+        from brickyard.monitoring.state import MonitorStore
 
         known = [row["name"] for row in MonitorStore(ws.state_url).monitors()]
         raise UsageError(f"monitor {name!r} has no results ({table_name} does not exist)",
@@ -115,7 +115,7 @@ def alerts(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Alerts the monitors raised, newest first: one per breach, with what their actions did."""
-    from brickyard.monitoring.store import MonitorStore
+    from brickyard.monitoring.state import MonitorStore
 
     ws = open_workspace(workspace)
     found = MonitorStore(ws.state_url).alerts(monitor=monitor, limit=limit)

@@ -26,7 +26,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from brickyard.config.secrets import resolve
 from brickyard.monitoring.alerts import Action, LogAction, RunAction, WebhookAction, WebhookSpec
-from brickyard.monitoring.store import AlertRecord
+from brickyard.monitoring.state import AlertRecord
 
 SIGNATURE_HEADER = "X-Brickyard-Signature"
 TRIGGER = "monitor"

@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from brickyard.monitoring.store import MonitorStore
+from brickyard.monitoring.state import MonitorStore
 
 
 class MonitorCollector(Collector):

@@ -38,7 +38,7 @@ from brickyard.monitoring.alerts import breaches, describe
 from brickyard.monitoring.performance import Performance, drops, estimated_metrics, realised_metrics
 from brickyard.monitoring.report import DATASET, PERFORMANCE, write_report
 from brickyard.monitoring.spec import MonitorSpec, results_table
-from brickyard.monitoring.store import MonitorStore
+from brickyard.monitoring.state import MonitorStore
 from brickyard.monitoring.windows import TimeUnit, Window, WindowPlan, batch_windows, naive_utc, time_windows
 
 if TYPE_CHECKING:
@@ -193,7 +193,7 @@ class Monitor:
     def _model(self) -> ModelFacts:
         from brickyard.ml.registry import CHAMPION, ModelRef, resolve_version, run_metrics
         from brickyard.ml.tracking import connect
-        from brickyard.monitoring.baseline import load_baseline
+        from brickyard.monitoring.store import load_baseline
 
         ref = ModelRef.parse(self.spec.model)
         client = connect(self.ws)
@@ -201,7 +201,7 @@ class Monitor:
         reference = run_metrics(client, version)
         tags = client.get_run(version.run_id).data.tags if version.run_id else {}
         problem = self.spec.problem or tags.get("brickyard.problem")
-        baseline = load_baseline(self.ws, ref.name, str(version.version))
+        baseline = load_baseline(self.ws, ref.name, str(version.version), run_id=version.run_id)
         return ModelFacts(ref.name, str(version.version), reference, problem, baseline)
 
     # -- windows ------------------------------------------------------------------------
@@ -281,14 +281,20 @@ class Monitor:
             "computed_at": computed_at,
         }
         rows = [{**common, **row} for row in report.rows_out()]
-        share = report.drift_share
-        dataset = {
-            "drift_share": share, "rows": float(data.num_rows), "drifted_features": float(len(report.drifted_features)),
-        }
-        rows.append({**common, "feature": DATASET, "kind": "dataset", "method": "drift_share", "statistic": share,
-                     "threshold": self.spec.drift_share, "drifted": share is not None and share > self.spec.drift_share,
-                     "decisive": False, "rows": data.num_rows,
-                     "note": ", ".join(report.drifted_features) or "; ".join(report.notes) or None})
+        outputs = {self.spec.prediction, self.spec.probability or ""}
+        tested = [name for name in report.tested_features if name not in outputs]
+        drifted = [name for name in report.drifted_features if name not in outputs]
+        share = len(drifted) / len(tested) if tested else None  # of the inputs; outputs drift on their own
+        dataset: dict[str, Any] = {"drift_share": share, "rows": float(data.num_rows), "drifted_features": float(len(drifted))}
+        for output in sorted(outputs & set(report.tested_features)):
+            dataset[f"{output}_drifted"] = 1.0 if output in report.drifted_features else 0.0
+        dataset_row = {**common, "feature": DATASET, "kind": "dataset", "decisive": False, "rows": data.num_rows,
+                       "p_value": None, "threshold": None, "drifted": False, "note": None}
+        rows.append({**dataset_row, "method": "drift_share", "statistic": share, "threshold": self.spec.drift_share,
+                     "drifted": share is not None and share > self.spec.drift_share,
+                     "note": ", ".join(drifted) or "; ".join(report.notes) or None})
+        rows += [{**dataset_row, "method": method, "statistic": value, "drifted": method.endswith("_drifted") and value > 0}
+                 for method, value in dataset.items() if method != "drift_share"]
         performance = self._performance(data, model, labels)
         rows += self._performance_rows(performance, common, data.num_rows)
         values = {**dataset, **performance.values()}
@@ -298,18 +304,18 @@ class Monitor:
             "".join(f", {k} {v:.3f}" for k, v in performance.metrics.items())
             + (" (estimated)" if performance.estimated else ""),
         )
-        result = WindowResult(window, rows, values, report.drifted_features, performance.estimated)
-        result.values["_report_notes"] = report.notes
-        return result
+        return WindowResult(window, rows, values, report.drifted_features, performance.estimated)
 
     def _sketches(self, model: ModelFacts, data: pa.Table) -> dict[str, Any]:
-        sketches = dict(model.baseline.sketches)
-        wanted = self.spec.features or [name for name in sketches if name in data.column_names or name not in _OUTPUTS]
-        unknown = [name for name in wanted if name not in sketches]
+        """The baseline sketches this window is compared with: the features (`features:`,
+        default all of the baseline's), and the model's outputs where the target has them."""
+        features = dict(model.baseline.features)
+        wanted = list(self.spec.features or features)
+        unknown = [name for name in wanted if name not in features]
         if unknown:
             raise MonitorError(
                 f"monitor {self.name}: {', '.join(unknown)} not in the baseline of {model.label}",
-                hint=f"its baseline has: {', '.join(sketches)}",
+                hint=f"its baseline has: {', '.join(features)}",
             )
         missing = [name for name in wanted if name not in data.column_names]
         if missing:
@@ -319,7 +325,11 @@ class Monitor:
                 hint="select the model's input columns in the target (sql: can join them to the predictions), "
                 "or list the ones to watch in `features:`",
             )
-        return {name: sketches[name] for name in wanted}
+        outputs = {output: column for output, column in (("prediction", self.spec.prediction),
+                                                         ("probability", self.spec.probability))
+                   if column and column in data.column_names and column not in wanted}
+        chosen = model.baseline.sketches(outputs)
+        return {name: chosen[name] for name in [*wanted, *outputs.values()] if name in chosen}
 
     # -- performance ----------------------------------------------------------------------
 
@@ -529,9 +539,6 @@ class Monitor:
         done = self.store.finish_alert(alert.id, outcomes, started_run=started)
         return {"id": done.id, "rule": done.rule, "message": done.message, "status": done.status,
                 "started_run": done.started_run}
-
-
-_OUTPUTS = frozenset({"prediction", "probability"})
 
 
 def _naive(series: pd.Series) -> pd.Series:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from brickyard.monitoring.actions import SIGNATURE_HEADER, act, verify_signature
 from brickyard.monitoring.alerts import AlertRule, breaches, parse_condition
-from brickyard.monitoring.store import FAILED, SENT, MonitorStore
+from brickyard.monitoring.state import FAILED, SENT, MonitorStore
 
 DAY = [datetime(2026, 1, 1) + timedelta(days=n) for n in range(10)]
 
