@@ -14,7 +14,8 @@
 
 Segmentation: `estimator: kmeans`, no label, `params: {k: 4}` or `k: {min: 2, max: 8}`,
 `profile_table: gold.x_profile`, `assignments_table: gold.x_segments` with `key: [id]`.
-See `brickyard.ml.training` for what the MLflow run holds. `metrics.extra` gets
+See `brickyard.ml.training` for what the MLflow run holds; the version's monitoring
+baseline goes to `gold.model_baselines` and `monitoring/baseline.json` (`brickyard.monitoring`). `metrics.extra` gets
 `mlflow_run_id`, `model_name`, `model_version` and the held-out metrics.
 
 Engines. On `engine: spark`, `estimator: kmeans` is Spark MLlib's KMeans, fitted by the
@@ -110,6 +111,12 @@ class TrainTask(TaskKind):
             "problem": result.fitted.data.problem,
             "metrics": dict(result.fitted.metrics),
         })
+        # Monitoring: the version's baseline (gold.model_baselines + monitoring/baseline.json)
+        from brickyard.monitoring.training import record_training_baseline
+
+        recorded = record_training_baseline(context.workspace, result, log=context.log)
+        context.record_write(recorded.table, recorded.table_version)
+        context.metrics.extra["baseline"] = recorded.summary()
 
     def _run_spark_kmeans(self, options: TrainOptions, context: TaskContext, model_name: str, tags: dict[str, str]) -> None:
         from brickyard.ml.spark_kmeans import train_kmeans
@@ -131,3 +138,6 @@ class TrainTask(TaskKind):
             "metrics": dict(result.metrics),
             "engine": "spark",
         })
+        reason = "Spark MLlib kmeans keeps its rows on the executors; no monitoring baseline is recorded for it"
+        context.log.warning("%s (model %s version %s)", reason, result.model_name, result.model_version)
+        context.metrics.extra["baseline"] = {"skipped": reason}
