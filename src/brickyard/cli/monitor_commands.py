@@ -20,7 +20,7 @@ from brickyard.errors import UsageError
 monitor_app = typer.Typer(name="monitor", help="Look at one monitor: its features over windows.", no_args_is_help=True)
 
 MONITOR_FIELDS = ["name", "status", "model", "model_version", "target", "window_by", "windows", "last_window_start",
-                  "last_window_end", "last_rows", "drift_share", "drifted_features", "performance", "open_alerts",
+                  "last_window_end", "last_rows", "drift_share", "drifted_features", "performance", "alerts",
                   "results_table", "pipeline", "task", "run_id", "updated_at"]
 ALERT_FIELDS = ["id", "monitor", "rule", "condition", "metric", "value", "estimated", "breach_start", "window_start",
                 "window_end", "status", "started_run", "message", "actions", "run_id", "created_at"]
@@ -33,10 +33,10 @@ def monitors(fmt: FormatOption = TableFormat.table, workspace: WorkspaceOption =
 
     ws = open_workspace(workspace)
     store = MonitorStore(ws.state_url)
-    open_alerts: dict[str, int] = {}
+    raised: dict[str, int] = {}
     for alert in store.alerts():
-        open_alerts[alert.monitor] = open_alerts.get(alert.monitor, 0) + 1
-    found = [{**row, "open_alerts": open_alerts.get(row["name"], 0)} for row in store.monitors()]
+        raised[alert.monitor] = raised.get(alert.monitor, 0) + 1
+    found = [{**row, "alerts": raised.get(row["name"], 0)} for row in store.monitors()]
     if fmt is not TableFormat.table:
         emit(found, fmt, columns=MONITOR_FIELDS)
         return
@@ -50,7 +50,7 @@ def monitors(fmt: FormatOption = TableFormat.table, workspace: WorkspaceOption =
         table.add_row(
             row["name"], _status(row["status"]), f"{row['model']} (v{row['model_version']})",
             _time(row["last_window_start"]), _number(row["last_rows"]), _share(row["drift_share"]),
-            ", ".join(row["drifted_features"]) or "-", _performance(row["performance"]), str(row["open_alerts"]),
+            ", ".join(row["drifted_features"]) or "-", _performance(row["performance"]), str(row["alerts"]),
         )
     console().print(table)
 
@@ -89,7 +89,7 @@ def show(
     table.add_column("method")
     for label in windows:
         table.add_column(label, justify="right")
-    for (feature, method), group in shown.groupby(["feature", "method"], sort=False):
+    for (feature, method, estimated), group in shown.groupby(["feature", "method", "estimated"], sort=False):
         cells = []
         for start in starts:
             found = group[group["window_start"] == start]
@@ -98,14 +98,13 @@ def show(
                 continue
             row = found.iloc[0]
             value = row["p_value"] if method in ("ks", "chi_square") and row["p_value"] == row["p_value"] else row["statistic"]
-            mark = "*" if bool(row["drifted"]) else ""
-            note = "~" if bool(row["estimated"]) else ""
-            cells.append(f"{note}{_number(value)}{mark}")
+            cells.append(f"{_number(value)}{'*' if bool(row['drifted']) else ''}")
         label = {DATASET: "(dataset)", PERFORMANCE: "(performance)"}.get(str(feature), str(feature))
-        table.add_row(label, str(method) + (" p" if method in ("ks", "chi_square") else ""), *cells)
+        suffix = " p-value" if method in ("ks", "chi_square") else (" (estimated)" if bool(estimated) else "")
+        table.add_row(label, str(method) + suffix, *cells)
     console().print(table)
-    console().print("* drifted (or a metric dropped past max_drop)   ~ estimated from scores, no labels yet   "
-                    "ks/chi_square show p-values")
+    console().print("* drifted (a metric's _drop: worse than at evaluation by more than max_drop); "
+                    "(estimated): from the model's scores (CBPE), not from labels")
 
 
 def alerts(

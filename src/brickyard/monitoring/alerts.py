@@ -47,10 +47,12 @@ class WebhookSpec(_Strict):
     """POST the alert as JSON to `url`, signed with HMAC-SHA256 of the body under `secret`
     (a `${env:NAME}` reference) in the header `X-Brickyard-Signature: sha256=<hex>`."""
 
-    url: str
-    secret: str | None = None
-    timeout_seconds: float = Field(default=10.0, gt=0)
-    attempts: int = Field(default=3, ge=1, le=10)
+    url: str = Field(description="An `http://` or `https://` URL.")
+    secret: str | None = Field(
+        default=None, description="A `${env:NAME}` reference to the HMAC-SHA256 key; none: unsigned."
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, description="Seconds to wait for an answer.")
+    attempts: int = Field(default=3, ge=1, le=10, description="Tries before the delivery is recorded as failed.")
 
     @field_validator("url")
     @classmethod
@@ -93,7 +95,7 @@ class AlertRule(_Strict):
     name: str | None = None
     when: str
     consecutive: int = Field(default=1, ge=1)
-    actions: list[Action] = Field(default_factory=lambda: ["log"])
+    actions: list[Action] = Field(default_factory=lambda: _default_actions())
 
     @field_validator("when")
     @classmethod
@@ -109,6 +111,11 @@ class AlertRule(_Strict):
         return self
 
     @property
+    def key(self) -> str:
+        """The rule's name (given, or its condition)."""
+        return self.name or self.when
+
+    @property
     def metric(self) -> str:
         return parse_condition(self.when)[0]
 
@@ -119,6 +126,10 @@ class AlertRule(_Strict):
         if value is None or (isinstance(value, float) and value != value):  # missing or NaN
             return False
         return OPERATORS[op](float(value), threshold)
+
+
+def _default_actions() -> list[Action]:
+    return ["log"]
 
 
 def parse_condition(text: str) -> tuple[str, str, float]:

@@ -228,7 +228,7 @@ class Monitor:
         if first is None:
             self.log.info("the target %s has no rows with a time yet", self.spec.target.describe())
             return WindowPlan()
-        unit: TimeUnit = self.spec.window  # type: ignore[assignment]  # not batch: checked above
+        unit: TimeUnit = self.spec.window  # not batch: checked above
         return time_windows(first, last, unit, now=self.now, done=self._done("window_start"))
 
     def _window_data(self, window: Window) -> pa.Table:
@@ -299,8 +299,9 @@ class Monitor:
         rows += self._performance_rows(performance, common, data.num_rows)
         values = {**dataset, **performance.values()}
         self.log.info(
-            "window %s: %d rows, drift share %s, drifted: %s%s", window, data.num_rows,
-            "n/a" if share is None else f"{share:.2f}", ", ".join(report.drifted_features) or "none",
+            "window %s: %d rows, drift share %s, drifted: %s%s%s", window, data.num_rows,
+            "n/a" if share is None else f"{share:.2f}", ", ".join(drifted) or "none",
+            "".join(f", {name} drifted" for name in sorted(outputs & set(report.drifted_features))),
             "".join(f", {k} {v:.3f}" for k, v in performance.metrics.items())
             + (" (estimated)" if performance.estimated else ""),
         )
@@ -516,12 +517,12 @@ class Monitor:
         windows = [(window.start, values) for window, values, _ in summaries]
         ends = {window.start: window.end for window, _, _ in summaries}
         estimated = {window.start: flag for window, _, flag in summaries}
-        rules = {rule.name: rule for rule in self.spec.alerts}
+        rules = {rule.key: rule for rule in self.spec.alerts}
         for rule in self.spec.alerts:
             for breach in breaches(rule, windows, ends):
                 guess = estimated.get(breach.fired, False) and rule.metric not in ("drift_share", "rows", "drifted_features")
                 alert = self.store.add_alert({
-                    "monitor": self.name, "rule": rule.name, "condition": rule.when, "metric": rule.metric,
+                    "monitor": self.name, "rule": rule.key, "condition": rule.when, "metric": rule.metric,
                     "value": breach.value, "estimated": guess, "breach_start": breach.start,
                     "window_start": breach.fired, "window_end": breach.fired_end,
                     "message": describe(breach, self.name, estimated=guess), "run_id": self.run_id,

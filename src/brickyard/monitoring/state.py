@@ -170,10 +170,11 @@ class MonitorStore:
         row = {**values, "status": PENDING, "actions": [], "created_at": now, "updated_at": now}
         try:
             with self.engine.begin() as conn:
-                new_id = conn.execute(MONITOR_ALERTS.insert().values(**row)).inserted_primary_key[0]
+                inserted = conn.execute(MONITOR_ALERTS.insert().values(**row)).inserted_primary_key
         except sa.exc.IntegrityError:
             return None
-        return self.get_alert(int(new_id))
+        assert inserted is not None
+        return self.get_alert(int(inserted[0]))
 
     def pending_alerts(self, monitor: str) -> list[AlertRecord]:
         """Alerts of `monitor` whose actions have not all run (a process that stopped
