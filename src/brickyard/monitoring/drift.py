@@ -16,8 +16,9 @@ How each statistic is computed (scipy where scipy has it):
   CDFs over the edges. The exact two-sample statistic (scipy.stats.ks_2samp on the raw
   training rows and the window) lies in [statistic, statistic + bound], where bound is the
   largest min(training mass, window mass) of a bin between edges: about 1/500 for a
-  continuous column; 0 when both sides only hold edge values (a discrete column). The bound is
-  in the statistic's `note`. The p-value is Smirnov's asymptotic one, as
+  continuous column. For a discrete column (at most 500 distinct training values, all of
+  them edges) whose window only holds training values, the statistic is exact; the bound,
+  which cannot tell, stays conservative. The bound is in the statistic's `note`. The p-value is Smirnov's asymptotic one, as
   ks_2samp(method="asymp"): `scipy.stats.kstwo.sf(D, round(n*m/(n+m)))`.
 - chi-square: `scipy.stats.chisquare` of the window's counts per baseline category (its top
   values and one cell for all others) against the baseline's shares times the window's rows

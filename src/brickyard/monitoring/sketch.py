@@ -162,21 +162,40 @@ def as_text(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     return values
 
 
-def quantile_edges(values: np.ndarray, bins: int = SKETCH_BINS, psi_bins: int = PSI_BINS) -> tuple[list[float], list[float]]:
-    """The sketch edges (quantiles at k/bins, data values, unique) and the PSI edges (the
-    interior quantiles at k/psi_bins) of the non-null `values`."""
-    present = values[~np.isnan(values)]
-    if present.size == 0:
+def present_values(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """The values that are not NaN (null), and how many were."""
+    missing = np.isnan(values)
+    nulls = int(np.count_nonzero(missing))
+    return (values[~missing] if nulls else values), nulls
+
+
+def sorted_edges(ordered: np.ndarray, bins: int = SKETCH_BINS, psi_bins: int = PSI_BINS) -> tuple[list[float], list[float]]:
+    """The sketch edges (quantiles at k/bins for k = 0..bins, unique) and the PSI edges (the
+    interior quantiles at k/psi_bins) of sorted non-null values. A quantile at p is the
+    smallest value with at least p of the values at or below it (numpy's `inverted_cdf`),
+    computed in integers so that p = 3/10 is exactly 3/10: always a data value."""
+    n = ordered.size
+    if n == 0:
         return [], []
-    probabilities = np.linspace(0.0, 1.0, bins + 1)
-    quantiles = np.quantile(present, probabilities, method="inverted_cdf")
-    edges = np.unique(quantiles)
-    psi = np.unique(np.quantile(present, np.arange(1, psi_bins) / psi_bins, method="inverted_cdf"))
+    edge_ranks = sorted({max((n * k + bins - 1) // bins - 1, 0) for k in range(bins + 1)})
+    psi_ranks = sorted({(n * k + psi_bins - 1) // psi_bins - 1 for k in range(1, psi_bins)})
+    edges = np.unique(ordered[edge_ranks])
+    psi = np.unique(ordered[psi_ranks])
     return [float(x) for x in edges], [float(x) for x in psi]
 
 
+def quantile_edges(values: np.ndarray, bins: int = SKETCH_BINS, psi_bins: int = PSI_BINS) -> tuple[list[float], list[float]]:
+    """`sorted_edges` of any float64 values (NaN for nulls)."""
+    present, _ = present_values(values)
+    return sorted_edges(np.sort(present), bins, psi_bins)
+
+
 class NumericCounter:
-    """Counts a numeric column between fixed edges, batch by batch."""
+    """Counts a numeric column between fixed edges, batch by batch.
+
+    A batch is sorted and the edges are looked up in it (cheaper than looking every value
+    up among the edges: a sort is cache-friendly, a binary search per value is not).
+    """
 
     def __init__(self, edges: list[float], psi_edges: list[float]) -> None:
         self.edges = np.asarray(edges, dtype=np.float64)
@@ -192,22 +211,23 @@ class NumericCounter:
 
     def add_values(self, values: np.ndarray) -> None:
         """Add float64 values (NaN for nulls)."""
-        self.rows += values.size
-        missing = np.isnan(values)
-        nulls = int(missing.sum())
-        if nulls:
-            self.nulls += nulls
-            values = values[~missing]
-        if values.size == 0:
+        present, nulls = present_values(values)
+        self.add_sorted(np.sort(present), nulls)
+
+    def add_sorted(self, ordered: np.ndarray, nulls: int = 0) -> None:
+        """Add sorted non-null values and a count of nulls."""
+        self.rows += ordered.size + nulls
+        self.nulls += nulls
+        if ordered.size == 0:
             return
-        bins = np.searchsorted(self.edges, values, side="left")
-        self.counts += np.bincount(bins, minlength=self.counts.size)
+        at_or_below = np.searchsorted(ordered, self.edges, side="right")
+        self.counts += np.diff(at_or_below, prepend=0, append=ordered.size)
         if self.edges.size:
-            self.below += int(np.count_nonzero(values < self.edges[0]))
-        self.min = min(self.min, float(values.min()))
-        self.max = max(self.max, float(values.max()))
-        self.total += float(values.sum())
-        self.total_squares += float(np.dot(values, values))
+            self.below += int(np.searchsorted(ordered, self.edges[0], side="left"))
+        self.min = min(self.min, float(ordered[0]))
+        self.max = max(self.max, float(ordered[-1]))
+        self.total += float(ordered.sum())
+        self.total_squares += float(np.square(ordered).sum())  # not np.dot: BLAS threads stall on a busy machine
 
     def add(self, values: pa.Array | pa.ChunkedArray, column: str = "?") -> None:
         self.add_values(as_float(values, column))
@@ -281,10 +301,10 @@ class CategoryCounter:
 def numeric_sketch(values: pa.Array | pa.ChunkedArray | np.ndarray, *, bins: int = SKETCH_BINS, column: str = "?") -> NumericSketch:
     """The baseline sketch of a numeric column held in memory (edges from its own quantiles)."""
     floats = values if isinstance(values, np.ndarray) else as_float(values, column)
-    floats = np.asarray(floats, dtype=np.float64)
-    edges, psi_edges = quantile_edges(floats, bins)
-    counter = NumericCounter(edges, psi_edges)
-    counter.add_values(floats)
+    present, nulls = present_values(np.asarray(floats, dtype=np.float64))
+    ordered = np.sort(present)
+    counter = NumericCounter(*sorted_edges(ordered, bins))
+    counter.add_sorted(ordered, nulls)
     return counter.sketch()
 
 
