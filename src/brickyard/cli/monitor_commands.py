@@ -17,7 +17,10 @@ from brickyard.cli.options import FormatOption, WorkspaceOption, open_workspace
 from brickyard.cli.render import TableFormat, console, emit
 from brickyard.errors import UsageError
 
-monitor_app = typer.Typer(name="monitor", help="Look at one monitor: its features over windows.", no_args_is_help=True)
+monitor_app = typer.Typer(
+    name="monitor", help="Look at one monitor (its features over windows); compute a model version's baseline.",
+    no_args_is_help=True,
+)
 
 MONITOR_FIELDS = ["name", "status", "model", "model_version", "target", "window_by", "windows", "last_window_start",
                   "last_window_end", "last_rows", "drift_share", "drifted_features", "performance", "alerts",
@@ -105,6 +108,26 @@ def show(
     console().print(table)
     console().print("* drifted (a metric's _drop: worse than at evaluation by more than max_drop); "
                     "(estimated): from the model's scores (CBPE), not from labels")
+
+
+@monitor_app.command("baseline")
+def baseline(
+    ref: Annotated[str, typer.Argument(help="The model version: NAME/VERSION, NAME@alias, or NAME (its latest).")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Compute and store the monitoring baseline of a version trained before baselines were
+    recorded, from the training data its run recorded (read at the recorded table versions)."""
+    from brickyard.monitoring.training import backfill_baseline
+
+    ws = open_workspace(workspace)
+    recorded = backfill_baseline(ws, ref)
+    found = recorded.baseline
+    console().print(
+        f"baseline of {found.model_name} version {found.model_version}: {len(found.features)} features "
+        f"from {found.rows:,} rows, outputs {', '.join(sorted(found.predictions)) or 'none'}; "
+        f"{recorded.table} version {recorded.table_version}"
+        + (f", MLflow artifact {recorded.artifact}" if recorded.artifact else "")
+    )
 
 
 def alerts(

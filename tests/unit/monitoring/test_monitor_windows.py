@@ -127,3 +127,25 @@ def test_a_monitor_outside_a_run_records_the_run_action_as_failed(ws) -> None:
     (stored,) = MonitorStore(ws.state_url).alerts()
     assert "no run system" in stored.actions[0]["error"]
     assert [run.trigger for run in StateStore(ws.state_url).list_runs("train_titanic")] == ["manual"]  # its training
+
+
+def test_a_full_refresh_recomputes_every_window_and_replaces_the_table(ws) -> None:
+    score_day(ws, 1, shifted=False)
+    score_day(ws, 2, shifted=True)
+    monitor(ws, target={"table": "gold.titanic_scored"}, time_column="scored_at").run()
+    before = ws.lake.read("gold.monitor_watch").num_rows
+    again = monitor(ws, target={"table": "gold.titanic_scored"}, time_column="scored_at")
+    again.full_refresh = True
+    outcome = again.run()
+    assert [str(w.window) for w in outcome.computed] == ["2026-11-01", "2026-11-02"]
+    assert ws.lake.read("gold.monitor_watch").num_rows == before
+
+
+def test_monitor_baseline_computes_a_versions_baseline_from_its_recorded_training_data(ws) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "brickyard.cli", "monitor", "baseline", "titanic/1",
+                           "--workspace", str(ws.root)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "baseline of titanic version 1: 7 features from 891 rows" in " ".join(done.stdout.split())
