@@ -12,7 +12,9 @@ One run of a monitor:
    estimates it from the scores while no labels have arrived;
 4. appends every window's rows to `gold.monitor_<name>` in ONE Delta commit, under an
    application transaction (`brickyard/monitor/<name>/<window>`, the newest window
-   computed), so a retried or concurrent run never writes a window twice;
+   computed), made only when none of its windows landed meanwhile (checked at commit
+   time; otherwise planned again without them), so a retried or concurrent run never
+   writes a window twice;
 5. logs each window's report (report.html, drift.png) to an MLflow run of the experiment
    `monitor_<name>`, saves the monitor's status for `brickyard monitors` and the gauges,
    and evaluates the alert rules over every window in the table (see `alerts`), acting
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from brickyard.workspace import Workspace
 
 TAG_MONITOR = "brickyard.monitor"
+COMMIT_ATTEMPTS = 5
 RESULT_SCHEMA = pa.schema([
     ("window_start", pa.timestamp("us")),
     ("window_end", pa.timestamp("us")),
@@ -182,6 +185,7 @@ class Monitor:
             outcome.notes.append(f"{plan.empty} window(s) without rows were skipped")
         if outcome.computed:
             outcome.table_version = self._append(outcome.computed)
+        if outcome.computed:
             outcome.mlflow_run_id = self._log_reports(outcome.computed, model)
         summaries = self._summaries()
         self._save_status(outcome, model, summaries)
@@ -410,22 +414,54 @@ class Monitor:
 
     # -- writing ------------------------------------------------------------------------
 
-    def _append(self, computed: Sequence[WindowResult]) -> int:
-        rows = [row for result in computed for row in result.rows]
-        table = pa.Table.from_pylist([{name: row.get(name) for name in RESULT_SCHEMA.names} for row in rows],
-                                     schema=RESULT_SCHEMA)
-        newest = computed[-1].window
-        mark = newest.version if newest.version is not None else int(newest.start.timestamp())
+    def _append(self, computed: list[WindowResult]) -> int | None:
+        """Append the windows' rows in one commit; windows another run of this monitor
+        committed meanwhile are left out (and dropped from `computed`). The table's
+        version, or None when every window was written by another run."""
+        from brickyard.errors import CommitConflictError
+
+        column = "batch_version" if self.spec.window == "batch" else "window_start"
         app_id = f"brickyard/monitor/{self.name}/{self.spec.window}"
         if self.full_refresh:
             app_id += f"/refresh/{self.run_id}"
-        version = self.ws.lake.write(
-            self.table, table, transaction=(app_id, mark), mode="overwrite" if self.full_refresh else "append",
-            metadata={"brickyard.run_id": self.run_id, "brickyard.monitor": self.name},
-        )
-        self.log.info("appended %d row(s) for %d window(s) to %s (version %d)", table.num_rows, len(computed),
-                      self.table, version)
-        return version
+
+        def ours(done: Sequence[Any]) -> list[WindowResult]:
+            return [w for w in computed if _key(w.window, column) not in set(done)]
+
+        class Overlap(Exception):
+            """Another run committed some of these windows since they were planned."""
+
+        for _ in range(COMMIT_ATTEMPTS):
+            pending = computed if self.full_refresh else ours(self._done(column))
+            if len(pending) < len(computed):
+                self.log.info("another run of monitor %s wrote window(s) %s meanwhile: not written again", self.name,
+                              ", ".join(str(w.window) for w in computed if w not in pending))
+                computed[:] = pending
+            if not computed:
+                return None
+            rows = [row for result in computed for row in result.rows]
+            table = pa.Table.from_pylist([{name: row.get(name) for name in RESULT_SCHEMA.names} for row in rows],
+                                         schema=RESULT_SCHEMA)
+            newest = computed[-1].window
+            mark = newest.version if newest.version is not None else int(newest.start.timestamp())
+
+            def still_ours() -> None:  # at commit time: nothing of ours landed since
+                if not self.full_refresh and len(ours(self._done(column))) < len(computed):
+                    raise Overlap
+
+            try:
+                version = self.ws.lake.write(
+                    self.table, table, transaction=(app_id, mark), mode="overwrite" if self.full_refresh else "append",
+                    metadata={"brickyard.run_id": self.run_id, "brickyard.monitor": self.name},
+                    before_commit=still_ours,
+                )
+            except (Overlap, CommitConflictError):
+                continue  # plan the write again on the table as it is now
+            self.log.info("appended %d row(s) for %d window(s) to %s (version %d)", table.num_rows, len(computed),
+                          self.table, version)
+            return version
+        raise MonitorError(f"monitor {self.name}: could not append to {self.table}: other writers kept committing",
+                           hint="run the monitor again")
 
     def _log_reports(self, computed: Sequence[WindowResult], model: ModelFacts) -> str | None:
         from brickyard.ml.tracking import connect, experiment_id
@@ -540,6 +576,11 @@ class Monitor:
         done = self.store.finish_alert(alert.id, outcomes, started_run=started)
         return {"id": done.id, "rule": done.rule, "message": done.message, "status": done.status,
                 "started_run": done.started_run}
+
+
+def _key(window: Window, column: str) -> Any:
+    """A window as the results table's `column` holds it (its start, or batch version)."""
+    return window.version if column == "batch_version" else window.start
 
 
 def _naive(series: pd.Series) -> pd.Series:

@@ -149,3 +149,23 @@ def test_monitor_baseline_computes_a_versions_baseline_from_its_recorded_trainin
                            "--workspace", str(ws.root)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "baseline of titanic version 1: 7 features from 891 rows" in " ".join(done.stdout.split())
+
+
+def test_a_window_another_run_committed_meanwhile_is_not_written_twice(ws) -> None:
+    score_day(ws, 1, shifted=False)
+    score_day(ws, 2, shifted=True)
+    options = {"target": {"table": "gold.titanic_scored"}, "time_column": "scored_at"}
+    other = monitor(ws, **options)
+
+    class Raced(Monitor):
+        def _append(self, computed):
+            other.run()  # a second run of the same monitor commits the same windows first
+            return super()._append(computed)
+
+    spec = MonitorSpec.model_validate({"model": "titanic@champion", **options})
+    raced = Raced(ws, ws.engine_named("duckdb"), spec, "watch", pipeline="p", task="t", run_id="run-2",
+                  log=logging.getLogger("test"))
+    outcome = raced.run()
+    assert outcome.computed == [] and outcome.table_version is None
+    frame = ws.lake.read("gold.monitor_watch", columns=["window_start", "feature", "method", "estimated"]).to_pandas()
+    assert sorted(frame["window_start"].dt.day.unique()) == [1, 2] and not frame.duplicated().any()
