@@ -24,6 +24,7 @@ COLUMNS = ["window_start", "feature", "method", "statistic", "p_value", "drifted
 
 
 @pytest.mark.spark
+@pytest.mark.slow
 def test_the_monitor_gives_the_same_results_on_spark_as_on_duckdb(spark_workspace: Workspace) -> None:
     import pyarrow as pa
 

@@ -55,6 +55,8 @@ def cli(ws, *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_drift_on_the_shifted_features_one_alert_per_breach_signed_webhook_and_a_retraining_run(
     tmp_path, receiver, monkeypatch
 ) -> None:
@@ -74,6 +76,16 @@ def test_drift_on_the_shifted_features_one_alert_per_breach_signed_webhook_and_a
     assert set(UNSHIFTED) <= set(decisive["feature"]) and set(SHIFTED) <= set(decisive["feature"])
     share = frame[frame["method"] == "drift_share"].set_index(frame[frame["method"] == "drift_share"]["window_start"].dt.day)
     assert share.loc[3, "statistic"] == pytest.approx(2 / 7) and share.loc[1, "statistic"] == 0
+
+    # a report per window, as MLflow artifacts of the monitor's run
+    from brickyard.ml.tracking import connect
+
+    client = connect(ws)
+    (run_id,) = {metrics["mlflow_run_id"]}
+    assert {a.path for a in client.list_artifacts(run_id, "windows/2026-11-03")} == {
+        "windows/2026-11-03/report.html", "windows/2026-11-03/drift.png"}
+    report = client.download_artifacts(run_id, "windows/2026-11-03/report.html", str(tmp_path))
+    assert "Fare" in open(report).read()
 
     # performance: realised where labels arrived (days 1-2), estimated from the scores after
     perf = frame[(frame["feature"] == "__performance__") & (frame["method"] == "roc_auc")]

@@ -141,6 +141,7 @@ def test_a_full_refresh_recomputes_every_window_and_replaces_the_table(ws) -> No
     assert ws.lake.read("gold.monitor_watch").num_rows == before
 
 
+@pytest.mark.e2e
 def test_monitor_baseline_computes_a_versions_baseline_from_its_recorded_training_data(ws) -> None:
     import subprocess
     import sys
