@@ -125,6 +125,7 @@ class MonitorOutcome:
             "monitor": self.name, "results_table": self.table, "model": self.model,
             "windows_computed": [str(w.window) for w in self.computed],
             "windows_done_before": self.plan.done, "windows_empty": self.plan.empty,
+            "rows_without_time": self.plan.untimed, "late_rows": sum(self.plan.late.values()),
             "open_window": str(self.plan.open) if self.plan.open else None,
             "drifted": {str(w.window): w.drifted_features for w in self.computed},
             "drift_share": {str(w.window): w.values.get("drift_share") for w in self.computed},
@@ -183,6 +184,14 @@ class Monitor:
             outcome.computed.append(self._compare(window, data, model, labels, computed_at))
         if plan.empty:
             outcome.notes.append(f"{plan.empty} window(s) without rows were skipped")
+        if plan.untimed:
+            outcome.notes.append(f"{plan.untimed} row(s) of the target have no {self.spec.time_column}: in no window")
+        if plan.late:
+            late = ", ".join(f"{Window(start, start, unit=self.spec.window)} +{rows}" for start, rows in sorted(plan.late.items()))
+            outcome.notes.append(f"{sum(plan.late.values())} row(s) arrived after their window was computed "
+                                 f"({late}): not compared (windows are computed once)")
+        for note in outcome.notes:
+            self.log.warning("monitor %s: %s", self.name, note)
         if outcome.computed:
             outcome.table_version = self._append(outcome.computed)
         if outcome.computed:
@@ -224,16 +233,37 @@ class Monitor:
             commits = [(int(entry["version"]), entry["timestamp"]) for entry in self.ws.lake.history(table)]
             return batch_windows(commits, done=self._done("batch_version"))
         column = self._quoted(self.spec.time_column or "")
-        bounds = self._fetch(
-            f"SELECT min(CAST({column} AS TIMESTAMP)) AS first, max(CAST({column} AS TIMESTAMP)) AS last "
-            f"FROM ({self.spec.target.query()}) AS target", "the target's time range"
-        )
-        first, last = bounds.column("first")[0].as_py(), bounds.column("last")[0].as_py()
-        if first is None:
-            self.log.info("the target %s has no rows with a time yet", self.spec.target.describe())
-            return WindowPlan()
         unit: TimeUnit = self.spec.window  # not batch: checked above
-        return time_windows(first, last, unit, now=self.now, done=self._done("window_start"))
+        counts = self._fetch(
+            f"SELECT date_trunc('{unit}', CAST({column} AS TIMESTAMP)) AS window_start, count(*) AS n "
+            f"FROM ({self.spec.target.query()}) AS target GROUP BY 1", "the target's rows per window"
+        )
+        found: dict[datetime, int] = {}
+        untimed = 0
+        for start, count in zip(counts.column("window_start").to_pylist(), counts.column("n").to_pylist()):
+            if start is None:
+                untimed += int(count)
+            else:
+                found[naive_utc(start)] = int(count)
+        if not found:
+            self.log.info("the target %s has no rows with a time yet", self.spec.target.describe())
+            return WindowPlan(untimed=untimed)
+        recorded = self._recorded_rows()
+        plan = time_windows(min(found), max(found), unit, now=self.now, done=recorded)
+        plan.empty = sum(1 for window in plan.due if window.start not in found)
+        plan.due = [window for window in plan.due if window.start in found]
+        plan.untimed = untimed
+        plan.late = {start: found[start] - rows for start, rows in recorded.items() if found.get(start, 0) > rows}
+        return plan
+
+    def _recorded_rows(self) -> dict[datetime, int]:
+        """The rows each window already in the results table had when it was computed."""
+        lake = self.ws.lake
+        if self.full_refresh or not lake.exists(self.table):
+            return {}
+        frame = lake.read(self.table, columns=["window_start", "feature", "method", "rows"]).to_pandas()
+        frame = frame[(frame["feature"] == DATASET) & (frame["method"] == "drift_share")]
+        return {_as_datetime(row.window_start): int(row.rows) for row in frame.itertuples()}
 
     def _window_data(self, window: Window) -> pa.Table:
         if window.version is not None:

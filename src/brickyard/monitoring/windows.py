@@ -48,12 +48,16 @@ class Window:
 @dataclass
 class WindowPlan:
     """What a run does: the windows `due`, how many were `done` before, the `open` window
-    (still filling; computed by a later run) and the windows skipped for having no rows."""
+    (still filling; computed by a later run), the windows skipped for having no rows, the
+    target's rows without a time, and the rows that arrived in windows already computed
+    (`late`: window start -> rows; they are not compared)."""
 
     due: list[Window] = field(default_factory=list)
     done: int = 0
     open: Window | None = None
     empty: int = 0
+    untimed: int = 0
+    late: dict[datetime, int] = field(default_factory=dict)
 
 
 def naive_utc(stamp: datetime) -> datetime:

@@ -170,3 +170,17 @@ def test_a_window_another_run_committed_meanwhile_is_not_written_twice(ws) -> No
     assert outcome.computed == [] and outcome.table_version is None
     frame = ws.lake.read("gold.monitor_watch", columns=["window_start", "feature", "method", "estimated"]).to_pandas()
     assert sorted(frame["window_start"].dt.day.unique()) == [1, 2] and not frame.duplicated().any()
+
+
+def test_rows_that_arrive_late_or_without_a_time_are_reported_not_silently_dropped(ws) -> None:
+    scored = score_day(ws, 1, shifted=False)
+    options = {"target": {"table": "gold.titanic_scored"}, "time_column": "scored_at"}
+    monitor(ws, **options).run()
+    late = scored.head(6).copy()
+    late["scored_at"] = [FIRST_DAY + timedelta(hours=5)] * 5 + [None]
+    ws.lake.write("gold.titanic_scored", pa.Table.from_pandas(late, preserve_index=False))
+    outcome = monitor(ws, **options).run()
+    assert outcome.computed == []
+    assert outcome.as_dict()["late_rows"] == 5 and outcome.as_dict()["rows_without_time"] == 1
+    assert "5 row(s) arrived after their window was computed (2026-11-01 +5): not compared" in " ".join(outcome.notes)
+    assert "1 row(s) of the target have no scored_at" in " ".join(outcome.notes)
