@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -85,7 +86,7 @@ def test_drift_on_the_shifted_features_one_alert_per_breach_signed_webhook_and_a
     assert {a.path for a in client.list_artifacts(run_id, "windows/2026-11-03")} == {
         "windows/2026-11-03/report.html", "windows/2026-11-03/drift.png"}
     report = client.download_artifacts(run_id, "windows/2026-11-03/report.html", str(tmp_path))
-    assert "Fare" in open(report).read()
+    assert "Fare" in Path(report).read_text()
 
     # performance: realised where labels arrived (days 1-2), estimated from the scores after
     perf = frame[(frame["feature"] == "__performance__") & (frame["method"] == "roc_auc")]
