@@ -37,7 +37,7 @@ import pyarrow as pa
 from brickyard.errors import BrickyardError
 from brickyard.monitoring.actions import Launch, act
 from brickyard.monitoring.alerts import breaches, describe
-from brickyard.monitoring.performance import Performance, drops, estimated_metrics, realised_metrics
+from brickyard.monitoring.performance import ESTIMATED, Performance, drops, estimated_metrics, realised_metrics
 from brickyard.monitoring.report import DATASET, PERFORMANCE, write_report
 from brickyard.monitoring.spec import MonitorSpec, results_table
 from brickyard.monitoring.state import MonitorStore
@@ -586,7 +586,9 @@ class Monitor:
         rules = {rule.key: rule for rule in self.spec.alerts}
         for rule in self.spec.alerts:
             for breach in breaches(rule, windows, ends):
-                guess = estimated.get(breach.fired, False) and rule.metric not in ("drift_share", "rows", "drifted_features")
+                guess = rule.metric.startswith("estimated_") or (
+                    estimated.get(breach.fired, False) and rule.metric.removesuffix("_drop") in ESTIMATED
+                )
                 alert = self.store.add_alert({
                     "monitor": self.name, "rule": rule.key, "condition": rule.when, "metric": rule.metric,
                     "value": breach.value, "estimated": guess, "breach_start": breach.start,

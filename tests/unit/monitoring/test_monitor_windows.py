@@ -184,3 +184,13 @@ def test_rows_that_arrive_late_or_without_a_time_are_reported_not_silently_dropp
     assert outcome.as_dict()["late_rows"] == 5 and outcome.as_dict()["rows_without_time"] == 1
     assert "5 row(s) arrived after their window was computed (2026-11-01 +5): not compared" in " ".join(outcome.notes)
     assert "1 row(s) of the target have no scored_at" in " ".join(outcome.notes)
+
+
+def test_an_alert_on_a_window_without_labels_says_its_value_is_an_estimate(ws) -> None:
+    score_day(ws, 1, shifted=False)
+    outcome = monitor(ws, target={"table": "gold.titanic_scored"}, time_column="scored_at",
+                      alerts=[{"when": "accuracy_drop > -1"}, {"when": "drift_share >= 0"}]).run()
+    assert [a["status"] for a in outcome.alerts] == ["sent", "sent"]
+    by_rule = {a.rule: a for a in MonitorStore(ws.state_url).alerts()}
+    assert by_rule["accuracy_drop > -1"].estimated and "(estimated: no labels yet)" in by_rule["accuracy_drop > -1"].message
+    assert not by_rule["drift_share >= 0"].estimated
