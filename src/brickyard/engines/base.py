@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from brickyard.lake.tables import Lake
 
 # The capability flags an engine class states (each a bool class attribute of `Engine`).
@@ -75,6 +77,16 @@ class Engine(ABC):
         Raises:
             SqlError, TableNotFoundError, DataFileNotFoundError.
         """
+
+    def fetch(self, query: str) -> pa.Table:
+        """The whole result of `query` as an Arrow table in this process, for results meant to
+        be held (a monitor's window of rows); on a distributed engine it is computed by the
+        executors and collected to the driver.
+
+        Raises:
+            SqlError, TableNotFoundError, DataFileNotFoundError.
+        """
+        raise NotImplementedError(f"engine {self.name!r} cannot fetch a query's result")
 
     @abstractmethod
     def export(self, query: str, target: str, fmt: str) -> None:

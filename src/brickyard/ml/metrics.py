@@ -48,11 +48,18 @@ def score(model: Any, X: pd.DataFrame, y: Any, problem: Problem) -> dict[str, fl
 
 
 def classification_metrics(model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]:
+    truth = np.asarray(y)
+    classes = list(getattr(model, "classes_", np.unique(truth)))
+    return label_metrics(truth, model.predict(X), probabilities(model, X), classes)
+
+
+def label_metrics(truth: Any, predicted: Any, proba: np.ndarray | None, classes: list[Any]) -> dict[str, float]:
+    """Classification metrics from labels, predictions and (optionally) class probabilities
+    (one column per class, in `classes`' order): what `classification_metrics` computes
+    for a model, for predictions already made (a monitor's window)."""
     from sklearn import metrics
 
-    truth = np.asarray(y)
-    predicted = model.predict(X)
-    classes = list(getattr(model, "classes_", np.unique(truth)))
+    truth = np.asarray(truth)
     binary = len(classes) == 2
     average: dict[str, Any] = {"average": "binary", "pos_label": classes[1]} if binary else {"average": "weighted"}
     found = {
@@ -61,7 +68,6 @@ def classification_metrics(model: Any, X: pd.DataFrame, y: Any) -> dict[str, flo
         "recall": metrics.recall_score(truth, predicted, zero_division=0, **average),
         "f1": metrics.f1_score(truth, predicted, zero_division=0, **average),
     }
-    proba = probabilities(model, X)
     if proba is not None and len(np.unique(truth)) > 1:
         if binary:
             found["roc_auc"] = metrics.roc_auc_score(truth == classes[1], proba[:, 1])

@@ -12,9 +12,16 @@
   `Thresholds` / `FeatureRule`, and `compare` (a window, streamed, against sketches);
 - `baseline`: the `Baseline` of a model version and its JSON form;
 - `store`: `gold.model_baselines` and the MLflow artifact `monitoring/baseline.json`;
-- `training`: the `train` kind's hook and `backfill_baseline` for older versions.
+- `training`: the `train` kind's hook and `backfill_baseline` for older versions;
+- `spec`, `monitor`: the `monitor` kind's options and one run of a monitor (windows of a
+  target against the baseline, results to `gold.monitor_<name>`, reports, alerts);
+- `windows`, `performance`, `alerts`, `actions`, `report`: windows by time or batch,
+  realised and estimated (CBPE) performance, alert rules and breaches, log / signed
+  webhook / `run:` actions, the per-window HTML + PNG report;
+- `state`, `gauges`: monitors' status and alerts in the state database, and their
+  Prometheus gauges (served by `brickyard server` at `/metrics`).
 
-MLflow and the lake are only touched by `store` and `training`; `sketch`, `drift` and
+MLflow and the lake are only touched by `store`, `training` and `monitor`; `sketch`, `drift` and
 `baseline` need numpy, pyarrow and scipy alone.
 """
 

@@ -165,6 +165,14 @@ class PipelineRunner:
             record = self.store.claim(run_id, tasks=plan.names, engine=plan.engine)
         return self._execute(plan, record, full_refresh or record.full_refresh, emit)
 
+    def launch_run(self, pipeline: str, trigger: str, params: dict[str, Any], idempotency_key: str) -> str:
+        """Start a run of `pipeline` in its own process, as every trigger does (a `monitor`
+        task's alert action); with an idempotency key seen before, that run's id instead."""
+        from brickyard.runtime.triggers import Launcher
+
+        launcher = Launcher(self.ws, store=self.store)
+        return launcher.launch(pipeline, trigger, params=params, idempotency_key=idempotency_key).run.id
+
     def _check_queued(self, run_id: str, name: str) -> None:
         record = self.store.get_run(run_id)
         if record.pipeline != name:
@@ -283,6 +291,7 @@ class PipelineRunner:
         context = TaskContext(
             self.ws, plan.spec, task.spec, run_id, number, full_refresh, logger,
             engine=self.ws.engine_named(resolve_engine(task.spec.engine or plan.engine)),
+            launch=self.launch_run,
         )
         try:
             outcome = run_attempt(task.kind, task.options, context, task.spec.timeout_seconds)

@@ -7,6 +7,8 @@ file-arrival triggers in the background.
     GET  /api/jobs               reader   the pipelines and their triggers
     GET  /api/runs/{run_id}      reader   one run with its tasks and the rows they quarantined
     GET  /healthz                -        liveness
+    GET  /metrics                -        Prometheus: the monitors' latest drift per feature,
+                                          drift share, performance, alerts
 
 >>> import tempfile
 >>> from brickyard import Workspace
@@ -138,6 +140,17 @@ def create_app(
     install(app)
     reader = Depends(auth.require(Role.READER))
     runner = Depends(auth.require(Role.RUNNER))
+
+    from brickyard.monitoring.gauges import MonitorMetrics
+
+    monitor_metrics = MonitorMetrics(workspace.state_url)
+
+    @app.get("/metrics", tags=["health"], response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+    def metrics() -> Response:
+        """Prometheus gauges of the monitors (read from the state database at each scrape):
+        latest drift statistic per monitor and feature, drift share, performance, alerts."""
+        return Response(monitor_metrics.render(), media_type=monitor_metrics.content_type)
 
     @app.get("/healthz", tags=["health"], response_model=None, responses={200: {"model": Health}})
     def healthz() -> dict[str, Any]:

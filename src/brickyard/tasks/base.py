@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -98,6 +98,10 @@ class TaskContext:
     # PII columns the task's data holds (from its contract): the runner withholds the
     # values an engine's error may quote before the error reaches a log or the state DB.
     pii_columns: set[str] = field(default_factory=set)
+    # Starts a run of another pipeline through the run system that runs this task:
+    # (pipeline, trigger, params, idempotency key) -> the new run's id. None outside a
+    # runner (a kind that needs it says so); the runner gives runtime.triggers' Launcher.
+    launch: Callable[[str, str, dict[str, Any], str], str] | None = None
 
     def __post_init__(self) -> None:
         self.engine = _engine_of(self.workspace, self.engine)

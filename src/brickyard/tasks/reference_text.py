@@ -35,6 +35,9 @@ KIND_SUMMARIES: dict[str, str] = {
     "a SQL database.",
     "export": "Copy a lake table version (or the batch a score task wrote) into a SQL database table, "
     "exactly once.",
+    "monitor": "Compare each new window of a target (the inference log, a scoring table, any table) with "
+    "the model version's training baseline: drift per feature, performance (realised from labels, else "
+    "estimated), results appended to `gold.monitor_<name>`, alerts with actions. See docs/monitoring.md.",
 }
 
 EXAMPLES: dict[str, str] = {
@@ -116,10 +119,26 @@ EXAMPLES: dict[str, str] = {
   keys: [PassengerId]
   mode: upsert
 """,
+    "monitor": """\
+- name: watch_titanic
+  kind: monitor
+  model: titanic@champion
+  target: {table: gold.titanic_scored}
+  time_column: scored_at
+  window: day
+  per_feature: {Fare: {psi: 0.1}}
+  labels: {table: gold.titanic_outcomes, key: [request_id], label: Survived}
+  alerts:
+    - {when: drift_share > 0.3, consecutive: 2, actions: [log, {run: titanic}]}
+    - {when: auc_drop > 0.05, actions: [{webhook: {url: "https://hooks.example.com/ml", secret: "${env:HOOK_SECRET}"}}]}
+""",
 }
 
 # What a nested model is, for models without a docstring of their own.
 MODEL_SUMMARIES: dict[str, str] = {
+    "LogAction": "Log the alert at a level (`log` alone: a warning).",
+    "WebhookAction": "POST the alert as JSON to a URL, HMAC-SHA256 signed.",
+    "RunAction": "Start a run of a pipeline (trigger `monitor`, the alert as its reason).",
     "RangeCheck": "The `range` check of an expectation.",
     "AcceptedValues": "The `accepted_values` check of an expectation.",
 }
@@ -148,6 +167,15 @@ source: {table: silver.passengers}
 source: {table: silver.passengers, version: 3}
 source: {database: default, table: passengers}
 source: {database: default, query: "SELECT * FROM passengers WHERE Pclass = 1"}
+""",
+    "SourceSpec": """\
+target: {table: gold.titanic_scored}
+target: {sql: "SELECT s.*, p.prediction FROM silver.requests s JOIN gold.predictions p USING (request_id)"}
+""",
+    "AlertRule": """\
+alerts: [{when: drift_share > 0.3}]
+alerts: [{name: drifted, when: drift_share > 0.3, consecutive: 2, actions: [log, {run: retrain}]}]
+alerts: [{when: auc_drop > 0.05, actions: [{log: error}, {webhook: {url: "https://hooks.example.com/x", secret: "${env:HOOK_SECRET}"}}]}]
 """,
     "ExportSource": """\
 source: {task: score_passengers}
@@ -310,6 +338,52 @@ DESCRIPTIONS: dict[str, str] = {
     "ExportSource.table": "A lake table `zone.name`.",
     "ExportSource.version": "Pin the table's version (default: its latest).",
     "ExportSource.task": "An upstream score task: the batch it wrote in this run.",
+    # monitor
+    "monitor.model": "`name@alias`, `name/version`, or a bare `name` (its champion); an alias is read at "
+    "each run, and the version's baseline and evaluation metrics are the reference.",
+    "monitor.target": "The rows to watch: a lake table or a query with the model's input columns, a time "
+    "column, and (for performance) the prediction, probability and label key columns.",
+    "monitor.time_column": "The target's time of each row; windows are cut on it (not needed for `window: batch`).",
+    "monitor.window": "`hour`, `day`, `week` (from Monday) or `month` (UTC), or `batch`: one window per "
+    "Delta version of the target table. A window is computed once, when it has closed.",
+    "monitor.features": "The features to watch (default: every feature of the baseline).",
+    "monitor.thresholds": "When a statistic says drift, for every feature (PSI, KS, chi-square, JS, "
+    "null rate, range).",
+    "monitor.per_feature": "A feature's own thresholds or deciding method, or `ignore: true`.",
+    "monitor.drift_share": "The dataset drifted when more than this share of the features did.",
+    "monitor.prediction": "The target's column with the model's prediction (for performance and "
+    "prediction drift; none there: left out).",
+    "monitor.probability": "The target's column with the positive class's probability (for the estimate "
+    "and AUC; none there: left out).",
+    "monitor.problem": "`classification` or `regression` (default: what the version's training recorded).",
+    "monitor.positive_class": "The positive class of a binary classifier (default: the second in sorted order).",
+    "monitor.labels": "Where labels arrive, joined to the predictions by key; windows without enough "
+    "labels get an estimate from the scores instead.",
+    "monitor.alerts": "Rules on each window's summary (`drift_share > 0.3`, `auc_drop > 0.05`) with "
+    "their actions; one alert per breach.",
+    "SourceSpec.table": "A lake table `zone.name`.",
+    "SourceSpec.sql": "A SELECT in DuckDB's dialect (translated on Spark).",
+    "LabelsSpec.table": "A lake table `zone.name` with the labels.",
+    "LabelsSpec.sql": "A SELECT giving the labels.",
+    "LabelsSpec.key": "The columns joining a label to its prediction (a request id or the entity key).",
+    "LabelsSpec.label": "The column with the true outcome.",
+    "LabelsSpec.time_column": "When the label was observed: it counts only for predictions made at or before it.",
+    "AlertRule.name": "The rule's name in alerts (default: its condition).",
+    "AlertRule.when": "`metric op number`: `drift_share`, `rows`, `drifted_features`, `<metric>`, "
+    "`<metric>_drop` (`auc` is `roc_auc`), `estimated_<metric>`, `labelled_rows`, `prediction_drifted`.",
+    "AlertRule.consecutive": "Windows in a row the condition must hold before it alerts.",
+    "AlertRule.actions": "What to do, in order: `log`, `{webhook: ...}`, `{run: PIPELINE}`.",
+    "LogAction.log": "The level: `warning`, `error` or `info`.",
+    "WebhookAction.webhook": "Where to POST and how to sign.",
+    "RunAction.run": "The pipeline to start.",
+    "FeatureRule.method": "The statistic that decides for this feature.",
+    "FeatureRule.psi": "PSI above this is drift.",
+    "FeatureRule.ks_p_value": "A KS p-value below this is drift.",
+    "FeatureRule.chi_square_p_value": "A chi-square p-value below this is drift.",
+    "FeatureRule.js": "A Jensen-Shannon distance above this is drift.",
+    "FeatureRule.null_rate_increase": "The null rate rising by more than this is drift.",
+    "FeatureRule.out_of_range_share": "More than this share of values outside the training range is drift.",
+    "FeatureRule.ignore": "Leave the feature out.",
 }
 
 # The metrics a train/evaluate run logs, by problem; any metric logged on the version's

@@ -343,3 +343,11 @@ def test_a_csv_error_found_while_streaming_names_the_lake_file_and_line(engine: 
     with pytest.raises(SqlError, match=f"^{expected} \\(hint: "), engine.errors():
         for _ in engine.query(query).to_arrow_reader(1000):  # Arrow raises DuckDB's error as OSError
             pass
+
+
+def test_fetch_gives_a_lake_query_result_as_arrow_and_errors_as_brickyard_errors(engine: DuckDBEngine, lake: Lake) -> None:
+    lake.write("gold.fares", pa.table({"fare": [5.0, 7.0, 9.0]}))
+    result = engine.fetch("SELECT fare FROM gold.fares WHERE fare > 6 ORDER BY fare")
+    assert isinstance(result, pa.Table) and result.column("fare").to_pylist() == [7.0, 9.0]
+    with pytest.raises(TableNotFoundError):
+        engine.fetch("SELECT * FROM gold.nowhere")

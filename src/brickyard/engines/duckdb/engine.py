@@ -35,6 +35,8 @@ from brickyard.errors import (
 from brickyard.lake.names import TableName
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from brickyard.lake.tables import Lake
 
 Relation = duckdb.DuckDBPyRelation  # a query's result, read as it is fetched
@@ -141,6 +143,17 @@ class DuckDBEngine(Engine):
         with self.errors():  # rows are read as they are fetched
             rows = relation.limit(limit).fetchall()
         return Preview(list(relation.columns), [str(t) for t in relation.types], rows)
+
+    def fetch(self, query: str) -> pa.Table:
+        """The result of the last statement of `query` as an Arrow table (empty for a
+        statement without rows)."""
+        import pyarrow as pa
+
+        relation = self.query(query)
+        if relation is None:
+            return pa.table({})
+        with self.errors():  # rows are read as they are fetched
+            return relation.to_arrow_table()
 
     def export(self, query: str, target: str, fmt: str) -> None:
         """`copy_to`: streamed into one file, or /dev/stdout."""

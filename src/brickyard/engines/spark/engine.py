@@ -115,6 +115,10 @@ class SparkEngine(Engine):
         rows = [tuple(row.values()) for row in shown.to_pylist()]
         return Preview(shown.column_names, [str(t) for t in shown.schema.types], rows)
 
+    def fetch(self, query: str) -> pa.Table:
+        """The query's result computed by the executors and collected to the driver."""
+        return self.to_arrow(self.dataframe(query))
+
     def export(self, query: str, target: str, fmt: str) -> None:
         """The result written by Spark's executors into the folder `target` (part files;
         csv with a header), replacing what the folder held."""
