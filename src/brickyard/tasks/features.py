@@ -38,6 +38,7 @@ from brickyard.tasks.base import CheckContext, CheckProblem, TaskContext, TaskKi
 from brickyard.tasks.quality import QuarantineLimit, quarantine_name
 from brickyard.tasks.sql_task import SqlOptions, _SqlJob, last_state
 
+
 class FeaturesOptions(QuarantineLimit):
     """The `features` kind's fields: `table: NAME` or `tables: [NAME, ...]`."""
 
