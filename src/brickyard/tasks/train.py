@@ -34,7 +34,6 @@ from brickyard.ml.spec import Problem, TrainingSetSpec, TrainSpec
 from brickyard.ml.tracking import TAG_PIPELINE, TAG_RUN_ID, TAG_TASK
 from brickyard.tasks.base import CheckContext, CheckProblem, TaskContext, TaskKind, TaskOptions
 
-
 SPARK_KMEANS_TRAINING_SET = "estimator kmeans on Spark (MLlib) does not take a training_set"
 
 
