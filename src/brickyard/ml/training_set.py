@@ -163,7 +163,8 @@ def load(ws: Workspace, spec: TrainingSetSpec, pinned: Mapping[str, int] | None 
     return Loaded(frame, reads, "the training set", features=planned.offered_features(spec.label))
 
 
-def record(ws: Workspace, spec: TrainingSetSpec, reads: Mapping[str, int], model_features: Sequence[str]) -> dict[str, Any]:
+def record(ws: Workspace, spec: TrainingSetSpec, reads: Mapping[str, int], model_features: Sequence[str],
+           label: str | None = None) -> dict[str, Any]:
     """What `feature_store/training_set.json` holds for a model with `model_features`
     trained on this training set at the table versions `reads` (see the module doc)."""
     lookups = []
@@ -186,7 +187,7 @@ def record(ws: Workspace, spec: TrainingSetSpec, reads: Mapping[str, int], model
     return {
         "entity_keys": list(spec.keys),
         "timestamp": spec.timestamp,
-        "label": spec.label,
+        "label": label if label is not None else spec.label,
         "lookups": lookups,
         "request_features": [c for c in model_features if c not in from_tables and c not in spec.keys],
     }
