@@ -193,3 +193,22 @@ def test_ttl_edge_ties_and_no_future_leak(duck_ws: Workspace) -> None:
         lookup = FeatureLookup(table, version, ("k1", "k2"), "et", ("v1", "v2"), ("v1", "v2"), "ct", 300.0)
         rows = duck_ws.engine.as_of_join(AsOfJoin(EntitySource(table=entity_table), "ts", (lookup,))).table.to_pylist()
         assert [(r["k1"], r["v1"], r["v2"]) for r in rows] == [(None, None, None), (1, None, None), (2, 1, "x"), (3, 2, "c")]
+
+
+def test_duckdb_plans_a_real_asof_join(duck_ws: Workspace) -> None:
+    """DuckDB turns an ASOF JOIN with a left side it thinks small into a nested loop join
+    (a 1M x 200k join took minutes); the join's connection keeps the ASOF join."""
+    from brickyard.engines.duckdb.asof import join_engine, join_sql
+
+    pairs, _ = _write(duck_ws, [], PAIR_SCHEMA)
+    lookup = FeatureLookup(pairs, 0, ("k1", "k2"), "et", ("v1",), ("v1", "v2"), "ct", 60.0)
+    join = AsOfJoin(EntitySource(table="x.y"), "ts", (lookup,))
+    worker = join_engine(duck_ws.engine)
+    try:
+        con = worker.connection
+        con.register("__by_entities", pa.Table.from_pylist([], schema=ENTITY_SCHEMA))
+        con.register("__by_features_0", pa.Table.from_pylist([], schema=PAIR_SCHEMA))
+        plan = "\n".join(row[1] for row in con.sql("EXPLAIN " + join_sql(join, ENTITY_SCHEMA.names, ENTITY_SCHEMA.names)).fetchall())
+    finally:
+        worker.close()
+    assert "ASOF_JOIN" in plan.replace(" ", "_").upper() and "NESTED_LOOP" not in plan.replace(" ", "_").upper()
