@@ -1,8 +1,10 @@
 """The point-in-time join on DuckDB (rules in `brickyard.engines.asof`).
 
-Each lookup is one `ASOF LEFT JOIN` on the keys and `timestamp >= event_time` against the
-feature table reduced to one row per key and event time (the tie rule); the TTL then
-nulls a value that is too old (the latest row being expired means every older one is).
+Each lookup is an `ASOF JOIN` of the entity rows with the feature table's keys and event
+times alone (`timestamp >= event_time`): the latest event time per entity row, dropped when
+the TTL says it is too old (the latest row being expired means every older one is); then
+a hash join back to the feature rows with that key and event time (several only on a tie)
+and the tie rule over those. The feature table's value columns are never sorted or held.
 With `as_known_at`, a lookup whose table has a created time is a range join on the keys,
 `event_time <= timestamp`, `created_time <= timestamp` (and the TTL), keeping the best row
 per entity row by the same order (ASOF allows only one inequality).
@@ -27,6 +29,7 @@ ROW = "__by_row"
 TS = "__by_ts"
 ET = "__by_et"
 CT = "__by_ct"
+KEY = "__by_k"
 UNORDERED_TYPES = ("MAP", "UNION")  # types Spark cannot sort by: left out of the order on both
 
 
@@ -111,30 +114,51 @@ def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
 
 
 def join_sql(join: AsOfJoin, entity_columns: list[str], orderable: list[str]) -> str:
-    """The SELECT that answers `join` over `__by_entities` and `__by_features_<i>`."""
+    """The SELECT that answers `join` over `__by_entities` and `__by_features_<i>`.
+
+    A lookup without `as_known_at` runs in three steps that never hold the feature table's
+    value columns in memory: the ASOF JOIN over its keys and event times only (`t<i>`,
+    the latest event time per entity row, TTL applied), a hash join back to the rows with
+    that key and event time (`c<i>`: several only on a tie), and the tie rule over those.
+    """
     ts = q(join.timestamp)
     ctes = [f"e AS MATERIALIZED (SELECT *, CAST({ts} AS TIMESTAMP) AS {TS}, row_number() OVER () AS {ROW} FROM {ENTITIES})"]
     joins, selected = [], []
     for index, lookup in enumerate(join.lookups):
-        ctes.append(f"f{index} AS ({_features_sql(index, lookup, dedupe=not join.uses_created_time(lookup))})")
-        alias = f"f{index}"
         if join.uses_created_time(lookup):
+            ctes.append(f"f{index} AS ({_features_sql(index, lookup)})")
             ctes.append(f"j{index} AS ({_known_at_sql(index, lookup)})")
-            joins.append(f"LEFT JOIN j{index} ON j{index}.{ROW} = e.{ROW}")
-            selected += [f"j{index}.{q(column)} AS {q(column)}" for column in lookup.columns]
-            continue
-        on = " AND ".join([*(f"e.{q(key)} = {alias}.{q(key)}" for key in lookup.keys), f"e.{TS} >= {alias}.{ET}"])
-        joins.append(f"ASOF LEFT JOIN {alias} ON {on}")
-        live = _ttl_condition(f"{alias}.{ET}", lookup)
-        for column in lookup.columns:
-            value = f"{alias}.{q(column)}"
-            selected.append(f"CASE WHEN {live} THEN {value} END AS {q(column)}" if live else f"{value} AS {q(column)}")
+        else:
+            ctes += _latest_sql(index, lookup)
+        joins.append(f"LEFT JOIN j{index} ON j{index}.{ROW} = e.{ROW}")
+        selected += [f"j{index}.{q(column)} AS {q(column)}" for column in lookup.columns]
     entity = ", ".join(f"e.{q(column)}" for column in entity_columns)
     order = ", ".join(f"e.{q(column)} ASC NULLS FIRST" for column in join.sort_columns(entity_columns, orderable))
     return (
         f"WITH {', '.join(ctes)} SELECT {', '.join([entity, *selected])} FROM e {' '.join(joins)}"
         + (f" ORDER BY {order}" if order else "")
     )
+
+
+def _latest_sql(index: int, lookup: FeatureLookup) -> list[str]:
+    """CTEs `t<i>` (keys and event times), `m<i>` (per entity row, the latest live event
+    time) and `j<i>` (per entity row, the winning feature row's values)."""
+    keys = [q(key) for key in lookup.keys]
+    present = " AND ".join(f"{name} IS NOT NULL" for name in [*keys, q(lookup.event_time)])
+    times = f"SELECT {', '.join(keys)}, CAST({q(lookup.event_time)} AS TIMESTAMP) AS {ET} FROM __by_features_{index} WHERE {present}"
+    on = " AND ".join([*(f"e.{k} = t.{k}" for k in keys), f"e.{TS} >= t.{ET}"])
+    live = _ttl_condition(f"t.{ET}", lookup)
+    carried = ", ".join(f"e.{k} AS {q(f'{KEY}{n}')}" for n, k in enumerate(keys))
+    matched = f"SELECT e.{ROW}, {carried}, t.{ET} FROM e ASOF JOIN t{index} t ON {on}" + (f" WHERE {live}" if live else "")
+    back = " AND ".join([*(f"m.{q(f'{KEY}{n}')} = f.{k}" for n, k in enumerate(keys)), f"m.{ET} = CAST(f.{q(lookup.event_time)} AS TIMESTAMP)"])
+    created = [f"CAST(f.{q(lookup.created_time)} AS TIMESTAMP) DESC NULLS LAST"] if lookup.created_time else []
+    order = ", ".join([*created, *(f"f.{q(column)} DESC NULLS LAST" for column in lookup.tie_columns)]) or f"m.{ET}"
+    columns = ", ".join(f"f.{q(column)}" for column in lookup.columns)
+    best = (
+        f"SELECT m.{ROW}, {columns} FROM m{index} m JOIN __by_features_{index} f ON {back} "
+        f"QUALIFY row_number() OVER (PARTITION BY m.{ROW} ORDER BY {order}) = 1"
+    )
+    return [f"t{index} AS ({times})", f"m{index} AS ({matched})", f"j{index} AS ({best})"]
 
 
 def _ttl_condition(event_time: str, lookup: FeatureLookup) -> str:
@@ -150,20 +174,16 @@ def _tie_order(lookup: FeatureLookup, prefix: str = "") -> list[str]:
     return terms + [f"{prefix}{q(column)} DESC NULLS LAST" for column in lookup.tie_columns]
 
 
-def _features_sql(index: int, lookup: FeatureLookup, *, dedupe: bool) -> str:
+def _features_sql(index: int, lookup: FeatureLookup) -> str:
     """A feature table's usable rows (keys and event time present) with its times as UTC
-    timestamps; with `dedupe`, one row per key and event time, by the tie rule."""
+    timestamps (`__by_et`, `__by_ct`)."""
     keys = [q(key) for key in lookup.keys]
     columns = list(dict.fromkeys([*lookup.columns, *lookup.tie_columns]))
     times = [f"CAST({q(lookup.event_time)} AS TIMESTAMP) AS {ET}"]
     if lookup.created_time:
         times.append(f"CAST({q(lookup.created_time)} AS TIMESTAMP) AS {CT}")
     present = " AND ".join(f"{name} IS NOT NULL" for name in [*keys, q(lookup.event_time)])
-    sql = f"SELECT {', '.join([*keys, *times, *map(q, columns)])} FROM __by_features_{index} WHERE {present}"
-    if dedupe:
-        partition = ", ".join([*keys, ET])
-        sql += f" QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {', '.join(_tie_order(lookup)) or ET}) = 1"
-    return sql
+    return f"SELECT {', '.join([*keys, *times, *map(q, columns)])} FROM __by_features_{index} WHERE {present}"
 
 
 def _known_at_sql(index: int, lookup: FeatureLookup) -> str:
