@@ -14,6 +14,13 @@
   # positive_class: 1              # default: the second class of a binary classifier
 ```
 
+Instead of `source:`, `training_set: {table: gold.customers_today, keys: [customer_id],
+timestamp: as_of}` scores entity rows with features looked up as of their timestamps, as
+`train` does (docs/features.md); without `features:` the lookups are the ones the model was
+trained with (its `feature_store/training_set.json`), at the feature tables' current
+versions. On DuckDB the joined rows are collected before scoring (they must fit in
+memory); on Spark the executors compute them.
+
 The target gets `<keys>, prediction, probability, model_name, model_version, scored_at`
 and the partition column `score_date` (`probability` only for a model with class
 probabilities: a regressor's or a clusterer's would always be null; a target table that

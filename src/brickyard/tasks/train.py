@@ -12,6 +12,12 @@
   model_name: titanic                # default: the pipeline's name
 ```
 
+Training sets: instead of `table:` or `query:`, a `training_set:` block gives entity rows
+(`table:` or `sql:`) with `keys`, a `timestamp` and the `label`, and `features:` lookups
+(`{table: features.NAME, columns: [...]}`) joined as of each row's timestamp on the task's
+engine (`brickyard.ml.training_set`, rules in docs/features.md); the model records them in
+the MLflow artifact `feature_store/training_set.json`.
+
 Segmentation: `estimator: kmeans`, no label, `params: {k: 4}` or `k: {min: 2, max: 8}`,
 `profile_table: gold.x_profile`, `assignments_table: gold.x_segments` with `key: [id]`.
 See `brickyard.ml.training` for what the MLflow run holds. `metrics.extra` gets
