@@ -208,6 +208,7 @@ def test_duckdb_plans_a_real_asof_join(duck_ws: Workspace) -> None:
         con = worker.connection
         con.register("__by_entities", pa.Table.from_pylist([], schema=ENTITY_SCHEMA))
         con.register("__by_features_0", pa.Table.from_pylist([], schema=PAIR_SCHEMA))
+        con.register("__by_times_0", pa.Table.from_pylist([], schema=PAIR_SCHEMA))
         plan = "\n".join(row[1] for row in con.sql("EXPLAIN " + join_sql(join, ENTITY_SCHEMA.names, ENTITY_SCHEMA.names)).fetchall())
     finally:
         worker.close()

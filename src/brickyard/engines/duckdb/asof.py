@@ -30,7 +30,8 @@ TS = "__by_ts"
 ET = "__by_et"
 CT = "__by_ct"
 KEY = "__by_k"
-UNORDERED_TYPES = ("MAP", "UNION")  # types Spark cannot sort by: left out of the order on both
+SCAN = {"batch_size": 65_536, "batch_readahead": 2, "fragment_readahead": 1}  # Arrow's read-ahead, kept small
+UNORDERED_TYPES = ("MAP", "UNION", "STRUCT", "VARIANT")  # left out of the order, as on Spark
 
 
 def q(name: str) -> str:
@@ -45,8 +46,7 @@ def as_of_join(engine: DuckDBEngine, join: AsOfJoin) -> AsOfResult:
         con = worker.connection
         reads = _register_entities(worker, join)
         for index, lookup in enumerate(join.lookups):
-            dataset = worker.lake.delta(lookup.table, version=lookup.version).to_pyarrow_dataset()
-            con.register(f"__by_features_{index}", dataset)
+            _register_features(worker, index, lookup, join.uses_created_time(lookup))
         with worker.errors():
             described = con.execute(f"DESCRIBE SELECT * FROM {ENTITIES}").fetchall()
             entity_columns = [str(row[0]) for row in described]
@@ -73,6 +73,20 @@ def join_engine(engine: DuckDBEngine) -> DuckDBEngine:
     except duckdb.Error:
         pass
     return worker
+
+
+def _register_features(worker: DuckDBEngine, index: int, lookup: FeatureLookup, known_at: bool) -> None:
+    """A feature table as one-pass Arrow scans of just the columns used, with little
+    read-ahead (Arrow's default buffers several files' worth of batches outside DuckDB's
+    memory limit): `__by_features_<i>` and, for the ASOF step, `__by_times_<i>` (keys and
+    event time). Each is referenced once by the query, so each is read once."""
+    dataset = worker.lake.delta(lookup.table, version=lookup.version).to_pyarrow_dataset()
+    times = [*lookup.keys, lookup.event_time]
+    used = list(dict.fromkeys([*times, *([lookup.created_time] if lookup.created_time else []), *lookup.columns, *lookup.tie_columns]))
+    con = worker.connection
+    con.register(f"__by_features_{index}", dataset.scanner(columns=used, **SCAN))
+    if not known_at:
+        con.register(f"__by_times_{index}", dataset.scanner(columns=times, **SCAN))
 
 
 def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
@@ -145,7 +159,7 @@ def _latest_sql(index: int, lookup: FeatureLookup) -> list[str]:
     time) and `j<i>` (per entity row, the winning feature row's values)."""
     keys = [q(key) for key in lookup.keys]
     present = " AND ".join(f"{name} IS NOT NULL" for name in [*keys, q(lookup.event_time)])
-    times = f"SELECT {', '.join(keys)}, CAST({q(lookup.event_time)} AS TIMESTAMP) AS {ET} FROM __by_features_{index} WHERE {present}"
+    times = f"SELECT {', '.join(keys)}, CAST({q(lookup.event_time)} AS TIMESTAMP) AS {ET} FROM __by_times_{index} WHERE {present}"
     on = " AND ".join([*(f"e.{k} = t.{k}" for k in keys), f"e.{TS} >= t.{ET}"])
     live = _ttl_condition(f"t.{ET}", lookup)
     carried = ", ".join(f"e.{k} AS {q(f'{KEY}{n}')}" for n, k in enumerate(keys))
