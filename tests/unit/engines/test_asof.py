@@ -164,17 +164,19 @@ def spark_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
 
 
 @pytest.mark.spark
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario(), ttls, ttls, st.booleans())
 def test_spark_matches_the_reference(spark_ws: Workspace, rows: Any, ttl_pair: Any, ttl_single: Any, as_known_at: bool) -> None:
     entities, pairs, singles = rows
     check_engine(spark_ws, "spark", entities, pairs, singles, ttl_pair, ttl_single, as_known_at)
 
 
-def test_ttl_edge_ties_and_no_future_leak(duck_ws: Workspace) -> None:
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def test_ttl_edge_ties_and_no_future_leak(engine: str, request: pytest.FixtureRequest) -> None:
     """The stated edges, by hand: a value exactly TTL old is expired, one a microsecond
     younger is live, a future row is never used, and a tie on event time goes to the
     latest created time, then to the greatest values, whatever the file order."""
+    ws: Workspace = request.getfixturevalue("duck_ws" if engine == "duckdb" else "spark_ws")
     at = BASE + 10 * MINUTE
     entities = [{"k1": 1, "k2": "a", "ts": at, "label": 0}, {"k1": 2, "k2": "a", "ts": at, "label": 0},
                 {"k1": 3, "k2": "a", "ts": at, "label": 0}, {"k1": None, "k2": "a", "ts": at, "label": 1}]
@@ -188,10 +190,10 @@ def test_ttl_edge_ties_and_no_future_leak(duck_ws: Workspace) -> None:
         {"k1": 3, "k2": "a", "et": at, "ct": None, "v1": 1, "v2": "z"},
     ]
     for order in (pairs, pairs[::-1]):
-        table, version = _write(duck_ws, order, PAIR_SCHEMA, parts=2)
-        entity_table, _ = _write(duck_ws, entities, ENTITY_SCHEMA)
+        table, version = _write(ws, order, PAIR_SCHEMA, parts=2)
+        entity_table, _ = _write(ws, entities, ENTITY_SCHEMA)
         lookup = FeatureLookup(table, version, ("k1", "k2"), "et", ("v1", "v2"), ("v1", "v2"), "ct", 300.0)
-        rows = duck_ws.engine.as_of_join(AsOfJoin(EntitySource(table=entity_table), "ts", (lookup,))).table.to_pylist()
+        rows = ws.engine_named(engine).as_of_join(AsOfJoin(EntitySource(table=entity_table), "ts", (lookup,))).table.to_pylist()
         assert [(r["k1"], r["v1"], r["v2"]) for r in rows] == [(None, None, None), (1, None, None), (2, 1, "x"), (3, 2, "c")]
 
 
