@@ -164,7 +164,7 @@ class Outcome:
 
     run: Run
     inner: dict[str, Any]
-    comparison: fs_data.Comparison | None = None
+    comparison: fs_data.Comparison
 
     @property
     def join_s(self) -> float:
@@ -280,7 +280,6 @@ def values_table(found: dict[str, list[Outcome]], rows_in: int) -> str:
     rows = []
     for variant, outcomes in found.items():
         c = outcomes[-1].comparison
-        assert c is not None
         edges = " / ".join(str(n) for n in c.edge_rows_differing.values())
         rows.append([
             VARIANTS[variant], f"{c.rows_out:,}", f"{c.missing:,}", f"{c.missing_reference_null:,}",
@@ -314,7 +313,7 @@ def report(args: argparse.Namespace, found: dict[str, list[Outcome]], data: fs_d
             passed.append(ratio >= bar)
             process = min(o.run.wall_s for o in found[variant]) / min(o.run.wall_s for o in by)
             ratios.append([f"{VARIANTS[variant]} / brickyard, whole process", f"{process:.2f}x", "(info)", "-"])
-        exact = all(o.comparison is not None and o.comparison.exact for o in by)
+        exact = all(o.comparison.exact for o in by)
         ratios.append(["brickyard values identical to the reference, no row dropped", "yes" if exact else "no", "yes", verdict(exact)])
         passed.append(exact)
     if memory is not None:
@@ -324,8 +323,8 @@ def report(args: argparse.Namespace, found: dict[str, list[Outcome]], data: fs_d
         ratios.append([f"brickyard peak RSS, {len(mem_data.feature_key):,} feature rows", human_bytes(mem_outcome.run.peak_rss),
                        f"< {human_bytes(MEMORY_BAR)}", verdict(ok)])
         ratios.append([f"brickyard values identical, {len(mem_data.feature_key):,} feature rows",
-                       "yes" if c is not None and c.exact else "no", "yes", verdict(c is not None and c.exact)])
-        passed += [ok, c is not None and c.exact]
+                       "yes" if c.exact else "no", "yes", verdict(c.exact)])
+        passed += [ok, c.exact]
     facts = {
         **machine_facts(),
         **{f"{k} (brickyard side)": v for k, v in versions("brickyard", "duckdb", "deltalake", "pyarrow", "pandas", "numpy").items()},

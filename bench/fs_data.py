@@ -20,16 +20,16 @@ is always one row. `lower_inclusive=True` gives Feast's variant, e >= t - TTL.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 EPOCH_S = int(EPOCH.timestamp())
 YEAR_S = 365 * 86400
 DAY_S = 86400
@@ -143,9 +143,9 @@ def naive_join(data: Data, ttl_s: int, rows: Iterable[int], lower_inclusive: boo
         best = -1
         for index in by_key.get(key, []):
             e = int(data.feature_time[index])
-            if e <= t and (t - e <= ttl_s if lower_inclusive else t - e < ttl_s):
-                if best < 0 or e > data.feature_time[best]:
-                    best = index
+            live = e <= t and (t - e <= ttl_s if lower_inclusive else t - e < ttl_s)
+            if live and (best < 0 or e > data.feature_time[best]):
+                best = index
         found.append(best)
     return np.array(found, dtype=np.int64)
 
