@@ -96,6 +96,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-rows", type=int, default=10_000_000,
                         help="feature rows of the memory check (brickyard only); 0 skips it")
     parser.add_argument("--repeats", type=int, default=1, help="rounds of the three joins; the best counts")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds before a join process is killed")
     parser.add_argument("--skip", action="append", default=[], choices=sorted(VARIANTS),
                         help="leave a variant out (repeatable), e.g. to try the harness quickly")
     parser.add_argument("--keep", action="store_true", help="keep .bench/featurestore/ for the next run")
@@ -165,10 +166,14 @@ class Outcome:
     run: Run
     inner: dict[str, Any]
     comparison: fs_data.Comparison
+    killed: bool = False          # ran past --timeout: join_s is then a lower bound (the process wall)
 
     @property
     def join_s(self) -> float:
-        return float(self.inner["join_s"])
+        return self.run.wall_s if self.killed else float(self.inner["join_s"])
+
+    def seconds(self, value: float) -> str:
+        return f">= {value:.0f} (killed)" if self.killed else f"{value:.2f}"
 
 
 def brickyard_status() -> str | None:
@@ -200,10 +205,16 @@ def brickyard_setup(data: fs_data.Data, ttl_days: float, work: Path) -> float:
     return run.wall_s
 
 
-def run_variant(variant: str, data: fs_data.Data, ttl_days: float, folder: Path, reference: Reference) -> Outcome:
+def run_variant(variant: str, data: fs_data.Data, args: argparse.Namespace, folder: Path, reference: Reference) -> Outcome:
+    """One run of `variant`, compared with the reference; a run past --timeout is killed
+    and reported as such (every entity row counted as missing)."""
     out = folder / f"out_{variant}.parquet"
     out.unlink(missing_ok=True)
-    run = measure(command_for(variant, data, ttl_days, out, folder / "brickyard_ws")).check()
+    run = measure(command_for(variant, data, args.ttl_days, out, folder / "brickyard_ws"), timeout_s=args.timeout)
+    if not run.ok and run.wall_s >= args.timeout:
+        rows = len(data.entity_key)
+        return Outcome(run, {}, fs_data.Comparison(rows_in=rows, rows_out=0, missing=rows), killed=True)
+    run.check()
     inner = json.loads(run.stdout.strip().splitlines()[-1])
     outcome = Outcome(run, inner, compare_output(data, reference, out))
     out.unlink(missing_ok=True)
@@ -231,10 +242,10 @@ def run_rounds(variants: list[str], data: fs_data.Data, args: argparse.Namespace
     for round_ in range(1, args.repeats + 1):
         for variant in variants:
             print(f"  [{round_}/{args.repeats}] {variant} ...", end=" ", flush=True)
-            outcome = run_variant(variant, data, args.ttl_days, WORK / "main", reference)
+            outcome = run_variant(variant, data, args, WORK / "main", reference)
             found[variant].append(outcome)
             c = outcome.comparison
-            print(f"join {outcome.join_s:.2f} s, process {outcome.run.wall_s:.2f} s, "
+            print(f"join {outcome.seconds(outcome.join_s)} s, process {outcome.seconds(outcome.run.wall_s)} s, "
                   f"peak {human_bytes(outcome.run.peak_rss)}, {c.rows_out:,} rows, {c.identical:,} identical", flush=True)
     return found
 
@@ -248,8 +259,8 @@ def run_memory_check(args: argparse.Namespace) -> tuple[fs_data.Data, Outcome, f
     reference = build_reference(data)
     setup_s = brickyard_setup(data, args.ttl_days, folder / "brickyard_ws")
     print(f"  memory check: brickyard over {args.memory_rows:,} feature rows ...", end=" ", flush=True)
-    outcome = run_variant("brickyard", data, args.ttl_days, folder, reference)
-    print(f"join {outcome.join_s:.2f} s, peak {human_bytes(outcome.run.peak_rss)}", flush=True)
+    outcome = run_variant("brickyard", data, args, folder, reference)
+    print(f"join {outcome.seconds(outcome.join_s)} s, peak {human_bytes(outcome.run.peak_rss)}", flush=True)
     return data, outcome, data_s + setup_s
 
 
@@ -269,8 +280,8 @@ def timing_table(found: dict[str, list[Outcome]]) -> str:
     for variant, outcomes in found.items():
         best = _best(outcomes)
         rows.append([
-            VARIANTS[variant], f"{best.join_s:.2f}", _runs([o.join_s for o in outcomes]),
-            f"{min(o.run.wall_s for o in outcomes):.2f}", _runs([o.run.wall_s for o in outcomes]),
+            VARIANTS[variant], best.seconds(best.join_s), _runs([o.join_s for o in outcomes]),
+            best.seconds(min(o.run.wall_s for o in outcomes)), _runs([o.run.wall_s for o in outcomes]),
             human_bytes(max(o.run.peak_rss for o in outcomes)),
         ])
     return table(["variant", "join best s", "join runs s", "process best s", "process runs s", "peak RSS"], rows, markdown=True)
@@ -280,6 +291,9 @@ def values_table(found: dict[str, list[Outcome]], rows_in: int) -> str:
     rows = []
     for variant, outcomes in found.items():
         c = outcomes[-1].comparison
+        if outcomes[-1].killed:
+            rows.append([VARIANTS[variant], "killed at --timeout, no output", *["-"] * 10])
+            continue
         edges = " / ".join(str(n) for n in c.edge_rows_differing.values())
         rows.append([
             VARIANTS[variant], f"{c.rows_out:,}", f"{c.missing:,}", f"{c.missing_reference_null:,}",
@@ -309,8 +323,10 @@ def report(args: argparse.Namespace, found: dict[str, list[Outcome]], data: fs_d
                 continue
             peer = _best(found[variant])
             ratio = peer.join_s / b.join_s
-            ratios.append([f"{VARIANTS[variant]} / brickyard, join", f"{ratio:.2f}x", f">= {bar:g}x", verdict(ratio >= bar)])
-            passed.append(ratio >= bar)
+            shown = f"<= {ratio:.4f}x" if b.killed else (f">= {ratio:.2f}x" if peer.killed else f"{ratio:.2f}x")
+            ok = ratio >= bar and not b.killed
+            ratios.append([f"{VARIANTS[variant]} / brickyard, join", shown, f">= {bar:g}x", verdict(ok)])
+            passed.append(ok)
             process = min(o.run.wall_s for o in found[variant]) / min(o.run.wall_s for o in by)
             ratios.append([f"{VARIANTS[variant]} / brickyard, whole process", f"{process:.2f}x", "(info)", "-"])
         exact = all(o.comparison.exact for o in by)
@@ -335,7 +351,7 @@ def report(args: argparse.Namespace, found: dict[str, list[Outcome]], data: fs_d
     command = (
         f".venv/bin/python bench/featurestore.py --feature-rows {args.feature_rows} --entity-rows {args.entity_rows} "
         f"--keys {args.keys} --features {args.features} --ttl-days {args.ttl_days:g} --memory-rows {args.memory_rows} "
-        f"--repeats {args.repeats}" + "".join(f" --skip {s}" for s in args.skip)
+        f"--repeats {args.repeats} --timeout {args.timeout:g}" + "".join(f" --skip {s}" for s in args.skip)
     )
     lines = [
         f"## {NAME}",
@@ -380,8 +396,8 @@ def report(args: argparse.Namespace, found: dict[str, list[Outcome]], data: fs_d
         mem_data, mem_outcome, mem_data_s = memory
         lines += [
             f"Memory check: brickyard's join over {len(mem_data.feature_key):,} feature rows x {len(mem_data.entity_key):,} "
-            f"entity rows (same generator; generated and loaded into Delta in {mem_data_s:.1f} s): join {mem_outcome.join_s:.2f} s, process "
-            f"{mem_outcome.run.wall_s:.2f} s, peak RSS {human_bytes(mem_outcome.run.peak_rss)}.",
+            f"entity rows (same generator; generated and loaded into Delta in {mem_data_s:.1f} s): join {mem_outcome.seconds(mem_outcome.join_s)} s, process "
+            f"{mem_outcome.seconds(mem_outcome.run.wall_s)} s, peak RSS {human_bytes(mem_outcome.run.peak_rss)}.",
             "",
         ]
     return "\n".join(lines), bool(passed) and all(passed)
