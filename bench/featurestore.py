@@ -386,6 +386,15 @@ def report(args: argparse.Namespace, found: dict[str, list[Outcome]], data: fs_d
         "",
         values_table(found, len(data.entity_key)),
         "",
+        "Where the differences come from (Feast 0.67 source): the default store left-joins every feature row of "
+        "the key to each entity row, then keeps the rows inside the TTL window (`_filter_ttl` in "
+        "`offline_stores/dask.py`), so an entity row whose key has feature rows but none live is dropped (only keys "
+        "with no feature row at all survive, with nulls); it then keeps one row per (keys, entity timestamp) "
+        "(`_drop_duplicates`), so two entity rows with the same key and timestamp become one. Both Feast stores "
+        "count a feature row exactly TTL old as live (`event_ts >= t - ttl` in dask.py; `event_ts + ttl >= t` in "
+        "`offline_stores/ibis.py`), where the rule here (issue 13) has it expired (`event_ts > t - ttl`): "
+        "the column 'age == TTL' counts the differing rows that Feast's inclusive bound accounts for exactly.",
+        "",
     ]
     if ratios:
         lines += [table(["ratio", "value", "bar", "verdict"], ratios, markdown=True), ""]
