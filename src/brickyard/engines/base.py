@@ -88,6 +88,14 @@ class Engine(ABC):
         """
 
     @abstractmethod
+    def columns(self, query: str) -> list[str]:
+        """The column names of the last statement of `query`, found without reading rows.
+
+        Raises:
+            SqlError, TableNotFoundError.
+        """
+
+    @abstractmethod
     def as_of_join(self, join: AsOfJoin) -> AsOfResult:
         """Entity rows with feature values looked up as of each row's timestamp, collected
         as Arrow; the rules (TTL, ties, order, no row dropped) are in

@@ -182,6 +182,11 @@ class DuckDBEngine(Engine):
             con.execute(f"SET preserve_insertion_order = {str(previous[0]).lower()}")
             con.execute("SET memory_limit = ?", [previous[1]])
 
+    def columns(self, query: str) -> list[str]:
+        """The result's column names (DuckDB binds the query; no row is read)."""
+        relation = self.query(query)
+        return [] if relation is None else list(relation.columns)
+
     def as_of_join(self, join: AsOfJoin) -> AsOfResult:
         """Feature values as of each entity row's timestamp: an ASOF JOIN per lookup
         (`brickyard.engines.duckdb.asof`)."""

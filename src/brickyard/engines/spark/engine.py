@@ -101,6 +101,11 @@ class SparkEngine(Engine):
         with translate_errors("the query"):
             return (frame.limit(limit) if limit is not None else frame).toArrow()
 
+    def columns(self, query: str) -> list[str]:
+        """The result's column names (Spark analyses the query; no row is read)."""
+        with translate_errors("the query"):
+            return list(self.dataframe(query).columns)
+
     def as_of_join(self, join: AsOfJoin) -> AsOfResult:
         """Feature values as of each entity row's timestamp, computed by the executors and
         collected (`brickyard.engines.spark.asof`)."""
