@@ -14,8 +14,9 @@
 3. Computes the brute-force reference (`fs_data.reference_join`, numpy binary search) and
    checks it against a plain per-row loop (`fs_data.naive_join`) on a sample and on edge rows.
 4. Runs the join as whole processes, --repeats rounds, the variants taking turns:
-   - brickyard: bench/fs_brickyard_side.py in the project venv (see that file for what it
-     calls), when the installed brickyard has the training-set join;
+   - brickyard: bench/fs_brickyard_side.py in the project venv: `training_set.load`, what
+     the `train` task runs for a `training_set:` block (DuckDB engine), over Delta tables
+     written by a setup process beforehand;
    - Feast, DuckDB offline store, and Feast, its default offline store (`dask`, alias
      `file`): bench/feast_side.py in Feast's venv, `get_historical_features(...).to_df()`.
    Each side times its join inside the process; the harness times the whole process and
@@ -372,8 +373,9 @@ def report(args: argparse.Namespace, found: dict[str, list[Outcome]], data: fs_d
         "",
         "Join = the point-in-time join inside the process, from the entity rows in memory to the joined rows in memory "
         "(Feast: `get_historical_features(entity_df, refs).to_df()`, its registry already applied, the entity rows "
-        "already a pandas frame; brickyard: `Engine.as_of_join` on DuckDB reading the entity rows and the feature rows "
-        "from their Delta tables, then `to_pandas()`). Process = the whole command: start-up, imports, writing the "
+        "already a pandas frame; brickyard: `brickyard.ml.training_set.load`, what the `train` task runs for a "
+        "`training_set:` block: names checked, `Engine.as_of_join` on DuckDB reading the entity rows and the feature "
+        "rows from their Delta tables, the rows as a pandas frame). Process = the whole command: start-up, imports, writing the "
         "result to Parquet, and for Feast building its repository and `apply`; brickyard's process opens the "
         "workspace and reads the feature table's declaration (bench/fs_brickyard_side.py `join`), its workspace and "
         "Delta tables having been made by a process before "

@@ -12,11 +12,15 @@ the join's alone):
 `features/bench.yaml` (keys entity_id, event time event_ts, the TTL, source table
 `silver.bench_features`) and streams the Parquet rows into the Delta tables
 `features.bench` (the feature rows) and `silver.bench_entities` (the entity rows).
-`join` opens the workspace and runs the training-set join on the default engine, DuckDB:
-`Engine.as_of_join` with the entity table and one lookup of every feature at the table's
-current version, then `to_pandas()` (a training set in memory, like Feast's `to_df()`),
-and writes it to --out. It prints one JSON line: seconds for opening the workspace, the
-join, the conversion to pandas and the write, and the row counts.
+`join` opens the workspace and loads the training set the way the `train` task does
+(`brickyard.ml.training_set.load` with a `TrainingSetSpec`: entity table
+`silver.bench_entities`, keys [entity_id], timestamp event_timestamp, one lookup of every
+feature of `features.bench` at its current version): names checked, `Engine.as_of_join` on
+the default engine (DuckDB), the rows as a pandas frame (a training set in memory, like
+Feast's `to_df()`). It writes the frame to --out and prints one JSON line: seconds for
+opening the workspace, the load (the join) and the write, and the table versions read.
+The feature table is written straight into `features.bench` (not through a `features`
+task), as its materialized table.
 """
 
 from __future__ import annotations
@@ -57,13 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def check() -> int:
     try:
-        from brickyard.engines.asof import AsOfJoin  # noqa: F401
-        from brickyard.engines.base import Engine
+        from brickyard.ml.training_set import load  # noqa: F401
     except ImportError as exc:
-        print(f"this brickyard has no point-in-time join ({exc})")
-        return 1
-    if not hasattr(Engine, "as_of_join"):
-        print("this brickyard's Engine has no as_of_join")
+        print(f"this brickyard has no training sets ({exc})")
         return 1
     return 0
 
@@ -86,33 +86,24 @@ def setup(features: Path, entities: Path, ttl_days: float, work: Path) -> dict[s
 
 
 def join(work: Path, out: Path) -> dict[str, object]:
-    """The training-set join over the workspace's tables; timings in seconds."""
-    from brickyard.engines.asof import AsOfJoin, EntitySource, FeatureLookup
+    """The training set, loaded as the `train` task loads it; timings in seconds."""
+    from brickyard.ml.spec import LookupSpec, TrainingSetSpec
+    from brickyard.ml.training_set import load
     from brickyard.workspace import Workspace
 
     started = time.perf_counter()
     ws = Workspace.open(work)
-    spec = ws.feature_table("bench")
-    version = ws.lake.version(spec.table)
-    columns = tuple(name for name in ws.lake.delta(spec.table).schema().to_arrow().names
-                    if name not in spec.feature_columns_excluded)
-    lookup = FeatureLookup(
-        table=spec.table, version=version, keys=spec.keys, event_time=spec.event_time, columns=columns,
-        tie_columns=columns, created_time=spec.created_time,
-        ttl_seconds=spec.ttl.total_seconds() if spec.ttl else None,
+    spec = TrainingSetSpec(
+        table=ENTITY_TABLE, keys=["entity_id"], timestamp="event_timestamp", features=[LookupSpec(table=FEATURE_TABLE)],
     )
-    request = AsOfJoin(entities=EntitySource(table=ENTITY_TABLE), timestamp="event_timestamp", lookups=(lookup,))
     opened = time.perf_counter()
-    result = ws.engine.as_of_join(request)
+    loaded = load(ws, spec)
     joined = time.perf_counter()
-    frame = result.table.to_pandas()
-    converted = time.perf_counter()
-    frame.to_parquet(out, index=False)
+    loaded.frame.to_parquet(out, index=False)
     written = time.perf_counter()
     return {
-        "open_s": opened - started, "as_of_join_s": joined - opened, "to_pandas_s": converted - joined,
-        "join_s": converted - opened, "write_s": written - converted,
-        "rows_out": len(frame), "reads": result.reads, "since_start_s": written - STARTED,
+        "open_s": opened - started, "join_s": joined - opened, "write_s": written - joined,
+        "rows_out": len(loaded.frame), "reads": loaded.reads, "since_start_s": written - STARTED,
     }
 
 
