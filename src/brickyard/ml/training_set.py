@@ -190,3 +190,36 @@ def record(ws: Workspace, spec: TrainingSetSpec, reads: Mapping[str, int], model
         "lookups": lookups,
         "request_features": [c for c in model_features if c not in from_tables and c not in spec.keys],
     }
+
+
+def models_using(ws: Workspace, table: str) -> list[dict[str, Any]]:
+    """The registered model versions whose training set looked `table` up (from each
+    version's `feature_store/training_set.json`), newest first per model: name, version,
+    aliases, the Delta version trained on and the features used. A workspace whose MLflow
+    store does not exist yet has none (it is not created here)."""
+    import mlflow.artifacts
+
+    from brickyard.ml import tracking
+
+    local = tracking._workspace_sqlite(ws, ws.mlflow_tracking_uri)
+    if local is not None and not local.exists():
+        return []
+    client = tracking.connect(ws)
+    found = []
+    for model in client.search_registered_models():
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (model.aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        for version in sorted(client.search_model_versions(f"name='{model.name}'"), key=lambda v: -int(v.version)):
+            try:
+                lineage = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/{ARTIFACT}")
+            except Exception:  # noqa: BLE001 - a model not trained from a training set has none
+                continue
+            for lookup in lineage.get("lookups", []):
+                if lookup.get("table") == table:
+                    found.append({
+                        "model": model.name, "version": int(version.version),
+                        "aliases": sorted(aliases.get(str(version.version), [])),
+                        "table_version": lookup.get("version"), "features": list(lookup.get("features", [])),
+                    })
+    return found

@@ -80,3 +80,48 @@ def test_training_set_names_are_checked(ml_ws: Workspace) -> None:
         run_task(ml_ws, pipeline(features=[{"table": "features.activity", "columns": ["spnd"]}]), "train")
     with pytest.raises(TrainingDataError, match="timestamp column 'when' is not a column"):
         run_task(ml_ws, pipeline(timestamp="when"), "train")
+
+
+def test_validate_checks_a_training_set(ml_ws: Workspace) -> None:
+    from brickyard.runtime.validate import validate_workspace
+
+    seed(ml_ws)
+    (ml_ws.root / "pipelines" / "churn.yaml").write_text(
+        "tasks:\n"
+        "  - name: train\n"
+        "    kind: train\n"
+        "    training_set:\n"
+        "      table: gold.snapshots\n"
+        "      keys: [customer_id]\n"
+        "      timestamp: at\n"
+        "      label: churnd\n"
+        "      features:\n"
+        "        - {table: features.activty}\n"
+        "        - {table: features.activity}\n", encoding="utf-8")
+    found = [str(p) for p in validate_workspace(ml_ws, engine="duckdb")]
+    assert any(p.startswith("pipelines/churn.yaml:8:") and "label column 'churnd'" in p and "churned" in p for p in found), found
+    assert any(p.startswith("pipelines/churn.yaml:10:") and "no feature table 'activty'" in p for p in found), found
+    assert not any(":11:" in p for p in found)
+
+
+@pytest.mark.spark
+def test_spark_trains_the_same_model_from_the_same_training_set(spark_workspace: Workspace, migrated_mlflow_db: Any,
+                                                                 tmp_path: Any) -> None:
+    import logging
+    import shutil
+
+    from brickyard.core.pipeline import PipelineSpec
+    from brickyard.tasks import TaskContext, get_kind
+
+    shutil.copyfile(migrated_mlflow_db, spark_workspace.root / "mlflow.db")
+    seed(spark_workspace)
+    metrics = {}
+    for engine in ("duckdb", "spark"):
+        spec = PipelineSpec.model_validate(pipeline())
+        task = spec.task("train")
+        kind = get_kind("train")
+        context = TaskContext(spark_workspace, spec, task, f"run-{engine}", 1, False, logging.getLogger("t"), engine=engine)
+        kind.run(kind.Options.model_validate(task.options), context)
+        assert context.metrics.rows_in == (CUSTOMERS + 2) * 3
+        metrics[engine] = context.metrics.extra["metrics"]
+    assert metrics["spark"] == metrics["duckdb"]
