@@ -8,7 +8,8 @@ With `as_known_at`, a lookup whose table has a created time is a range join on t
 per entity row by the same order (ASOF allows only one inequality).
 
 The join runs on a connection of its own, with the time zone UTC (so a zoned timestamp
-compares by its UTC time) and the entity source's tables pinned at their versions.
+compares by its UTC time), ASOF joins never planned as nested loops (`configure`), and the
+entity source's tables pinned at their versions.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def as_of_join(engine: DuckDBEngine, join: AsOfJoin) -> AsOfResult:
     worker = DuckDBEngine(engine.lake, engine.config)
     try:
         con = worker.connection
-        con.execute("SET TimeZone = 'UTC'")
+        configure(con)
         reads = _register_entities(worker, join)
         for index, lookup in enumerate(join.lookups):
             dataset = worker.lake.delta(lookup.table, version=lookup.version).to_pyarrow_dataset()
@@ -55,6 +56,15 @@ def as_of_join(engine: DuckDBEngine, join: AsOfJoin) -> AsOfResult:
         return AsOfResult(table, reads)
     finally:
         worker.close()
+
+
+def configure(con: duckdb.DuckDBPyConnection) -> None:
+    """The join's connection settings: UTC time zone, and ASOF joins never run as nested
+    loops (DuckDB picks one when it estimates the entity side at no more than
+    `asof_loop_join_threshold` rows, and it estimates an Arrow scan at about one row:
+    quadratic time on every real training set)."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET asof_loop_join_threshold = 0")
 
 
 def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
