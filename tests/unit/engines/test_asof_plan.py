@@ -1,4 +1,5 @@
-"""The point-in-time join on DuckDB plans an ASOF join, never a nested loop.
+"""The point-in-time join on DuckDB plans an ASOF join, never a nested loop, and sorts the
+feature rows by every feature column (the tie rule) only when two rows tie.
 
 DuckDB 2.x runs `ASOF JOIN` as a nested loop join (every entity row against every feature
 row of the join) when it estimates the entity side at no more than
@@ -16,7 +17,7 @@ import pyarrow as pa
 
 from brickyard import Workspace
 from brickyard.engines.asof import AsOfJoin, EntitySource, FeatureLookup
-from brickyard.engines.duckdb.asof import configure, join_sql
+from brickyard.engines.duckdb.asof import configure, has_ties, join_sql
 
 
 def test_the_join_is_planned_as_an_asof_join_over_arrow_scans(tmp_path) -> None:
@@ -41,3 +42,29 @@ def test_the_join_is_planned_as_an_asof_join_over_arrow_scans(tmp_path) -> None:
     assert "NESTED_LOOP" not in plan.replace(" ", "_"), plan
     assert "ASOF" in plan.replace(" ", "_").replace("-", "_") or "AS_OF" in plan, plan
     assert con.sql(sql).fetchall()[1] == (1, start + timedelta(hours=1, minutes=30), 1.0)
+
+
+def test_the_tie_rule_sorts_only_a_table_with_ties(tmp_path) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    at = datetime(2024, 1, 1)
+    ws.lake.write("features.activity", pa.table({
+        "customer_id": [1, 1, 2, None, None], "at": [at, at + timedelta(hours=1), at, at, at],
+        "spend": [1.0, 2.0, 3.0, 4.0, 5.0],
+    }))
+    lookup = FeatureLookup(table="features.activity", version=0, keys=("customer_id",), event_time="at",
+                           columns=("spend",), tie_columns=("spend",))
+    con = duckdb.connect()
+    con.register("__by_features_0", ws.lake.delta("features.activity").to_pyarrow_dataset())
+    assert not has_ties(con, 0, lookup)  # the two rows with a null key are never used
+    join = AsOfJoin(EntitySource(table="gold.snapshots"), "ts", (lookup,))
+    assert "row_number() OVER (PARTITION BY" not in join_sql(join, ["customer_id", "ts"], [], frozenset({0}))
+    assert "row_number() OVER (PARTITION BY" in join_sql(join, ["customer_id", "ts"], [])
+
+    ws.lake.write("features.activity", pa.table({"customer_id": [2], "at": [at], "spend": [9.0]}))
+    lookup = FeatureLookup(table="features.activity", version=1, keys=("customer_id",), event_time="at",
+                           columns=("spend",), tie_columns=("spend",))
+    ws.lake.write("gold.snapshots", pa.table({"customer_id": [2], "ts": [at + timedelta(minutes=1)]}))
+    con.register("__by_features_0", ws.lake.delta("features.activity").to_pyarrow_dataset())
+    assert has_ties(con, 0, lookup)
+    joined = ws.engine.as_of_join(AsOfJoin(EntitySource(table="gold.snapshots"), "ts", (lookup,)))
+    assert joined.table.column("spend").to_pylist() == [9.0]  # of the tied rows, the greatest value

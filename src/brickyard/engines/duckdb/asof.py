@@ -52,7 +52,8 @@ def as_of_join(engine: DuckDBEngine, join: AsOfJoin) -> AsOfResult:
             described = con.execute(f"DESCRIBE SELECT * FROM {ENTITIES}").fetchall()
             entity_columns = [str(row[0]) for row in described]
             orderable = [str(row[0]) for row in described if not str(row[1]).upper().startswith(UNORDERED_TYPES)]
-            table = con.sql(join_sql(join, entity_columns, orderable)).to_arrow_table()
+            untied = frozenset(index for index, lookup in enumerate(join.lookups) if not has_ties(con, index, lookup))
+            table = con.sql(join_sql(join, entity_columns, orderable, untied)).to_arrow_table()
         return AsOfResult(table, reads)
     finally:
         worker.close()
@@ -65,6 +66,19 @@ def configure(con: duckdb.DuckDBPyConnection) -> None:
     quadratic time on every real training set)."""
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET asof_loop_join_threshold = 0")
+
+
+def has_ties(con: duckdb.DuckDBPyConnection, index: int, lookup: FeatureLookup) -> bool:
+    """Whether two usable rows of `__by_features_<index>` share keys and event time. A hash
+    aggregate over those columns alone: without ties the tie rule picks every row, and the
+    window that applies it (a sort by every feature column) is skipped."""
+    keys = [q(key) for key in lookup.keys]
+    group = ", ".join([*keys, q(lookup.event_time)])
+    present = " AND ".join(f"{name} IS NOT NULL" for name in [*keys, q(lookup.event_time)])
+    found = con.execute(
+        f"SELECT EXISTS (SELECT 1 FROM __by_features_{index} WHERE {present} GROUP BY {group} HAVING count(*) > 1)"
+    ).fetchall()
+    return bool(found[0][0])
 
 
 def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
@@ -105,13 +119,15 @@ def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
     return reads
 
 
-def join_sql(join: AsOfJoin, entity_columns: list[str], orderable: list[str]) -> str:
-    """The SELECT that answers `join` over `__by_entities` and `__by_features_<i>`."""
+def join_sql(join: AsOfJoin, entity_columns: list[str], orderable: list[str], untied: frozenset[int] = frozenset()) -> str:
+    """The SELECT that answers `join` over `__by_entities` and `__by_features_<i>`; the
+    lookups whose index is in `untied` have no ties to break (`has_ties`)."""
     ts = q(join.timestamp)
     ctes = [f"e AS MATERIALIZED (SELECT *, CAST({ts} AS TIMESTAMP) AS {TS}, row_number() OVER () AS {ROW} FROM {ENTITIES})"]
     joins, selected = [], []
     for index, lookup in enumerate(join.lookups):
-        ctes.append(f"f{index} AS ({_features_sql(index, lookup, dedupe=not join.uses_created_time(lookup))})")
+        dedupe = not join.uses_created_time(lookup) and index not in untied
+        ctes.append(f"f{index} AS ({_features_sql(index, lookup, dedupe=dedupe)})")
         alias = f"f{index}"
         if join.uses_created_time(lookup):
             ctes.append(f"j{index} AS ({_known_at_sql(index, lookup)})")
