@@ -232,7 +232,7 @@ def train(
         if spec.training_set is not None:
             from brickyard.ml import training_set
 
-            lineage = training_set.record(ws, spec.training_set, data.reads, data.features)
+            lineage = training_set.record(ws, spec.training_set, data.reads, data.features, data.label)
             mlflow.log_dict(lineage, training_set.ARTIFACT)
         if fitted.kmeans is not None:
             profile, writes = _segments(ws, fitted, log)

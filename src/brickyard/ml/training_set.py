@@ -163,7 +163,8 @@ def load(ws: Workspace, spec: TrainingSetSpec, pinned: Mapping[str, int] | None 
     return Loaded(frame, reads, "the training set", features=planned.offered_features(spec.label))
 
 
-def record(ws: Workspace, spec: TrainingSetSpec, reads: Mapping[str, int], model_features: Sequence[str]) -> dict[str, Any]:
+def record(ws: Workspace, spec: TrainingSetSpec, reads: Mapping[str, int], model_features: Sequence[str],
+           label: str | None = None) -> dict[str, Any]:
     """What `feature_store/training_set.json` holds for a model with `model_features`
     trained on this training set at the table versions `reads` (see the module doc)."""
     lookups = []
@@ -186,7 +187,7 @@ def record(ws: Workspace, spec: TrainingSetSpec, reads: Mapping[str, int], model
     return {
         "entity_keys": list(spec.keys),
         "timestamp": spec.timestamp,
-        "label": spec.label,
+        "label": label if label is not None else spec.label,
         "lookups": lookups,
         "request_features": [c for c in model_features if c not in from_tables and c not in spec.keys],
     }
@@ -223,3 +224,40 @@ def models_using(ws: Workspace, table: str) -> list[dict[str, Any]]:
                         "table_version": lookup.get("version"), "features": list(lookup.get("features", [])),
                     })
     return found
+
+
+def lineage_of(run_id: str) -> dict[str, Any] | None:
+    """A model run's `feature_store/training_set.json`, or None when it has none (MLflow
+    must be connected)."""
+    import mlflow.artifacts
+
+    try:
+        return dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{ARTIFACT}"))
+    except Exception:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact
+        return None
+
+
+def for_scoring(spec: TrainingSetSpec, run_id: str | None, model: str) -> TrainingSetSpec:
+    """The training set a `score` task joins: as given, or, without `features:`, with the
+    lookups the model was trained with (its `training_set.json`), at their current versions.
+
+    Raises:
+        ConfigError: no `features:` and the model was not trained from a training set.
+    """
+    if spec.features:
+        return spec
+    from brickyard.ml.spec import LookupSpec
+
+    lineage = lineage_of(run_id) if run_id else None
+    if lineage is None:
+        raise ConfigError(
+            f"score: training_set has no features: and model {model} was not trained from a training set",
+            hint="list the lookups: features: [{table: features.NAME, columns: [...]}]",
+        )
+    lookups = [LookupSpec(table=item["table"], columns=list(item["features"])) for item in lineage.get("lookups", [])]
+    return spec.model_copy(update={"features": lookups})
+
+
+def score_rows(ws: Workspace, spec: TrainingSetSpec, *, engine: str) -> Plan:
+    """The join a `score` task runs (every feature table at its current version)."""
+    return plan(ws, spec, engine=engine)

@@ -74,6 +74,24 @@ def test_train_from_a_training_set_records_its_lineage(ml_ws: Workspace) -> None
     assert evaluated.metrics.extra  # evaluate rebuilt the training set at the pinned versions
 
 
+def score_pipeline(target: str = "gold.scores") -> dict[str, Any]:
+    return {"name": "churn", "tasks": [{
+        "name": "score", "kind": "score", "model": "churn/1", "target": target, "keys": ["customer_id", "at"],
+        "training_set": {"table": "gold.snapshots", "keys": ["customer_id"], "timestamp": "at"},
+    }]}
+
+
+def test_score_looks_the_model_s_features_up_the_same_way(ml_ws: Workspace) -> None:
+    seed(ml_ws)
+    run_task(ml_ws, pipeline(), "train")
+    scored = run_task(ml_ws, score_pipeline(), "score")
+    assert scored.metrics.rows_out == (CUSTOMERS + 2) * 3
+    assert scored.metrics.reads == {"gold.snapshots": 0, "features.activity": 0}
+    rows = ml_ws.lake.read("gold.scores").to_pylist()
+    assert {(r["customer_id"], r["at"]) for r in rows} == {
+        (r["customer_id"], r["at"]) for r in ml_ws.lake.read("gold.snapshots").to_pylist()}
+
+
 def test_training_set_names_are_checked(ml_ws: Workspace) -> None:
     seed(ml_ws)
     with pytest.raises(TrainingDataError, match="feature column 'spnd' is not in features.activity.*spend"):
@@ -125,3 +143,14 @@ def test_spark_trains_the_same_model_from_the_same_training_set(spark_workspace:
         assert context.metrics.rows_in == (CUSTOMERS + 2) * 3
         metrics[engine] = context.metrics.extra["metrics"]
     assert metrics["spark"] == metrics["duckdb"]
+    scores = {}
+    for engine in ("duckdb", "spark"):
+        spec = PipelineSpec.model_validate(score_pipeline(f"gold.scores_{engine}"))
+        task = spec.task("score")
+        kind = get_kind("score")
+        context = TaskContext(spark_workspace, spec, task, f"score-{engine}", 1, False, logging.getLogger("t"), engine=engine)
+        kind.run(kind.Options.model_validate(task.options), context)
+        rows = spark_workspace.lake.read(f"gold.scores_{engine}").to_pylist()
+        scores[engine] = sorted((r["customer_id"], r["at"], r["prediction"], round(r["probability"], 9)) for r in rows)
+    assert len(scores["duckdb"]) == (CUSTOMERS + 2) * 3
+    assert scores["spark"] == scores["duckdb"]
