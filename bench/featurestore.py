@@ -346,6 +346,7 @@ def report(args: argparse.Namespace, found: dict[str, list[Outcome]], data: fs_d
         **machine_facts(),
         **{f"{k} (brickyard side)": v for k, v in versions("brickyard", "duckdb", "deltalake", "pyarrow", "pandas", "numpy").items()},
         **{f"{k} (Feast venv)": v for k, v in feast_inner.get("versions", {}).items()},
+        "commit": _commit(),
         "load avg": f"{loads[0]} before, {loads[1]} after (the machine is shared with other work)",
     }
     live = int((reference.rows >= 0).sum())
@@ -412,6 +413,16 @@ def report(args: argparse.Namespace, found: dict[str, list[Outcome]], data: fs_d
             "",
         ]
     return "\n".join(lines), bool(passed) and all(passed)
+
+
+def _commit() -> str:
+    """The checkout's commit (and whether it has uncommitted changes)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 def main(argv: list[str] | None = None) -> int:
