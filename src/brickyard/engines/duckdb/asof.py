@@ -63,16 +63,21 @@ def join_engine(engine: DuckDBEngine) -> DuckDBEngine:
     from brickyard.engines.duckdb.engine import DuckDBEngine
 
     worker = DuckDBEngine(engine.lake, engine.config)
-    con = worker.connection
+    configure(worker.connection)
+    return worker
+
+
+def configure(con: duckdb.DuckDBPyConnection) -> None:
+    """The join's connection settings: UTC time zone, and ASOF joins never run as nested
+    loops (DuckDB picks one when it estimates the entity side at no more than
+    `asof_loop_join_threshold` rows, and it estimates an Arrow scan or a CTE at about one
+    row: quadratic per key, 1M x 200k rows took minutes instead of seconds). Older DuckDB
+    versions lack the setting (and the nested-loop plan)."""
     con.execute("SET TimeZone = 'UTC'")
-    # DuckDB plans an ASOF JOIN whose left side it estimates small (a CTE scan: often "0
-    # rows") as a nested loop join, quadratic per key (1M x 200k rows: minutes instead of
-    # seconds); always use the ASOF join itself. Older DuckDB versions lack the setting.
     try:
         con.execute("SET asof_loop_join_threshold = 0")
     except duckdb.Error:
         pass
-    return worker
 
 
 def _register_features(worker: DuckDBEngine, index: int, lookup: FeatureLookup, known_at: bool) -> None:
