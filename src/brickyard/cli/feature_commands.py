@@ -137,6 +137,9 @@ def describe(
         "columns": [{"name": c, "type": t, "role": _role(spec, c)} for c, t in state.columns],
         "features": [c for c, _ in features], "models": models,
     }
+    online = _online_status(ws, spec.name)
+    if online is not None:
+        document["online"] = online
     if fmt is TableFormat.json:
         emit(document, fmt)
         return
@@ -155,6 +158,7 @@ def describe(
         ("version", f"{state.version} ({state.versions} versions, last {state.last_modified})" if state.version is not None else "-"),
         ("latest event time", state.latest_event_time if state.latest_event_time is not None else "-"),
         ("freshness", f"{_seconds(state.freshness_seconds)} since the latest event time" if state.freshness_seconds is not None else "-"),
+        *([("online", _online_text(online))] if online is not None else []),
     ]))
     if state.columns:
         out.print(result_table(["column", "type", "role"], ["VARCHAR", "VARCHAR", "VARCHAR"],
@@ -168,6 +172,28 @@ def describe(
         ))
     elif state.version is not None:
         out.print("[dim]no registered model was trained from it[/dim]")
+
+
+def _online_status(ws: Workspace, name: str) -> dict[str, Any] | None:
+    """The online copy's state (`brickyard.features.get.online_status`), or None where this
+    build has no online store."""
+    import importlib
+
+    try:
+        module = importlib.import_module("brickyard.features.get")
+    except ModuleNotFoundError:
+        return None
+    status: dict[str, Any] = module.online_status(ws, name)
+    return status
+
+
+def _online_text(online: dict[str, Any]) -> str:
+    if "error" in online:
+        return f"{online['store']}: cannot be read ({online['error']})"
+    if not online.get("materialized"):
+        return f"{online['store']}: not materialized (brickyard features materialize NAME)"
+    return (f"{online['store']}: version {online.get('version')} materialized at {online.get('materialized_at')}, "
+            f"freshness {_seconds(online.get('freshness_seconds'))}")
 
 
 def _role(spec: FeatureTableSpec, column: str) -> str:
