@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import typer
 
 from brickyard.cli import (
+    feature_commands,
     lake_commands,
     model_commands,
     monitor_commands,
@@ -66,6 +67,7 @@ pipeline_commands.register(app)
 server_commands.register(app)
 model_commands.register(app)
 serve_commands.register(app)
+feature_commands.register(app)
 monitor_commands.register(app)
 
 

@@ -27,12 +27,15 @@ KIND_SUMMARIES: dict[str, str] = {
     "expect": "Check a table against expectations (a contract's and inline ones): warn, quarantine "
     "the rows that break one (`drop`), or fail the run.",
     "python": "Call a function of your own code with the task's context (`main(context, **args)`).",
-    "train": "Fit a model on a lake table or a query, track it in MLflow and register a new version.",
+    "features": "Materialize feature tables (`features/NAME.yaml`) as Delta tables `features.NAME`: a table "
+    "source incrementally by its version, a SQL source replaced; rows with a null key or time to the quarantine.",
+    "train": "Fit a model on a lake table, a query or a training set (features looked up as of each row's "
+    "timestamp), track it in MLflow and register a new version.",
     "evaluate": "Held-out metrics and plots (ROC, precision-recall, confusion matrix) for a registered "
     "model version, logged on its MLflow run.",
     "promote": "The gate: check a model version against rules; pass makes it `champion`, fail `challenger`.",
-    "score": "Batch inference with a registered model into a gold Delta table, from a lake table or "
-    "a SQL database.",
+    "score": "Batch inference with a registered model into a gold Delta table, from a lake table, "
+    "a SQL database, or a training set (the model's features looked up as of each row's timestamp).",
     "export": "Copy a lake table version (or the batch a score task wrote) into a SQL database table, "
     "exactly once.",
     "monitor": "Compare each new window of a target (the inference log, a scoring table, any table) with "
@@ -41,6 +44,12 @@ KIND_SUMMARIES: dict[str, str] = {
 }
 
 EXAMPLES: dict[str, str] = {
+    "features": """\
+- name: customer_features
+  kind: features
+  depends_on: [clean_orders]
+  table: customer_rfm
+""",
     "ingest": """\
 - name: ingest_trips
   kind: ingest
@@ -162,6 +171,14 @@ expectations: [{sql: "dropoff_at >= pickup_at", name: ends_after_start, action: 
     "KRange": """\
 k: {min: 2, max: 8}
 """,
+    "TrainingSetSpec": """\
+training_set: {table: gold.churn_snapshots, keys: [customer_id], timestamp: snapshot_at, label: churned, features: [{table: features.customer_rfm}]}
+training_set: {sql: sql/snapshots.sql, keys: [customer_id], timestamp: snapshot_at, features: [{table: features.customer_rfm, columns: [recency_days, frequency]}], as_known_at: true}
+""",
+    "LookupSpec": """\
+features: [{table: features.customer_rfm}]
+features: [{table: features.customer_rfm, columns: [recency_days, monetary]}]
+""",
     "ScoreSource": """\
 source: {table: silver.passengers}
 source: {table: silver.passengers, version: 3}
@@ -275,8 +292,25 @@ DESCRIPTIONS: dict[str, str] = {
     # python
     "python.function": "`package.module:function`; the workspace folder is on the import path.",
     "python.args": "Keyword arguments of the call.",
+    # features
+    "features.max_quarantined": QUARANTINE_LIMIT,
+    "features.table": "The feature table to materialize: `features/NAME.yaml` (NAME or `features.NAME`).",
+    "features.tables": "Several feature tables, materialized in this order (instead of `table`).",
     # train
-    "train.table": "The lake table of training rows (give `table` or `query`).",
+    "train.table": "The lake table of training rows (give `table`, `query` or `training_set`).",
+    "train.training_set": "Entity rows with feature values looked up as of each row's timestamp (see "
+    "docs/features.md): the latest feature row at or before it, within the table's TTL, else null; no row dropped.",
+    "TrainingSetSpec.table": "The lake table of entity rows (give `table` or `sql`).",
+    "TrainingSetSpec.sql": "A SQL file (`sql/NAME.sql`) or a query giving the entity rows.",
+    "TrainingSetSpec.keys": "The entity key columns (the feature tables' keys must be among the entity columns).",
+    "TrainingSetSpec.timestamp": "The column holding each entity row's time: features are looked up as of it.",
+    "TrainingSetSpec.label": "The column to predict (train; the same as the task's `label`).",
+    "TrainingSetSpec.features": "The lookups: `{table: features.NAME, columns: [...]}` (default columns: all "
+    "of the table's features). In `score`, default: the lookups the model was trained with.",
+    "TrainingSetSpec.as_known_at": "Use a feature row only if its created time is also at or before the "
+    "timestamp (tables that declare `created_time`).",
+    "LookupSpec.table": "The feature table, `features.NAME`.",
+    "LookupSpec.columns": "The feature columns to join (default: every feature column of the table).",
     "train.version": "Pin the table's version (default: its latest, recorded for `brickyard reproduce`).",
     "train.query": "SQL giving the training rows, instead of `table` (pin versions with `VERSION AS OF`).",
     "train.label": "The column to predict (none for `kmeans`).",
@@ -311,6 +345,8 @@ DESCRIPTIONS: dict[str, str] = {
     # score
     "score.model": "`name@alias` (such as `titanic@champion`) or `name/version` (`titanic/3`).",
     "score.source": "The rows to score: a lake table, or a SQL database's table or query.",
+    "score.training_set": "Instead of `source`: entity rows with features looked up as of their timestamps, "
+    "as in `train` (without `features:`, the lookups the model was trained with, at their current versions).",
     "score.target": "The Delta table the predictions are appended to, `zone.name`.",
     "score.keys": "The columns that identify a row, copied beside each prediction.",
     "score.features": "The model's input columns (default: the model's signature).",

@@ -14,6 +14,13 @@
   # positive_class: 1              # default: the second class of a binary classifier
 ```
 
+Instead of `source:`, `training_set: {table: gold.customers_today, keys: [customer_id],
+timestamp: as_of}` scores entity rows with features looked up as of their timestamps, as
+`train` does (docs/features.md); without `features:` the lookups are the ones the model was
+trained with (its `feature_store/training_set.json`), at the feature tables' current
+versions. On DuckDB the joined rows are collected before scoring (they must fit in
+memory); on Spark the executors compute them.
+
 The target gets `<keys>, prediction, probability, model_name, model_version, scored_at`
 and the partition column `score_date` (`probability` only for a model with class
 probabilities: a regressor's or a clusterer's would always be null; a target table that
@@ -50,6 +57,7 @@ from pydantic import Field, model_validator
 
 from brickyard.errors import BrickyardError
 from brickyard.lake import TableName
+from brickyard.ml.spec import TrainingSetSpec
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
 
 if TYPE_CHECKING:
@@ -99,7 +107,10 @@ class ScoreOptions(TaskOptions):
     """Options of a `score` task (see the module docstring)."""
 
     model: str
-    source: ScoreSource
+    source: ScoreSource | None = None
+    # or entity rows with features looked up as of their timestamps (see `train`); without
+    # `features:`, the lookups the model was trained with, at their current versions
+    training_set: TrainingSetSpec | None = None
     target: str
     keys: list[str] = Field(min_length=1)
     features: list[str] | None = None
@@ -113,7 +124,16 @@ class ScoreOptions(TaskOptions):
 
         _valid(lambda text: ModelRef.parse(text, bare=False), self.model)
         _valid(TableName.parse, self.target)
+        if (self.source is None) == (self.training_set is None):
+            raise ValueError("give exactly one of source: (the rows to score) or training_set: (entity rows + feature lookups)")
         return self
+
+    def describe(self) -> str:
+        """The rows scored, for messages."""
+        if self.training_set is not None:
+            return f"training set ({self.training_set.table or 'sql'})"
+        assert self.source is not None
+        return self.source.describe()
 
 
 def _valid(parse: Any, text: str) -> None:
@@ -134,6 +154,11 @@ class ScoreTask(TaskKind):
 
     def check(self, options: ScoreOptions, context: CheckContext) -> list[str]:
         source = options.source
+        if source is None:
+            from brickyard.tasks.train import training_set_problems
+
+            assert options.training_set is not None
+            return training_set_problems(options.training_set, context)
         if source.is_lake:
             table = source.table or ""
             if table not in context.produced_tables and not context.workspace.lake.exists(table):
@@ -159,18 +184,18 @@ class ScoreTask(TaskKind):
                 model = load_model(context.workspace, options.model, positive_class=options.positive_class, download_to=folder)
                 if options.features:
                     model.features = list(options.features)
-                context.log.info("scoring %s with %s version %s", options.source.describe(), model.name, model.version)
+                context.log.info("scoring %s with %s version %s", options.describe(), model.name, model.version)
                 self._run_spark(options, context, model, app_id)
             return
         model = load_model(context.workspace, options.model, positive_class=options.positive_class)
         if options.features:
             model.features = list(options.features)
-        context.log.info("scoring %s with %s version %s", options.source.describe(), model.name, model.version)
+        context.log.info("scoring %s with %s version %s", options.describe(), model.name, model.version)
         probability = self._probability(options, context, model)
-        counter = _Counter(self._batches(options, context, model.features))
+        counter = _Counter(self._batches(options, context, model.features, model))
         scored_at = datetime.now(UTC)
         scored = score_batches(model, iter(counter), options.keys, scored_at, probability=probability)
-        failed = f"scoring {options.source.describe()} with {model.name} version {model.version} failed"
+        failed = f"scoring {options.describe()} with {model.name} version {model.version} failed"
         try:
             first = next(scored, None)
         except BrickyardError:
@@ -226,7 +251,7 @@ class ScoreTask(TaskKind):
             "rows_scored": counter.rows,
             "batches": counter.batches,
             "scored_at": scored_at.isoformat(),
-            "source": options.source.describe(),
+            "source": options.describe(),
             "engine": "duckdb",
         })
         context.log.info("scored %d rows into %s version %d", counter.rows, options.target, version)
@@ -245,11 +270,13 @@ class ScoreTask(TaskKind):
         source = options.source
         scored_at = datetime.now(UTC)
         probability = self._probability(options, context, model)
-        failed = f"scoring {source.describe()} with {model.name} version {model.version} failed"
+        failed = f"scoring {options.describe()} with {model.name} version {model.version} failed"
         staging: str | None = None
         frame: DataFrame | None
         try:
-            if source.is_lake:
+            if source is None:
+                frame = self._training_set_frame(options, context, model)
+            elif source.is_lake:
                 table = source.table or ""
                 version = lake.delta(table, version=source.version).version()
                 context.record_read(table, version)
@@ -332,15 +359,50 @@ class ScoreTask(TaskKind):
             "rows_scored": rows,
             "batches": scored.batch_count if scored is not None else 0,
             "scored_at": scored_at.isoformat(),
-            "source": source.describe(),
+            "source": options.describe(),
             "engine": "spark",
         })
         context.log.info("scored %d rows into %s version %d on Spark", rows, options.target, version)
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _batches(self, options: ScoreOptions, context: TaskContext, features: list[str] | None) -> Iterator[Any]:
+    def _training_set_frame(self, options: ScoreOptions, context: TaskContext, model: Any) -> DataFrame:
+        """The training set's rows on Spark, computed by the executors."""
+        from brickyard.ml import training_set
+
+        assert options.training_set is not None
+        spec = training_set.for_scoring(options.training_set, model.run_id, model.name)
+        planned = training_set.score_rows(context.workspace, spec, engine="spark")
+        frame, reads = context.spark.as_of_frame(planned.join)
+        for table, version in {**reads, **{lookup.table: lookup.version for lookup in planned.join.lookups}}.items():
+            context.record_read(table, version)
+        return frame
+
+    def _training_set_batches(self, options: ScoreOptions, context: TaskContext, model_features: list[str] | None,
+                              run_id: str | None, model_name: str) -> Iterator[Any]:
+        """The training set's rows, joined on the task's engine and collected (the entity
+        rows with their features must fit in memory), in batches."""
+        from brickyard.ml import training_set
+        from brickyard.ml.scoring import require_columns
+
+        assert options.training_set is not None
+        spec = training_set.for_scoring(options.training_set, run_id, model_name)
+        planned = training_set.score_rows(context.workspace, spec, engine=context.engine_name)
+        result = context.engine.as_of_join(planned.join)
+        for table, version in {**result.reads, **{lookup.table: lookup.version for lookup in planned.join.lookups}}.items():
+            context.record_read(table, version)
+        table = result.table
+        if model_features:
+            columns = list(dict.fromkeys([*options.keys, *model_features]))
+            require_columns(table.column_names, columns)
+            table = table.select(columns)
+        return _or_empty_batch(iter(table.to_batches(max_chunksize=options.batch_size)), table.schema)
+
+    def _batches(self, options: ScoreOptions, context: TaskContext, features: list[str] | None,
+                 model: Any = None) -> Iterator[Any]:
         source = options.source
+        if source is None:
+            return self._training_set_batches(options, context, features, getattr(model, "run_id", None), getattr(model, "name", ""))
         columns = list(dict.fromkeys([*options.keys, *features])) if features else None
         if source.is_lake:
             table = source.table or ""

@@ -1,0 +1,221 @@
+"""The point-in-time join on DuckDB (rules in `brickyard.engines.asof`).
+
+Each lookup is an `ASOF JOIN` of the entity rows with the feature table's keys and event
+times alone (`timestamp >= event_time`): the latest event time per entity row, dropped when
+the TTL says it is too old (the latest row being expired means every older one is); then
+a hash join back to the feature rows with that key and event time (several only on a tie)
+and the tie rule over those. The feature table's value columns are never sorted or held.
+With `as_known_at`, a lookup whose table has a created time is a range join on the keys,
+`event_time <= timestamp`, `created_time <= timestamp` (and the TTL), keeping the best row
+per entity row by the same order (ASOF allows only one inequality).
+
+The join runs on a connection of its own, with the time zone UTC (so a zoned timestamp
+compares by its UTC time) and the entity source's tables pinned at their versions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from brickyard.engines.asof import AsOfJoin, AsOfResult, FeatureLookup
+
+if TYPE_CHECKING:
+    from brickyard.engines.duckdb.engine import DuckDBEngine
+
+ENTITIES = "__by_entities"
+ROW = "__by_row"
+TS = "__by_ts"
+ET = "__by_et"
+CT = "__by_ct"
+KEY = "__by_k"
+SCAN = {"batch_size": 65_536, "batch_readahead": 2, "fragment_readahead": 1}  # Arrow's read-ahead, kept small
+UNORDERED_TYPES = ("MAP", "UNION", "STRUCT", "VARIANT")  # left out of the order, as on Spark
+
+
+def q(name: str) -> str:
+    """A quoted identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def as_of_join(engine: DuckDBEngine, join: AsOfJoin) -> AsOfResult:
+    """`Engine.as_of_join` on a fresh connection of `engine`'s kind (see the module doc)."""
+    worker = join_engine(engine)
+    try:
+        con = worker.connection
+        reads = _register_entities(worker, join)
+        for index, lookup in enumerate(join.lookups):
+            _register_features(worker, index, lookup, join.uses_created_time(lookup))
+        with worker.errors():
+            described = con.execute(f"DESCRIBE SELECT * FROM {ENTITIES}").fetchall()
+            entity_columns = [str(row[0]) for row in described]
+            orderable = [str(row[0]) for row in described if not str(row[1]).upper().startswith(UNORDERED_TYPES)]
+            table = con.sql(join_sql(join, entity_columns, orderable)).to_arrow_table()
+        return AsOfResult(table, reads)
+    finally:
+        worker.close()
+
+
+def join_engine(engine: DuckDBEngine) -> DuckDBEngine:
+    """A fresh engine like `engine` whose connection is set up for the join: UTC, and the
+    real ASOF join whatever the estimated sizes."""
+    from brickyard.engines.duckdb.engine import DuckDBEngine
+
+    worker = DuckDBEngine(engine.lake, engine.config)
+    configure(worker.connection)
+    return worker
+
+
+def configure(con: duckdb.DuckDBPyConnection) -> None:
+    """The join's connection settings: UTC time zone, and ASOF joins never run as nested
+    loops (DuckDB picks one when it estimates the entity side at no more than
+    `asof_loop_join_threshold` rows, and it estimates an Arrow scan or a CTE at about one
+    row: quadratic per key, 1M x 200k rows took minutes instead of seconds). Older DuckDB
+    versions lack the setting (and the nested-loop plan)."""
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        con.execute("SET asof_loop_join_threshold = 0")
+    except duckdb.Error:
+        pass
+
+
+def _register_features(worker: DuckDBEngine, index: int, lookup: FeatureLookup, known_at: bool) -> None:
+    """A feature table as one-pass Arrow scans of just the columns used, with little
+    read-ahead (Arrow's default buffers several files' worth of batches outside DuckDB's
+    memory limit): `__by_features_<i>` and, for the ASOF step, `__by_times_<i>` (keys and
+    event time). Each is referenced once by the query, so each is read once."""
+    dataset = worker.lake.delta(lookup.table, version=lookup.version).to_pyarrow_dataset()
+    times = [*lookup.keys, lookup.event_time]
+    used = list(dict.fromkeys([*times, *([lookup.created_time] if lookup.created_time else []), *lookup.columns, *lookup.tie_columns]))
+    con = worker.connection
+    con.register(f"__by_features_{index}", dataset.scanner(columns=used, **SCAN))
+    if not known_at:
+        con.register(f"__by_times_{index}", dataset.scanner(columns=times, **SCAN))
+
+
+def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
+    """The entity rows as the view `__by_entities`, each lake table at one version."""
+    con, lake, source = worker.connection, worker.lake, join.entities
+    if source.table is not None:
+        delta = lake.delta(source.table, version=source.version)
+        con.register("__by_entity_table", delta.to_pyarrow_dataset())
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {ENTITIES} AS SELECT * FROM __by_entity_table")
+        return {source.table: delta.version()}
+    assert source.query is not None
+    probe = type(worker)(lake, worker.config)
+    try:
+        probe.prepare(source.query)
+        names = [
+            f"{schema}.{view}"
+            for schema, view in probe.connection.execute(
+                "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
+                "AND schema_name NOT IN ('main', 'temp', 'information_schema', 'pg_catalog', 'system')"
+            ).fetchall()
+        ]
+    finally:
+        probe.close()
+    reads: dict[str, int] = {}
+    for name in sorted(names):
+        delta = lake.delta(name, version=source.pinned.get(name))
+        reads[name] = delta.version()
+        zone, table = name.split(".")
+        con.register(f"__by_pinned_{zone}_{table}", delta.to_pyarrow_dataset())
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(zone)}")
+        con.execute(f"CREATE OR REPLACE VIEW {q(zone)}.{q(table)} AS SELECT * FROM {q(f'__by_pinned_{zone}_{table}')}")
+    with worker.errors():
+        statements = duckdb.extract_statements(worker.prepare(source.query))
+        for statement in statements[:-1]:
+            con.execute(statement.query)
+        last = statements[-1].query.strip().rstrip(";")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {ENTITIES} AS {last}")
+    return reads
+
+
+def join_sql(join: AsOfJoin, entity_columns: list[str], orderable: list[str]) -> str:
+    """The SELECT that answers `join` over `__by_entities` and `__by_features_<i>`.
+
+    A lookup without `as_known_at` runs in three steps that never hold the feature table's
+    value columns in memory: the ASOF JOIN over its keys and event times only (`t<i>`,
+    the latest event time per entity row, TTL applied), a hash join back to the rows with
+    that key and event time (`c<i>`: several only on a tie), and the tie rule over those.
+    """
+    ts = q(join.timestamp)
+    ctes = [f"e AS MATERIALIZED (SELECT *, CAST({ts} AS TIMESTAMP) AS {TS}, row_number() OVER () AS {ROW} FROM {ENTITIES})"]
+    joins, selected = [], []
+    for index, lookup in enumerate(join.lookups):
+        if join.uses_created_time(lookup):
+            ctes.append(f"f{index} AS ({_features_sql(index, lookup)})")
+            ctes.append(f"j{index} AS ({_known_at_sql(index, lookup)})")
+        else:
+            ctes += _latest_sql(index, lookup)
+        joins.append(f"LEFT JOIN j{index} ON j{index}.{ROW} = e.{ROW}")
+        selected += [f"j{index}.{q(column)} AS {q(column)}" for column in lookup.columns]
+    entity = ", ".join(f"e.{q(column)}" for column in entity_columns)
+    order = ", ".join(f"e.{q(column)} ASC NULLS FIRST" for column in join.sort_columns(entity_columns, orderable))
+    return (
+        f"WITH {', '.join(ctes)} SELECT {', '.join([entity, *selected])} FROM e {' '.join(joins)}"
+        + (f" ORDER BY {order}" if order else "")
+    )
+
+
+def _latest_sql(index: int, lookup: FeatureLookup) -> list[str]:
+    """CTEs `t<i>` (keys and event times), `m<i>` (per entity row, the latest live event
+    time) and `j<i>` (per entity row, the winning feature row's values)."""
+    keys = [q(key) for key in lookup.keys]
+    present = " AND ".join(f"{name} IS NOT NULL" for name in [*keys, q(lookup.event_time)])
+    times = f"SELECT {', '.join(keys)}, CAST({q(lookup.event_time)} AS TIMESTAMP) AS {ET} FROM __by_times_{index} WHERE {present}"
+    on = " AND ".join([*(f"e.{k} = t.{k}" for k in keys), f"e.{TS} >= t.{ET}"])
+    live = _ttl_condition(f"t.{ET}", lookup)
+    carried = ", ".join(f"e.{k} AS {q(f'{KEY}{n}')}" for n, k in enumerate(keys))
+    matched = f"SELECT e.{ROW}, {carried}, t.{ET} FROM e ASOF JOIN t{index} t ON {on}" + (f" WHERE {live}" if live else "")
+    back = " AND ".join([*(f"m.{q(f'{KEY}{n}')} = f.{k}" for n, k in enumerate(keys)), f"m.{ET} = CAST(f.{q(lookup.event_time)} AS TIMESTAMP)"])
+    created = [f"CAST(f.{q(lookup.created_time)} AS TIMESTAMP) DESC NULLS LAST"] if lookup.created_time else []
+    order = ", ".join([*created, *(f"f.{q(column)} DESC NULLS LAST" for column in lookup.tie_columns)]) or f"m.{ET}"
+    columns = ", ".join(f"f.{q(column)}" for column in lookup.columns)
+    best = (
+        f"SELECT m.{ROW}, {columns} FROM m{index} m JOIN __by_features_{index} f ON {back} "
+        f"QUALIFY row_number() OVER (PARTITION BY m.{ROW} ORDER BY {order}) = 1"
+    )
+    return [f"t{index} AS ({times})", f"m{index} AS ({matched})", f"j{index} AS ({best})"]
+
+
+def _ttl_condition(event_time: str, lookup: FeatureLookup) -> str:
+    micros = lookup.ttl_microseconds
+    if micros is None:
+        return ""
+    return f"{event_time} > e.{TS} - to_microseconds(CAST({micros} AS BIGINT))"
+
+
+def _tie_order(lookup: FeatureLookup, prefix: str = "") -> list[str]:
+    """The tie rule as ORDER BY terms: latest created time, then greatest values."""
+    terms = [f"{prefix}{CT} DESC NULLS LAST"] if lookup.created_time else []
+    return terms + [f"{prefix}{q(column)} DESC NULLS LAST" for column in lookup.tie_columns]
+
+
+def _features_sql(index: int, lookup: FeatureLookup) -> str:
+    """A feature table's usable rows (keys and event time present) with its times as UTC
+    timestamps (`__by_et`, `__by_ct`)."""
+    keys = [q(key) for key in lookup.keys]
+    columns = list(dict.fromkeys([*lookup.columns, *lookup.tie_columns]))
+    times = [f"CAST({q(lookup.event_time)} AS TIMESTAMP) AS {ET}"]
+    if lookup.created_time:
+        times.append(f"CAST({q(lookup.created_time)} AS TIMESTAMP) AS {CT}")
+    present = " AND ".join(f"{name} IS NOT NULL" for name in [*keys, q(lookup.event_time)])
+    return f"SELECT {', '.join([*keys, *times, *map(q, columns)])} FROM __by_features_{index} WHERE {present}"
+
+
+def _known_at_sql(index: int, lookup: FeatureLookup) -> str:
+    """Per entity row, the best feature row known at its timestamp (as_known_at)."""
+    alias = f"f{index}"
+    conditions = [f"e.{q(key)} = {alias}.{q(key)}" for key in lookup.keys]
+    conditions += [f"{alias}.{ET} <= e.{TS}", f"{alias}.{CT} <= e.{TS}"]
+    live = _ttl_condition(f"{alias}.{ET}", lookup)
+    if live:
+        conditions.append(live)
+    order = ", ".join([f"{alias}.{ET} DESC", *_tie_order(lookup, f"{alias}.")])
+    columns = ", ".join(f"{alias}.{q(column)}" for column in lookup.columns)
+    return (
+        f"SELECT e.{ROW}, {columns} FROM e JOIN {alias} ON {' AND '.join(conditions)} "
+        f"QUALIFY row_number() OVER (PARTITION BY e.{ROW} ORDER BY {order}) = 1"
+    )
