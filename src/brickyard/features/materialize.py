@@ -72,7 +72,8 @@ class MaterializeResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "table": self.table, "from_version": self.from_version, "to_version": self.to_version,
+            "table": self.table, "store": self.store, "up_to_date": self.up_to_date,
+            "from_version": self.from_version, "to_version": self.to_version,
             "full": self.full, "reason": self.reason, "rows_read": self.rows_read,
             "rows_written": self.rows_written, "rows_null_key": self.rows_null_key,
             "rows_removed": self.rows_removed, "seconds": round(self.seconds, 3),

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from feature_store_example import BASE_FEATURES, EVENT, KEY, as_of, feature_rows, write_feature_table
 
 from brickyard import Workspace
 from brickyard.errors import BrickyardError, UsageError
 from brickyard.features.get import get_offline, get_online
 from brickyard.features.materialize import materialize
 from brickyard.features.online import OnlineStore, open_online_store
+from feature_store_example import BASE_FEATURES, EVENT, KEY, as_of, feature_rows, write_feature_table
 
 TTL = timedelta(days=30)
 
