@@ -23,7 +23,7 @@ import orjson
 
 from brickyard.core.feature_table import FeatureTableSpec
 from brickyard.errors import BrickyardError, LakeError
-from brickyard.features.online import OnlineRow, OnlineStore, TableState, entity_id, now_us, workspace_store
+from brickyard.features.online import OnlineStore, RowBatch, TableState, entity_id, now_us, workspace_store
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -129,7 +129,7 @@ def materialize(
     newest = state.newest_event_us if state is not None and since is not None else None
     for rows in _online_rows(latest, spec, features, write_us, batch_rows):
         written += store.write(spec.table, rows, guard=since is not None, ttl_us=ttl_us)
-        top = max(row.event_us for row in rows)
+        top = max(rows.event_us)
         newest = top if newest is None else max(newest, top)
         if progress is not None:
             progress(len(rows))
@@ -203,12 +203,12 @@ def times_us(column: Any, name: str, table: str) -> list[int | None]:
 
 def _online_rows(
     latest: pa.Table, spec: FeatureTableSpec, features: list[str], write_us: int, batch_rows: int
-) -> Iterator[list[OnlineRow]]:
+) -> Iterator[RowBatch]:
     for start in range(0, latest.num_rows, batch_rows):
         chunk = latest.slice(start, batch_rows)
         keys = [chunk[key].to_pylist() for key in spec.keys]
         entities = [entity_id(values) for values in zip(*keys)]
-        events = times_us(chunk[spec.event_time], spec.event_time, spec.table)  # never null: see latest_per_entity
+        events = times_us(chunk[spec.event_time], spec.event_time, spec.table)  # no nulls: see latest_per_entity
         created = (
             times_us(chunk[spec.created_time], spec.created_time, spec.table)
             if spec.created_time
@@ -216,10 +216,10 @@ def _online_rows(
         )
         values = [chunk[feature].to_pylist() for feature in features]
         dump = orjson.dumps
-        yield [
-            OnlineRow(entity, event or 0, made, write_us, dump(dict(zip(features, row)), default=_json_default))
-            for entity, event, made, row in zip(entities, events, created, zip(*values))
-        ]
+        yield RowBatch(
+            entities, events, created, write_us,  # type: ignore[arg-type]
+            [dump(dict(zip(features, row)), default=_json_default) for row in zip(*values)],
+        )
 
 
 def _json_default(value: Any) -> Any:

@@ -3,7 +3,7 @@
 >>> import tempfile, time
 >>> store = open_online_store("sqlite:///" + tempfile.mkdtemp() + "/online.db")
 >>> now = now_us()
->>> store.write("features.rfm", [OnlineRow("42", now - 10, None, now, b'{"recency": 3}')], guard=True)
+>>> store.write("features.rfm", RowBatch(["42"], [now - 10], [None], now, [b'{"recency": 3}']), guard=True)
 1
 >>> live(store.read("features.rfm", "42"), ttl_us=None, at_us=now).values
 {'recency': 3}
@@ -62,6 +62,38 @@ class OnlineRow:
 
 
 @dataclass(frozen=True)
+class RowBatch:
+    """Rows to write, column by column (no object per row: a million of them must be
+    cheap), all with the same write time."""
+
+    entities: list[str]
+    event_us: list[int]
+    created_us: list[int | None]
+    write_us: int
+    values_json: list[bytes]
+
+    def __len__(self) -> int:
+        return len(self.entities)
+
+    @classmethod
+    def of(cls, rows: Sequence[OnlineRow]) -> RowBatch:
+        """A batch of rows that share one write time."""
+        write_times = {row.write_us for row in rows}
+        if len(write_times) > 1:
+            raise ValueError("the rows of a batch share one write time")
+        return cls(
+            [row.entity for row in rows], [row.event_us for row in rows], [row.created_us for row in rows],
+            write_times.pop() if write_times else 0, [row.values_json for row in rows],
+        )
+
+    def rows(self) -> list[OnlineRow]:
+        return [
+            OnlineRow(entity, event, created, self.write_us, values)
+            for entity, event, created, values in zip(self.entities, self.event_us, self.created_us, self.values_json)
+        ]
+
+
+@dataclass(frozen=True)
 class TableState:
     """What the store knows about one materialized feature table."""
 
@@ -95,7 +127,7 @@ class OnlineStore(ABC):
     url: str
 
     @abstractmethod
-    def write(self, table: str, rows: Sequence[OnlineRow], *, guard: bool, ttl_us: int | None = None) -> int:
+    def write(self, table: str, rows: RowBatch, *, guard: bool, ttl_us: int | None = None) -> int:
         """Store rows; returns how many were written. With `guard`, a row older than the
         stored one for its entity (`OnlineRow.newer_than`) is skipped."""
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from itertools import repeat
 from pathlib import Path
 
-from brickyard.features.online import OnlineRow, OnlineStore, OnlineStoreError, TableState
+from brickyard.features.online import OnlineRow, OnlineStore, OnlineStoreError, RowBatch, TableState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS online_rows (
@@ -63,14 +63,14 @@ class SqliteOnlineStore(OnlineStore):
             self._local.connection = connection
         return connection
 
-    def write(self, table: str, rows: Sequence[OnlineRow], *, guard: bool, ttl_us: int | None = None) -> int:
+    def write(self, table: str, rows: RowBatch, *, guard: bool, ttl_us: int | None = None) -> int:
         connection = self._connection()
         before = connection.total_changes
         connection.execute("BEGIN IMMEDIATE")
         try:
             connection.executemany(
                 _UPSERT + (_GUARD if guard else ""),
-                [(table, r.entity, r.event_us, r.created_us, r.write_us, r.values_json) for r in rows],
+                zip(repeat(table), rows.entities, rows.event_us, rows.created_us, repeat(rows.write_us), rows.values_json),
             )
             connection.execute("COMMIT")
         except BaseException:
