@@ -157,3 +157,30 @@ def _text_array(values: set[str]) -> Any:
     import pyarrow as pa
 
     return pa.array(sorted(values), pa.string())
+
+
+def online_status(ws: Workspace, name: str, *, store: OnlineStore | None = None) -> dict[str, Any]:
+    """What `brickyard features describe` shows of a table's online copy: the store, the
+    Delta version last materialized, when, rows then written, the newest event time and its
+    age (freshness, seconds), the TTL. `materialized: false` when never; `error` when the
+    store cannot be read (never raised: a description must not fail on it)."""
+    from brickyard.features.online import OnlineStoreError
+
+    spec = ws.feature_table(name)
+    store = store or workspace_store(ws)
+    try:
+        state = store.state(spec.table)
+    except OnlineStoreError as exc:
+        return {"store": store.url, "error": exc.message}
+    if state is None:
+        return {"store": store.url, "materialized": False}
+    return {
+        "store": store.url,
+        "materialized": True,
+        "version": state.version,
+        "materialized_at": _stamp(state.materialized_at_us),
+        "rows_written": state.rows_written,
+        "newest_event_time": _stamp(state.newest_event_us) if state.newest_event_us is not None else None,
+        "freshness_seconds": state.freshness_seconds(),
+        "ttl_seconds": state.ttl_us / 1e6 if state.ttl_us is not None else None,
+    }

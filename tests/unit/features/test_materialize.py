@@ -12,7 +12,7 @@ import pytest
 
 from brickyard import Workspace
 from brickyard.errors import BrickyardError, UsageError
-from brickyard.features.get import get_offline, get_online
+from brickyard.features.get import get_offline, get_online, online_status
 from brickyard.features.materialize import materialize
 from brickyard.features.online import OnlineStore, open_online_store
 from feature_store_example import BASE_FEATURES, EVENT, KEY, as_of, feature_rows, write_feature_table
@@ -150,3 +150,18 @@ def test_a_key_of_a_two_key_table_is_comma_separated(ws: Workspace) -> None:
     assert [item.values for item in get_online(ws, "pairs", ["1,y", "1,x"], store=store)] == [{"v": 20}, {"v": 10}]
     with pytest.raises(UsageError, match="has 2 key columns"):
         get_online(ws, "pairs", ["1"], store=store)
+
+
+def test_online_status_gives_describe_the_freshness(ws: Workspace, store: OnlineStore) -> None:
+    now = datetime.now(UTC)
+    rows = feature_rows(range(5), now, days=(0,))
+    write_feature_table(ws, rows)
+    assert online_status(ws, "customer_stats", store=store) == {"store": store.url, "materialized": False}
+    materialize(ws, "customer_stats", store=store)
+    status = online_status(ws, "customer_stats", store=store)
+    newest = max(rows.column(EVENT).to_pylist())
+    assert status["materialized"] and status["version"] == 0 and status["rows_written"] == 5
+    assert abs(status["newest_event_time"] - newest) < timedelta(microseconds=1)
+    assert abs(status["freshness_seconds"] - (datetime.now(UTC) - newest).total_seconds()) < 5
+    assert status["ttl_seconds"] == TTL.total_seconds()
+    assert "error" in online_status(ws, "customer_stats", store=open_online_store("redis://127.0.0.1:1/0"))
