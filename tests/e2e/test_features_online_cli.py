@@ -65,6 +65,11 @@ def test_cli_errors_name_the_problem(tmp_path: Path) -> None:
     assert never.returncode == 1 and "was never materialized" in never.stderr
     bad_time = brickyard("features", "get", "customer_stats", "1", "--at", "yesterday", cwd=ws.root)
     assert bad_time.returncode == 2 and "'yesterday' is not a date or timestamp" in bad_time.stderr
+    (ws.root / "pipelines" / "push.yaml").write_text("tasks:\n  - name: push\n    kind: materialize\n    table: customer_stat\n")
+    invalid = brickyard("validate", cwd=ws.root)
+    assert invalid.returncode == 1 and "push.yaml:4" in invalid.stdout + invalid.stderr
+    assert "no feature table 'customer_stat'" in invalid.stdout + invalid.stderr
+    (ws.root / "pipelines" / "push.yaml").unlink()
     ws.config_path.write_text(ws.config_path.read_text() + "online_store: redis//localhost:6379\n")
     bad_url = brickyard("features", "materialize", "customer_stats", cwd=ws.root)
     assert bad_url.returncode == 1
@@ -76,7 +81,7 @@ def test_a_materialize_task_in_a_pipeline_writes_to_redis(tmp_path: Path, redis_
     ws = workspace(tmp_path / "ws", redis_url)
     write_feature_table(ws, feature_rows(range(15), datetime.now(UTC), days=(0,)))
     (ws.root / "pipelines" / "push.yaml").write_text(
-        "tasks:\n  - name: push_stats\n    kind: materialize\n    feature_table: customer_stats\n"
+        "tasks:\n  - name: push_stats\n    kind: materialize\n    table: customer_stats\n"
     )
     run = brickyard("run", "push", cwd=ws.root)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -4,7 +4,7 @@
 - name: push_rfm
   kind: materialize
   depends_on: [build_rfm]
-  feature_table: customer_rfm     # features/customer_rfm.yaml, the Delta table features.customer_rfm
+  table: customer_rfm             # features/customer_rfm.yaml, the Delta table features.customer_rfm
   full: false                     # true: read the whole table, not only what was added
 ```
 
@@ -25,7 +25,7 @@ from brickyard.tasks.base import CheckContext, CheckProblem, TaskContext, TaskKi
 class MaterializeOptions(TaskOptions):
     """Options of a `materialize` task."""
 
-    feature_table: str = Field(description="the feature table (features/NAME.yaml) to push online")
+    table: str = Field(description="the feature table (features/NAME.yaml; `features.NAME` also accepted) to push online")
     full: bool = Field(default=False, description="read the whole table instead of the versions added since the last run")
 
 
@@ -41,15 +41,15 @@ class MaterializeTask(TaskKind):
         from brickyard.errors import BrickyardError
 
         try:
-            context.workspace.feature_table(options.feature_table)
+            context.workspace.feature_table(options.table)
         except BrickyardError as exc:
-            return [CheckProblem(str(exc), "feature_table")]
+            return [CheckProblem(str(exc), "table")]
         return []
 
     def run(self, options: MaterializeOptions, context: TaskContext) -> None:
         from brickyard.features.materialize import materialize
 
-        result = materialize(context.workspace, options.feature_table, full=options.full or context.full_refresh)
+        result = materialize(context.workspace, options.table, full=options.full or context.full_refresh)
         context.record_read(result.table, result.to_version)
         context.metrics.rows_in = result.rows_read
         context.metrics.rows_out = result.rows_written

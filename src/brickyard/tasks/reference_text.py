@@ -121,7 +121,7 @@ EXAMPLES: dict[str, str] = {
     "materialize": """\
 - name: push_rfm
   kind: materialize
-  feature_table: customer_rfm
+  table: customer_rfm
 """,
 }
 
@@ -317,7 +317,7 @@ DESCRIPTIONS: dict[str, str] = {
     "ExportSource.table": "A lake table `zone.name`.",
     "ExportSource.version": "Pin the table's version (default: its latest).",
     "ExportSource.task": "An upstream score task: the batch it wrote in this run.",
-    "materialize.feature_table": "The feature table (`features/NAME.yaml`, the Delta table `features.NAME`) to push online.",
+    "materialize.table": "The feature table (`features/NAME.yaml`, the Delta table `features.NAME`) to push online.",
     "materialize.full": "Read the whole table instead of the versions added since the last materialization.",
 }
 
