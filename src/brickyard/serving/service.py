@@ -383,13 +383,13 @@ class ServingService:
         started = time.perf_counter()
         model = endpoint.challenger
         rows = 0
+        used: list[bytes] = []  # the feature values looked up online, for the log
         try:
             if model is None:
                 return
             try:
                 schema = model.schema
                 _, params = _params(payload.params, None, schema.param_names if schema is not None else _NO_PARAMS, shadow=True)
-                used: list[bytes] = []
                 if model.lookup is not None and model.lookup.needed(payload.columns):
                     payload = _with_features(model, payload, used)
                 batch = schema.batch(payload, max_rows=endpoint.config.max_rows, strict=self.strict_columns) if schema is not None else Batch(

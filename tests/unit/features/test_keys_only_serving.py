@@ -5,6 +5,7 @@ offline training set's as-of join for the same entity and time (parity)."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -153,3 +154,35 @@ def test_a_model_without_a_training_set_is_served_as_before(tmp_path: Path) -> N
         assert service.endpoints["titanic"].champion.lookup is None  # type: ignore[union-attr]
         response = app.post("/invocations", json={"dataframe_records": [{"Pclass": 3}]})
         assert response.status_code == 400 and "missing column" in response.json()["message"]
+
+
+def test_a_shadow_challenger_looks_the_features_up_too(trained: Any) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from brickyard.config.models import EndpointConfig
+
+    ws, rows, model = trained
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(ws.mlflow_tracking_uri)
+    try:
+        version = str(mlflow.register_model(f"runs:/{model.run_id}/model", "churn").version)
+        MlflowClient(tracking_uri=ws.mlflow_tracking_uri).set_registered_model_alias("churn", "challenger", version)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    shadowed = Workspace(ws.root, ws.config.model_copy(update={"endpoints": {"churn": EndpointConfig(shadow=True)}}))
+    service = ServingService(shadowed, [ModelRef.parse("churn")], auth=False)
+    request_id = uuid.uuid4().hex
+    with TestClient(create_app(service)) as app:  # type: ignore[arg-type]
+        assert service.wait_ready(120)
+        deadline = time.monotonic() + 60
+        while service.endpoints["churn"].challenger is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert app.post("/invocations", json=records(5), headers={"X-Request-Id": request_id}).status_code == 200
+    logged = {row["variant"]: row for row in ws.lake.read("gold.inference_log").to_pylist() if row["request_id"] == request_id}
+    assert set(logged) == {"champion", "shadow"}
+    assert logged["shadow"]["status"] == 200 and logged["shadow"]["output"] == logged["champion"]["output"]
+    assert json.loads(logged["shadow"]["features"]) == json.loads(logged["champion"]["features"])
+    expected = as_of(rows, 5, datetime.now(UTC), TTL, BASE_FEATURES)
+    used = json.loads(logged["shadow"]["features"])[0]["features.customer_stats"]["values"]
+    assert used == (expected if any(v is not None for v in expected.values()) else None)
