@@ -17,6 +17,7 @@ from brickyard.cli import (
     lake_commands,
     model_commands,
     monitor_commands,
+    online_commands,
     pipeline_commands,
     serve_commands,
     server_commands,
@@ -69,6 +70,7 @@ model_commands.register(app)
 serve_commands.register(app)
 feature_commands.register(app)
 monitor_commands.register(app)
+online_commands.register(app)  # after any module that makes the `features` group
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -138,8 +138,7 @@ def describe(
         "features": [c for c, _ in features], "models": models,
     }
     online = _online_status(ws, spec.name)
-    if online is not None:
-        document["online"] = online
+    document["online"] = online
     if fmt is TableFormat.json:
         emit(document, fmt)
         return
@@ -158,7 +157,7 @@ def describe(
         ("version", f"{state.version} ({state.versions} versions, last {state.last_modified})" if state.version is not None else "-"),
         ("latest event time", state.latest_event_time if state.latest_event_time is not None else "-"),
         ("freshness", f"{_seconds(state.freshness_seconds)} since the latest event time" if state.freshness_seconds is not None else "-"),
-        *([("online", _online_text(online))] if online is not None else []),
+        ("online", _online_text(online)),
     ]))
     if state.columns:
         out.print(result_table(["column", "type", "role"], ["VARCHAR", "VARCHAR", "VARCHAR"],
@@ -174,17 +173,11 @@ def describe(
         out.print("[dim]no registered model was trained from it[/dim]")
 
 
-def _online_status(ws: Workspace, name: str) -> dict[str, Any] | None:
-    """The online copy's state (`brickyard.features.get.online_status`), or None where this
-    build has no online store."""
-    import importlib
+def _online_status(ws: Workspace, name: str) -> dict[str, Any]:
+    """The online copy's state (never raises: see `brickyard.features.get.online_status`)."""
+    from brickyard.features.get import online_status
 
-    try:
-        module = importlib.import_module("brickyard.features.get")
-    except ModuleNotFoundError:
-        return None
-    status: dict[str, Any] = module.online_status(ws, name)
-    return status
+    return online_status(ws, name)
 
 
 def _online_text(online: dict[str, Any]) -> str:

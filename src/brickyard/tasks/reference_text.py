@@ -38,6 +38,8 @@ KIND_SUMMARIES: dict[str, str] = {
     "a SQL database, or a training set (the model's features looked up as of each row's timestamp).",
     "export": "Copy a lake table version (or the batch a score task wrote) into a SQL database table, "
     "exactly once.",
+    "materialize": "Push the latest row per entity of a feature table (`features.NAME`) to the online store "
+    "(SQLite or Redis), incrementally from the Delta version last materialized.",
     "monitor": "Compare each new window of a target (the inference log, a scoring table, any table) with "
     "the model version's training baseline: drift per feature, performance (realised from labels, else "
     "estimated), results appended to `gold.monitor_<name>`, alerts with actions. See docs/monitoring.md.",
@@ -127,6 +129,11 @@ EXAMPLES: dict[str, str] = {
   table: titanic_predictions
   keys: [PassengerId]
   mode: upsert
+""",
+    "materialize": """\
+- name: push_rfm
+  kind: materialize
+  table: customer_rfm
 """,
     "monitor": """\
 - name: watch_titanic
@@ -374,6 +381,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ExportSource.table": "A lake table `zone.name`.",
     "ExportSource.version": "Pin the table's version (default: its latest).",
     "ExportSource.task": "An upstream score task: the batch it wrote in this run.",
+    "materialize.table": "The feature table (`features/NAME.yaml`, the Delta table `features.NAME`) to push online.",
+    "materialize.full": "Read the whole table instead of the versions added since the last materialization.",
     # monitor
     "monitor.model": "`name@alias`, `name/version`, or a bare `name` (its champion); an alias is read at "
     "each run, and the version's baseline and evaluation metrics are the reference.",
