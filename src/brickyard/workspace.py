@@ -30,7 +30,7 @@ from brickyard.errors import BrickyardError, ConfigError, WorkspaceNotFoundError
 from brickyard.lake import Lake, LakeLocation
 
 WORKSPACE_ENV = "BRICKYARD_WORKSPACE"
-FOLDERS = ("pipelines", "sql", "contracts", "lake/raw", "lake/bronze", "lake/silver", "lake/gold", ".brickyard")
+FOLDERS = ("pipelines", "sql", "contracts", "features", "lake/raw", "lake/bronze", "lake/silver", "lake/gold", ".brickyard")
 DEPENDENCIES = ("duckdb", "deltalake", "pyarrow", "pandas", "pydantic", "typer", "mlflow", "scikit-learn", "pyspark")
 
 CONFIG_TEMPLATE = """\

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from brickyard.engines.asof import AsOfJoin, AsOfResult
     from brickyard.lake.tables import Lake
 
 # The capability flags an engine class states (each a bool class attribute of `Engine`).
@@ -84,4 +85,22 @@ class Engine(ABC):
 
         Raises:
             SqlError, TableNotFoundError, DataFileNotFoundError.
+        """
+
+    @abstractmethod
+    def columns(self, query: str) -> list[str]:
+        """The column names of the last statement of `query`, found without reading rows.
+
+        Raises:
+            SqlError, TableNotFoundError.
+        """
+
+    @abstractmethod
+    def as_of_join(self, join: AsOfJoin) -> AsOfResult:
+        """Entity rows with feature values looked up as of each row's timestamp, collected
+        as Arrow; the rules (TTL, ties, order, no row dropped) are in
+        `brickyard.engines.asof`.
+
+        Raises:
+            SqlError, TableNotFoundError, LakeError.
         """

@@ -40,6 +40,9 @@ class Loaded:
     frame: pd.DataFrame
     reads: dict[str, int]
     source: str
+    # the columns used as features when none are listed (a training set's: not its keys
+    # or timestamp); None: every column but the label and dates/times
+    features: list[str] | None = None
 
 
 @dataclass
@@ -84,6 +87,10 @@ def load(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None = None)
         SqlError: the query fails.
     """
     pinned = dict(pinned or {})
+    if spec.training_set is not None:
+        from brickyard.ml import training_set
+
+        return training_set.load(ws, spec.training_set, pinned)
     if spec.table is not None:
         version = spec.version if spec.version is not None else pinned.get(spec.table)
         delta = ws.lake.delta(spec.table, version=version)
@@ -169,7 +176,8 @@ def prepare(
             f"label column {label!r} is also listed in features:", hint=f"remove {label!r} from features:"
         )
     if features is None:
-        features = [c for c in columns if c != label and c not in exclude and not _is_temporal(frame[c])]
+        offered = loaded.features if loaded.features is not None else columns
+        features = [c for c in offered if c != label and c not in exclude and not _is_temporal(frame[c])]
     else:
         features = [c for c in features if c not in exclude]
     if not features:
@@ -289,5 +297,8 @@ def source_text(spec: DataSpec) -> str:
     """A short description of where the rows come from (for messages and params)."""
     if spec.table is not None:
         return spec.table if spec.version is None else f"{spec.table}@v{spec.version}"
+    if spec.training_set is not None:
+        entities = spec.training_set.table or "sql"
+        return f"training set ({entities} + {', '.join(item.table for item in spec.training_set.features)})"
     return "query"
 

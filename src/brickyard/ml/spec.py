@@ -60,19 +60,79 @@ class KRange(Strict):
         return self
 
 
+class LookupSpec(Strict):
+    """Feature columns looked up from one feature table (`features.NAME`): `columns`
+    (default: all its feature columns)."""
+
+    table: str
+    columns: list[str] | None = None
+
+    @field_validator("table")
+    @classmethod
+    def _feature_table(cls, value: str) -> str:
+        name = value.removeprefix("features.")
+        if not name or "." in name:
+            raise ValueError(f"{value!r} is not a feature table: write features.NAME (features/NAME.yaml)")
+        return f"features.{name}"
+
+    @field_validator("columns")
+    @classmethod
+    def _some(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("columns: is empty; list columns, or leave it out for all the table's features")
+        return value
+
+    @property
+    def name(self) -> str:
+        """The feature table's name without its zone (its file is features/NAME.yaml)."""
+        return self.table.removeprefix("features.")
+
+
+class TrainingSetSpec(Strict):
+    """A training set: entity rows (`table:` or `sql:`, a file under sql/ or a query) with
+    `keys` and a `timestamp` column, and feature lookups joined as of that timestamp
+    (the latest feature row at or before it and within the table's TTL, else nulls; with
+    `as_known_at`, only rows whose created time is at or before it too). No entity row is
+    dropped. See docs/features.md."""
+
+    table: str | None = None
+    sql: str | None = None
+    keys: list[str] = Field(min_length=1)
+    timestamp: str
+    label: str | None = None
+    features: list[LookupSpec] = Field(default_factory=list)
+    as_known_at: bool = False
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainingSetSpec:
+        if (self.table is None) == (self.sql is None):
+            raise ValueError("a training_set needs exactly one of table: (the entity rows) or sql: (a file or a query)")
+        return self
+
+
 class DataSpec(Strict):
-    """Where training rows come from: a lake table (optionally a past version) or SQL."""
+    """Where training rows come from: a lake table (optionally a past version), SQL, or a
+    training set (entity rows with features looked up as of their timestamps)."""
 
     table: str | None = None
     version: int | None = Field(default=None, ge=0)
     query: str | None = None
+    training_set: TrainingSetSpec | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
-        if (self.table is None) == (self.query is None):
-            raise ValueError("give exactly one of table: (a lake table) or query: (SQL)")
+        sources = [name for name in ("table", "query", "training_set") if getattr(self, name) is not None]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of table: (a lake table), query: (SQL) or training_set:")
         if self.version is not None and self.table is None:
             raise ValueError("version: pins a table; a query pins versions with VERSION AS OF")
+        if self.training_set is not None and not self.training_set.features:
+            raise ValueError("training_set: needs features: [{table: features.NAME}, ...]")
         return self
 
 
@@ -101,6 +161,18 @@ class TrainSpec(DataSpec):
             raise ValueError("features: is empty; list columns, or leave it out to use all columns")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _label_of_training_set(cls, data: Any) -> Any:
+        """A training set's `label:` is the task's label (they must agree when both are set)."""
+        if isinstance(data, dict) and isinstance(data.get("training_set"), dict):
+            label = data["training_set"].get("label")
+            if label is not None and data.get("label") is None:
+                data = {**data, "label": label}
+            elif label is not None and data.get("label") != label:
+                raise ValueError(f"label: {data.get('label')!r} and training_set.label: {label!r} differ; set one")
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> TrainSpec:
         clustering = self.estimator == "kmeans"
@@ -119,7 +191,7 @@ class TrainSpec(DataSpec):
         return self
 
     def data(self) -> DataSpec:
-        return DataSpec(table=self.table, version=self.version, query=self.query)
+        return DataSpec(table=self.table, version=self.version, query=self.query, training_set=self.training_set)
 
 
 class EvaluateSpec(Strict):

@@ -98,7 +98,11 @@ def fit(ws: Workspace, spec: TrainSpec, pinned: dict[str, int] | None = None, *,
         TrainingDataError, EstimatorError, ModelError, LakeError, SqlError,
         SparkUnavailableError.
     """
-    if engine == "spark":
+    if spec.training_set is not None:
+        from brickyard.ml import training_set
+
+        loaded = training_set.load(ws, spec.training_set, pinned, engine=engine)
+    elif engine == "spark":
         from brickyard.ml.spark_data import load_spark
 
         loaded = load_spark(ws, spec.data(), pinned)
@@ -225,6 +229,11 @@ def train(
         mlflow.log_params(_params(fitted))
         mlflow.log_metrics({**fitted.metrics, "fit_seconds": fitted.fit_seconds})
         mlflow.log_dict(fitted.spec_record(), SPEC_ARTIFACT)
+        if spec.training_set is not None:
+            from brickyard.ml import training_set
+
+            lineage = training_set.record(ws, spec.training_set, data.reads, data.features)
+            mlflow.log_dict(lineage, training_set.ARTIFACT)
         if fitted.kmeans is not None:
             profile, writes = _segments(ws, fitted, log)
         info = _log_model(fitted)

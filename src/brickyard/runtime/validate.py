@@ -77,6 +77,11 @@ def contract_files(ws: Workspace) -> list[Path]:
     return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
 
 
+def feature_files(ws: Workspace) -> list[Path]:
+    """The feature table definitions, `features/*.yaml`."""
+    return sorted((ws.root / "features").glob("*.yaml"))
+
+
 def validate_workspace(ws: Workspace, engine: str | None = None) -> list[Problem]:
     """Every problem in every pipeline and contract, sorted by file and line.
 
@@ -128,6 +133,8 @@ def validate_workspace(ws: Workspace, engine: str | None = None) -> list[Problem
             problems.extend(found)
     for path in contract_files(ws):
         problems.extend(_contract_problems(ws, path))
+    for path in feature_files(ws):
+        problems.extend(_feature_problems(ws, path, produced))
     return sorted(problems, key=lambda p: (p.file, p.line or 0))
 
 
@@ -263,6 +270,45 @@ def _contract_problems(ws: Workspace, path: Path) -> list[Problem]:
         return [Problem(source, line, message) for line, message in found]
     contract = Contract.model_validate(data)
     return [Problem(source, line, message) for line, message in _contract_semantics(contract, lines)]
+
+
+def _feature_problems(ws: Workspace, path: Path, produced: frozenset[str]) -> list[Problem]:
+    """A feature table definition: YAML and schema, then its source (the SQL file, the
+    table: in the lake or written by a pipeline) and its key and time columns."""
+    from brickyard.core.feature_table import FeatureTableSpec
+    from brickyard.core.files import load_feature_table
+
+    source = _relative(ws, path)
+    try:
+        data, lines = load_yaml_with_lines(read_text(path), str(path))
+    except ConfigError as exc:
+        return [_from_error(ws, path, exc)]
+    if not isinstance(data, dict):
+        return [Problem(source, 1, "expected a mapping of keys to values")]
+    found = schema_problems(FeatureTableSpec, {"name": path.stem, **data}, lines)
+    if found:
+        return [Problem(source, line, message) for line, message in found]
+    try:
+        spec = load_feature_table(path)
+    except ConfigError as exc:
+        return [_from_error(ws, path, exc)]
+    problems: list[Problem] = []
+    if spec.source.table is not None:
+        line = line_of(lines, ("source", "table"))
+        try:
+            TableName.parse(spec.source.table)
+            if spec.source.table not in produced and not ws.lake.exists(spec.source.table):
+                problems.append(Problem(source, line, f"source table {spec.source.table} does not exist and no pipeline task writes it"))
+        except BrickyardError as exc:
+            problems.append(Problem(source, line, str(exc)))
+    else:
+        text = str(spec.source.sql).strip()
+        if text.endswith(".sql") and " " not in text and not (ws.root / text).is_file():
+            problems.append(Problem(source, line_of(lines, ("source", "sql")), f"SQL file {text} not found (looked in {ws.root / text})"))
+    named = [*spec.keys, spec.event_time, *([spec.created_time] if spec.created_time else [])]
+    for column in sorted({c for c in named if named.count(c) > 1}):
+        problems.append(Problem(source, line_of(lines, ("keys",)), f"column {column!r} has two roles (keys, event_time, created_time must differ)"))
+    return problems
 
 
 def _contract_semantics(contract: Contract, lines: dict[Location, int]) -> list[tuple[int | None, str]]:

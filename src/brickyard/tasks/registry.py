@@ -13,6 +13,7 @@ BUILTIN_KINDS: dict[str, str] = {
     "sql": "brickyard.tasks.sql_task:SqlTask",
     "expect": "brickyard.tasks.expect:ExpectTask",
     "python": "brickyard.tasks.python_task:PythonTask",
+    "features": "brickyard.tasks.features:FeaturesTask",
     "train": "brickyard.tasks.train:TrainTask",
     "evaluate": "brickyard.tasks.evaluate:EvaluateTask",
     "promote": "brickyard.tasks.promote:PromoteTask",

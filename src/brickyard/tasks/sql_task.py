@@ -312,12 +312,13 @@ class _SqlJob:
     """One attempt of a sql task: the shared steps (state, pins, metadata, metrics), with
     execution and writing on DuckDB here or on Spark (`brickyard.tasks.sql_spark`)."""
 
-    def __init__(self, options: SqlOptions, context: TaskContext) -> None:
+    def __init__(self, options: SqlOptions, context: TaskContext, task_id: str | None = None) -> None:
         self.options = options
         self.context = context
         self.lake = context.lake
         self.target = options.target
-        self.task_id = f"{context.pipeline.name}.{context.task.name}"
+        # what its commits record as the task (another kind writing through this job gives its own)
+        self.task_id = task_id or f"{context.pipeline.name}.{context.task.name}"
         self.app = f"brickyard.sql:{self.task_id}"
         self.engine: DuckDBEngine | None = None if context.engine.distributed else task_engine(context.workspace)
         self.contract: Contract | None = (

@@ -29,10 +29,55 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from brickyard.errors import BrickyardError
-from brickyard.ml.spec import Problem, TrainSpec
+from brickyard.errors import BrickyardError, suggest
+from brickyard.ml.spec import Problem, TrainingSetSpec, TrainSpec
 from brickyard.ml.tracking import TAG_PIPELINE, TAG_RUN_ID, TAG_TASK
 from brickyard.tasks.base import CheckContext, CheckProblem, TaskContext, TaskKind, TaskOptions
+
+
+SPARK_KMEANS_TRAINING_SET = "estimator kmeans on Spark (MLlib) does not take a training_set"
+
+
+def training_set_problems(spec: TrainingSetSpec, context: CheckContext) -> list[str]:
+    """A training set's names, checked without running: the entity table, each feature
+    table's definition and its materialization (in the lake or by a pipeline task), the
+    entity SQL on the task's engine, and the key/timestamp/label columns when known."""
+    found: list[str] = []
+    lake = context.workspace.lake
+    if spec.table is not None:
+        if spec.table not in context.produced_tables and not lake.exists(spec.table):
+            found.append(CheckProblem(
+                f"training_set: table {spec.table!r} does not exist in the lake and no task of the pipeline writes it",
+                "training_set", "table"))
+        else:
+            columns = context.table_columns(spec.table)
+            for role, column in [*(("key", k) for k in spec.keys), ("timestamp", spec.timestamp), ("label", spec.label)]:
+                if columns is not None and column is not None and column not in columns:
+                    found.append(CheckProblem(
+                        f"training_set: {role} column {column!r} is not a column of {spec.table} "
+                        f"(hint: {suggest(column, columns) or 'its columns are: ' + ', '.join(columns)})",
+                        "training_set", "timestamp" if role == "timestamp" else "label" if role == "label" else "keys"))
+    elif spec.sql is not None:
+        from brickyard.ml.training_set import entity_query
+
+        try:
+            _, text = entity_query(context.workspace, spec)
+        except BrickyardError as exc:
+            found.append(CheckProblem(str(exc), "training_set", "sql"))
+        else:
+            found += [CheckProblem(m, "training_set", "sql") for m in context.engine.sql_problems(str(text), "training_set.sql")]
+    for index, item in enumerate(spec.features):
+        at = ("training_set", "features", index, "table")
+        try:
+            context.workspace.feature_table(item.name)
+        except BrickyardError as exc:
+            found.append(CheckProblem(str(exc), *at))
+            continue
+        if item.table not in context.produced_tables and not lake.exists(item.table):
+            found.append(CheckProblem(
+                f"feature table {item.table} is not materialized and no task of the pipeline writes it "
+                f"(hint: add a task `kind: features` with `table: {item.name}`)", *at))
+    return found
 
 
 class TrainOptions(TaskOptions, TrainSpec):
@@ -53,6 +98,10 @@ class TrainTask(TaskKind):
         from brickyard.ml.training import kmeans_k
 
         found: list[str] = []
+        if options.training_set is not None:
+            found += training_set_problems(options.training_set, context)
+            if options.estimator == "kmeans" and context.engine.distributed:
+                found.append(CheckProblem(SPARK_KMEANS_TRAINING_SET, "training_set"))
         if options.query:
             found += [CheckProblem(message, "query") for message in context.engine.sql_problems(options.query, "query")]
         table = options.table
@@ -84,6 +133,8 @@ class TrainTask(TaskKind):
         model_name = options.model_name or context.pipeline.name
         tags = {TAG_RUN_ID: context.run_id, TAG_PIPELINE: context.pipeline.name, TAG_TASK: context.task.name}
         if context.engine.distributed and options.estimator == "kmeans":
+            if options.training_set is not None:
+                raise BrickyardError(SPARK_KMEANS_TRAINING_SET, hint="run this task with engine: duckdb")
             self._run_spark_kmeans(options, context, model_name, tags)
             return
         from brickyard.ml.training import train

@@ -116,3 +116,17 @@ def test_a_kind_on_an_engine_without_the_capabilities_it_needs_is_a_problem_at_i
     assert [(p.file, p.line) for p in problems] == [("pipelines/local.yaml", 3)]
     assert "task 'only_here': kind probe cannot run on engine 'spark': it needs streams_locally" in problems[0].message
     assert "(it runs on: duckdb)" in problems[0].message
+
+
+def test_feature_table_files_are_checked(ws: Workspace) -> None:
+    write_pipeline(ws, "bronze", "tasks:\n  - {name: land, kind: probe, writes: {bronze.orders: 0}}\n")
+    features = ws.root / "features"
+    (features / "good.yaml").write_text("keys: [id]\nevent_time: at\nsource: {table: bronze.orders}\n", encoding="utf-8")
+    (features / "typo.yaml").write_text("keys: [id]\nevent_tme: at\nttl: soon\nsource: {sql: sql/missing.sql}\n", encoding="utf-8")
+    (features / "roles.yaml").write_text("keys: [id]\nevent_time: id\nsource:\n  table: silver.nowhere\n", encoding="utf-8")
+    found = [str(p) for p in validate_workspace(ws) if p.file.startswith("features")]
+    assert not any(p.startswith("features/good.yaml") for p in found)
+    assert any(p.startswith("features/typo.yaml:2:") and "event_tme" in p for p in found)
+    assert any(p.startswith("features/typo.yaml:3:") and "duration" in p for p in found)
+    assert "features/roles.yaml:1: column 'id' has two roles (keys, event_time, created_time must differ)" in found
+    assert "features/roles.yaml:4: source table silver.nowhere does not exist and no pipeline task writes it" in found

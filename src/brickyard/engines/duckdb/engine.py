@@ -35,6 +35,7 @@ from brickyard.errors import (
 from brickyard.lake.names import TableName
 
 if TYPE_CHECKING:
+    from brickyard.engines.asof import AsOfJoin, AsOfResult
     from brickyard.lake.tables import Lake
 
 Relation = duckdb.DuckDBPyRelation  # a query's result, read as it is fetched
@@ -180,6 +181,18 @@ class DuckDBEngine(Engine):
         finally:
             con.execute(f"SET preserve_insertion_order = {str(previous[0]).lower()}")
             con.execute("SET memory_limit = ?", [previous[1]])
+
+    def columns(self, query: str) -> list[str]:
+        """The result's column names (DuckDB binds the query; no row is read)."""
+        relation = self.query(query)
+        return [] if relation is None else list(relation.columns)
+
+    def as_of_join(self, join: AsOfJoin) -> AsOfResult:
+        """Feature values as of each entity row's timestamp: an ASOF JOIN per lookup
+        (`brickyard.engines.duckdb.asof`)."""
+        from brickyard.engines.duckdb.asof import as_of_join
+
+        return as_of_join(self, join)
 
     def execute(self, query: str, parameters: list[object] | None = None) -> None:
         """Run statements for their effect (COPY, CREATE ...)."""

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
+    from brickyard.engines.asof import AsOfJoin, AsOfResult
     from brickyard.lake.tables import Lake
 
 TRUE = {"true", "1", "yes"}
@@ -99,6 +100,24 @@ class SparkEngine(Engine):
         """Collect a result to the driver as Arrow (only for results meant to be shown)."""
         with translate_errors("the query"):
             return (frame.limit(limit) if limit is not None else frame).toArrow()
+
+    def columns(self, query: str) -> list[str]:
+        """The result's column names (Spark analyses the query; no row is read)."""
+        with translate_errors("the query"):
+            return list(self.dataframe(query).columns)
+
+    def as_of_join(self, join: AsOfJoin) -> AsOfResult:
+        """Feature values as of each entity row's timestamp, computed by the executors and
+        collected (`brickyard.engines.spark.asof`)."""
+        from brickyard.engines.spark.asof import as_of_join
+
+        return as_of_join(self, join)
+
+    def as_of_frame(self, join: AsOfJoin) -> tuple[DataFrame, dict[str, int]]:
+        """The same join as a lazy DataFrame, with the versions the entity source read."""
+        from brickyard.engines.spark.asof import as_of_frame
+
+        return as_of_frame(self, join)
 
     @classmethod
     def sql_problems(cls, text: str, where: str) -> list[str]:

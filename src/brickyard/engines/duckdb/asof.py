@@ -1,0 +1,167 @@
+"""The point-in-time join on DuckDB (rules in `brickyard.engines.asof`).
+
+Each lookup is one `ASOF LEFT JOIN` on the keys and `timestamp >= event_time` against the
+feature table reduced to one row per key and event time (the tie rule); the TTL then
+nulls a value that is too old (the latest row being expired means every older one is).
+With `as_known_at`, a lookup whose table has a created time is a range join on the keys,
+`event_time <= timestamp`, `created_time <= timestamp` (and the TTL), keeping the best row
+per entity row by the same order (ASOF allows only one inequality).
+
+The join runs on a connection of its own, with the time zone UTC (so a zoned timestamp
+compares by its UTC time) and the entity source's tables pinned at their versions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from brickyard.engines.asof import AsOfJoin, AsOfResult, FeatureLookup
+
+if TYPE_CHECKING:
+    from brickyard.engines.duckdb.engine import DuckDBEngine
+
+ENTITIES = "__by_entities"
+ROW = "__by_row"
+TS = "__by_ts"
+ET = "__by_et"
+CT = "__by_ct"
+UNORDERED_TYPES = ("MAP", "UNION")  # types Spark cannot sort by: left out of the order on both
+
+
+def q(name: str) -> str:
+    """A quoted identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def as_of_join(engine: DuckDBEngine, join: AsOfJoin) -> AsOfResult:
+    """`Engine.as_of_join` on a fresh connection of `engine`'s kind (see the module doc)."""
+    from brickyard.engines.duckdb.engine import DuckDBEngine
+
+    worker = DuckDBEngine(engine.lake, engine.config)
+    try:
+        con = worker.connection
+        con.execute("SET TimeZone = 'UTC'")
+        reads = _register_entities(worker, join)
+        for index, lookup in enumerate(join.lookups):
+            dataset = worker.lake.delta(lookup.table, version=lookup.version).to_pyarrow_dataset()
+            con.register(f"__by_features_{index}", dataset)
+        with worker.errors():
+            described = con.execute(f"DESCRIBE SELECT * FROM {ENTITIES}").fetchall()
+            entity_columns = [str(row[0]) for row in described]
+            orderable = [str(row[0]) for row in described if not str(row[1]).upper().startswith(UNORDERED_TYPES)]
+            table = con.sql(join_sql(join, entity_columns, orderable)).to_arrow_table()
+        return AsOfResult(table, reads)
+    finally:
+        worker.close()
+
+
+def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
+    """The entity rows as the view `__by_entities`, each lake table at one version."""
+    con, lake, source = worker.connection, worker.lake, join.entities
+    if source.table is not None:
+        delta = lake.delta(source.table, version=source.version)
+        con.register("__by_entity_table", delta.to_pyarrow_dataset())
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {ENTITIES} AS SELECT * FROM __by_entity_table")
+        return {source.table: delta.version()}
+    assert source.query is not None
+    probe = type(worker)(lake, worker.config)
+    try:
+        probe.prepare(source.query)
+        names = [
+            f"{schema}.{view}"
+            for schema, view in probe.connection.execute(
+                "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
+                "AND schema_name NOT IN ('main', 'temp', 'information_schema', 'pg_catalog', 'system')"
+            ).fetchall()
+        ]
+    finally:
+        probe.close()
+    reads: dict[str, int] = {}
+    for name in sorted(names):
+        delta = lake.delta(name, version=source.pinned.get(name))
+        reads[name] = delta.version()
+        zone, table = name.split(".")
+        con.register(f"__by_pinned_{zone}_{table}", delta.to_pyarrow_dataset())
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(zone)}")
+        con.execute(f"CREATE OR REPLACE VIEW {q(zone)}.{q(table)} AS SELECT * FROM {q(f'__by_pinned_{zone}_{table}')}")
+    with worker.errors():
+        statements = duckdb.extract_statements(worker.prepare(source.query))
+        for statement in statements[:-1]:
+            con.execute(statement.query)
+        last = statements[-1].query.strip().rstrip(";")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {ENTITIES} AS {last}")
+    return reads
+
+
+def join_sql(join: AsOfJoin, entity_columns: list[str], orderable: list[str]) -> str:
+    """The SELECT that answers `join` over `__by_entities` and `__by_features_<i>`."""
+    ts = q(join.timestamp)
+    ctes = [f"e AS MATERIALIZED (SELECT *, CAST({ts} AS TIMESTAMP) AS {TS}, row_number() OVER () AS {ROW} FROM {ENTITIES})"]
+    joins, selected = [], []
+    for index, lookup in enumerate(join.lookups):
+        ctes.append(f"f{index} AS ({_features_sql(index, lookup, dedupe=not join.uses_created_time(lookup))})")
+        alias = f"f{index}"
+        if join.uses_created_time(lookup):
+            ctes.append(f"j{index} AS ({_known_at_sql(index, lookup)})")
+            joins.append(f"LEFT JOIN j{index} ON j{index}.{ROW} = e.{ROW}")
+            selected += [f"j{index}.{q(column)} AS {q(column)}" for column in lookup.columns]
+            continue
+        on = " AND ".join([*(f"e.{q(key)} = {alias}.{q(key)}" for key in lookup.keys), f"e.{TS} >= {alias}.{ET}"])
+        joins.append(f"ASOF LEFT JOIN {alias} ON {on}")
+        live = _ttl_condition(f"{alias}.{ET}", lookup)
+        for column in lookup.columns:
+            value = f"{alias}.{q(column)}"
+            selected.append(f"CASE WHEN {live} THEN {value} END AS {q(column)}" if live else f"{value} AS {q(column)}")
+    entity = ", ".join(f"e.{q(column)}" for column in entity_columns)
+    order = ", ".join(f"e.{q(column)} ASC NULLS FIRST" for column in join.sort_columns(entity_columns, orderable))
+    return (
+        f"WITH {', '.join(ctes)} SELECT {', '.join([entity, *selected])} FROM e {' '.join(joins)}"
+        + (f" ORDER BY {order}" if order else "")
+    )
+
+
+def _ttl_condition(event_time: str, lookup: FeatureLookup) -> str:
+    micros = lookup.ttl_microseconds
+    if micros is None:
+        return ""
+    return f"{event_time} > e.{TS} - to_microseconds(CAST({micros} AS BIGINT))"
+
+
+def _tie_order(lookup: FeatureLookup, prefix: str = "") -> list[str]:
+    """The tie rule as ORDER BY terms: latest created time, then greatest values."""
+    terms = [f"{prefix}{CT} DESC NULLS LAST"] if lookup.created_time else []
+    return terms + [f"{prefix}{q(column)} DESC NULLS LAST" for column in lookup.tie_columns]
+
+
+def _features_sql(index: int, lookup: FeatureLookup, *, dedupe: bool) -> str:
+    """A feature table's usable rows (keys and event time present) with its times as UTC
+    timestamps; with `dedupe`, one row per key and event time, by the tie rule."""
+    keys = [q(key) for key in lookup.keys]
+    columns = list(dict.fromkeys([*lookup.columns, *lookup.tie_columns]))
+    times = [f"CAST({q(lookup.event_time)} AS TIMESTAMP) AS {ET}"]
+    if lookup.created_time:
+        times.append(f"CAST({q(lookup.created_time)} AS TIMESTAMP) AS {CT}")
+    present = " AND ".join(f"{name} IS NOT NULL" for name in [*keys, q(lookup.event_time)])
+    sql = f"SELECT {', '.join([*keys, *times, *map(q, columns)])} FROM __by_features_{index} WHERE {present}"
+    if dedupe:
+        partition = ", ".join([*keys, ET])
+        sql += f" QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {', '.join(_tie_order(lookup)) or ET}) = 1"
+    return sql
+
+
+def _known_at_sql(index: int, lookup: FeatureLookup) -> str:
+    """Per entity row, the best feature row known at its timestamp (as_known_at)."""
+    alias = f"f{index}"
+    conditions = [f"e.{q(key)} = {alias}.{q(key)}" for key in lookup.keys]
+    conditions += [f"{alias}.{ET} <= e.{TS}", f"{alias}.{CT} <= e.{TS}"]
+    live = _ttl_condition(f"{alias}.{ET}", lookup)
+    if live:
+        conditions.append(live)
+    order = ", ".join([f"{alias}.{ET} DESC", *_tie_order(lookup, f"{alias}.")])
+    columns = ", ".join(f"{alias}.{q(column)}" for column in lookup.columns)
+    return (
+        f"SELECT e.{ROW}, {columns} FROM e JOIN {alias} ON {' AND '.join(conditions)} "
+        f"QUALIFY row_number() OVER (PARTITION BY e.{ROW} ORDER BY {order}) = 1"
+    )
