@@ -15,6 +15,7 @@ import typer
 from brickyard.cli import (
     lake_commands,
     model_commands,
+    online_commands,
     pipeline_commands,
     serve_commands,
     server_commands,
@@ -65,6 +66,7 @@ pipeline_commands.register(app)
 server_commands.register(app)
 model_commands.register(app)
 serve_commands.register(app)
+online_commands.register(app)  # after any module that makes the `features` group
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -146,6 +146,43 @@ class EndpointConfig(Strict):
         return steps
 
 
+ONLINE_STORE_DEFAULT = "sqlite:///.brickyard/online.db"
+
+
+def check_online_store(url: str) -> str:
+    """An online store URL: `sqlite:///PATH` (relative to the workspace) or
+    `redis://[:${env:NAME}@]HOST[:PORT][/DB]` (also `rediss://`, `unix://`).
+
+    Raises:
+        ValueError: anything else, or a literal password (pydantic locates it in the file).
+    """
+    from urllib.parse import urlsplit
+
+    hint = "write sqlite:///PATH (a file, relative to the workspace) or redis://HOST:PORT/DB"
+    if url.startswith("sqlite:///"):
+        if url == "sqlite:///":
+            raise ValueError(f"online_store {url!r} names no file; {hint}")
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"online_store {url!r} is not an online store URL; {hint}")
+    if parts.scheme != "unix":
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if not parts.hostname or port == -1:
+            raise ValueError(f"online_store {url!r} needs a host and a numeric port; {hint}")
+        database = parts.path.strip("/")
+        if database and not database.isdigit():
+            raise ValueError(f"online_store {url!r}: the database {database!r} is not a number; {hint}")
+    if parts.password and not is_reference(parts.password):
+        raise ValueError(
+            "online_store holds a literal password; write it as redis://:${env:NAME}@HOST:PORT/DB and export NAME"
+        )
+    return url
+
+
 def _default_databases() -> dict[str, DatabaseConfig]:
     return {"default": DatabaseConfig(url="sqlite:///warehouse.db")}
 
@@ -163,6 +200,16 @@ class WorkspaceConfig(Strict):
     databases: dict[str, DatabaseConfig] = Field(default_factory=_default_databases)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+    online_store: str = Field(
+        default=ONLINE_STORE_DEFAULT,
+        description="where `brickyard features materialize` writes the latest feature rows: "
+        "sqlite:///PATH (default, in the workspace) or redis://HOST:PORT/DB",
+    )
+
+    @field_validator("online_store")
+    @classmethod
+    def _online_store_url(cls, url: str) -> str:
+        return check_online_store(url)
 
     @field_validator("engine")
     @classmethod

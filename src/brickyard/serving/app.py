@@ -195,6 +195,7 @@ def create_app(service: ServingService) -> FastLane:
              responses={200: {"description": "Prometheus text exposition format"}})
     async def metrics() -> Response:
         """Prometheus metrics: requests by endpoint, model, version and status; latency; canary; log."""
+        service.refresh_feature_freshness()
         return Response(service.metrics.render(), media_type=service.metrics.content_type)
 
     cache: dict[str, Any] = {}

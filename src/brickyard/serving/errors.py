@@ -10,7 +10,8 @@
         ├── ForbiddenError           403 PERMISSION_DENIED: the token's role is too low
         ├── RateLimitedError         429 REQUEST_LIMIT_EXCEEDED (with retry_after seconds)
         ├── EndpointNotFoundError    404 RESOURCE_DOES_NOT_EXIST
-        └── NotReadyError            503 TEMPORARILY_UNAVAILABLE: the model is still loading
+        ├── NotReadyError            503 TEMPORARILY_UNAVAILABLE: the model is still loading
+        └── FeatureStoreUnavailableError  503 TEMPORARILY_UNAVAILABLE: the online store cannot be read
 
 A model, alias or version that the registry does not have is `brickyard.ml.errors.
 ModelNotFoundError`, as everywhere (`brickyard serve` reports it at start-up).
@@ -105,3 +106,10 @@ class NotReadyError(ServingError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "1"}
+
+
+class FeatureStoreUnavailableError(ServingError):
+    """The online feature store a keys-only request needs cannot be read."""
+
+    status = 503
+    error_code = "TEMPORARILY_UNAVAILABLE"

@@ -7,7 +7,9 @@ counted, and the request still succeeds. `close()` flushes what is left (called 
 
 Columns: request_id, ts (UTC), endpoint, model, version, variant (champion, challenger or
 shadow), status (HTTP), latency_ms, rows, input and output (the request and response bodies
-as JSON text, or ``sha256:<hex>`` of them when the endpoint logs hashes).
+as JSON text, or ``sha256:<hex>`` of them when the endpoint logs hashes), and features (for a
+model trained from a training set, the feature values looked up online per row: a JSON list
+of {table: {key, event_us, values}}, values null when absent or expired; null otherwise).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Literal
 log = logging.getLogger("brickyard.serving")
 
 PayloadMode = Literal["full", "hash"]
-Record = tuple[str, float, str, str, str, str, int, float, int, bytes, bytes]
+Record = tuple[str, float, str, str, str, str, int, float, int, bytes, bytes, bytes | None]
 WRITE_ATTEMPTS = 3
 
 
@@ -111,7 +113,7 @@ class InferenceLog:
             table = self._arrow(batch)
             for attempt in range(WRITE_ATTEMPTS):
                 try:
-                    self.lake.write(self.table, table, mode="append")
+                    self.lake.write(self.table, table, mode="append", evolve_schema=True)
                     break
                 except Exception as exc:
                     if attempt == WRITE_ATTEMPTS - 1:
@@ -151,8 +153,15 @@ class InferenceLog:
                 "rows": pa.array(columns[8], pa.int32()),
                 "input": input_text,
                 "output": output_text,
+                "features": _optional_text(columns[11] if len(columns) > 11 else (None,) * len(batch)),
             }
         )
+
+
+def _optional_text(values: tuple[bytes | None, ...]) -> Any:
+    import pyarrow as pa
+
+    return pa.array([None if value is None else value.decode("utf-8", "replace") for value in values], pa.string())
 
 
 def _text(bodies: tuple[bytes, ...]) -> Any:

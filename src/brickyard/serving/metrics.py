@@ -9,6 +9,9 @@
 - ``brickyard_serving_canary_events_total{endpoint,event}`` (rollback, advance, complete)
 - ``brickyard_serving_inference_log_written_total{endpoint}``,
   ``brickyard_serving_inference_log_dropped_total{endpoint}``, ``brickyard_serving_inference_log_pending``
+- ``brickyard_feature_freshness_seconds{table}``: seconds since the newest event time in the
+  online store, per feature table a served model looks up (read when /metrics is scraped);
+  ``brickyard_feature_materialized_timestamp_seconds{table}``: when it was last materialized
 
 With several workers (``PROMETHEUS_MULTIPROC_DIR`` set by `brickyard serve --workers N`) every
 worker writes its values to that folder and ``/metrics`` adds them up across workers.
@@ -60,6 +63,14 @@ class ServingMetrics:
         )
         self.log_pending = Gauge(
             "brickyard_serving_inference_log_pending", "Inference log records waiting to be written", registry=r, multiprocess_mode="livesum"
+        )
+        self.feature_freshness = Gauge(
+            "brickyard_feature_freshness_seconds", "Seconds since the newest event time in the online store, per feature table",
+            ["table"], registry=r, multiprocess_mode="livemax",
+        )
+        self.feature_materialized = Gauge(
+            "brickyard_feature_materialized_timestamp_seconds", "When the feature table was last materialized online (Unix time)",
+            ["table"], registry=r, multiprocess_mode="livemax",
         )
         self._requests: dict[tuple[str, str, str, int], Any] = {}
         self._latency: dict[tuple[str, str, str], Any] = {}

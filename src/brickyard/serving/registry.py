@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import numpy as np
 
@@ -26,6 +27,10 @@ from brickyard.serving.schema import (
     ParamSpec,
     convert_column,
 )
+
+if TYPE_CHECKING:
+    from brickyard.features.online import OnlineStore
+    from brickyard.features.online_lookup import OnlineLookup
 
 log = logging.getLogger("brickyard.serving")
 
@@ -63,6 +68,8 @@ class LoadedModel:
     predictor: Predictor
     fast_path_problem: str  # why the fast path is not used ("" when it is)
     loaded_at: float
+    # trained from a training set: its features are looked up online for keys-only requests
+    lookup: OnlineLookup | None = None
 
     @property
     def kind(self) -> str:
@@ -116,9 +123,10 @@ def _predict_error(function: Any, frame: Any) -> Any:
 class Registry:
     """Model versions and aliases in the workspace's MLflow registry (`ml.registry`)."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, online_store: Callable[[], OnlineStore] | None = None) -> None:
         self.tracking_uri = tracking_uri
         self._client: Any = None
+        self._online_store = online_store
 
     @property
     def client(self) -> Any:
@@ -162,9 +170,45 @@ class Registry:
                     predictor = compiled
         if problem:
             log.info("serving %s version %s through the MLflow pyfunc model (%s)", name, version, problem)
-        model = LoadedModel(name, version, schema, predictor, problem, time.time())
+        lookup = self._lookup(loaded.run_id, name, version)
+        model = LoadedModel(name, version, schema, predictor, problem, time.time(), lookup)
         warm(model)
         return model
+
+    def _lookup(self, run_id: str | None, name: str, version: str) -> OnlineLookup | None:
+        """The online lookup of a version whose run has `feature_store/training_set.json`.
+
+        Raises:
+            TrainingSetError: the artifact breaks the contract.
+        """
+        if run_id is None or self._online_store is None:
+            return None
+        text = training_set_artifact(self.client, run_id)
+        if text is None:
+            return None
+        from brickyard.features.online_lookup import OnlineLookup, TrainingSetInfo
+
+        info = TrainingSetInfo.parse(text, where=f"model {name} version {version}: {ARTIFACT_PATH}")
+        log.info(
+            "serving %s version %s: keys-only requests look up %d feature(s) online by %s",
+            name, version, len(info.features), ", ".join(info.entity_keys),
+        )
+        return OnlineLookup(info, self._online_store())
+
+
+ARTIFACT_PATH = "feature_store/training_set.json"
+
+
+def training_set_artifact(client: Any, run_id: str) -> bytes | None:
+    """The text of a run's `feature_store/training_set.json`, or None when it has none."""
+    import mlflow.artifacts
+
+    folder, _, _ = ARTIFACT_PATH.rpartition("/")
+    if not any(item.path == ARTIFACT_PATH for item in client.list_artifacts(run_id, folder)):
+        return None
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=ARTIFACT_PATH, tracking_uri=client.tracking_uri)
+    with open(path, "rb") as file:
+        return file.read()
 
 
 def _spark_for(client: Any, name: str, version: str) -> None:

@@ -32,6 +32,7 @@ from brickyard.ml.errors import ModelNotFoundError
 from brickyard.ml.registry import ModelRef
 from brickyard.serving.auth import Authenticator
 from brickyard.serving.errors import (
+    FeatureStoreUnavailableError,
     InvalidInputError,
     NotReadyError,
     PayloadTooLargeError,
@@ -51,6 +52,7 @@ from brickyard.serving.traffic import (
 )
 
 if TYPE_CHECKING:
+    from brickyard.features.online import OnlineStore
     from brickyard.workspace import Workspace
 
 log = logging.getLogger("brickyard.serving")
@@ -84,7 +86,8 @@ class ServingService:
         if not refs:
             raise UsageError("name at least one model to serve", hint="e.g. brickyard serve titanic")
         self.ws = ws
-        self.registry = registry or Registry(ws.mlflow_tracking_uri)
+        self._online_store: OnlineStore | None = None
+        self.registry = registry or Registry(ws.mlflow_tracking_uri, online_store=self.online_store)
         self.metrics = ServingMetrics()
         self.auth_enabled = auth
         self.strict_columns = strict_columns
@@ -131,6 +134,14 @@ class ServingService:
         endpoint = Endpoint(ref.name, model, config, champion_alias, ref.version, challenger)
         endpoint.canary = CanaryPolicy.from_config(config)
         return endpoint
+
+    def online_store(self) -> OnlineStore:
+        """The workspace's online store, opened once (each thread connects on first use)."""
+        if self._online_store is None:
+            from brickyard.features.online import workspace_store
+
+            self._online_store = workspace_store(self.ws)
+        return self._online_store
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -257,6 +268,7 @@ class ServingService:
         rows = 0
         payload: Payload | None = None
         extra: dict[str, str] = {}
+        used: list[bytes] = []  # the feature values looked up online, for the log
         try:
             if self.authenticator is not None:
                 self.authenticator.authenticate(headers.get("authorization"))
@@ -273,17 +285,17 @@ class ServingService:
                 )
             if variant == CHALLENGER:
                 try:
-                    content, rows, ignored = await self._score(endpoint, model, payload, query)
+                    content, rows, ignored = await self._score(endpoint, model, payload, query, used)
                 except Exception as exc:
                     champion = endpoint.champion
                     if champion is None:
                         raise
-                    content, rows, ignored = await self._score(endpoint, champion, payload, query)
+                    content, rows, ignored = await self._score(endpoint, champion, payload, query, used)
                     endpoint.canary.record(False, 0.0)  # type: ignore[union-attr]
                     log.warning("endpoint %s: challenger %s failed, the champion answered: %s", endpoint.name, model.version, exc)
                     model, variant = champion, CHAMPION
             else:
-                content, rows, ignored = await self._score(endpoint, model, payload, query)
+                content, rows, ignored = await self._score(endpoint, model, payload, query, used)
             if ignored:
                 extra[IGNORED_HEADER] = self._ignored(endpoint, model, ignored)
             status = 200
@@ -301,7 +313,8 @@ class ServingService:
         self.metrics.observe(endpoint.name, endpoint.model, version, status, seconds)
         if endpoint.config.log:
             self.logs[endpoint.config.log_table].record(
-                (request_id, time.time(), endpoint.name, endpoint.model, version, variant, status, seconds * 1000.0, rows, body, content)
+                (request_id, time.time(), endpoint.name, endpoint.model, version, variant, status, seconds * 1000.0, rows, body, content,
+                 used[-1] if used else None)
             )
         if payload is not None and endpoint.config.shadow and endpoint.challenger is not None:
             self._shadow(endpoint, payload, request_id, body)
@@ -313,10 +326,14 @@ class ServingService:
         return status, content, extra
 
     async def _score(
-        self, endpoint: Endpoint, model: LoadedModel, payload: Payload, query: str | None
+        self, endpoint: Endpoint, model: LoadedModel, payload: Payload, query: str | None, used: list[bytes] | None = None
     ) -> tuple[bytes, int, tuple[str, ...]]:
-        """Score a payload with one model: (JSON answer, rows, columns ignored)."""
+        """Score a payload with one model: (JSON answer, rows, columns ignored). A model
+        trained from a training set gets the features a request lacks looked up online
+        first (their values appended to `used`, as JSON)."""
         schema, predictor = model.schema, model.predictor
+        if model.lookup is not None and model.lookup.needed(payload.columns):
+            payload = _with_features(model, payload, used)
         proba, params = _params(payload.params, query, schema.param_names if schema is not None else _NO_PARAMS)
         if schema is None:
             batch = Batch({name: list(values) for name, values in payload.columns.items()}, payload.rows)
@@ -372,6 +389,9 @@ class ServingService:
             try:
                 schema = model.schema
                 _, params = _params(payload.params, None, schema.param_names if schema is not None else _NO_PARAMS, shadow=True)
+                used: list[bytes] = []
+                if model.lookup is not None and model.lookup.needed(payload.columns):
+                    payload = _with_features(model, payload, used)
                 batch = schema.batch(payload, max_rows=endpoint.config.max_rows, strict=self.strict_columns) if schema is not None else Batch(
                     {name: list(values) for name, values in payload.columns.items()}, payload.rows
                 )
@@ -386,10 +406,38 @@ class ServingService:
             self.metrics.shadow.labels(endpoint.name, endpoint.model, model.version, str(status)).inc()
             if endpoint.config.log:
                 self.logs[endpoint.config.log_table].record(
-                    (request_id, time.time(), endpoint.name, endpoint.model, model.version, SHADOW, status, seconds * 1000.0, rows, body, content)
+                    (request_id, time.time(), endpoint.name, endpoint.model, model.version, SHADOW, status, seconds * 1000.0, rows, body, content,
+                     used[-1] if used else None)
                 )
         finally:
             self._shadow_pending -= 1
+
+    def refresh_feature_freshness(self) -> None:
+        """Set the freshness gauges of the feature tables the served models look up (one
+        read of the store's table states; a store that cannot be read is logged, not raised)."""
+        tables = {
+            lookup.table
+            for endpoint in self.endpoints.values()
+            for model in (endpoint.champion, endpoint.challenger)
+            if model is not None and model.lookup is not None
+            for lookup in model.lookup.info.lookups
+        }
+        if not tables:
+            return
+        from brickyard.features.online import OnlineStoreError, now_us
+
+        try:
+            states = {state.table: state for state in self.online_store().states()}
+        except OnlineStoreError as exc:
+            log.warning("feature freshness: %s", exc)
+            return
+        now = now_us()
+        for table in sorted(tables):
+            state = states.get(table)
+            freshness = state.freshness_seconds(now) if state is not None else None
+            self.metrics.feature_freshness.labels(table).set(float("inf") if freshness is None else freshness)
+            if state is not None:
+                self.metrics.feature_materialized.labels(table).set(state.materialized_at_us / 1e6)
 
     # -- status --------------------------------------------------------------------------
 
@@ -450,6 +498,30 @@ def _predict(model: LoadedModel, batch: Batch, proba: bool, params: dict[str, An
 
 
 _NO_PREDICTIONS = b'{"predictions":[]}'
+
+
+def _with_features(model: LoadedModel, payload: Payload, used: list[bytes] | None) -> Payload:
+    """The payload with the features it lacks looked up online (see `OnlineLookup`).
+
+    Raises:
+        InvalidInputError: an entity key column is missing (400);
+        ServingError: the online store cannot be read (503).
+    """
+    from brickyard.features.online import OnlineStoreError
+    from brickyard.features.online_lookup import MissingKeyError
+
+    lookup = model.lookup
+    assert lookup is not None
+    takes = frozenset(model.schema.names) if model.schema is not None else None
+    try:
+        columns, values = lookup.enrich(payload.columns, payload.rows, text=payload.text, takes=takes)
+    except MissingKeyError as exc:
+        raise InvalidInputError(exc.message, hint=exc.hint, column=exc.column) from None
+    except OnlineStoreError as exc:
+        raise FeatureStoreUnavailableError(f"the online feature store cannot be read: {exc.message}", hint=exc.hint) from exc
+    if used is not None:
+        used.append(orjson.dumps(values))
+    return Payload(columns, payload.rows, payload.params, payload.format, payload.text)
 
 
 def _no_predictions(classes: Any) -> bytes:

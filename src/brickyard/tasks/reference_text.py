@@ -35,6 +35,8 @@ KIND_SUMMARIES: dict[str, str] = {
     "a SQL database.",
     "export": "Copy a lake table version (or the batch a score task wrote) into a SQL database table, "
     "exactly once.",
+    "materialize": "Push the latest row per entity of a feature table (`features.NAME`) to the online store "
+    "(SQLite or Redis), incrementally from the Delta version last materialized.",
 }
 
 EXAMPLES: dict[str, str] = {
@@ -115,6 +117,11 @@ EXAMPLES: dict[str, str] = {
   table: titanic_predictions
   keys: [PassengerId]
   mode: upsert
+""",
+    "materialize": """\
+- name: push_rfm
+  kind: materialize
+  table: customer_rfm
 """,
 }
 
@@ -310,6 +317,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ExportSource.table": "A lake table `zone.name`.",
     "ExportSource.version": "Pin the table's version (default: its latest).",
     "ExportSource.task": "An upstream score task: the batch it wrote in this run.",
+    "materialize.table": "The feature table (`features/NAME.yaml`, the Delta table `features.NAME`) to push online.",
+    "materialize.full": "Read the whole table instead of the versions added since the last materialization.",
 }
 
 # The metrics a train/evaluate run logs, by problem; any metric logged on the version's

@@ -19,6 +19,7 @@ BUILTIN_KINDS: dict[str, str] = {
     "promote": "brickyard.tasks.promote:PromoteTask",
     "score": "brickyard.tasks.score:ScoreTask",
     "export": "brickyard.tasks.export:ExportTask",
+    "materialize": "brickyard.tasks.materialize:MaterializeTask",
 }
 
 

@@ -183,3 +183,30 @@ def test_a_workspace_refuses_an_engine_the_registry_does_not_name(tmp_path: Path
         Workspace.open(tmp_path)
     assert caught.value.line == 1 and caught.value.field == "engine"
     assert "'sparc'" in str(caught.value) and "duckdb, spark" in str(caught.value)
+
+
+def test_online_store_defaults_to_a_sqlite_file_in_the_workspace(tmp_path: Path) -> None:
+    assert load_config(write_config(tmp_path, "name: demo\n")).online_store == "sqlite:///.brickyard/online.db"
+    assert load_config(write_config(tmp_path, "online_store: redis://127.0.0.1:6379/0\n")).online_store.startswith("redis://")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis//localhost:6379", "is not an online store URL"),
+        ("redis://localhost:port/0", "needs a host and a numeric port"),
+        ("redis://localhost:6379/zero", "the database 'zero' is not a number"),
+        ("redis://:hunter2@localhost:6379/0", "holds a literal password"),
+        ("sqlite:///", "names no file"),
+    ],
+)
+def test_a_bad_online_store_url_is_located(tmp_path: Path, url: str, says: str) -> None:
+    path = write_config(tmp_path, f"name: demo\nonline_store: {url}\n")
+    error = config_error(path)
+    assert says in str(error)
+    assert (error.file, error.line, error.field) == (str(path), 2, "online_store")
+
+
+def test_a_redis_password_may_be_a_reference(tmp_path: Path) -> None:
+    url = "redis://:${env:REDIS_PASSWORD}@localhost:6379/0"
+    assert load_config(write_config(tmp_path, f"online_store: \"{url}\"\n")).online_store == url

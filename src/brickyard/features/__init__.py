@@ -1,0 +1,1 @@
+"""The feature store: online store (SQLite, Redis), materialization, lookups for serving."""
