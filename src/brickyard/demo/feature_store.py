@@ -4,7 +4,7 @@
 `features.customer_rfm` -> monthly snapshots labelled "no purchase in the next 90 days" ->
 train, evaluate, promote `churn`) and prints what was built: the feature table's rows, the
 training set's size and label share, the model's held-out metric and gate decision, and one
-customer's features looked up by `customer_id` alone.
+customer's features read from the online store by `customer_id` alone.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def run_customer_churn(context: DemoContext) -> None:
     report.say(
         f"  training set: {training.rows:,} monthly snapshots of {training.customers:,} customers "
         f"({training.first_snapshot:%Y-%m-%d} to {training.last_snapshot:%Y-%m-%d}; later month ends have "
-        f"no 90-day horizon in the data), {training.churned_share:.1%} labelled churned (no purchase in the next 90 days)"
+        f"no 90-day horizon in the data), {training.churned_share:.1%} labelled churned (no purchase in the next 90 days), "
+        f"each with the customer's features as of its month end (a point-in-time join)"
     )
     gate = gate_summary(context)
     if gate is not None:
@@ -72,10 +73,12 @@ def run_customer_churn(context: DemoContext) -> None:
             f"  model {MODEL} version {gate.version}: held-out {METRIC} {shown}; gate: {gate.decision} "
             f"({'; '.join(gate.rules)})"
         )
-    lookup = latest_features(context, EXAMPLE_CUSTOMER)
-    report.say(f"  customer {EXAMPLE_CUSTOMER}'s latest features, looked up by customer_id alone:")
-    report.say(f"    {json.dumps(lookup, default=str)}")
+    report.say(f"  online store ({context.workspace.config.online_store}): the latest row of each customer, "
+               f"looked up by customer_id alone:")
+    report.say(f"    brickyard features get {FEATURE_TABLE} {EXAMPLE_CUSTOMER}  ->  {online_lookup(context, EXAMPLE_CUSTOMER)}")
     context.try_next += [
+        f"brickyard features get {FEATURE_TABLE} {EXAMPLE_CUSTOMER}   # online: the latest values",
+        f"brickyard features get {FEATURE_TABLE} {EXAMPLE_CUSTOMER} --at 1997-06-30   # offline, as of a past day",
         f"brickyard sql \"SELECT * FROM features.{FEATURE_TABLE} WHERE customer_id = {EXAMPLE_CUSTOMER} ORDER BY purchased_at\"",
         f"brickyard sql \"SELECT snapshot_at, count(*) AS customers, round(avg(churned), 3) AS churned "
         f"FROM {SNAPSHOTS} GROUP BY 1 ORDER BY 1\"",
@@ -114,11 +117,9 @@ def gate_summary(context: DemoContext) -> GateSummary | None:
     return GateSummary(str(version.version), metric, version.tags.get(TAG_DECISION, "not gated"), rules)
 
 
-def latest_features(context: DemoContext, customer_id: int) -> dict[str, Any]:
-    """One customer's newest feature row, found by `customer_id` alone."""
-    relation = context.workspace.sql(
-        f"SELECT * FROM features.{FEATURE_TABLE} WHERE customer_id = {int(customer_id)} "
-        "ORDER BY purchased_at DESC LIMIT 1"
-    )
-    rows = relation.fetchall()
-    return dict(zip(relation.columns, rows[0], strict=True)) if rows else {}
+def online_lookup(context: DemoContext, customer_id: int) -> str:
+    """One customer's values in the online store, as one line of JSON."""
+    from brickyard.features.get import get_online
+
+    [found] = get_online(context.workspace, FEATURE_TABLE, [str(customer_id)])
+    return json.dumps({"status": found.status, "event_time": found.event_time, **(found.values or {})}, default=str)

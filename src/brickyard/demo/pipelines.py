@@ -150,8 +150,3 @@ def run_titanic(context: DemoContext) -> None:
         "brickyard gate titanic latest",
         "brickyard mlflow-ui --port 5000   # then open http://127.0.0.1:5000 (Ctrl-C stops it)",
     ]
-    try:
-        from brickyard.serving import demo_hint
-    except ImportError:
-        return
-    context.try_next += demo_hint(context.workspace)

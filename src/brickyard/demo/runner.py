@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from brickyard.demo.context import DemoContext, Reporter, Step
-from brickyard.demo.feature_store import run_customer_churn
+from brickyard.demo.feature_store import EXAMPLE_CUSTOMER, MODEL, PIPELINE, run_customer_churn
 from brickyard.demo.pipelines import (
     install_workspace_files,
     run_taxi_segmentation,
@@ -127,6 +127,17 @@ def explore_raw_taxi(context: DemoContext) -> None:
     ]
 
 
+def serving_lines(context: DemoContext) -> None:
+    """'Try next' lines that serve the champions: Titanic scored from a passenger's columns,
+    and churn (when its pipeline ran) from a customer_id alone."""
+    try:
+        from brickyard.serving import demo_hint
+    except ImportError:
+        return
+    keys_only = {MODEL: {"customer_id": EXAMPLE_CUSTOMER}} if PIPELINE in context.runs else None
+    context.try_next += demo_hint(context.workspace, keys_only=keys_only)
+
+
 def _put(location: Any, source: Path, target: str) -> None:
     fs = location.filesystem
     if location.is_local:
@@ -142,4 +153,5 @@ STEPS: list[Step] = [
     run_taxi_segmentation,
     run_titanic,
     run_customer_churn,
+    serving_lines,
 ]

@@ -85,6 +85,33 @@ def table(workspace: Workspace, query: str) -> pd.DataFrame:
     return workspace.sql(query).to_arrow_table().to_pandas()
 
 
+def training_rows(workspace: Workspace) -> pd.DataFrame:
+    """The training set the `train` task of customer_churn built, rebuilt at the table
+    versions its model recorded (as `evaluate` rebuilds it)."""
+    from brickyard.ml import training_set
+    from brickyard.ml.spec import TrainSpec
+
+    spec = workspace.pipeline("customer_churn").spec.task("train")
+    options = TrainSpec.model_validate({k: v for k, v in spec.options.items() if k in TrainSpec.model_fields})
+    assert options.training_set is not None
+    lineage = model_lineage(workspace)
+    pinned = {lookup["table"]: lookup["version"] for lookup in lineage["lookups"]}
+    return training_set.load(workspace, options.training_set, pinned).frame
+
+
+def model_lineage(workspace: Workspace) -> dict[str, Any]:
+    """The champion's feature_store/training_set.json."""
+    import mlflow
+
+    from brickyard.ml.registry import champion
+    from brickyard.ml.tracking import connect
+
+    client = connect(workspace)
+    version = champion(client, "churn")
+    assert version is not None and version.run_id is not None
+    return dict(mlflow.artifacts.load_dict(client.get_run(version.run_id).info.artifact_uri + "/feature_store/training_set.json"))
+
+
 def brute_force_features(purchases: pd.DataFrame) -> list[dict[str, Any]]:
     """One customer's features as of each purchase day, by looping over their purchases."""
     rows = []
@@ -151,7 +178,7 @@ def test_every_table_has_the_rows_pandas_counts(demo: tuple[Workspace, Recorder]
     calendar = Calendar.of(raw)
     expected_snapshots = sum(len(calendar.snapshot_times(day.to_pydatetime())) for day in first_days)
     assert lake.describe("gold.churn_snapshots").rows == expected_snapshots
-    assert lake.describe("gold.churn_training_rows").rows == expected_snapshots
+    assert len(training_rows(workspace)) == expected_snapshots
 
 
 def test_silver_holds_each_purchase_as_the_raw_file_says(demo: tuple[Workspace, Recorder], raw: pd.DataFrame) -> None:
@@ -192,11 +219,8 @@ def test_snapshot_labels_and_their_features_match_a_brute_force_computation(
 ) -> None:
     workspace, _ = demo
     customers = sample_customers(raw)
-    rows = table(
-        workspace,
-        f"SELECT * FROM gold.churn_training_rows WHERE customer_id IN ({', '.join(map(str, customers))}) "
-        "ORDER BY customer_id, snapshot_at",
-    )
+    rows = training_rows(workspace)
+    rows = rows[rows["customer_id"].isin(customers)].sort_values(["customer_id", "snapshot_at"])
     labels = {True: 0, False: 0}
     calendar = Calendar.of(raw)
     for customer in customers:
@@ -236,4 +260,29 @@ def test_the_demo_reports_the_feature_store_section(demo: tuple[Workspace, Recor
     assert f"{share:.1%} labelled churned" in said, said
     assert "model churn version 1: held-out roc_auc 0." in said, said
     assert "gate: promoted" in said, said
-    assert "customer 3's latest features" in said, said
+    assert "brickyard features get customer_rfm 3  ->  {\"status\": \"live\"" in said, said
+
+
+def test_the_model_records_its_features_and_serves_from_keys_alone(demo: tuple[Workspace, Recorder]) -> None:
+    workspace, _ = demo
+    lineage = model_lineage(workspace)
+    assert lineage["entity_keys"] == ["customer_id"] and lineage["timestamp"] == "snapshot_at"
+    assert lineage["label"] == "churned" and lineage["request_features"] == []
+    [lookup] = lineage["lookups"]
+    assert lookup["table"] == "features.customer_rfm" and sorted(lookup["features"]) == sorted(FEATURES)
+    assert lookup["version"] == workspace.lake.describe("features.customer_rfm").version
+
+
+def test_the_online_store_holds_each_customers_latest_features(demo: tuple[Workspace, Recorder], raw: pd.DataFrame) -> None:
+    from brickyard.features.get import get_online
+
+    workspace, _ = demo
+    customers = sample_customers(raw)
+    found = get_online(workspace, "customer_rfm", [str(c) for c in customers])
+    for customer, values in zip(customers, found, strict=True):
+        want = brute_force_features(raw[raw["customer_id"] == customer])[-1]
+        assert values.status == "live", customer
+        assert values.event_time is not None and values.event_time.replace(tzinfo=None) == want["purchased_at"], customer
+        assert values.values is not None
+        for name in FEATURES:
+            assert same(want[name], values.values[name]), (customer, name, values.values[name], want[name])
