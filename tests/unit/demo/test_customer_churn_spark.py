@@ -64,7 +64,10 @@ def same(left: Any, right: Any) -> bool:
     return bool(left == right)
 
 
-def test_the_data_tables_are_the_same_on_both_engines(workspace: Workspace, spark_workspace: Workspace) -> None:
+def test_the_data_tables_are_the_same_on_both_engines(
+    spark_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    workspace = Workspace.init(tmp_path_factory.mktemp("duckdb") / "ws")  # the fixtures share tmp_path/ws
     for ws in (workspace, spark_workspace):
         prepare(ws)
         result = PipelineRunner(ws).run("churn_data", trigger="test")

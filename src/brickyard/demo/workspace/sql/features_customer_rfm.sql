@@ -6,7 +6,8 @@ WITH days AS (
         purchased_at,
         count(*) AS purchases,
         sum(cds) AS cds,
-        sum(amount) AS amount,
+        -- sums in exact cents: a float sum depends on the order the engine adds in
+        sum(CAST(amount AS DECIMAL(12, 2))) AS amount,
         date_diff('day', TIMESTAMP '1970-01-01 00:00:00', purchased_at) AS day_number
     FROM silver.transactions
     GROUP BY customer_id, purchased_at
@@ -15,16 +16,15 @@ running AS (
     SELECT
         customer_id,
         purchased_at,
-        day_number - lag(day_number) OVER by_day AS recency_days,
-        day_number - min(day_number) OVER by_day AS tenure_days,
-        sum(purchases) OVER (by_day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS frequency,
-        count(*) OVER (by_day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS purchase_days,
-        sum(cds) OVER (by_day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cds_total,
-        sum(amount) OVER (by_day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS monetary_total,
+        day_number - lag(day_number) OVER (PARTITION BY customer_id ORDER BY day_number) AS recency_days,
+        day_number - min(day_number) OVER (PARTITION BY customer_id ORDER BY day_number) AS tenure_days,
+        sum(purchases) OVER (PARTITION BY customer_id ORDER BY day_number ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS frequency,
+        count(*) OVER (PARTITION BY customer_id ORDER BY day_number ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS purchase_days,
+        sum(cds) OVER (PARTITION BY customer_id ORDER BY day_number ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cds_total,
+        sum(amount) OVER (PARTITION BY customer_id ORDER BY day_number ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS monetary_total,
         sum(amount) OVER (PARTITION BY customer_id ORDER BY day_number RANGE BETWEEN 29 PRECEDING AND CURRENT ROW) AS amount_30d,
         sum(amount) OVER (PARTITION BY customer_id ORDER BY day_number RANGE BETWEEN 89 PRECEDING AND CURRENT ROW) AS amount_90d
-    FROM days
-    WINDOW by_day AS (PARTITION BY customer_id ORDER BY day_number)
+    FROM days  -- no named windows: Spark refuses a frame added to one
 )
 SELECT
     customer_id,
@@ -34,8 +34,8 @@ SELECT
     frequency,
     purchase_days,
     cds_total,
-    round(monetary_total, 2) AS monetary_total,
-    round(monetary_total / frequency, 2) AS monetary_mean,
-    round(amount_30d, 2) AS amount_30d,
-    round(amount_90d, 2) AS amount_90d
+    CAST(monetary_total AS DOUBLE) AS monetary_total,
+    round(CAST(monetary_total AS DOUBLE) / frequency, 2) AS monetary_mean,
+    CAST(amount_30d AS DOUBLE) AS amount_30d,
+    CAST(amount_90d AS DOUBLE) AS amount_90d
 FROM running
