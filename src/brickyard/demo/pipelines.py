@@ -9,11 +9,11 @@ from pathlib import Path
 from brickyard.demo.context import DemoContext
 from brickyard.errors import BrickyardError
 
-WORKSPACE_FILES = ("pipelines", "sql", "contracts")
+WORKSPACE_FILES = ("pipelines", "sql", "contracts", "features")
 
 
 def install_workspace_files(context: DemoContext) -> None:
-    """Copy the example pipelines, SQL and contracts into the workspace (refreshing them)."""
+    """Copy the example pipelines, SQL, contracts and feature tables into the workspace (refreshing them)."""
     shipped = resources.files("brickyard.demo") / "workspace"
     with resources.as_file(shipped) as source:
         for folder in WORKSPACE_FILES:
@@ -150,8 +150,3 @@ def run_titanic(context: DemoContext) -> None:
         "brickyard gate titanic latest",
         "brickyard mlflow-ui --port 5000   # then open http://127.0.0.1:5000 (Ctrl-C stops it)",
     ]
-    try:
-        from brickyard.serving import demo_hint
-    except ImportError:
-        return
-    context.try_next += demo_hint(context.workspace)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from brickyard.demo.context import DemoContext, Reporter, Step
+from brickyard.demo.feature_store import EXAMPLE_CUSTOMER, MODEL, PIPELINE, run_customer_churn
 from brickyard.demo.pipelines import (
     install_workspace_files,
     run_taxi_segmentation,
@@ -25,6 +26,7 @@ from brickyard.workspace import Workspace
 SYNTHETIC_TAXI = "raw/taxi/yellow_tripdata_2017-01_synthetic.csv"
 REAL_TAXI_SAMPLE = "raw/taxi/sample_2017/nyc_taxi_2017_sample.csv"
 TITANIC = "raw/titanic/titanic.csv"
+CDNOW = "raw/cdnow/cdnow_transactions.txt"
 FIRST_ROWS_SQL = "SELECT * FROM read_csv('raw/taxi/*.csv') LIMIT 100"
 PREVIEW_COLUMNS = (
     "tpep_pickup_datetime",
@@ -79,7 +81,10 @@ def land_raw_files(context: DemoContext) -> None:
     lake = context.workspace.lake
     context.report.step("Landing raw files in the lake")
     shipped = resources.files("brickyard.demo") / "data"
-    for name, target in (("titanic.csv", TITANIC), ("nyc_taxi_2017_sample.csv", REAL_TAXI_SAMPLE)):
+    shipped_files = (
+        ("titanic.csv", TITANIC), ("nyc_taxi_2017_sample.csv", REAL_TAXI_SAMPLE), ("cdnow_transactions.txt", CDNOW),
+    )
+    for name, target in shipped_files:
         with resources.as_file(shipped / name) as source:
             _put(lake.location, source, target)
         context.report.say(f"  {target}  (real data, shipped with brickyard)")
@@ -122,6 +127,17 @@ def explore_raw_taxi(context: DemoContext) -> None:
     ]
 
 
+def serving_lines(context: DemoContext) -> None:
+    """'Try next' lines that serve the champions: Titanic scored from a passenger's columns,
+    and churn (when its pipeline ran) from a customer_id alone."""
+    try:
+        from brickyard.serving import demo_hint
+    except ImportError:
+        return
+    keys_only = {MODEL: {"customer_id": EXAMPLE_CUSTOMER}} if PIPELINE in context.runs else None
+    context.try_next += demo_hint(context.workspace, keys_only=keys_only)
+
+
 def _put(location: Any, source: Path, target: str) -> None:
     fs = location.filesystem
     if location.is_local:
@@ -136,4 +152,6 @@ STEPS: list[Step] = [
     run_taxi_trips,
     run_taxi_segmentation,
     run_titanic,
+    run_customer_churn,
+    serving_lines,
 ]
