@@ -10,10 +10,15 @@ path (`brickyard.ml.kmeans`) does, with Spark's executors doing the work:
   standard deviation: Spark divides by the sample deviation, scikit-learn by the
   population one, a factor that is the same for every feature, so the clusters are the
   same);
-- KMeans: `pyspark.ml.clustering.KMeans` seeded with the task's `split.seed` (Spark's
-  k-means|| initialisation), `maxIter` 300 and `tol` 1e-4 as scikit-learn's defaults;
-  `params:` take Spark's names (`maxIter`, `tol`, `initMode`, `initSteps`,
-  `distanceMeasure`, ...) or scikit-learn's `max_iter`, `tol`, `init`;
+- KMeans: the DuckDB path's clusters. The initial centres are the rows k-means++ picks
+  (seeded with the task's `split.seed`) from the hashed sample of distinct rows of
+  `brickyard.ml.kmeans_init`, drawn by Spark with the same hashes; Lloyd's iterations run
+  as one Spark aggregate each (`_lloyd`) with scikit-learn's stopping rule (`maxIter` 300,
+  `tol` 1e-4 relative to the features' mean variance; no row changed cluster also stops);
+  the model is an MLlib `KMeansModel` with those centres, numbered as the DuckDB path
+  numbers them. `params:` take `maxIter`/`max_iter` and `tol`; naming any other of
+  MLlib's (`initMode`/`init`, `initSteps`, `distanceMeasure`, ...) runs MLlib's own
+  KMeans (k-means|| seeded with `split.seed`) instead, without that parity;
 - k: one k, or each k of `k: {min, max}`, the best silhouette winning (ties to the smaller
   k). The silhouette is MLlib's `ClusteringEvaluator` over every row (its silhouette uses
   squared Euclidean distances, so its value differs from scikit-learn's, which is computed

@@ -1,10 +1,10 @@
 """`train` on the Spark engine: MLlib KMeans logged with `mlflow.spark`, and scikit-learn
 learners on rows Spark read. Real Spark (local[2]), real MLflow in the temp workspace.
 
-Cluster shares: on well-separated blobs both engines find the same clusters, so each share
-(sorted, since cluster numbers are arbitrary) must agree within SHARE_TOLERANCE = 0.01 (1
-percentage point) — room for a few boundary rows, as the engines' initialisations (k-means++
-on scikit-learn, k-means|| on Spark) and median imputations (exact vs approximate) differ.
+Cluster shares: both engines start from the same centres and run the same iterations, so
+each share must agree within SHARE_TOLERANCE = 0.01 (1 percentage point) — room for a few
+boundary rows, as the engines compute distances in different orders and impute medians
+differently (exact vs approximate).
 """
 
 from __future__ import annotations
