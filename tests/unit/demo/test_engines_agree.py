@@ -113,9 +113,9 @@ def test_segments_match_by_centre_with_shares_within_a_hundredth(workspaces: dic
     matched = match_by_centre(profiles["duckdb"], profiles["spark"])
     shares = [(duck["share"], spark["share"]) for duck, spark in matched]
     assert all(abs(duck - spark) <= SHARE_TOLERANCE for duck, spark in shares), shares
-    spread = workspaces["duckdb"].sql(
+    (spread,) = workspaces["duckdb"].sql(
         "SELECT " + ", ".join(f"stddev_pop({name.removesuffix('_mean')})" for name in CENTRE) + " FROM silver.taxi_trips"
-    ).fetchone()
+    ).fetchall()
     for duck, spark in matched:
         for name, deviation in zip(CENTRE, spread, strict=True):
             assert abs(duck[name] - spark[name]) <= CENTRE_TOLERANCE * deviation, (name, duck, spark)
