@@ -118,6 +118,23 @@ def activate(session: SparkSession) -> SparkSession:
     return session
 
 
+def current_connect_session() -> SparkSession | None:
+    """brickyard's Spark session in this process when it is a Spark Connect client, else None."""
+    from brickyard.engines.spark_session import current_session
+
+    session = current_session()
+    return session if session is not None and is_connect(session) else None
+
+
+def load_pipeline_model(session: SparkSession, path: str) -> Any:
+    """A saved pyspark.ml PipelineModel, read by the Connect server from `path` (a folder
+    the server sees at that path)."""
+    from pyspark.ml import PipelineModel
+
+    activate(session)
+    return PipelineModel.load(path)
+
+
 def connect_alive(session: SparkSession) -> bool:
     """True while the Connect session has not been stopped."""
     try:

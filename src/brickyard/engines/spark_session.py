@@ -80,6 +80,12 @@ def model_session() -> SparkSession:
     return spark_session(SparkConfig(master="local[1]"))
 
 
+def current_session() -> SparkSession | None:
+    """The process's Spark session if one is running (started by `spark_session`), else None."""
+    with _lock:
+        return _session if _session is not None and _is_alive(_session) else None
+
+
 def stop_spark() -> None:
     """Stop the process's Spark session, if one is running."""
     global _session, _settings

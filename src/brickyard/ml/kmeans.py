@@ -3,8 +3,11 @@
 `fit_kmeans` is the training path of `estimator: kmeans` (and what `bench/kmeans.py`
 times): numeric features go through `brickyard.ml.preprocess.fit_numeric` (median impute,
 standardize, one pass per column in parallel threads) and scikit-learn's `KMeans` (Lloyd,
-`n_init=1`, seeded k-means++, `copy_x=False` on brickyard's private scaled buffer), or
-`MiniBatchKMeans` above `MINIBATCH_ROWS` rows. With a k range every k is fitted and scored by
+`n_init=1`, `copy_x=False` on brickyard's private scaled buffer), or `MiniBatchKMeans` above
+`MINIBATCH_ROWS` rows. The initial centres are the rows that seeded k-means++ picks from a
+hashed sample of the distinct rows (`brickyard.ml.kmeans_init`), the rows the Spark engine
+starts from too, so both engines find the same clusters; `params: {init: k-means++}` (or
+`random`) gives scikit-learn's own initialization instead. With a k range every k is fitted and scored by
 its silhouette on the same seeded sample of at most `silhouette_sample` rows (exact
 silhouette is quadratic in rows); the best k wins, ties going to the smaller k. The seed of
 the initialization and of the sample is the train task's `split.seed` (default 42).
@@ -94,14 +97,18 @@ class KMeansFit:
     kmeans_seconds: float = 0.0
     silhouette_seconds: float = 0.0
     iterations: int = 0
+    initial_centres: np.ndarray | None = field(default=None, repr=False)
 
 
-def make_kmeans(k: int, rows: int, seed: int, params: dict[str, Any]) -> Any:
+def make_kmeans(k: int, rows: int, seed: int, params: dict[str, Any], init: np.ndarray | None = None) -> Any:
     """The scikit-learn estimator for `k` clusters: KMeans (Lloyd, one seeded init), or
-    MiniBatchKMeans for inputs above MINIBATCH_ROWS rows."""
+    MiniBatchKMeans for inputs above MINIBATCH_ROWS rows; `init`: initial centres, unless
+    `params` name an `init`."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     options = {"n_init": 1, "random_state": seed, **params}
+    if init is not None and "init" not in params:
+        options["init"] = init
     if rows > MINIBATCH_ROWS and not {"algorithm", "tol"} & params.keys():
         options.setdefault("batch_size", 65_536)
         return MiniBatchKMeans(n_clusters=k, **options)
@@ -124,10 +131,14 @@ def fit_kmeans(
     """Fit KMeans on the standardized numeric `features` of `X`, for one k or each k of a range.
 
     `params` go to the scikit-learn estimator (max_iter, tol, ...).
+
+    Raises:
+        TrainingDataError: the features hold fewer distinct rows than the smallest k.
     """
     from sklearn.metrics import silhouette_score
     from sklearn.pipeline import Pipeline
 
+    from brickyard.ml.kmeans_init import choose_seeds, distinct_sample
     from brickyard.ml.preprocess import fit_numeric
 
     params = dict(params or {})
@@ -136,6 +147,7 @@ def fit_kmeans(
     preprocess_seconds = time.perf_counter() - started
     ks = [k] if isinstance(k, int) else list(range(k.min, k.max + 1))
     sample = sample_rows(len(Z), silhouette_sample, seed)
+    seeds = None if "init" in params else distinct_sample(X, features, seed)
     best: tuple[float, int, Any, np.ndarray] | None = None
     silhouettes: dict[int, float] = {}
     inertias: dict[int, float] = {}
@@ -143,7 +155,13 @@ def fit_kmeans(
     for candidate in ks:
         if candidate >= len(Z):
             break
-        estimator = make_kmeans(candidate, len(Z), seed, params)
+        init = None
+        if seeds is not None:
+            if best is not None and candidate > len(seeds.values):
+                break
+            assert seeds.positions is not None
+            init = Z[seeds.positions[choose_seeds(seeds, candidate, seed)]]
+        estimator = make_kmeans(candidate, len(Z), seed, params, init)
         tic = time.perf_counter()
         estimator.fit(Z)
         kmeans_seconds += time.perf_counter() - tic
@@ -174,6 +192,7 @@ def fit_kmeans(
         kmeans_seconds=kmeans_seconds,
         silhouette_seconds=silhouette_seconds,
         iterations=int(getattr(estimator, "n_iter_", 0)),
+        initial_centres=None if isinstance(estimator.init, str) else np.array(estimator.init),
     )
 
 

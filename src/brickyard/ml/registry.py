@@ -201,27 +201,45 @@ def load_version(
     artifacts: the one loader that scoring, evaluation and serving use. MLflow's
     process-wide tracking URI is not touched. Its files are downloaded to `download_to`
     (default: a temporary folder); a Spark MLlib model is read from there by Spark's
-    executors, so on a cluster that must be a folder every node sees.
+    executors, so on a cluster that must be a folder every node sees (and over Spark
+    Connect, a folder the server sees: the server reads it).
 
     Raises:
         ModelError: its files cannot be loaded (missing artifacts, a flavor whose packages
-            are not installed).
+            are not installed, an MLlib model the Connect server cannot read).
     """
     import mlflow.artifacts
-    import mlflow.pyfunc
 
     number = str(version if isinstance(version, str) else version.version)
     try:
         found = client.get_model_version(name, number) if isinstance(version, str) else version
         uri = client.get_model_version_download_uri(name, number)
         path = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=client.tracking_uri, dst_path=download_to)
-        pyfunc = mlflow.pyfunc.load_model(path)
+        pyfunc = _load_pyfunc(path, f"{name} version {number}")
+    except ModelError:
+        raise
     except Exception as exc:
         raise ModelError(
             f"cannot load model {name} version {number}: {exc}",
             hint="check that its artifacts exist (brickyard models) and that its flavor's packages are installed",
         ) from exc
     return LoadedVersion(name, number, found.run_id, pyfunc)
+
+
+def _load_pyfunc(path: str, name: str) -> Any:
+    """`mlflow.pyfunc.load_model(path)`; a Spark MLlib model while brickyard's Spark session
+    is a Spark Connect client is read by the server instead (MLflow's loader needs the JVM)."""
+    import mlflow.pyfunc
+    from mlflow.models import Model
+
+    from brickyard.engines.spark_connect import current_connect_session
+
+    session = current_connect_session() if "spark" in Model.load(path).flavors else None
+    if session is not None:
+        from brickyard.ml.spark_connect_model import load_pyfunc_over_connect
+
+        return load_pyfunc_over_connect(path, session, name)
+    return mlflow.pyfunc.load_model(path)
 
 
 def champion(client: MlflowClient, name: str) -> ModelVersion | None:

@@ -10,6 +10,13 @@ by mlflow.spark itself. The result is an ordinary `spark` flavor model: `mlflow.
 and `mlflow.pyfunc` load it as one logged by `mlflow.spark.log_model`.
 
 Use it through `log_spark_model_over_connect`.
+
+Loading such a model back has the same problem: `mlflow.pyfunc.load_model` reads the
+`sparkml` folder through the JVM (`'NoneType' object has no attribute 'jvm'` over
+Connect). `load_pyfunc_over_connect` builds the same pyfunc model (mlflow.spark's wrapper
+around the PipelineModel) with the model read by the server (`PipelineModel.load` of the
+downloaded folder, which the server must see at the same path: the score task downloads
+it into the lake).
 """
 
 from __future__ import annotations
@@ -75,6 +82,34 @@ def save_model(
         signature=signature,
         pip_requirements=pip_requirements,
     )
+
+
+def load_pyfunc_over_connect(path: str, session: Any, name: str) -> Any:
+    """The `spark` flavor model downloaded at `path` as an `mlflow.pyfunc.PyFuncModel`, its
+    PipelineModel read by the Spark Connect server of `session`; `name` names the model in
+    errors.
+
+    Raises:
+        ModelError: the server cannot read the model's files.
+    """
+    from mlflow.models import Model
+    from mlflow.pyfunc import PyFuncModel
+    from mlflow.spark import _PyFuncModelWrapper
+
+    from brickyard.engines.spark_connect import load_pipeline_model
+    from brickyard.ml.errors import ModelError
+
+    meta = Model.load(path)
+    folder = os.path.join(path, meta.flavors["spark"].get("model_data", SPARK_MODEL_FOLDER))
+    try:
+        spark_model = load_pipeline_model(session, os.path.abspath(folder))
+    except Exception as exc:
+        raise ModelError(
+            f"the Spark Connect server cannot load the MLlib model {name} from {folder}: {' '.join(str(exc).split())[:300]}",
+            hint="the server reads the model's files by path: it must see that folder where brickyard does "
+            "(the lake at the same path); or score it with a local Spark session (spark: master: local[*])",
+        ) from exc
+    return PyFuncModel(model_meta=meta, model_impl=_PyFuncModelWrapper(session, spark_model, meta.signature))
 
 
 def _remove_if_empty(folder: str) -> None:

@@ -10,10 +10,15 @@ path (`brickyard.ml.kmeans`) does, with Spark's executors doing the work:
   standard deviation: Spark divides by the sample deviation, scikit-learn by the
   population one, a factor that is the same for every feature, so the clusters are the
   same);
-- KMeans: `pyspark.ml.clustering.KMeans` seeded with the task's `split.seed` (Spark's
-  k-means|| initialisation), `maxIter` 300 and `tol` 1e-4 as scikit-learn's defaults;
-  `params:` take Spark's names (`maxIter`, `tol`, `initMode`, `initSteps`,
-  `distanceMeasure`, ...) or scikit-learn's `max_iter`, `tol`, `init`;
+- KMeans: the DuckDB path's clusters. The initial centres are the rows k-means++ picks
+  (seeded with the task's `split.seed`) from the hashed sample of distinct rows of
+  `brickyard.ml.kmeans_init`, drawn by Spark with the same hashes; Lloyd's iterations run
+  as one Spark aggregate each (`_lloyd`) with scikit-learn's stopping rule (`maxIter` 300,
+  `tol` 1e-4 relative to the features' mean variance; no row changed cluster also stops);
+  the model is an MLlib `KMeansModel` with those centres, numbered as the DuckDB path
+  numbers them. `params:` take `maxIter`/`max_iter` and `tol`; naming any other of
+  MLlib's (`initMode`/`init`, `initSteps`, `distanceMeasure`, ...) runs MLlib's own
+  KMeans (k-means|| seeded with `split.seed`) instead, without that parity;
 - k: one k, or each k of `k: {min, max}`, the best silhouette winning (ties to the smaller
   k). The silhouette is MLlib's `ClusteringEvaluator` over every row (its silhouette uses
   squared Euclidean distances, so its value differs from scikit-learn's, which is computed
@@ -37,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from brickyard.errors import BrickyardError, suggest
 from brickyard.ml.data import MIN_ROWS, source_text
 from brickyard.ml.errors import ModelError, TrainingDataError
@@ -46,6 +53,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame
 
+    from brickyard.ml.kmeans_init import SeedSample
     from brickyard.workspace import Workspace
 
 ESTIMATOR = "pyspark.ml.clustering:KMeans"
@@ -53,6 +61,10 @@ PREDICTION = "prediction"
 FEATURES = "__brickyard_features"
 DEFAULTS = {"maxIter": 300, "tol": 1e-4}
 SKLEARN_NAMES = {"max_iter": "maxIter", "tol": "tol", "init": "initMode"}
+# With only these params (or none) brickyard seeds and runs Lloyd's iterations itself, as
+# the DuckDB engine does (`brickyard.ml.kmeans_init`); any other goes to MLlib's KMeans.
+LLOYD_PARAMS = ("maxIter", "tol")
+INIT_MODE = "brickyard k-means++"  # logged as model.initMode when brickyard seeded
 SPARK_PARAMS = ("maxIter", "tol", "initMode", "initSteps", "distanceMeasure", "weightCol", "solver", "maxBlockSizeInMB")
 _log = logging.getLogger(__name__)
 
@@ -325,11 +337,19 @@ def _estimator_params(params: dict[str, Any], seed: int) -> dict[str, Any]:
     return chosen
 
 
+def _lloyd_here(options: dict[str, Any]) -> bool:
+    """Whether brickyard seeds and iterates (`LLOYD_PARAMS` only), rather than MLlib."""
+    return set(options) <= {*LLOYD_PARAMS, "seed"}
+
+
 def _fit(base: DataFrame, features: list[str], k: int | KRange, params: dict[str, Any], seed: int, log: logging.Logger) -> _Fit:
     from pyspark.ml import Pipeline, PipelineModel
-    from pyspark.ml.clustering import KMeans
     from pyspark.ml.evaluation import ClusteringEvaluator
     from pyspark.ml.feature import Imputer, SQLTransformer, StandardScaler, VectorAssembler
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    from brickyard.ml.kmeans_init import choose_seeds
 
     started = time.perf_counter()
     options = _estimator_params(params, seed)
@@ -342,27 +362,39 @@ def _fit(base: DataFrame, features: list[str], k: int | KRange, params: dict[str
         VectorAssembler(inputCols=imputed, outputCol=f"{FEATURES}_raw"),
         StandardScaler(inputCol=f"{FEATURES}_raw", outputCol=FEATURES, withMean=True, withStd=True),
     ])
+    lloyd_here = _lloyd_here(options)
     try:
         prepared = prepare.fit(base)
-        scaled = prepared.transform(base).drop(*numbers, *imputed, f"{FEATURES}_raw").cache()
+        scaled = prepared.transform(base).drop(*numbers, *imputed, f"{FEATURES}_raw")
+        if lloyd_here:
+            coordinates = vector_to_array(F.col(FEATURES))
+            scaled = scaled.withColumns({column: coordinates[j] for j, column in enumerate(_coordinates(len(features)))})
+        scaled = scaled.cache()
         ks = [k] if isinstance(k, int) else list(range(k.min, k.max + 1))
         rows = scaled.count()
+        sample = _distinct_sample(base, features, seed) if lloyd_here else None
+        scaling = _scaling(prepared, len(features)) if lloyd_here else None
         evaluator = ClusteringEvaluator(featuresCol=FEATURES, predictionCol=PREDICTION, metricName="silhouette")
-        best: tuple[float, int, Any] | None = None
+        best: tuple[float, int, Any, int] | None = None
         silhouettes: dict[int, float] = {}
         inertias: dict[int, float] = {}
         for candidate in ks:
             if candidate >= rows:
                 break
-            estimator = KMeans(k=candidate, featuresCol=FEATURES, predictionCol=PREDICTION, **options)
-            model = estimator.fit(scaled)
-            sizes = [size for size in model.summary.clusterSizes if size > 0]
-            score = float(evaluator.evaluate(model.transform(scaled))) if len(sizes) > 1 else -1.0
+            if sample is None:
+                model, sizes, cost, iterations = _mllib_kmeans(scaled, candidate, options)
+            else:
+                if best is not None and candidate > len(sample.values):
+                    break
+                assert scaling is not None
+                initial = scaling.apply(sample.values[choose_seeds(sample, candidate, seed)])
+                model, sizes, cost, iterations = _brickyard_kmeans(scaled, initial, options, rows, scaling)
+            score = float(evaluator.evaluate(model.transform(scaled))) if len([n for n in sizes if n]) > 1 else -1.0
             silhouettes[candidate] = score
-            inertias[candidate] = float(model.summary.trainingCost)
-            log.info("kmeans k=%d: silhouette %.4f, cost %.4g", candidate, score, inertias[candidate])
+            inertias[candidate] = cost
+            log.info("kmeans k=%d: silhouette %.4f, cost %.4g, %d iterations", candidate, score, cost, iterations)
             if best is None or score > best[0]:
-                best = (score, candidate, model)
+                best = (score, candidate, model, iterations)
     except BrickyardError:
         raise
     except Exception as exc:
@@ -373,24 +405,226 @@ def _fit(base: DataFrame, features: list[str], k: int | KRange, params: dict[str
             hint="check params: against Spark MLlib's KMeans, and the feature columns",
         ) from exc
     assert best is not None, "k must be below the number of rows"
-    score, chosen, model = best
-    estimator_params = {
-        param.name: value
-        for param, value in model.extractParamMap().items()
-        if param.name in ("k", "seed", *SPARK_PARAMS) and isinstance(value, int | float | str)
-    }
+    score, chosen, model, iterations = best
+    if lloyd_here:
+        estimator_params = {"k": chosen, "seed": int(seed), "maxIter": options["maxIter"], "tol": options["tol"],
+                            "initMode": INIT_MODE}
+    else:
+        estimator_params = {
+            param.name: value
+            for param, value in model.extractParamMap().items()
+            if param.name in ("k", "seed", *SPARK_PARAMS) and isinstance(value, int | float | str)
+        }
     return _Fit(
         model=PipelineModel(stages=[*prepared.stages, model]),
         scaled=scaled,
         k=chosen,
         silhouette=score,
         inertia=inertias[chosen],
-        iterations=int(model.summary.numIter),
+        iterations=iterations,
         silhouette_by_k=silhouettes,
         inertia_by_k=inertias,
         params=estimator_params,
         seconds=time.perf_counter() - started,
     )
+
+
+@dataclass
+class _Scaling:
+    """The fitted imputer's medians and scaler's means and deviations, on the driver."""
+
+    medians: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        """Raw feature rows (NaN for null) as the fitted pipeline scales them."""
+        imputed = np.where(np.isnan(raw), self.medians, raw)
+        factor = np.where(self.std > 0, 1.0 / np.where(self.std > 0, self.std, 1.0), 0.0)
+        return (imputed - self.mean) * factor
+
+
+def _scaling(prepared: Any, width: int) -> _Scaling:
+    imputer, scaler = prepared.stages[1], prepared.stages[3]
+    surrogates = imputer.surrogateDF.first()
+    medians = np.array([float(surrogates[f"__brickyard_x{i}"]) for i in range(width)])
+    return _Scaling(medians, np.array(scaler.mean.toArray()), np.array(scaler.std.toArray()))
+
+
+def _distinct_sample(base: DataFrame, features: list[str], seed: int, size: int | None = None) -> SeedSample:
+    """`brickyard.ml.kmeans_init`'s sample of distinct feature rows, by Spark: the same
+    hashes as `row_hashes`, the smallest `size` (`SAMPLE_SIZE`) of them, rows counted per hash."""
+    from pyspark.sql import functions as F
+
+    from brickyard.ml.kmeans_init import SAMPLE_SIZE, SeedSample
+
+    values = [F.coalesce(F.col(f"`{name}`").cast("double"), F.lit(float("nan"))) for name in features]
+    named = [value.alias(f"__v{i}") for i, value in enumerate(values)]
+    hashed = base.select(F.xxhash64(F.lit(int(seed)).cast("bigint"), *values).alias("__h"), *named)
+    groups = (
+        hashed.groupBy("__h")
+        .agg(F.count(F.lit(1)).alias("__n"), *[F.first(f"__v{i}").alias(f"__v{i}") for i in range(len(features))])
+        .orderBy("__h")
+        .limit(size or SAMPLE_SIZE)
+        .collect()
+    )
+    sample = np.array([[group[f"__v{i}"] for i in range(len(features))] for group in groups], dtype=np.float64)
+    return SeedSample(values=sample.reshape(len(groups), len(features)), weights=np.array([g["__n"] for g in groups], dtype=np.float64))
+
+
+def _mllib_kmeans(scaled: DataFrame, k: int, options: dict[str, Any]) -> tuple[Any, list[int], float, int]:
+    """MLlib's KMeans with its own initialisation (params: name one of MLlib's own options):
+    the model, cluster sizes, training cost and iterations."""
+    from pyspark.ml.clustering import KMeans
+
+    model = KMeans(k=k, featuresCol=FEATURES, predictionCol=PREDICTION, **options).fit(scaled)
+    summary = model.summary
+    return model, list(summary.clusterSizes), float(summary.trainingCost), int(summary.numIter)
+
+
+def _brickyard_kmeans(
+    scaled: DataFrame, initial: np.ndarray, options: dict[str, Any], rows: int, scaling: _Scaling
+) -> tuple[Any, list[int], float, int]:
+    """Lloyd's iterations from `initial` with scikit-learn's stopping rule (`_lloyd`), as an
+    MLlib KMeansModel: the model, cluster sizes, inertia and iterations."""
+    columns = _coordinates(initial.shape[1])
+    # scikit-learn's tol is relative to the mean variance of the scaled features: 1 for
+    # each non-constant one there; Spark's scaler divides by the sample deviation, so
+    # (rows - 1) / rows here (constant features are 0 on both).
+    variance = float(np.mean([(rows - 1) / rows if std > 0 else 0.0 for std in scaling.std]))
+    centres, iterations = _lloyd(scaled, columns, initial, int(options["maxIter"]), float(options["tol"]) * variance)
+    sizes, inertia = _assign(scaled, columns, centres)
+    return _model_with_centres(scaled.sparkSession, centres, options), sizes, inertia, iterations
+
+
+def _coordinates(width: int) -> list[str]:
+    """The columns holding the scaled features one by one (for Lloyd's iterations)."""
+    return [f"__brickyard_z{i}" for i in range(width)]
+
+
+def _lloyd(points: DataFrame, columns: list[str], centres: np.ndarray, max_iter: int, tol: float) -> tuple[np.ndarray, int]:
+    """scikit-learn's Lloyd loop (`sklearn.cluster._kmeans._kmeans_single_lloyd`), one Spark
+    aggregate per iteration: assign each row to its nearest centre, move each centre to its
+    rows' mean; stop when no row changed cluster since the iteration before, when the centres
+    moved by at most `tol` in all (sum of squared shifts), or after `max_iter` iterations.
+    A cluster that loses every row keeps its centre (scikit-learn moves it to a far row)."""
+    from pyspark.sql import functions as F
+
+    previous: np.ndarray | None = None
+    iterations = 0
+    k = len(centres)
+    while iterations < max_iter:
+        iterations += 1
+        # rows whose nearest centre changed since the last iteration (all rows on the first)
+        before = F.lit(-1) if previous is None else _nearest(columns, previous)
+        labelled = points.select(_nearest(columns, centres).alias("__c"), before.alias("__b"), *columns)
+        inside = [F.col("__c") == cluster for cluster in range(k)]
+        totals = labelled.agg(
+            F.sum(F.when(F.col("__c") != F.col("__b"), 1).otherwise(0)).alias("__changed"),
+            *[F.count(F.when(inside[c], 1)).alias(f"__n{c}") for c in range(k)],
+            *[F.sum(F.when(inside[c], F.col(name))).alias(f"__s{c}_{j}") for c in range(k) for j, name in enumerate(columns)],
+        ).first()
+        assert totals is not None
+        updated = centres.copy()
+        for c in range(k):
+            if totals[f"__n{c}"]:
+                updated[c] = [totals[f"__s{c}_{j}"] / totals[f"__n{c}"] for j in range(len(columns))]
+        shift = float(((updated - centres) ** 2).sum())
+        previous, centres = centres, updated
+        if totals["__changed"] == 0 or shift <= tol:
+            break
+    return centres, iterations
+
+
+def _squared_distances(columns: list[str], centres: np.ndarray) -> tuple[list[Any], Any]:
+    """Columns: each row's squared distance to each centre, and the smallest of them."""
+    from pyspark.sql import functions as F
+
+    distances = []
+    for centre in centres:
+        terms = [(F.col(c) - F.lit(float(value))) ** 2 for c, value in zip(columns, centre, strict=True)]
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        distances.append(total)
+    return distances, F.least(*distances) if len(distances) > 1 else distances[0]
+
+
+def _nearest(columns: list[str], centres: np.ndarray) -> Any:
+    """The index of the centre nearest each row (the first one on a tie), as a Column."""
+    from pyspark.sql import functions as F
+
+    distances, nearest = _squared_distances(columns, centres)
+    choice = F.when(distances[0] == nearest, 0)
+    for index, distance in enumerate(distances[1:], start=1):
+        choice = choice.when(distance == nearest, index)
+    return choice
+
+
+def _assign(points: DataFrame, columns: list[str], centres: np.ndarray) -> tuple[list[int], float]:
+    """Rows per cluster and the inertia (sum of squared distances to the nearest centre)."""
+    from pyspark.sql import functions as F
+
+    _, nearest = _squared_distances(columns, centres)
+    labelled = points.select(_nearest(columns, centres).alias("__c"), nearest.alias("__d"))
+    totals = labelled.agg(
+        F.sum("__d").alias("__inertia"), *[F.count(F.when(F.col("__c") == c, 1)).alias(f"__n{c}") for c in range(len(centres))]
+    ).first()
+    assert totals is not None
+    sizes = [int(totals[f"__n{c}"]) for c in range(len(centres))]
+    inertia = float(totals["__inertia"])
+    return sizes, inertia
+
+
+def _model_with_centres(spark: Any, centres: np.ndarray, options: dict[str, Any]) -> Any:
+    """An MLlib KMeansModel whose cluster i has centre `centres[i]` (so cluster numbers are
+    those of the DuckDB engine, which starts from the same seeds in the same order).
+
+    pyspark has no public way to build a model from given centres, so this is MLlib's
+    KMeans fitted on the k centres alone: random initialisation takes all k points, and
+    each stays its own cluster's mean. MLlib numbers them in the order it drew them; a
+    second fit on the points in that order numbers them as given.
+
+    Raises:
+        ModelError: two centres are the same point (MLlib's model would have fewer).
+    """
+    model = _fit_on_points(spark, centres, options)
+    order = _numbering(model, centres)
+    if order is not None and order != list(range(len(centres))):
+        reordered = np.empty_like(centres)
+        reordered[order] = centres
+        again = _fit_on_points(spark, reordered, options)
+        if _numbering(again, centres) == list(range(len(centres))):
+            model = again
+    if order is None:
+        raise ModelError(
+            f"kmeans on Spark ended with fewer than {len(centres)} distinct centres",
+            hint="lower k: the data does not hold that many clusters",
+        )
+    return model
+
+
+def _fit_on_points(spark: Any, points: np.ndarray, options: dict[str, Any]) -> Any:
+    from pyspark.ml.clustering import KMeans
+    from pyspark.ml.linalg import Vectors
+
+    frame = spark.createDataFrame([(Vectors.dense([float(v) for v in point]),) for point in points], [FEATURES])
+    estimator = KMeans(k=len(points), featuresCol=FEATURES, predictionCol=PREDICTION, initMode="random",
+                       maxIter=int(options["maxIter"]), tol=float(options["tol"]), seed=int(options["seed"]))
+    return estimator.fit(frame)
+
+
+def _numbering(model: Any, centres: np.ndarray) -> list[int] | None:
+    """For each of the model's clusters, the index of its centre in `centres` (None unless
+    the model's centres are exactly `centres`, in some order)."""
+    found = [np.asarray(centre, dtype=np.float64) for centre in model.clusterCenters()]
+    order = []
+    for centre in found:
+        matches = [i for i, wanted in enumerate(centres) if np.array_equal(centre, wanted)]
+        if not matches:
+            return None
+        order.append(matches[0])
+    return order if sorted(order) == list(range(len(centres))) else None
 
 
 def _profile(predictions: DataFrame, features: list[str], rows: int) -> pd.DataFrame:

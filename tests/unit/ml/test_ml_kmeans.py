@@ -13,7 +13,9 @@ from ml_helpers import run_task
 
 from brickyard import Workspace
 from brickyard.ml import tracking
+from brickyard.ml.errors import TrainingDataError
 from brickyard.ml.kmeans import cluster_label, feature_words, fit_kmeans, profile
+from brickyard.ml.kmeans_init import distinct_sample, feature_columns, row_hashes
 from brickyard.ml.preprocess import fit_numeric, median
 
 FEATURES = ["trip_distance", "fare_amount", "passenger_count"]
@@ -99,16 +101,52 @@ def test_k_range_logs_each_k_and_picks_the_best_silhouette(trips_ws: Workspace) 
 
 
 def test_fit_kmeans_matches_scikit_learn_on_standardized_data() -> None:
+    """From brickyard's initial centres (the rows seeded k-means++ picks from the hashed
+    sample) it is scikit-learn's KMeans; with `init: k-means++`, scikit-learn's own start."""
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import StandardScaler
 
     frame = trips(2000).fillna({"fare_amount": 8.0})
-    fitted = fit_kmeans(frame, FEATURES, 3, seed=1, params={"max_iter": 20, "tol": 0.0})
     scaled = StandardScaler().fit_transform(frame[FEATURES])
-    reference = KMeans(3, n_init=1, max_iter=20, tol=0.0, random_state=1).fit(scaled)
+    fitted = fit_kmeans(frame, FEATURES, 3, seed=1, params={"max_iter": 20, "tol": 0.0})
+    assert fitted.initial_centres is not None and fitted.initial_centres.shape == (3, 3)
+    # the initial centres are rows of the data, standardized
+    assert all(np.isclose(scaled, centre, atol=1e-9).all(axis=1).any() for centre in fitted.initial_centres)
+    reference = KMeans(3, init=fitted.initial_centres, n_init=1, max_iter=20, tol=0.0).fit(scaled)
     assert np.array_equal(fitted.labels, reference.labels_)
     assert math.isclose(fitted.inertia, reference.inertia_, rel_tol=1e-9)
     assert np.array_equal(fitted.model.predict(frame[FEATURES]), reference.labels_)
+
+    own = fit_kmeans(frame, FEATURES, 3, seed=1, params={"max_iter": 20, "tol": 0.0, "init": "k-means++"})
+    reference = KMeans(3, n_init=1, max_iter=20, tol=0.0, random_state=1).fit(scaled)
+    assert own.initial_centres is None
+    assert np.array_equal(own.labels, reference.labels_)
+
+
+def test_the_seed_sample_does_not_depend_on_row_order_and_counts_repeated_rows() -> None:
+    """The distinct rows with the smallest hashes, each weighted by its rows: the same in
+    any row order, and what counting every distinct row would give."""
+    frame = trips(3000)
+    frame["passenger_count"] = frame["passenger_count"].astype("Int64")
+    frame.loc[::50, "passenger_count"] = pd.NA
+    frame = pd.concat([frame, frame.iloc[:500], frame.iloc[:100]], ignore_index=True)  # repeated rows
+    for size in (10, 700, 100_000):
+        sample = distinct_sample(frame, FEATURES, seed=3, size=size)
+        shuffled = distinct_sample(frame.sample(frac=1.0, random_state=5), FEATURES, seed=3, size=size)
+        np.testing.assert_array_equal(sample.values, shuffled.values)
+        np.testing.assert_array_equal(sample.weights, shuffled.weights)
+        hashes = row_hashes(feature_columns(frame, FEATURES), 3)
+        distinct, counts = np.unique(hashes, return_counts=True)
+        assert len(sample.values) == min(size, len(distinct))
+        np.testing.assert_array_equal(sample.weights, counts[:size])
+        assert sample.positions is not None
+        np.testing.assert_array_equal(hashes[sample.positions], distinct[:size])
+
+
+def test_fewer_distinct_rows_than_clusters_is_a_training_data_error() -> None:
+    frame = pd.DataFrame({"trip_distance": [1.0, 2.0] * 10, "fare_amount": [5.0, 9.0] * 10, "passenger_count": [1] * 20})
+    with pytest.raises(TrainingDataError, match="only 2 distinct rows; kmeans cannot make 3 clusters"):
+        fit_kmeans(frame, FEATURES, 3)
 
 
 def test_fast_numeric_preprocessing_equals_scikit_learn_fit() -> None:

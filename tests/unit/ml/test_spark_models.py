@@ -115,3 +115,33 @@ def test_serving_an_mllib_model_listens_on_loopback_only_without_a_spark_ui(trai
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def connect_workspace(folder: Path, remote: str, template: Path) -> Workspace:
+    ws = Workspace.init(folder)
+    text = ws.config_path.read_text(encoding="utf-8").replace("engine: duckdb\n", "")
+    conf = '  conf:\n    spark.sql.shuffle.partitions: "2"\n'
+    ws.config_path.write_text(text + f"engine: spark\nspark:\n  remote: {remote}\n{conf}", encoding="utf-8")
+    shutil.copyfile(template, ws.root / "mlflow.db")
+    return Workspace.open(ws.root)
+
+
+def test_an_mllib_model_trained_over_spark_connect_scores_over_spark_connect(
+    spark_connect: Any, migrated_mlflow_db: Path, tmp_path: Path
+) -> None:
+    """mlflow.pyfunc loads a `spark` flavor model through the JVM's Hadoop filesystem, which a
+    Connect client does not have; the score task must still score with it over Connect."""
+    from brickyard.engines.spark_session import stop_spark
+
+    ws = connect_workspace(tmp_path / "ws", spark_connect.remote, migrated_mlflow_db)
+    ws.lake.write("silver.taxi_trips", pa.Table.from_pandas(blobs(), preserve_index=False))
+    try:
+        run(ws, SEGMENT, "spark")
+        context = run(ws, SCORE, "spark", run_id="20260101-000001-score")
+    finally:
+        stop_spark()  # the next Spark test starts its own local session
+    scored = ws.lake.read("gold.trip_segments_scored").to_pandas()
+    assigned = ws.lake.read("gold.taxi_segments").to_pandas()
+    assert context.metrics.rows_out == len(scored) == 2000
+    pairs = scored.merge(assigned, on="trip_id")
+    assert len(pairs) == 2000 and (pairs["prediction"] == pairs["cluster"]).all()
