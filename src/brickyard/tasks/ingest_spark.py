@@ -246,7 +246,8 @@ def load_batch(
     from pyspark.sql import functions as F
 
     spark = engine.spark
-    raw = read_raw(spark, fmt, files, uris, columns_by_file, options)
+    with spark_read_errors(task, files):  # a Parquet file's schema is read here, eagerly
+        raw = read_raw(spark, fmt, files, uris, columns_by_file, options)
     view = f"__by_ingest_{uuid.uuid4().hex[:12]}"
     raw.createOrReplaceTempView(view)
     try:
