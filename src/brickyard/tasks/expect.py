@@ -39,17 +39,11 @@ import duckdb
 from pydantic import field_validator
 
 from brickyard.core.contract import Contract, Expectation
-from brickyard.engines.duckdb.engine import one_line
-from brickyard.errors import BrickyardError, LakeError, SqlError
-from brickyard.lake.names import TableName
-from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
-from brickyard.tasks.checkpoint import EXPECT_KEY
-from brickyard.tasks.explain import explain_problems
-from brickyard.tasks.quality import (
+from brickyard.core.quality import (
     FLAG,
+    CheckedWrite,
     ExpectationFailedError,
     ExpectationResult,
-    QuarantineLimit,
     Rule,
     Splitter,
     StreamGuard,
@@ -58,11 +52,15 @@ from brickyard.tasks.quality import (
     prefetched,
     quarantine_name,
     quote,
-    task_engine,
     text_rows,
-    write_quarantine,
 )
-from brickyard.tasks.spark_quality import CheckedWrite
+from brickyard.engines.duckdb.engine import one_line
+from brickyard.errors import BrickyardError, LakeError, SqlError
+from brickyard.lake.names import TableName
+from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
+from brickyard.tasks.checkpoint import EXPECT_KEY
+from brickyard.tasks.explain import explain_problems
+from brickyard.tasks.quality import QuarantineLimit, task_engine, write_quarantine
 from brickyard.tasks.sql_task import register
 
 if TYPE_CHECKING:

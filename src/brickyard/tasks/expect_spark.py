@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from brickyard.core.quality import FLAG, CheckedWrite, Rule, checked_query, quote
 from brickyard.errors import LakeError
 from brickyard.lake.names import TableName
-from brickyard.tasks.quality import FLAG, Rule, checked_query, quote
-from brickyard.tasks.spark_quality import CheckedWrite, write_checked
+from brickyard.tasks.spark_quality import write_checked
 from brickyard.tasks.sql_spark import SparkQuery, text_quarantine
 
 if TYPE_CHECKING:

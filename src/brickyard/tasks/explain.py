@@ -15,11 +15,11 @@ from typing import Any
 import duckdb
 
 from brickyard.core.contract import Contract
+from brickyard.core.quality import QUARANTINE_SUFFIX, Rule, checked_query, quote
 from brickyard.engines.duckdb.engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
 from brickyard.errors import BrickyardError, suggest
 from brickyard.lake.names import TableName
 from brickyard.tasks.base import CheckContext
-from brickyard.tasks.quality import QUARANTINE_SUFFIX, Rule, checked_query, quote
 
 INGEST_COLUMNS = (("_source_file", "VARCHAR"), ("_loaded_at", "TIMESTAMP"))
 

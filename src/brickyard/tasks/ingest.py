@@ -116,11 +116,29 @@ import duckdb
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from brickyard.core import pii
 from brickyard.core.contract import Contract
+from brickyard.core.quality import (
+    LINE_COLUMN,
+    LOADED_AT_COLUMN,
+    REASON,
+    REASON_COLUMN,
+    RUN_ID_COLUMN,
+    SOURCE_FILE_COLUMN,
+    CheckedWrite,
+    ExpectationResult,
+    Rule,
+    Splitter,
+    StreamGuard,
+    compile_rule,
+    loaded_at_array,
+    prefetched,
+    quarantine_name,
+    quote,
+)
 from brickyard.engines.duckdb.engine import one_line
 from brickyard.errors import CommitConflictError, ConfigError, DataFileNotFoundError, LakeError
 from brickyard.lake.names import TableName
-from brickyard.tasks import pii
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
 from brickyard.tasks.checkpoint import (
     INGEST_KEY,
@@ -134,26 +152,7 @@ from brickyard.tasks.checkpoint import (
 )
 from brickyard.tasks.ingest_errors import IngestError, read_error, spark_read_error
 from brickyard.tasks.ingest_sql import RAW_LIST, PlannedColumn, duplicates_sql, final_sql, typed_sql
-from brickyard.tasks.quality import (
-    LINE_COLUMN,
-    LOADED_AT_COLUMN,
-    REASON,
-    REASON_COLUMN,
-    RUN_ID_COLUMN,
-    SOURCE_FILE_COLUMN,
-    ExpectationResult,
-    QuarantineLimit,
-    Rule,
-    Splitter,
-    StreamGuard,
-    compile_rule,
-    loaded_at_array,
-    prefetched,
-    quarantine_name,
-    quote,
-    task_engine,
-    write_quarantine,
-)
+from brickyard.tasks.quality import QuarantineLimit, task_engine, write_quarantine
 from brickyard.tasks.refresh import refresh_metadata, refresh_mode
 from brickyard.tasks.sources import (
     Format,
@@ -167,7 +166,6 @@ from brickyard.tasks.sources import (
     scan_sql,
     sniffed_formats,
 )
-from brickyard.tasks.spark_quality import CheckedWrite
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -288,7 +286,7 @@ class IngestTask(TaskKind):
 
 def _rule_problems(contract: Contract, target: str, engine: Engine) -> list[str]:
     """Why the contract's expectations (SQL in DuckDB's dialect) cannot run on `engine`."""
-    from brickyard.tasks.quality import checked_query, contract_rules
+    from brickyard.core.quality import checked_query, contract_rules
 
     rules = contract_rules(contract)
     return engine.sql_problems(checked_query(f"SELECT * FROM {target}", rules), f"expectations on {target}") if rules else []

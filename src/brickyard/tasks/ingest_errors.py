@@ -17,10 +17,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from brickyard.core import pii
 from brickyard.engines.csv_errors import SNIFFED_RECORDS, CsvProblem, csv_problem, locate
 from brickyard.engines.duckdb.engine import one_line
 from brickyard.errors import BrickyardError, is_transient
-from brickyard.tasks import pii
 from brickyard.tasks.sources import Format, ReaderOptions, dialect, null_arguments
 
 if TYPE_CHECKING:

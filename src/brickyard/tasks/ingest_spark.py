@@ -31,21 +31,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from brickyard.errors import BrickyardError
-from brickyard.tasks.checkpoint import SourceFile
-from brickyard.tasks.ingest_sql import RAW, PlannedColumn, duplicates_sql, final_sql, typed_sql
-from brickyard.tasks.quality import (
+from brickyard.core.quality import (
     LINE_COLUMN,
     LOADED_AT_COLUMN,
     REASON,
     REASON_COLUMN,
     RUN_ID_COLUMN,
     SOURCE_FILE_COLUMN,
+    CheckedWrite,
     ExpectationResult,
     Rule,
 )
+from brickyard.errors import BrickyardError
+from brickyard.tasks.checkpoint import SourceFile
+from brickyard.tasks.ingest_sql import RAW, PlannedColumn, duplicates_sql, final_sql, typed_sql
 from brickyard.tasks.sources import FILE_COLUMN, Format, ReaderOptions, line_offset
-from brickyard.tasks.spark_quality import CheckedWrite, write_checked
+from brickyard.tasks.spark_quality import write_checked
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession

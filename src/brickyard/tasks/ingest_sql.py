@@ -32,17 +32,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from brickyard.core import pii
+from brickyard.core.quality import FLAG, REASON, SOURCE_FILE_COLUMN, Rule, checked_query, literal, quote
 from brickyard.engines.spark_sql import java_format
-from brickyard.tasks import pii
-from brickyard.tasks.quality import (
-    FLAG,
-    REASON,
-    SOURCE_FILE_COLUMN,
-    Rule,
-    checked_query,
-    literal,
-    quote,
-)
 from brickyard.tasks.sources import FILE_COLUMN, Format, raw_text
 
 RAW = "__by_raw_{}"

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field
 
+from brickyard.core.quality import literal, quote
 from brickyard.engines.csv_errors import Dialect
 from brickyard.tasks.base import TaskOptions
-from brickyard.tasks.quality import literal, quote
 
 if TYPE_CHECKING:
     import duckdb

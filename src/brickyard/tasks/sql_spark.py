@@ -20,13 +20,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from brickyard.core.quality import FLAG, LOADED_AT_COLUMN, REASON, RUN_ID_COLUMN, CheckedWrite, Rule
 from brickyard.engines.spark.engine import SparkEngine, run_statement
 from brickyard.engines.spark.text import arrow_text
 from brickyard.engines.spark_delta import read_table
 from brickyard.engines.spark_sql import SparkStatement, translate
 from brickyard.errors import CommitConflictError, TableNotFoundError
-from brickyard.tasks.quality import FLAG, LOADED_AT_COLUMN, REASON, RUN_ID_COLUMN, Rule
-from brickyard.tasks.spark_quality import CheckedWrite, quarantine_rows, write_checked
+from brickyard.tasks.spark_quality import quarantine_rows, write_checked
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -67,14 +67,10 @@ import duckdb
 from pydantic import field_validator, model_validator
 
 from brickyard.core.contract import Contract, Expectation
-from brickyard.engines.duckdb.engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
-from brickyard.errors import BrickyardError, CommitConflictError, ConfigError, LakeError, SqlError
-from brickyard.lake.names import TableName
-from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
-from brickyard.tasks.quality import (
+from brickyard.core.quality import (
     FLAG,
     REASON,
-    QuarantineLimit,
+    CheckedWrite,
     Splitter,
     StreamGuard,
     checked_query,
@@ -82,12 +78,14 @@ from brickyard.tasks.quality import (
     prefetched,
     quarantine_name,
     quote,
-    task_engine,
     text_rows,
-    write_quarantine,
 )
+from brickyard.engines.duckdb.engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
+from brickyard.errors import BrickyardError, CommitConflictError, ConfigError, LakeError, SqlError
+from brickyard.lake.names import TableName
+from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
+from brickyard.tasks.quality import QuarantineLimit, task_engine, write_quarantine
 from brickyard.tasks.refresh import REFRESH_KEY, refresh_metadata, refresh_mode
-from brickyard.tasks.spark_quality import CheckedWrite
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -716,7 +714,7 @@ def _without_hugeint(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelati
 def _text_schema(columns: list[str]) -> pa.Schema:
     import pyarrow as pa
 
-    from brickyard.tasks.quality import LOADED_AT_COLUMN, REASON_COLUMN, RUN_ID_COLUMN
+    from brickyard.core.quality import LOADED_AT_COLUMN, REASON_COLUMN, RUN_ID_COLUMN
 
     fields = [pa.field(c, pa.string()) for c in columns if c not in (REASON_COLUMN, RUN_ID_COLUMN, LOADED_AT_COLUMN)]
     fields += [

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pytest
 
+from brickyard.core.quality import ExpectationFailedError
 from brickyard.errors import ConfigError, LakeError
 from brickyard.tasks import expect, quality
 from brickyard.tasks.checkpoint import EXPECT_KEY
-from brickyard.tasks.quality import ExpectationFailedError
 
 if TYPE_CHECKING:
     from conftest import Lakehouse

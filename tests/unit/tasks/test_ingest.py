@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
+from brickyard.core.pii import hmac_hex
+from brickyard.core.quality import ExpectationFailedError
 from brickyard.demo.synth import TAXI_COLUMNS, write_taxi_csv
 from brickyard.errors import ConfigError, DataFileNotFoundError
 from brickyard.tasks import ingest, quality
 from brickyard.tasks.checkpoint import INGEST_KEY
 from brickyard.tasks.ingest import IngestError, IngestOptions, SchemaEvolutionError
-from brickyard.tasks.pii import hmac_hex
-from brickyard.tasks.quality import ExpectationFailedError
 
 if TYPE_CHECKING:
     from conftest import Lakehouse

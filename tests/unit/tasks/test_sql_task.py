@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
+from brickyard.core.quality import ExpectationFailedError
 from brickyard.errors import ConfigError, LakeError, SqlError
 from brickyard.tasks import quality, sql_task
-from brickyard.tasks.quality import ExpectationFailedError
 from brickyard.tasks.sql_task import SQL_KEY, SqlOptions
 
 if TYPE_CHECKING:
