@@ -11,10 +11,13 @@ Engines are found by name in `brickyard.engines.registry`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from brickyard.core.quality import CheckedWrite, Rule
     from brickyard.lake.tables import Lake
 
 # The capability flags an engine class states (each a bool class attribute of `Engine`).
@@ -37,12 +40,49 @@ class Preview:
     rows: list[tuple[Any, ...]]
 
 
+class TableCheck(ABC):
+    """The checked rows of one version of a lake table (`Engine.check_table`): every row
+    with one flag per rule and the `__by_reason` of its broken `drop` rules (see
+    `brickyard.core.quality.checked_query`). Close it when done."""
+
+    table: str
+    version: int  # the table version checked
+
+    @abstractmethod
+    def count(self) -> tuple[int, list[int]]:
+        """The number of rows, and per rule the number that break it.
+
+        Raises:
+            SqlError: a rule does not run on the table.
+        """
+
+    @abstractmethod
+    def rewrite(
+        self,
+        *,
+        metadata: Mapping[str, Any],
+        transaction: tuple[str, int],
+        run_id: str,
+        loaded_at: datetime,
+        max_quarantined: int | float | None = None,
+    ) -> CheckedWrite:
+        """Append the `drop` rows to `<table>__quarantine`, then overwrite the table with the
+        rest (its own schema and partitioning), each in one commit with `transaction`; only
+        while the table is still at the checked version, and nothing past `max_quarantined`.
+
+        Raises:
+            LakeError: the table changed since it was checked.
+            QuarantineLimitError, ExpectationFailedError: nothing was written.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the check holds (views, cached rows)."""
+
+
 class Engine(ABC):
     """An engine over the lake: a name, capability flags, and the operations the task kinds
     and the CLI call on any engine.
-
-    The kinds' engine-specific halves still reach the concrete engine (the DuckDB
-    connection, the Spark session) when a capability flag sends them there.
     """
 
     name: ClassVar[str]
@@ -84,4 +124,13 @@ class Engine(ABC):
 
         Raises:
             SqlError, TableNotFoundError, DataFileNotFoundError.
+        """
+
+    @abstractmethod
+    def check_table(self, table: str, rules: Sequence[Rule], *, task: str) -> TableCheck:
+        """The rows of `table`'s current version checked against `rules`, for task `task`
+        (the `expect` kind).
+
+        Raises:
+            TableNotFoundError, LakeError, SqlError (UntranslatableSqlError on Spark).
         """

@@ -137,6 +137,7 @@ from brickyard.core.quality import (
     quote,
 )
 from brickyard.engines.duckdb.engine import one_line
+from brickyard.engines.duckdb.quarantine import write_quarantine
 from brickyard.errors import CommitConflictError, ConfigError, DataFileNotFoundError, LakeError
 from brickyard.lake.names import TableName
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
@@ -152,7 +153,7 @@ from brickyard.tasks.checkpoint import (
 )
 from brickyard.tasks.ingest_errors import IngestError, read_error, spark_read_error
 from brickyard.tasks.ingest_sql import RAW_LIST, PlannedColumn, duplicates_sql, final_sql, typed_sql
-from brickyard.tasks.quality import QuarantineLimit, task_engine, write_quarantine
+from brickyard.tasks.quality import QuarantineLimit, task_engine
 from brickyard.tasks.refresh import refresh_metadata, refresh_mode
 from brickyard.tasks.sources import (
     Format,

@@ -1,6 +1,6 @@
 """One ingest batch on the Spark engine: raw files read by Spark's executors as text, typed
 and checked with the same SQL as on DuckDB (`ingest_sql`, translated for Spark), split and
-written by `brickyard.tasks.spark_quality.write_checked` (quarantine commit, then target
+written by `brickyard.engines.spark.quality.write_checked` (quarantine commit, then target
 commit, with the batch's application transaction). No row passes through the driver.
 
 What is shared with DuckDB (in `brickyard.tasks.ingest`): which files, the column plan
@@ -42,11 +42,11 @@ from brickyard.core.quality import (
     ExpectationResult,
     Rule,
 )
+from brickyard.engines.spark.quality import write_checked
 from brickyard.errors import BrickyardError
 from brickyard.tasks.checkpoint import SourceFile
 from brickyard.tasks.ingest_sql import RAW, PlannedColumn, duplicates_sql, final_sql, typed_sql
 from brickyard.tasks.sources import FILE_COLUMN, Format, ReaderOptions, line_offset
-from brickyard.tasks.spark_quality import write_checked
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession

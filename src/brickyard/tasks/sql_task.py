@@ -19,7 +19,7 @@
 The query runs on DuckDB with the lake's tables visible as `zone.name`; the result streams
 into one Delta commit (merge collects it first). With `engine: spark` the same query (in
 DuckDB's dialect) is translated for Spark SQL and written by Spark's executors, with the
-same results, quarantine, incremental reads and idempotency (`brickyard.tasks.sql_spark`);
+same results, quarantine, incremental reads and idempotency (`brickyard.engines.spark.sql`);
 there a merge is one overwrite of the table (its rows whose key is not among the new rows,
 plus the new rows), and `brickyard validate` reports SQL that Spark cannot run. With expectations, bad rows never land:
 `drop` rows go to `<target>__quarantine` (every column as text, `_reason`, `_loaded_at`,
@@ -80,16 +80,17 @@ from brickyard.core.quality import (
     quote,
     text_rows,
 )
-from brickyard.engines.duckdb.engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
+from brickyard.engines.duckdb.engine import DuckDBEngine, one_line
+from brickyard.engines.duckdb.quarantine import write_quarantine
+from brickyard.engines.duckdb.views import register, registered_tables
 from brickyard.errors import BrickyardError, CommitConflictError, ConfigError, LakeError, SqlError
 from brickyard.lake.names import TableName
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
-from brickyard.tasks.quality import QuarantineLimit, task_engine, write_quarantine
+from brickyard.tasks.quality import QuarantineLimit, task_engine
 from brickyard.tasks.refresh import REFRESH_KEY, refresh_metadata, refresh_mode
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import pyarrow.dataset as pads
 
     from brickyard.lake import Lake, WriteMode
 
@@ -249,24 +250,6 @@ def single_select(text: str, where: str) -> None:
         )
 
 
-def register(engine: DuckDBEngine, table: str, dataset: pads.Dataset) -> None:
-    """Make `dataset` visible as `zone.name` on the engine's connection (replacing any view)."""
-    name = TableName.parse(table)
-    arrow_name = f"__by_src_{name.zone}_{name.name}"
-    con = engine.connection
-    con.register(arrow_name, dataset)
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.zone)}")
-    con.execute(f"CREATE OR REPLACE VIEW {quote(name.zone)}.{quote(name.name)} AS SELECT * FROM {quote(arrow_name)}")
-
-
-def registered_tables(engine: DuckDBEngine) -> list[str]:
-    """The lake tables `engine.prepare` made visible on a fresh engine, as `zone.name`."""
-    rows = engine.connection.sql(
-        "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal"
-    ).fetchall()
-    return sorted(f"{s}.{v}" for s, v in rows if s not in BUILTIN_SCHEMAS)
-
-
 class SqlTask(TaskKind):
     """A SELECT over the lake into a table (see the module doc)."""
 
@@ -308,7 +291,7 @@ class SqlTask(TaskKind):
 
 class _SqlJob:
     """One attempt of a sql task: the shared steps (state, pins, metadata, metrics), with
-    execution and writing on DuckDB here or on Spark (`brickyard.tasks.sql_spark`)."""
+    execution and writing on DuckDB here or on Spark (`brickyard.engines.spark.sql`)."""
 
     def __init__(self, options: SqlOptions, context: TaskContext) -> None:
         self.options = options
@@ -456,7 +439,7 @@ class _SqlJob:
             context.record_quarantine(quarantine_name(self.target), 0)
         at = plan.sources or None
         if context.engine.distributed:
-            from brickyard.tasks.sql_spark import SparkQuery
+            from brickyard.engines.spark.sql import SparkQuery
 
             spark_query = SparkQuery.translate(
                 context.spark, checked_query(text, rules) if rules else text, where
@@ -533,7 +516,7 @@ class _SqlJob:
     def _write_spark(
         self, frame: Any, rules: list[Any], where: str, write: _Write
     ) -> CheckedWrite:
-        from brickyard.tasks.sql_spark import write_result
+        from brickyard.engines.spark.sql import write_result
 
         internal = {REASON} | {FLAG.format(i) for i in range(len(rules))}
         self._check_columns([c for c in frame.columns if c not in internal], where)

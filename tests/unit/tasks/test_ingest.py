@@ -19,8 +19,9 @@ from pydantic import ValidationError
 from brickyard.core.pii import hmac_hex
 from brickyard.core.quality import ExpectationFailedError
 from brickyard.demo.synth import TAXI_COLUMNS, write_taxi_csv
+from brickyard.engines.duckdb import quarantine as duckdb_quarantine
 from brickyard.errors import ConfigError, DataFileNotFoundError
-from brickyard.tasks import ingest, quality
+from brickyard.tasks import ingest
 from brickyard.tasks.checkpoint import INGEST_KEY
 from brickyard.tasks.ingest import IngestError, IngestOptions, SchemaEvolutionError
 
@@ -280,7 +281,7 @@ def test_full_refresh_with_two_tasks_writing_one_table_rebuilds_it_from_both(
     assert rows + parked == 700 and parked > 0
 
     house.run(pipeline, "load", run_id="r2", full_refresh=True)
-    real = quality.write_quarantine
+    real = duckdb_quarantine.write_quarantine
 
     def then_crash(*args: Any, **kwargs: Any) -> int | None:
         real(*args, **kwargs)
@@ -311,7 +312,7 @@ def test_crash_after_the_quarantine_commit_neither_loses_nor_duplicates_rows(
 ) -> None:
     synth(house, "a.csv", 2000, seed=1, dirty=0.03)
     house.file("contracts/bronze.trips.yaml", SYNTH_CONTRACT.format(evolution="add"))
-    real = quality.write_quarantine
+    real = duckdb_quarantine.write_quarantine
 
     def then_crash(*args: Any, **kwargs: Any) -> int | None:
         real(*args, **kwargs)
@@ -343,7 +344,7 @@ def test_an_interrupted_full_refresh_is_completed_by_the_next_run(
     house.file("contracts/bronze.trips.yaml", SYNTH_CONTRACT.format(evolution="add"))
     house.run(SYNTH_TASK)
     rows, parked = house.count("bronze.trips"), house.count("bronze.trips__quarantine")
-    real = quality.write_quarantine
+    real = duckdb_quarantine.write_quarantine
 
     def then_crash(*args: Any, **kwargs: Any) -> int | None:
         real(*args, **kwargs)

@@ -19,8 +19,9 @@ from brickyard import Workspace
 from brickyard.core.pipeline import PipelineSpec
 from brickyard.demo.synth import write_taxi_csv
 from brickyard.engines import spark_delta
+from brickyard.engines.spark import quality as spark_quality
 from brickyard.lake import Lake
-from brickyard.tasks import get_kind, spark_quality
+from brickyard.tasks import get_kind
 from brickyard.tasks.base import TaskContext
 from brickyard.tasks.ingest import IngestError
 

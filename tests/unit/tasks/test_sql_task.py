@@ -11,8 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from brickyard.core.quality import ExpectationFailedError
+from brickyard.engines.duckdb import quarantine as duckdb_quarantine
 from brickyard.errors import ConfigError, LakeError, SqlError
-from brickyard.tasks import quality, sql_task
+from brickyard.tasks import sql_task
 from brickyard.tasks.sql_task import SQL_KEY, SqlOptions
 
 if TYPE_CHECKING:
@@ -233,7 +234,7 @@ def test_crash_between_quarantine_and_target_commit(house: Lakehouse, monkeypatc
     seed(house)
     spec = task(query="SELECT * FROM bronze.trips", mode="append", incremental=True,
                 expectations=[{"range": {"column": "fare", "min": 0}, "action": "drop"}])
-    real = quality.write_quarantine
+    real = duckdb_quarantine.write_quarantine
 
     def then_crash(*args: Any, **kwargs: Any) -> int | None:
         real(*args, **kwargs)
@@ -258,7 +259,7 @@ def test_a_parked_batch_is_redone_from_the_source_versions_it_read(
                 expectations=[{"range": {"column": "fare", "min": 0}, "action": "drop"}])
     house.run(spec, run_id="r1")
     seed(house, pa.table({"trip_id": [5, 6], "fare": [-1.0, 3.0], "payment_type": [1, 1]}))
-    real = quality.write_quarantine
+    real = duckdb_quarantine.write_quarantine
 
     def then_crash(*args: Any, **kwargs: Any) -> int | None:
         real(*args, **kwargs)

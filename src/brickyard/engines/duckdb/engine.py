@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from brickyard.config.models import DuckDBConfig
-from brickyard.engines.base import Engine, Preview
+from brickyard.engines.base import Engine, Preview, TableCheck
 from brickyard.engines.csv_errors import SNIFFED_RECORDS, Dialect, csv_problem, locate
 from brickyard.engines.sql_text import Snapshot, rewrite_raw_paths, rewrite_time_travel
 from brickyard.errors import (
@@ -35,6 +35,7 @@ from brickyard.errors import (
 from brickyard.lake.names import TableName
 
 if TYPE_CHECKING:
+    from brickyard.core.quality import Rule
     from brickyard.lake.tables import Lake
 
 Relation = duckdb.DuckDBPyRelation  # a query's result, read as it is fetched
@@ -65,6 +66,15 @@ class DuckDBEngine(Engine):
         if self._connection is None:
             self._connection = self._connect()
         return self._connection
+
+    def fresh(self) -> DuckDBEngine:
+        """A new engine over the same lake and config for one task run (tables registered
+        by earlier tasks must not be seen at their old versions), set up for batch work:
+        no progress bar on the terminal (the engine itself turns DuckDB 2.0's
+        `type_pushdown` off, which breaks TRY_CAST over read_csv text columns)."""
+        engine = DuckDBEngine(self.lake, self.config)
+        engine.connection.execute("SET enable_progress_bar = false")
+        return engine
 
     def close(self) -> None:
         """Close the DuckDB connection."""
@@ -141,6 +151,11 @@ class DuckDBEngine(Engine):
         with self.errors():  # rows are read as they are fetched
             rows = relation.limit(limit).fetchall()
         return Preview(list(relation.columns), [str(t) for t in relation.types], rows)
+
+    def check_table(self, table: str, rules: Sequence[Rule], *, task: str) -> TableCheck:
+        from brickyard.engines.duckdb.expect import DuckDBCheck
+
+        return DuckDBCheck(self, table, rules, task=task)
 
     def export(self, query: str, target: str, fmt: str) -> None:
         """`copy_to`: streamed into one file, or /dev/stdout."""

@@ -7,12 +7,12 @@ engine costs nothing until a query runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from brickyard.config.models import SparkConfig
-from brickyard.engines.base import Engine, Preview
+from brickyard.engines.base import Engine, Preview, TableCheck
 from brickyard.engines.spark_delta import read_table, spark_path
 from brickyard.engines.spark_session import error_text, spark_session
 from brickyard.engines.spark_sql import (
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
+    from brickyard.core.quality import Rule
     from brickyard.lake.tables import Lake
 
 TRUE = {"true", "1", "yes"}
@@ -114,6 +115,11 @@ class SparkEngine(Engine):
         shown = self.to_arrow(self.dataframe(query), limit=limit)
         rows = [tuple(row.values()) for row in shown.to_pylist()]
         return Preview(shown.column_names, [str(t) for t in shown.schema.types], rows)
+
+    def check_table(self, table: str, rules: Sequence[Rule], *, task: str) -> TableCheck:
+        from brickyard.engines.spark.expect import SparkCheck
+
+        return SparkCheck(self, self.lake, table, self.lake.version(table), rules)
 
     def export(self, query: str, target: str, fmt: str) -> None:
         """The result written by Spark's executors into the folder `target` (part files;

@@ -1,4 +1,4 @@
-"""The Spark side of `brickyard.tasks.quality`: a checked DataFrame split into the rows to
+"""The Spark side of `brickyard.core.quality`: a checked DataFrame split into the rows to
 write and the rows to quarantine, each written by Spark's executors and committed to Delta.
 
 The checked rows come from the same SQL as on DuckDB (`checked_query`, translated for

@@ -1,5 +1,5 @@
 """The `sql` kind's execute-and-write step on the Spark engine (the rest is shared, in
-`brickyard.tasks.sql_task`).
+`brickyard.tasks.sql_task`; the engine's side of it).
 
 The query, wrapped by the same `checked_query` as on DuckDB, is translated for Spark once;
 each lake table it names is registered as a view at one pinned version (whole, or only the
@@ -18,21 +18,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from brickyard.core.quality import FLAG, LOADED_AT_COLUMN, REASON, RUN_ID_COLUMN, CheckedWrite, Rule
 from brickyard.engines.spark.engine import SparkEngine, run_statement
+from brickyard.engines.spark.quality import quarantine_rows, write_checked
 from brickyard.engines.spark.text import arrow_text
 from brickyard.engines.spark_delta import read_table
 from brickyard.engines.spark_sql import SparkStatement, translate
 from brickyard.errors import CommitConflictError, TableNotFoundError
-from brickyard.tasks.spark_quality import quarantine_rows, write_checked
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from brickyard.lake import Lake, WriteMode
-    from brickyard.tasks.sql_task import SqlMode
 
 
 class _SessionEngine(SparkEngine):
@@ -116,7 +115,7 @@ def write_result(
     *,
     lake: Lake,
     target: str,
-    mode: SqlMode,
+    mode: Literal["overwrite", "append", "merge"],
     quarantine_mode: WriteMode,
     skip_quarantine: bool = False,
     keys: Sequence[str],
