@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from brickyard.core.contract import Contract, Expectation
 from brickyard.core.pii import WITHHELD
-from brickyard.errors import BrickyardError
+from brickyard.errors import BrickyardError, SqlError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -551,3 +551,13 @@ class CheckedWrite:
     version: int | None
     quarantine_version: int | None
     reasons: list[tuple[str, int]] = field(default_factory=list)  # top `_reason` texts, counted
+
+
+def require_query_columns(columns: Sequence[str], required: Sequence[str], where: str) -> None:
+    """Raise SqlError when the query's `columns` lack one that keys/partition_by name."""
+    for column in required:
+        if column not in columns:
+            raise SqlError(
+                f"{where}: the query has no column {column!r} (named by keys/partition_by)",
+                hint=f"its columns: {', '.join(columns)}",
+            )

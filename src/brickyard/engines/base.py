@@ -11,13 +11,16 @@ Engines are found by name in `brickyard.engines.registry`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
+    import logging
+
     from brickyard.core.quality import CheckedWrite, Rule
+    from brickyard.lake import WriteMode
     from brickyard.lake.tables import Lake
 
 # The capability flags an engine class states (each a bool class attribute of `Engine`).
@@ -38,6 +41,16 @@ class Preview:
     columns: list[str]
     types: list[str]
     rows: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """Rows read for training, with the Delta version of every lake table read (lineage)
+    and a description of the source for messages (`table x`, `the query`)."""
+
+    table: Any  # a pyarrow.Table
+    reads: dict[str, int]
+    source: str
 
 
 class TableCheck(ABC):
@@ -78,6 +91,60 @@ class TableCheck(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release what the check holds (views, cached rows)."""
+
+
+class TaskQuery(ABC):
+    """A task's SELECT (DuckDB's dialect) with its rules, ready to run on one engine
+    (`Engine.task_query`): pin the lake tables it names, then write its checked rows to a
+    target and the `drop` rows to the target's quarantine. Close it when done."""
+
+    rules: list[Rule]  # the rules the query is checked against
+
+    @abstractmethod
+    def pin(
+        self, since: Callable[[str], int | None] = lambda _: None, at: Mapping[str, int] | None = None
+    ) -> dict[str, int]:
+        """Make every lake table the query names visible at one version: the one in `at`,
+        else its current one; only the rows added after `since(table)` where that is not
+        None. Returns {table: version}.
+
+        Raises:
+            TableNotFoundError, LakeError: a table or version is not there, or the rows
+            since a version cannot be told (the table was rewritten).
+        """
+
+    @abstractmethod
+    def write(
+        self,
+        target: str,
+        *,
+        mode: Literal["overwrite", "append", "merge"],
+        quarantine_mode: WriteMode,
+        skip_quarantine: bool,
+        keys: Sequence[str],
+        partition_by: Sequence[str],
+        metadata: Mapping[str, str],
+        transaction: tuple[str, int],
+        run_id: str,
+        loaded_at: datetime,
+        log: logging.Logger,
+        max_quarantined: int | float | None = None,
+        quarantined: Callable[[int], None] = lambda _: None,
+    ) -> CheckedWrite:
+        """Run the query and write its rows to `target` with `mode` (a merge upserts by
+        `keys`), its `drop` rows first to the quarantine with `quarantine_mode` (or not:
+        `skip_quarantine`, that commit of `transaction` landed already), each in one commit
+        with `transaction`; `quarantined(version)` is called when the quarantine commit
+        lands. Broken `warn` rules are logged on `log`.
+
+        Raises:
+            SqlError: the query fails, or lacks a column `keys`/`partition_by` name.
+            CommitConflictError: another writer committed `transaction` first.
+            ExpectationFailedError, QuarantineLimitError: nothing was written.
+        """
+
+    def close(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release what the query holds (its engine, views)."""
 
 
 class Engine(ABC):
@@ -133,4 +200,32 @@ class Engine(ABC):
 
         Raises:
             TableNotFoundError, LakeError, SqlError (UntranslatableSqlError on Spark).
+        """
+
+    @abstractmethod
+    def task_query(self, text: str, rules: Sequence[Rule], *, where: str) -> TaskQuery:
+        """The `sql` kind's query `text` (one SELECT, DuckDB's dialect) checked against
+        `rules`, ready to pin and write; `where` names it in errors.
+
+        Raises:
+            SqlError (UntranslatableSqlError on an engine that translates), TableNotFoundError.
+        """
+
+    @abstractmethod
+    def training_rows(
+        self,
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        version: int | None = None,
+        pinned: Mapping[str, int] | None = None,
+    ) -> TrainingRows:
+        """The rows of a lake `table` (at `version`, else its version in `pinned`, else its
+        current one) or of a `query` (DuckDB's dialect; each table it names at its version in
+        `pinned`, else its current one), collected to this process for a single-machine
+        learner. A table's rows come in the order its files are in the Delta log, and each
+        file's rows in file order, on every engine (so a seeded split gives the same model).
+
+        Raises:
+            TableNotFoundError, LakeError, SqlError; SparkUnavailableError on Spark.
         """

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from brickyard.config.models import DuckDBConfig
-from brickyard.engines.base import Engine, Preview, TableCheck
+from brickyard.engines.base import Engine, Preview, TableCheck, TaskQuery, TrainingRows
 from brickyard.engines.csv_errors import SNIFFED_RECORDS, Dialect, csv_problem, locate
-from brickyard.engines.sql_text import Snapshot, rewrite_raw_paths, rewrite_time_travel
+from brickyard.engines.sql_text import Snapshot, one_line, rewrite_raw_paths, rewrite_time_travel
 from brickyard.errors import (
     BrickyardError,
     DataFileNotFoundError,
@@ -156,6 +156,23 @@ class DuckDBEngine(Engine):
         from brickyard.engines.duckdb.expect import DuckDBCheck
 
         return DuckDBCheck(self, table, rules, task=task)
+
+    def task_query(self, text: str, rules: Sequence[Rule], *, where: str) -> TaskQuery:
+        from brickyard.engines.duckdb.sql import DuckDBQuery
+
+        return DuckDBQuery(self, text, rules, where)
+
+    def training_rows(
+        self,
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        version: int | None = None,
+        pinned: Mapping[str, int] | None = None,
+    ) -> TrainingRows:
+        from brickyard.engines.duckdb.training import training_rows
+
+        return training_rows(self, table=table, query=query, version=version, pinned=pinned)
 
     def export(self, query: str, target: str, fmt: str) -> None:
         """`copy_to`: streamed into one file, or /dev/stdout."""
@@ -344,31 +361,6 @@ def _raise_io_error(exc: duckdb.IOException) -> None:
 def _is_duckdb_text(message: str) -> bool:
     """True for a message in DuckDB's form (`Invalid Input Error: ...`)."""
     return re.match(r"(?:[A-Z][A-Za-z]* )+Error: ", message) is not None
-
-
-def one_line(message: str) -> str:
-    """DuckDB's multi-line message as one line, with the position of the problem."""
-    lines = [line for line in message.splitlines() if line.strip()]
-    if not lines:
-        return message
-    head = [lines[0]]
-    position = ""
-    for index, line in enumerate(lines[1:], start=1):
-        found = re.match(r"LINE (\d+): ", line)
-        # DuckDB marks the position with one caret, or (newer versions) a run of them.
-        if found and index + 1 < len(lines) and _is_caret(lines[index + 1]):
-            caret = lines[index + 1]
-            column = len(caret) - len(caret.lstrip()) - len(found.group(0)) + 1
-            snippet = line[len(found.group(0)) :].strip()
-            position = f" (line {found.group(1)}, column {column}: {snippet})"
-            break
-        if not found and not _is_caret(line):
-            head.append(line.strip())
-    return " ".join(head) + position
-
-
-def _is_caret(line: str) -> bool:
-    return bool(line.strip()) and set(line.strip()) == {"^"}
 
 
 def type_problem(type_text: str) -> str | None:

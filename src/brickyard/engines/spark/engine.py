@@ -7,12 +7,12 @@ engine costs nothing until a query runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from brickyard.config.models import SparkConfig
-from brickyard.engines.base import Engine, Preview, TableCheck
+from brickyard.engines.base import Engine, Preview, TableCheck, TaskQuery, TrainingRows
 from brickyard.engines.spark_delta import read_table, spark_path
 from brickyard.engines.spark_session import error_text, spark_session
 from brickyard.engines.spark_sql import (
@@ -120,6 +120,23 @@ class SparkEngine(Engine):
         from brickyard.engines.spark.expect import SparkCheck
 
         return SparkCheck(self, self.lake, table, self.lake.version(table), rules)
+
+    def task_query(self, text: str, rules: Sequence[Rule], *, where: str) -> TaskQuery:
+        from brickyard.engines.spark.sql import SparkTaskQuery
+
+        return SparkTaskQuery(self, text, rules, where)
+
+    def training_rows(
+        self,
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        version: int | None = None,
+        pinned: Mapping[str, int] | None = None,
+    ) -> TrainingRows:
+        from brickyard.engines.spark.training import training_rows
+
+        return training_rows(self, table=table, query=query, version=version, pinned=pinned)
 
     def export(self, query: str, target: str, fmt: str) -> None:
         """The result written by Spark's executors into the folder `target` (part files;

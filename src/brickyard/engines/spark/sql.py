@@ -20,7 +20,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from brickyard.core.quality import FLAG, LOADED_AT_COLUMN, REASON, RUN_ID_COLUMN, CheckedWrite, Rule
+from brickyard.core.quality import (
+    FLAG,
+    LOADED_AT_COLUMN,
+    REASON,
+    RUN_ID_COLUMN,
+    CheckedWrite,
+    Rule,
+    checked_query,
+    require_query_columns,
+)
+from brickyard.engines.base import TaskQuery
 from brickyard.engines.spark.engine import SparkEngine, run_statement
 from brickyard.engines.spark.quality import quarantine_rows, write_checked
 from brickyard.engines.spark.text import arrow_text
@@ -29,6 +39,8 @@ from brickyard.engines.spark_sql import SparkStatement, translate
 from brickyard.errors import CommitConflictError, TableNotFoundError
 
 if TYPE_CHECKING:
+    import logging
+
     from pyspark.sql import DataFrame, SparkSession
 
     from brickyard.lake import Lake, WriteMode
@@ -93,6 +105,61 @@ class SparkQuery:
     def frame(self) -> DataFrame:
         """The query's rows (lazy). Raises SqlError on an analysis error."""
         return run_statement(self.engine.spark, self.statement, self.where)
+
+
+class SparkTaskQuery(TaskQuery):
+    """The `sql` kind's query on Spark (`SparkEngine.task_query`): `SparkQuery` pinned, then
+    `write_result`."""
+
+    def __init__(self, engine: SparkEngine, text: str, rules: Sequence[Rule], where: str) -> None:
+        self.lake, self.rules, self.where = engine.lake, list(rules), where
+        self.query = SparkQuery.translate(engine, checked_query(text, rules) if rules else text, where)
+
+    def pin(
+        self, since: Callable[[str], int | None] = lambda _: None, at: Mapping[str, int] | None = None
+    ) -> dict[str, int]:
+        return self.query.pin(self.lake, since, at=at)
+
+    def write(
+        self,
+        target: str,
+        *,
+        mode: Literal["overwrite", "append", "merge"],
+        quarantine_mode: WriteMode,
+        skip_quarantine: bool,
+        keys: Sequence[str],
+        partition_by: Sequence[str],
+        metadata: Mapping[str, str],
+        transaction: tuple[str, int],
+        run_id: str,
+        loaded_at: datetime,
+        log: logging.Logger,
+        max_quarantined: int | float | None = None,
+        quarantined: Callable[[int], None] = lambda _: None,
+    ) -> CheckedWrite:
+        frame = self.query.frame()
+        internal = {REASON} | {FLAG.format(i) for i in range(len(self.rules))}
+        require_query_columns([c for c in frame.columns if c not in internal], [*keys, *partition_by], self.where)
+        written = write_result(
+            frame,
+            self.rules,
+            lake=self.lake,
+            target=target,
+            mode=mode,
+            quarantine_mode=quarantine_mode,
+            skip_quarantine=skip_quarantine,
+            keys=keys,
+            partition_by=partition_by,
+            metadata=metadata,
+            transaction=transaction,
+            run_id=run_id,
+            loaded_at=loaded_at,
+            log=log if self.rules else None,
+            max_quarantined=max_quarantined,
+        )
+        if written.quarantine_version is not None:
+            quarantined(written.quarantine_version)
+        return written
 
 
 def text_quarantine(frame: DataFrame, *, run_id: str, loaded_at: datetime) -> DataFrame:
