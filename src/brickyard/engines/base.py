@@ -11,10 +11,12 @@ Engines are found by name in `brickyard.engines.registry`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from brickyard.errors import BrickyardError
 
 if TYPE_CHECKING:
     import logging
@@ -41,6 +43,97 @@ class Preview:
     columns: list[str]
     types: list[str]
     rows: list[tuple[Any, ...]]
+
+
+class RawReadError(BrickyardError):
+    """An engine could not read a batch's raw files (a malformed line, an unreadable file).
+    `file` is the lake path of the file the engine named, when it named one of the batch's;
+    the kind turns it into the task's located error (file and line)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, file: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.file = file
+
+
+@dataclass
+class IngestBatch:
+    """One ingest batch for `Engine.ingest_batch`: the files (lake-relative `files`, full
+    `uris`), the column plan (`sources`: the files' columns; `planned`: the target's), the
+    rules (`row_rules` checked per row, `unique_rules` counted over the batch), the PII key,
+    and how to write: the target and its quarantine modes, `skip_quarantine` (that commit of
+    the transaction landed already), partitions, commit metadata and transaction."""
+
+    task: str
+    fmt: str  # csv, json or parquet
+    reader: Any  # brickyard.core.sources.ReaderOptions
+    files: list[Any]  # brickyard.core.sources.SourceFile
+    uris: list[str]
+    columns_by_file: dict[str, list[str]]
+    sources: list[str]
+    planned: list[Any]  # brickyard.engines.ingest_sql.PlannedColumn
+    row_rules: list[Rule]
+    unique_rules: list[Rule]
+    key: bytes | None
+    target: str
+    mode: WriteMode
+    quarantine_mode: WriteMode
+    skip_quarantine: bool
+    partition_by: list[str]
+    metadata: dict[str, str]
+    transaction: tuple[str, int]
+    loaded_at: datetime
+    run_id: str
+    log: logging.Logger
+    max_quarantined: int | float | None = None
+    pii_columns: list[str] = field(default_factory=list)
+    contract: str | None = None  # the contract's name, for messages
+
+
+class ScoringFailedError(BrickyardError):
+    """The scoring function failed on the rows (a model on input it cannot take); the
+    message is its error's text, for the kind to put in context."""
+
+
+@dataclass
+class ScoreRequest:
+    """Rows of a source scored batch by batch and written to `target` in one commit
+    (`Engine.score_table`).
+
+    `score(batches)` maps Arrow batches of the source's `columns` to output batches; a
+    distributed engine ships it to its workers, so it must pickle. `batches()` reads the
+    source in this process, batch by batch (a lake table: `table` at `version` is given too,
+    for an engine that reads it itself). `empty_schema(source_schema)` is the output schema
+    when there are no rows. `native_model`, when given, is a model the engine scores with
+    itself (a Spark MLlib model), writing `constants` beside its `prediction`.
+    """
+
+    target: str
+    mode: Literal["append", "overwrite"]
+    partition_by: list[str]
+    metadata: dict[str, str]
+    transaction: tuple[str, int]
+    keys: list[str]
+    columns: list[str] | None
+    batch_size: int
+    score: Callable[[Iterator[Any]], Iterator[Any]]
+    batches: Callable[[], Iterator[Any]]
+    empty_schema: Callable[[Any], Any]
+    check_columns: Callable[[Sequence[str]], None]
+    staging: str  # a folder under the lake for what a distributed engine must stage
+    table: str | None = None
+    version: int | None = None
+    native_model: Any = None
+    constants: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What `Engine.score_table` wrote: the target's new version (None: another attempt of
+    the same transaction committed meanwhile, and nothing was written), rows and batches."""
+
+    version: int | None
+    rows: int
+    batches: int
 
 
 @dataclass(frozen=True)
@@ -209,6 +302,36 @@ class Engine(ABC):
 
         Raises:
             SqlError (UntranslatableSqlError on an engine that translates), TableNotFoundError.
+        """
+
+    def start(self) -> None:  # noqa: B027 - an engine that starts nothing
+        """Start the engine now (a Spark session), so an engine that cannot run fails
+        before expensive work (loading a model); a no-op where nothing starts.
+
+        Raises:
+            SparkUnavailableError: on Spark, when it cannot start.
+        """
+
+    @abstractmethod
+    def ingest_batch(self, batch: IngestBatch) -> CheckedWrite:
+        """Read, type, check and write one ingest batch: the quarantine commit, then the
+        target commit, each with the batch's transaction (see `IngestBatch`).
+
+        Raises:
+            RawReadError: the engine could not read a file; IngestError: a located read
+            error; CommitConflictError: another writer committed the batch first;
+            ExpectationFailedError, QuarantineLimitError: nothing was written; LakeError,
+            SqlError.
+        """
+
+    @abstractmethod
+    def score_table(self, request: ScoreRequest) -> Scored:
+        """Score the request's source and write the scores to its target in one commit with
+        its transaction (see `ScoreRequest`).
+
+        Raises:
+            ScoringFailedError: the scoring function failed on the rows.
+            BrickyardError: a column is missing (`check_columns`), a read or write failed.
         """
 
     @abstractmethod

@@ -18,8 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
+from brickyard.core.options import TaskOptions
 from brickyard.core.quality import top_reasons
 
 if TYPE_CHECKING:
@@ -28,12 +27,6 @@ if TYPE_CHECKING:
     from brickyard.engines.base import Engine
     from brickyard.lake import Lake
     from brickyard.workspace import Workspace
-
-
-class TaskOptions(BaseModel):
-    """Base of every kind's options: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass

@@ -107,74 +107,53 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import duckdb
-import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from brickyard.core import pii
 from brickyard.core.contract import Contract
 from brickyard.core.quality import (
-    LINE_COLUMN,
     LOADED_AT_COLUMN,
-    REASON,
-    REASON_COLUMN,
-    RUN_ID_COLUMN,
     SOURCE_FILE_COLUMN,
     CheckedWrite,
     ExpectationResult,
     Rule,
-    Splitter,
-    StreamGuard,
     compile_rule,
-    loaded_at_array,
-    prefetched,
     quarantine_name,
     quote,
 )
+from brickyard.core.sources import Format, ReaderOptions, SourceFile, format_of, is_empty
+from brickyard.engines.base import IngestBatch, RawReadError
 from brickyard.engines.duckdb.engine import one_line
+from brickyard.engines.duckdb.ingest_errors import IngestError, read_error, spark_read_error
 from brickyard.engines.duckdb.quarantine import write_quarantine
+from brickyard.engines.duckdb.sources import describe, file_columns, sniffed_formats
+from brickyard.engines.ingest_sql import PlannedColumn
 from brickyard.errors import CommitConflictError, ConfigError, DataFileNotFoundError, LakeError
 from brickyard.lake.names import TableName
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
 from brickyard.tasks.checkpoint import (
     INGEST_KEY,
     BatchRecord,
-    SourceFile,
     app_id,
     list_files,
     loaded_files,
     recorded_batch,
     refreshed_in_run,
 )
-from brickyard.tasks.ingest_errors import IngestError, read_error, spark_read_error
-from brickyard.tasks.ingest_sql import RAW_LIST, PlannedColumn, duplicates_sql, final_sql, typed_sql
 from brickyard.tasks.quality import QuarantineLimit, task_engine
 from brickyard.tasks.refresh import refresh_metadata, refresh_mode
-from brickyard.tasks.sources import (
-    Format,
-    LineCounter,
-    ReaderOptions,
-    describe,
-    file_columns,
-    format_of,
-    is_empty,
-    line_offset,
-    scan_sql,
-    sniffed_formats,
-)
 
 if TYPE_CHECKING:
-    import pyarrow as pa
 
     from brickyard.engines.base import Engine
     from brickyard.lake import WriteMode
 
-BATCH_ROWS = 256 * 1024
 META_COLUMNS = (SOURCE_FILE_COLUMN, LOADED_AT_COLUMN)
 MAX_CONFLICTS = 20  # batches lost to concurrent writers before the task gives up
 
@@ -544,15 +523,10 @@ class _IngestJob:
         metadata = {INGEST_KEY: record.to_json()}
         if full_refresh:
             metadata.update(refresh_metadata(run_id))
-        if self.context.engine.distributed:
-            outcome = self._load_spark(
-                batch, files, uris, columns_by_file, sources, planned, row_rules, unique_rules,
-                modes, metadata, loaded_at,
-            )
-        else:
-            outcome = self._load_duckdb(
-                batch, files, uris, sources, planned, row_rules, unique_rules, modes, metadata, loaded_at
-            )
+        outcome = self._load(
+            batch, files, uris, columns_by_file, sources, planned, row_rules, unique_rules,
+            modes, metadata, loaded_at,
+        )
         if outcome.quarantine_version is not None:
             self.context.record_write(self.quarantine, outcome.quarantine_version)
         assert outcome.version is not None
@@ -640,7 +614,7 @@ class _IngestJob:
         self.context.record_write(self.target, version)
         self._account(batch, [], CheckedWrite(0, 0, 0, [], version, None), full_refresh, modes.target)
 
-    def _load_spark(
+    def _load(
         self,
         batch: int,
         files: list[SourceFile],
@@ -654,177 +628,43 @@ class _IngestJob:
         metadata: dict[str, str],
         loaded_at: datetime,
     ) -> CheckedWrite:
-        """The batch read, typed, checked and written by Spark (`ingest_spark`)."""
-        from brickyard.tasks.ingest_spark import SparkReadError, load_batch
-
+        """The batch read, typed, checked and written by the task's engine
+        (`Engine.ingest_batch`); a file it could not read is named with its line."""
         try:
-            return load_batch(
-                self.context.spark,
-                self.lake,
-                task=self.context.task.name,
-                fmt=self.fmt,
-                options=self.options.reader,
-                files=files,
-                uris=uris,
-                columns_by_file=columns_by_file,
-                sources=sources,
-                planned=planned,
-                row_rules=row_rules,
-                unique_rules=unique_rules,
-                key=self.key,
-                target=self.target,
-                mode=modes.target,
-                quarantine_mode=modes.quarantine,
-                skip_quarantine=modes.quarantine_done,
-                partition_by=self.options.partition_by,
-                metadata=metadata,
-                transaction=(self.app, batch),
-                loaded_at=loaded_at,
-                run_id=self.context.run_id,
-                log=self.log,
-                max_quarantined=self.options.max_quarantined,
+            return self.context.engine.ingest_batch(
+                IngestBatch(
+                    task=self.context.task.name,
+                    fmt=self.fmt,
+                    reader=self.options.reader,
+                    files=files,
+                    uris=uris,
+                    columns_by_file=columns_by_file,
+                    sources=sources,
+                    planned=planned,
+                    row_rules=row_rules,
+                    unique_rules=unique_rules,
+                    key=self.key,
+                    target=self.target,
+                    mode=modes.target,
+                    quarantine_mode=modes.quarantine,
+                    skip_quarantine=modes.quarantine_done,
+                    partition_by=list(self.options.partition_by),
+                    metadata=metadata,
+                    transaction=(self.app, batch),
+                    loaded_at=loaded_at,
+                    run_id=self.context.run_id,
+                    log=self.log,
+                    max_quarantined=self.options.max_quarantined,
+                    pii_columns=list(self.pii_columns),
+                    contract=self.options.contract,
+                )
             )
-        except SparkReadError as exc:
+        except RawReadError as exc:
             # from None: the engine's text may quote raw rows with PII values; the message withholds them
             raise spark_read_error(
                 self.con, self.lake.location, self.context.task.name, self.fmt, self.options.reader, files, exc,
                 pii_columns=self.pii_columns,
             ) from None
-
-    def _load_duckdb(
-        self,
-        batch: int,
-        files: list[SourceFile],
-        uris: list[str],
-        sources: list[str],
-        planned: list[PlannedColumn],
-        row_rules: list[Rule],
-        unique_rules: list[Rule],
-        modes: Modes,
-        metadata: dict[str, str],
-        loaded_at: datetime,
-    ) -> CheckedWrite:
-        """The batch streamed through DuckDB and written by delta-rs."""
-        import pyarrow as pa
-
-        location = self.lake.location
-        scan = scan_sql(self.fmt, uris, self.options.reader, sources)
-        prefix = len(location.uri("").rstrip("/")) + 1
-        typed = typed_sql(self.fmt, scan, planned, sources, prefix, [f.path for f in files])
-        query = final_sql(typed, planned, sources, row_rules, self.key)
-        counted = self.count_duplicates(typed, unique_rules)
-        counter = LineCounter(line_offset(self.fmt, self.options.reader))
-        good_columns = [p.name for p in planned] + [SOURCE_FILE_COLUMN]
-        run_id = self.context.run_id
-
-        def bad_rows(rows: pa.RecordBatch, mask: pa.Array) -> pa.RecordBatch:
-            import pyarrow.compute as pc
-
-            positions = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
-            picked = rows.filter(mask)
-            raw = picked.column(RAW_LIST)
-            arrays = [pc.list_element(raw, index) for index in range(len(sources))]
-            arrays += [
-                picked.column(REASON),
-                picked.column(SOURCE_FILE_COLUMN).cast(pa.string()),
-                pa.array(counter.lines(positions), pa.int64()),
-                loaded_at_array(loaded_at, picked.num_rows),
-                pa.array([run_id] * picked.num_rows, pa.string()),
-            ]
-            return pa.RecordBatch.from_arrays(arrays, schema=quarantine_schema)
-
-        def finish_good(rows: pa.RecordBatch) -> pa.RecordBatch:
-            return rows.append_column(
-                pa.field(LOADED_AT_COLUMN, pa.timestamp("us")),
-                loaded_at_array(loaded_at, rows.num_rows),
-            )
-
-        quarantine_schema = pa.schema(
-            [pa.field(name, pa.string()) for name in sources]
-            + [
-                pa.field(REASON_COLUMN, pa.string()),
-                pa.field(SOURCE_FILE_COLUMN, pa.string()),
-                pa.field(LINE_COLUMN, pa.int64()),
-                pa.field(LOADED_AT_COLUMN, pa.timestamp("us")),
-                pa.field(RUN_ID_COLUMN, pa.string()),
-            ]
-        )
-        splitter = Splitter(
-            rules=row_rules,
-            good_columns=good_columns,
-            bad_rows=bad_rows,
-            target=self.target,
-            finish_good=finish_good,
-            counted=counted,
-            max_quarantined=self.options.max_quarantined,
-        )
-        try:
-            reader = self.con.sql(query).to_arrow_reader(BATCH_ROWS)
-        except (duckdb.Error, OSError) as exc:
-            # from None: the engine's text may quote raw rows with PII values; the message withholds them
-            raise self._read_error(files, uris, exc, sniffing=True) from None
-        good_schema = pa.schema(
-            [reader.schema.field(name) for name in good_columns]
-            + [pa.field(LOADED_AT_COLUMN, pa.timestamp("us"))]
-        )
-
-        def numbered() -> Iterator[pa.RecordBatch]:
-            try:
-                for rows in reader:
-                    counter.observe(rows.column(SOURCE_FILE_COLUMN))
-                    yield rows
-            except (duckdb.Error, OSError) as exc:  # an Arrow reader raises DuckDB's errors as OSError
-                # from None: the engine's text may quote raw rows with PII values; the message withholds them
-                raise self._read_error(files, uris, exc) from None
-
-        quarantine_versions: list[int] = []
-
-        def before_commit() -> None:
-            if modes.quarantine_done:
-                return
-            version = write_quarantine(
-                self.lake,
-                self.target,
-                splitter.bad,
-                quarantine_schema,
-                overwrite=modes.quarantine == "overwrite",
-                metadata=metadata,
-                transaction=(self.app, batch),
-                if_committed="conflict",
-            )
-            if version is not None:
-                quarantine_versions.append(version)
-
-        try:
-            guard = StreamGuard()
-            stream = pa.RecordBatchReader.from_batches(
-                good_schema, guard.wrap(prefetched(splitter.split(numbered())))
-            )
-            with guard:
-                version = self.lake.write(
-                    self.target,
-                    stream,
-                    mode=modes.target,
-                    partition_by=self.options.partition_by or None,
-                    evolve_schema=True,
-                    metadata=metadata,
-                    transaction=(self.app, batch),
-                    before_commit=before_commit,
-                    if_committed="conflict",
-                )
-        finally:
-            reader.close()  # a write refused before it read the stream leaves the result open
-        splitter.log_warnings(self.log)
-        return CheckedWrite(
-            rows_in=splitter.rows_in,
-            rows_good=splitter.rows_good,
-            rows_bad=splitter.rows_bad,
-            results=splitter.results(),
-            version=version,
-            quarantine_version=quarantine_versions[-1] if quarantine_versions else None,
-            reasons=splitter.reasons(),
-        )
-
 
     def _account(
         self, batch: int, files: list[SourceFile], outcome: CheckedWrite, full_refresh: bool, mode: str
@@ -963,18 +803,3 @@ class _IngestJob:
                     hint="use action warn or fail, or an expect task after the ingest",
                 )
         return [r for r in rules if r.check != "unique"], [r for r in rules if r.check == "unique"]
-
-    def count_duplicates(self, typed: str, rules: list[Rule]) -> list[ExpectationResult]:
-        """Rows of the batch whose key occurs more than once, per `unique` rule."""
-        results = []
-        for rule in rules:
-            try:
-                found = self.con.sql(duplicates_sql(typed, rule)).fetchall()
-            except duckdb.Error as exc:
-                # from None: the engine's text may quote raw rows with PII values; the message withholds them
-                raise IngestError(
-                    f"expectation {rule.label!r} of {self.options.contract}: {self._engine_text(exc)}"
-                ) from None
-            results.append(ExpectationResult(rule.label, rule.check, rule.action, int(found[0][0])))
-        return results
-

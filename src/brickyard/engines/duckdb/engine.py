@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from brickyard.config.models import DuckDBConfig
-from brickyard.engines.base import Engine, Preview, TableCheck, TaskQuery, TrainingRows
+from brickyard.engines.base import (
+    Engine,
+    IngestBatch,
+    Preview,
+    Scored,
+    ScoreRequest,
+    TableCheck,
+    TaskQuery,
+    TrainingRows,
+)
 from brickyard.engines.csv_errors import SNIFFED_RECORDS, Dialect, csv_problem, locate
 from brickyard.engines.sql_text import Snapshot, one_line, rewrite_raw_paths, rewrite_time_travel
 from brickyard.errors import (
@@ -35,7 +44,7 @@ from brickyard.errors import (
 from brickyard.lake.names import TableName
 
 if TYPE_CHECKING:
-    from brickyard.core.quality import Rule
+    from brickyard.core.quality import CheckedWrite, Rule
     from brickyard.lake.tables import Lake
 
 Relation = duckdb.DuckDBPyRelation  # a query's result, read as it is fetched
@@ -161,6 +170,16 @@ class DuckDBEngine(Engine):
         from brickyard.engines.duckdb.sql import DuckDBQuery
 
         return DuckDBQuery(self, text, rules, where)
+
+    def ingest_batch(self, batch: IngestBatch) -> CheckedWrite:
+        from brickyard.engines.duckdb.ingest import ingest_batch
+
+        return ingest_batch(self, batch)
+
+    def score_table(self, request: ScoreRequest) -> Scored:
+        from brickyard.engines.duckdb.score import score_table
+
+        return score_table(self.lake, request)
 
     def training_rows(
         self,

@@ -12,7 +12,16 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from brickyard.config.models import SparkConfig
-from brickyard.engines.base import Engine, Preview, TableCheck, TaskQuery, TrainingRows
+from brickyard.engines.base import (
+    Engine,
+    IngestBatch,
+    Preview,
+    Scored,
+    ScoreRequest,
+    TableCheck,
+    TaskQuery,
+    TrainingRows,
+)
 from brickyard.engines.spark_delta import read_table, spark_path
 from brickyard.engines.spark_session import error_text, spark_session
 from brickyard.engines.spark_sql import (
@@ -27,7 +36,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
-    from brickyard.core.quality import Rule
+    from brickyard.core.quality import CheckedWrite, Rule
     from brickyard.lake.tables import Lake
 
 TRUE = {"true", "1", "yes"}
@@ -125,6 +134,19 @@ class SparkEngine(Engine):
         from brickyard.engines.spark.sql import SparkTaskQuery
 
         return SparkTaskQuery(self, text, rules, where)
+
+    def start(self) -> None:
+        self.spark  # noqa: B018 - starts the session (SparkUnavailableError when it cannot)
+
+    def ingest_batch(self, batch: IngestBatch) -> CheckedWrite:
+        from brickyard.engines.spark.ingest import ingest_batch
+
+        return ingest_batch(self, batch)
+
+    def score_table(self, request: ScoreRequest) -> Scored:
+        from brickyard.engines.spark.score import score_table
+
+        return score_table(self, request)
 
     def training_rows(
         self,

@@ -42,11 +42,11 @@ from brickyard.core.quality import (
     ExpectationResult,
     Rule,
 )
+from brickyard.core.sources import FILE_COLUMN, Format, ReaderOptions, SourceFile, line_offset
+from brickyard.engines.base import IngestBatch, RawReadError
+from brickyard.engines.ingest_sql import RAW, PlannedColumn, duplicates_sql, final_sql, typed_sql
 from brickyard.engines.spark.quality import write_checked
 from brickyard.errors import BrickyardError
-from brickyard.tasks.checkpoint import SourceFile
-from brickyard.tasks.ingest_sql import RAW, PlannedColumn, duplicates_sql, final_sql, typed_sql
-from brickyard.tasks.sources import FILE_COLUMN, Format, ReaderOptions, line_offset
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -58,13 +58,9 @@ ROW_ID = "__by_row_id"  # Spark's row id (CSV) or the 1-based row number (Parque
 ENCODINGS = {"utf-8": "UTF-8", "utf-16": "UTF-16", "latin-1": "ISO-8859-1"}
 
 
-class SparkReadError(BrickyardError):
+class SparkReadError(RawReadError):
     """Spark could not read the raw files (malformed line, unreadable file). `file` is the
     lake path of the file Spark named, when it named one of the batch's."""
-
-    def __init__(self, message: str, *, hint: str | None = None, file: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.file = file
 
 
 def csv_options(options: ReaderOptions) -> dict[str, str]:
@@ -366,3 +362,33 @@ def _is_spark_error(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(exc, PySparkException | Py4JError)
+
+
+def ingest_batch(engine: SparkEngine, batch: IngestBatch) -> CheckedWrite:
+    """`Engine.ingest_batch` on Spark (`load_batch`)."""
+    return load_batch(
+        engine,
+        engine.lake,
+        task=batch.task,
+        fmt=batch.fmt,  # type: ignore[arg-type]
+        options=batch.reader,
+        files=batch.files,
+        uris=batch.uris,
+        columns_by_file=batch.columns_by_file,
+        sources=batch.sources,
+        planned=batch.planned,
+        row_rules=batch.row_rules,
+        unique_rules=batch.unique_rules,
+        key=batch.key,
+        target=batch.target,
+        mode=batch.mode,
+        quarantine_mode=batch.quarantine_mode,
+        skip_quarantine=batch.skip_quarantine,
+        partition_by=batch.partition_by,
+        metadata=batch.metadata,
+        transaction=batch.transaction,
+        loaded_at=batch.loaded_at,
+        run_id=batch.run_id,
+        log=batch.log,
+        max_quarantined=batch.max_quarantined,
+    )

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 from brickyard.core import pii
 from brickyard.core.quality import FLAG, REASON, SOURCE_FILE_COLUMN, Rule, checked_query, literal, quote
+from brickyard.core.sources import FILE_COLUMN, Format, raw_text
 from brickyard.engines.spark_sql import java_format
-from brickyard.tasks.sources import FILE_COLUMN, Format, raw_text
 
 RAW = "__by_raw_{}"
 RAW_LIST = "__by_raw"
