@@ -112,7 +112,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import duckdb
 from pydantic import Field, field_validator, model_validator
 
 from brickyard.core import pii
@@ -125,14 +124,13 @@ from brickyard.core.quality import (
     Rule,
     compile_rule,
     quarantine_name,
-    quote,
 )
 from brickyard.core.sources import Format, ReaderOptions, SourceFile, format_of, is_empty
 from brickyard.engines.base import IngestBatch, RawReadError
-from brickyard.engines.duckdb.engine import one_line
-from brickyard.engines.duckdb.ingest_errors import IngestError, read_error, spark_read_error
+from brickyard.engines.duckdb.explain import contract_problems
+from brickyard.engines.duckdb.ingest_errors import IngestError
+from brickyard.engines.duckdb.planner import RawFilePlanner
 from brickyard.engines.duckdb.quarantine import write_quarantine
-from brickyard.engines.duckdb.sources import describe, file_columns, sniffed_formats
 from brickyard.engines.ingest_sql import PlannedColumn
 from brickyard.errors import CommitConflictError, ConfigError, DataFileNotFoundError, LakeError
 from brickyard.lake.names import TableName
@@ -146,7 +144,7 @@ from brickyard.tasks.checkpoint import (
     recorded_batch,
     refreshed_in_run,
 )
-from brickyard.tasks.quality import QuarantineLimit, task_engine
+from brickyard.tasks.quality import QuarantineLimit
 from brickyard.tasks.refresh import refresh_metadata, refresh_mode
 
 if TYPE_CHECKING:
@@ -272,54 +270,6 @@ def _rule_problems(contract: Contract, target: str, engine: Engine) -> list[str]
     return engine.sql_problems(checked_query(f"SELECT * FROM {target}", rules), f"expectations on {target}") if rules else []
 
 
-def contract_problems(contract: Contract, where: str, partition_by: Sequence[str] = ()) -> list[str]:
-    """Problems of a contract used at ingest: bad types, pii without key, expectations
-    that do not compile against its columns, partition columns it lacks."""
-    problems: list[str] = []
-    con = duckdb.connect()
-    try:
-        for column in contract.columns:
-            try:
-                con.sql(f"SELECT CAST(NULL AS {column.duckdb_type})").fetchall()
-            except duckdb.Error as exc:
-                problems.append(
-                    f"{where}: column {column.name!r} has an unknown type {column.type!r}: {one_line(str(exc))}"
-                )
-        if contract.pii_columns and not contract.pii_key:
-            problems.append(
-                f"{where}: columns {', '.join(contract.pii_columns)} are pii but the contract has no pii_key"
-            )
-        for expectation in contract.expectations:
-            if expectation.unique is not None and expectation.action == "drop":
-                problems.append(
-                    f"{where}: expectation {expectation.label!r}: unique with action drop is not "
-                    "supported at ingest; use warn/fail, or an expect task after the ingest"
-                )
-        names = [c.name for c in contract.columns]
-        if contract.columns:
-            for partition in partition_by:
-                if partition not in names:
-                    problems.append(f"{where}: partition column {partition!r} is not in the contract")
-            if problems:
-                return problems
-            typed = ", ".join(
-                f"CAST(NULL AS {c.duckdb_type}) AS {quote(c.name)}" for c in contract.columns
-            )
-            for expectation in contract.expectations:
-                rule = compile_rule(expectation)
-                try:
-                    con.sql(
-                        f"EXPLAIN SELECT {rule.fails}, {rule.reason} FROM (SELECT {typed}) AS t"
-                    ).fetchall()
-                except duckdb.Error as exc:
-                    problems.append(
-                        f"{where}: expectation {rule.label!r} does not compile: {one_line(str(exc))}"
-                    )
-    finally:
-        con.close()
-    return problems
-
-
 class _IngestJob:
     """One ingest task attempt: possibly a redone batch, then the new files."""
 
@@ -338,13 +288,14 @@ class _IngestJob:
         self.key = pii.contract_key(self.contract, where) if self.contract else None
         self.pii_columns = self._pii_names()
         context.handles_pii(self.pii_columns)
-        self.engine = task_engine(context.workspace)
-        # Rows must stream in file order for their line numbers to be counted.
-        self.engine.connection.execute("SET preserve_insertion_order = true")
+        self.planner = RawFilePlanner(
+            context.workspace.engine, task=context.task.name, fmt=self.fmt, reader=options.reader,
+            pii_columns=self.pii_columns,
+        )
         self.results: dict[str, ExpectationResult] = {}
 
     def close(self) -> None:
-        self.engine.close()
+        self.planner.close()
 
     def _pii_names(self) -> list[str]:
         """The contract's PII columns, by their names in the table and in the files."""
@@ -352,15 +303,6 @@ class _IngestJob:
             return []
         found = [c for c in self.contract.columns if c.pii]
         return list(dict.fromkeys([c.name for c in found] + [c.source_name for c in found]))
-
-    def _engine_text(self, exc: BaseException) -> str:
-        """An engine's error as one line, values withheld when the data holds PII."""
-        text = one_line(str(exc))
-        return pii.withhold_values(text, self.pii_columns) if self.pii_columns else text
-
-    @property
-    def con(self) -> duckdb.DuckDBPyConnection:
-        return self.engine.connection
 
     # -- which files --------------------------------------------------------------------
 
@@ -661,10 +603,7 @@ class _IngestJob:
             )
         except RawReadError as exc:
             # from None: the engine's text may quote raw rows with PII values; the message withholds them
-            raise spark_read_error(
-                self.con, self.lake.location, self.context.task.name, self.fmt, self.options.reader, files, exc,
-                pii_columns=self.pii_columns,
-            ) from None
+            raise self.planner.located(exc, files) from None
 
     def _account(
         self, batch: int, files: list[SourceFile], outcome: CheckedWrite, full_refresh: bool, mode: str
@@ -710,19 +649,7 @@ class _IngestJob:
     # -- columns and SQL ----------------------------------------------------------------
 
     def _columns(self, file: SourceFile, uri: str) -> list[str]:
-        try:
-            return file_columns(self.con, self.fmt, uri, self.options.reader)
-        except (duckdb.Error, OSError) as exc:
-            # from None: the engine's text may quote raw rows with PII values; the message withholds them
-            raise self._read_error([file], [uri], exc, sniffing=True) from None
-
-    def _read_error(
-        self, files: Sequence[SourceFile], uris: Sequence[str], exc: Exception, *, sniffing: bool = False
-    ) -> IngestError:
-        return read_error(
-            self.con, self.lake.location, self.context.task.name, self.fmt, self.options.reader,
-            files, uris, exc, sniffing=sniffing, pii_columns=self.pii_columns,
-        )
+        return self.planner.columns(file, uri)
 
     def existing_types(self) -> dict[str, str]:
         """The target's columns and their DuckDB types (empty if it does not exist)."""
@@ -731,12 +658,7 @@ class _IngestJob:
         if not self.lake.exists(self.target):
             return {}
         schema = pa.schema(self.lake.delta(self.target).schema().to_arrow())
-        relation = self.con.from_arrow(schema.empty_table())
-        return {
-            name: str(kind)
-            for name, kind in zip(relation.columns, relation.types, strict=True)
-            if name not in META_COLUMNS
-        }
+        return {name: kind for name, kind in self.planner.duckdb_types(schema) if name not in META_COLUMNS}
 
     def plan(
         self,
@@ -772,13 +694,7 @@ class _IngestJob:
         inferred: dict[str, str] = {}
         formats: dict[str, str] = {}
         if new and not declared:
-            try:
-                inferred = dict(describe(self.con, self.fmt, uris, self.options.reader, typed=True))
-                if self.fmt == "csv":
-                    formats = sniffed_formats(self.con, uris[0], self.options.reader)
-            except (duckdb.Error, OSError) as exc:
-                # from None: the engine's text may quote raw rows with PII values; the message withholds them
-                raise self._read_error(files, uris, exc, sniffing=True) from None
+            inferred, formats = self.planner.detected(files, uris)
         for source in extra:
             if source in existing:
                 kind = existing[source]
