@@ -82,7 +82,7 @@ How a run goes:
 On the Spark engine (`engine: spark`) the same YAML gives the same tables: the files are
 read by Spark's executors as text and typed, checked and split with the same SQL
 (translated), quarantine first, then target, each in one Delta commit with the batch's
-application transaction (see `brickyard.tasks.ingest_spark`). Column names, and without a
+application transaction (see `brickyard.engines.spark.ingest`). Column names, and without a
 contract the detected types, still come from DuckDB's look at each file's header and a
 sample, so both engines plan the same columns. Differences: `_line` is NULL for JSON lines
 on Spark; CSV files are read unsplit (one Spark task a file), so that quoted values may

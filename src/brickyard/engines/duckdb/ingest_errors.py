@@ -7,7 +7,7 @@ reader names the record but not its line: the file is then read again by DuckDB 
 task's dialect and no sniffing (`brickyard.engines.csv_errors.locate`), which names it.
 
 When the task's contract has PII columns (`pii_columns`), the message never shows the bad
-line's text nor what an engine quotes of the data (`brickyard.tasks.pii.withhold_values`).
+line's text nor what an engine quotes of the data (`brickyard.core.pii.withhold_values`).
 """
 
 from __future__ import annotations
