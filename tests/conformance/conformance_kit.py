@@ -149,10 +149,11 @@ def types(table: pa.Table) -> dict[str, str]:
 
 
 def assert_no_leaked_views() -> None:
-    """A task leaves no temporary view behind in the shared Spark session."""
-    from pyspark.sql import SparkSession
+    """A task leaves no temporary view behind in brickyard's shared Spark session (the
+    views of a session a task made for itself go with that session)."""
+    from brickyard.engines.spark_session import current_session
 
-    session = SparkSession.getActiveSession()
+    session = current_session()
     if session is not None:
-        assert not [t.name for t in session.catalog.listTables() if t.isTemporary]
-
+        leaked = [t.name for t in session.catalog.listTables() if t.isTemporary]
+        assert not leaked, leaked

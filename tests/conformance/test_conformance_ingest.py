@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from conformance_kit import DEMO_CONTRACTS, TAXI_SAMPLE, TITANIC, Project, fingerprint, types
 
+from brickyard.core.pii import hmac_hex
 from brickyard.demo.synth import write_taxi_csv
 from brickyard.runtime.records import AttemptRecord
-from brickyard.tasks.pii import hmac_hex
 
 SYNTHETIC = {
     "name": "ingest_synthetic",

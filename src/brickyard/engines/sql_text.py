@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from brickyard.errors import SqlError
+
 FILE_FUNCTIONS = frozenset(
     {
         "read_csv",
@@ -131,3 +133,50 @@ def _token_text(query: str, tokens: Sequence[tuple[int, object]], index: int) ->
     start = tokens[index][0]
     end = tokens[index + 1][0] if index + 1 < len(tokens) else len(query)
     return query[start:end].strip()
+
+
+def one_line(message: str) -> str:
+    """DuckDB's multi-line message as one line, with the position of the problem."""
+    lines = [line for line in message.splitlines() if line.strip()]
+    if not lines:
+        return message
+    head = [lines[0]]
+    position = ""
+    for index, line in enumerate(lines[1:], start=1):
+        found = re.match(r"LINE (\d+): ", line)
+        # DuckDB marks the position with one caret, or (newer versions) a run of them.
+        if found and index + 1 < len(lines) and _is_caret(lines[index + 1]):
+            caret = lines[index + 1]
+            column = len(caret) - len(caret.lstrip()) - len(found.group(0)) + 1
+            snippet = line[len(found.group(0)) :].strip()
+            position = f" (line {found.group(1)}, column {column}: {snippet})"
+            break
+        if not found and not _is_caret(line):
+            head.append(line.strip())
+    return " ".join(head) + position
+
+
+def _is_caret(line: str) -> bool:
+    return bool(line.strip()) and set(line.strip()) == {"^"}
+
+
+def single_select(text: str, where: str) -> None:
+    """Check that `text` is exactly one query statement.
+
+    Raises:
+        SqlError: it does not parse, or holds several statements or no SELECT.
+    """
+    try:
+        statements = duckdb.extract_statements(text)
+    except duckdb.Error as exc:
+        raise SqlError(f"{where}: {one_line(str(exc))}") from exc
+    if len(statements) != 1:
+        raise SqlError(
+            f"{where}: expected one SELECT statement, found {len(statements)}",
+            hint="a sql task's query is a single SELECT (WITH ... SELECT is fine)",
+        )
+    if statements[0].type != duckdb.StatementType.SELECT:
+        raise SqlError(
+            f"{where}: expected a SELECT, found a {statements[0].type.name} statement",
+            hint="the task writes the SELECT's rows to its target; do not write tables in the query",
+        )

@@ -26,11 +26,11 @@ from brickyard.ml.spec import DataSpec, Problem, SplitSpec, TrainSpec
 if TYPE_CHECKING:
     import pandas as pd
 
+    from brickyard.engines.base import Engine
     from brickyard.workspace import Workspace
 
 MIN_ROWS = 10
 MAX_CLASSES_FOR_INT_LABEL = 20
-_BUILTIN_SCHEMAS = ("main", "temp", "information_schema", "pg_catalog", "system")
 
 
 @dataclass
@@ -79,57 +79,20 @@ class Prepared:
         return X, y
 
 
-def load(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None = None) -> Loaded:
-    """Read the training rows; `pinned` maps tables to the Delta versions to read.
+def load(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None = None, *, engine: Engine | None = None) -> Loaded:
+    """Read the training rows with `engine` (default: the workspace's DuckDB engine);
+    `pinned` maps tables to the Delta versions to read (see `Engine.training_rows`).
 
     Raises:
         TableNotFoundError, LakeError: a table or version that is not there (vacuumed?).
-        SqlError: the query fails.
+        SqlError: the query fails. SparkUnavailableError: on Spark, when it cannot start.
     """
-    pinned = dict(pinned or {})
     if spec.training_set is not None:
         from brickyard.ml import training_set
 
-        return training_set.load(ws, spec.training_set, pinned)
-    if spec.table is not None:
-        version = spec.version if spec.version is not None else pinned.get(spec.table)
-        delta = ws.lake.delta(spec.table, version=version)
-        frame = _to_pandas(delta.to_pyarrow_dataset().to_table())
-        return Loaded(frame, {spec.table: delta.version()}, f"table {spec.table}")
-    assert spec.query is not None
-    return _load_query(ws, spec.query, pinned)
-
-
-def _load_query(ws: Workspace, query: str, pinned: dict[str, int]) -> Loaded:
-    from brickyard.engines import DuckDBEngine
-
-    probe = DuckDBEngine(ws.lake, ws.config.duckdb)
-    try:
-        probe.prepare(query)
-        names = [
-            f"{schema}.{view}"
-            for schema, view in probe.connection.execute(
-                "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
-                f"AND schema_name NOT IN {_BUILTIN_SCHEMAS}"
-            ).fetchall()
-        ]
-    finally:
-        probe.close()
-    engine = DuckDBEngine(ws.lake, ws.config.duckdb)
-    try:
-        reads: dict[str, int] = {}
-        for name in sorted(names):
-            delta = ws.lake.delta(name, version=pinned.get(name))
-            reads[name] = delta.version()
-            zone, table = name.split(".")
-            arrow_name = f"__pinned_{zone}_{table}"
-            engine.connection.register(arrow_name, delta.to_pyarrow_dataset())
-            engine.connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{zone}"')
-            engine.connection.execute(f'CREATE OR REPLACE VIEW "{zone}"."{table}" AS SELECT * FROM "{arrow_name}"')
-        frame = _to_pandas(engine.query(query).to_arrow_table())
-    finally:
-        engine.close()
-    return Loaded(frame, reads, "the query")
+        return training_set.load(ws, spec.training_set, pinned, engine=engine)
+    rows = (engine or ws.engine).training_rows(table=spec.table, query=spec.query, version=spec.version, pinned=pinned)
+    return Loaded(_to_pandas(rows.table), dict(rows.reads), rows.source)
 
 
 def _to_pandas(table: Any) -> pd.DataFrame:

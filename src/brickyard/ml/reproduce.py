@@ -112,7 +112,8 @@ def reproduce(ws: Workspace, run_id: str) -> list[Reproduction]:
 
 def _refit(ws: Workspace, record: dict[str, Any], engine: str) -> tuple[dict[str, float], dict[str, int]]:
     """The metrics and the table versions read of training again as `record` says, on `engine`."""
-    if engine == "spark" and record.get("estimator") == spark_kmeans.ESTIMATOR:
+    on = ws.engine_named(engine)
+    if on.distributed and record.get("estimator") == spark_kmeans.ESTIMATOR:
         return spark_kmeans.refit_from_record(ws, record)
-    fitted = refit_from_record(ws, record, engine=engine)
+    fitted = refit_from_record(ws, record, engine=on)
     return dict(fitted.metrics), dict(fitted.data.reads)

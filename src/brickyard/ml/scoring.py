@@ -204,3 +204,10 @@ def _positive_index(classes: Any, positive_class: Any, name: str) -> int | None:
             hint=f"its classes: {', '.join(map(str, values))}",
         )
     return 1 if len(values) == 2 else None
+
+
+def mllib_model(model: ScoringModel) -> Any | None:
+    """The Spark MLlib model inside `model` (MLflow's `spark` flavor), else None: an
+    engine scores it with the model's own `transform` (`ScoreRequest.native_model`)."""
+    flavors = getattr(getattr(model.model, "metadata", None), "flavors", None) or {}
+    return model.model.get_raw_model() if "spark" in flavors else None

@@ -119,14 +119,15 @@ def train_kmeans(
     """
     import mlflow
 
+    from brickyard.engines.spark.training import mlflow_dfs_tmpdir, spark_source
     from brickyard.ml import tracking
-    from brickyard.ml.spark_data import mlflow_dfs_tmpdir, session, spark_source
     from brickyard.ml.training import SPEC_ARTIFACT, TAG_ENGINE, _short, _version, kmeans_k, register
 
     log = log or _log
-    session(ws)  # SparkUnavailableError before any pyspark.ml import
+    ws.spark.spark  # noqa: B018 - SparkUnavailableError before any pyspark.ml import
     k, params = kmeans_k(spec)
-    frame, reads, where = spark_source(ws, spec.data())
+    data = spec.data()
+    frame, reads, where = spark_source(ws.spark, table=data.table, query=data.query, version=data.version)
     features = _features(frame, spec, where)
     columns = list(dict.fromkeys([*spec.key, *features])) if spec.assignments_table else features
     base = frame.select(*[f"`{c}`" for c in columns]).cache()
@@ -192,7 +193,7 @@ def train_kmeans(
             _log_profile(profile, features)
             writes = _write_tables(ws, spec, fitted, profile)
             info = _log_model(
-                fitted.model, frame, features, with_nulls, mlflow_dfs_tmpdir(ws), staging_root=_model_staging(ws, frame)
+                fitted.model, frame, features, with_nulls, mlflow_dfs_tmpdir(ws.spark), staging_root=_model_staging(ws, frame)
             )
             check_logged_files(info.model_uri, model_name)
         version = register(info.model_uri, model_name, all_tags)
@@ -228,14 +229,15 @@ def refit_from_record(ws: Workspace, record: dict[str, Any]) -> tuple[dict[str, 
     Raises:
         SparkUnavailableError, TrainingDataError, ModelError, LakeError, SqlError.
     """
-    from brickyard.ml.spark_data import session, spark_source
+    from brickyard.engines.spark.training import spark_source
     from brickyard.ml.training import kmeans_k
 
     spec = TrainSpec.model_validate({**record["spec"], "features": record["features"], "exclude": []})
-    session(ws)
+    ws.spark.spark  # noqa: B018 - SparkUnavailableError before any pyspark.ml import
     k, params = kmeans_k(spec)
     pinned = {str(table): int(version) for table, version in record.get("inputs", {}).items()}
-    frame, reads, where = spark_source(ws, spec.data(), pinned)
+    data = spec.data()
+    frame, reads, where = spark_source(ws.spark, table=data.table, query=data.query, version=data.version, pinned=pinned)
     features = _features(frame, spec, where)
     base = frame.select(*[f"`{c}`" for c in features]).cache()
     fitted: _Fit | None = None

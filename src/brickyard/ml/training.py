@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
+    from brickyard.engines.base import Engine
     from brickyard.ml.kmeans import KMeansFit
     from brickyard.workspace import Workspace
 
@@ -88,26 +89,18 @@ class TrainResult:
     profile: pd.DataFrame | None = None
 
 
-def fit(ws: Workspace, spec: TrainSpec, pinned: dict[str, int] | None = None, *, engine: str = "duckdb") -> Fitted:
+def fit(ws: Workspace, spec: TrainSpec, pinned: dict[str, int] | None = None, *, engine: Engine | None = None) -> Fitted:
     """Read, check, split and fit, without MLflow. `pinned` maps tables to Delta versions.
 
-    With `engine="spark"` the rows are read by Spark (`brickyard.ml.spark_data.load_spark`)
-    and collected to the driver; the scikit-learn fit is the same single-machine fit.
+    The rows are read by `engine` (default: the workspace's DuckDB engine; see
+    `Engine.training_rows`) and collected to this process; the scikit-learn fit is the same
+    single-machine fit on every engine.
 
     Raises:
         TrainingDataError, EstimatorError, ModelError, LakeError, SqlError,
         SparkUnavailableError.
     """
-    if spec.training_set is not None:
-        from brickyard.ml import training_set
-
-        loaded = training_set.load(ws, spec.training_set, pinned, engine=engine)
-    elif engine == "spark":
-        from brickyard.ml.spark_data import load_spark
-
-        loaded = load_spark(ws, spec.data(), pinned)
-    else:
-        loaded = load(ws, spec.data(), pinned)
+    loaded = load(ws, spec.data(), pinned, engine=engine)
     if spec.estimator == "kmeans":
         return _fit_kmeans(loaded, spec)
     from brickyard.ml.estimators import build_estimator, estimator_path, simple_params
@@ -196,12 +189,13 @@ def train(
     model_name: str,
     tags: dict[str, str] | None = None,
     log: logging.Logger | None = None,
-    engine: str = "duckdb",
+    engine: Engine | None = None,
 ) -> TrainResult:
     """Fit, log one MLflow run, register the model, and write kmeans' gold tables.
 
-    On `engine="spark"` a scikit-learn estimator is fitted on rows Spark read (see `fit`);
-    kmeans on Spark is Spark MLlib's, in `brickyard.ml.spark_kmeans`, not this function.
+    The rows are read by `engine` (default: the workspace's DuckDB engine), and a
+    scikit-learn estimator is fitted on them (see `fit`); kmeans on a distributed engine is
+    Spark MLlib's, in `brickyard.ml.spark_kmeans`, not this function.
 
     Raises:
         TrainingDataError, EstimatorError, ModelError, LakeError, SqlError.
@@ -209,6 +203,7 @@ def train(
     import mlflow
 
     log = log or _log
+    engine = engine or ws.engine
     fitted = fit(ws, spec, engine=engine)
     data = fitted.data
     log.info("fitted %s on %d rows (%s) in %.2f s", fitted.estimator, len(data.frame), data.problem, fitted.fit_seconds)
@@ -219,7 +214,7 @@ def train(
         tracking.TAG_KIND: "train",
         "brickyard.problem": data.problem,
         "brickyard.model_name": model_name,
-        TAG_ENGINE: engine,
+        TAG_ENGINE: engine.name,
         **{f"{tracking.TAG_INPUT}{table}": str(version) for table, version in data.reads.items()},
     }
     run_name = "-".join(part for part in (all_tags.get(tracking.TAG_TASK), all_tags.get(tracking.TAG_RUN_ID)) if part)
@@ -445,7 +440,7 @@ def load_spec_record(run_id: str) -> dict[str, Any]:
     return dict(record)
 
 
-def refit_from_record(ws: Workspace, record: dict[str, Any], *, engine: str = "duckdb") -> Fitted:
+def refit_from_record(ws: Workspace, record: dict[str, Any], *, engine: Engine | None = None) -> Fitted:
     """Train again exactly as recorded: same spec, resolved features, pinned table versions,
     rows read by `engine` (a scikit-learn fit; see `fit`)."""
     spec = TrainSpec.model_validate({**record["spec"], "features": record["features"], "exclude": []})

@@ -35,6 +35,7 @@ from brickyard.ml.errors import TrainingDataError
 from brickyard.ml.spec import TrainingSetSpec
 
 if TYPE_CHECKING:
+    from brickyard.engines.base import Engine
     from brickyard.workspace import Workspace
 
 ARTIFACT = "feature_store/training_set.json"
@@ -77,7 +78,7 @@ def entity_query(ws: Workspace, spec: TrainingSetSpec) -> tuple[str | None, str 
     return None, text
 
 
-def plan(ws: Workspace, spec: TrainingSetSpec, pinned: Mapping[str, int] | None = None, *, engine: str = "duckdb") -> Plan:
+def plan(ws: Workspace, spec: TrainingSetSpec, pinned: Mapping[str, int] | None = None, *, engine: Engine | None = None) -> Plan:
     """The join a training set asks for, every table at one version (see the module doc).
 
     Raises:
@@ -90,7 +91,7 @@ def plan(ws: Workspace, spec: TrainingSetSpec, pinned: Mapping[str, int] | None 
     probe = f"SELECT * FROM {table}" if table else str(query)
     if table is not None and pinned.get(table) is not None:
         probe = f"SELECT * FROM {table} VERSION AS OF {pinned[table]}"
-    entity_columns = ws.engine_named(engine).columns(probe)
+    entity_columns = (engine or ws.engine).columns(probe)
     where = f"the training set's entity rows ({source.describe()})"
     for role, column in [*(("key", k) for k in spec.keys), ("timestamp", spec.timestamp), ("label", spec.label)]:
         if column is not None and column not in entity_columns:
@@ -149,7 +150,7 @@ def _lookup(ws: Workspace, name: str, columns: Sequence[str] | None, pinned: Map
     )
 
 
-def load(ws: Workspace, spec: TrainingSetSpec, pinned: Mapping[str, int] | None = None, *, engine: str = "duckdb") -> Loaded:
+def load(ws: Workspace, spec: TrainingSetSpec, pinned: Mapping[str, int] | None = None, *, engine: Engine | None = None) -> Loaded:
     """The training set's rows on `engine`, with every table version read and the
     columns it offers as features (`Loaded.features`).
 
@@ -157,7 +158,7 @@ def load(ws: Workspace, spec: TrainingSetSpec, pinned: Mapping[str, int] | None 
         BrickyardError: as `plan`, and the engine's SqlError.
     """
     planned = plan(ws, spec, pinned, engine=engine)
-    result = ws.engine_named(engine).as_of_join(planned.join)
+    result = (engine or ws.engine).as_of_join(planned.join)
     reads = {**result.reads, **{lookup.table: lookup.version for lookup in planned.join.lookups}}
     frame = _to_pandas(result.table)
     return Loaded(frame, reads, "the training set", features=planned.offered_features(spec.label))
@@ -258,6 +259,6 @@ def for_scoring(spec: TrainingSetSpec, run_id: str | None, model: str) -> Traini
     return spec.model_copy(update={"features": lookups})
 
 
-def score_rows(ws: Workspace, spec: TrainingSetSpec, *, engine: str) -> Plan:
+def score_rows(ws: Workspace, spec: TrainingSetSpec, *, engine: Engine) -> Plan:
     """The join a `score` task runs (every feature table at its current version)."""
     return plan(ws, spec, engine=engine)

@@ -17,8 +17,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from brickyard.core import pii
 from brickyard.errors import BrickyardError, is_transient
-from brickyard.tasks import pii
 from brickyard.tasks.base import TaskContext, TaskKind, TaskMetrics
 
 

@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from brickyard.core.options import TaskOptions
+from brickyard.core.quality import top_reasons
 
 if TYPE_CHECKING:
     from brickyard.core.pipeline import PipelineSpec, TaskSpec
@@ -26,15 +27,6 @@ if TYPE_CHECKING:
     from brickyard.engines.base import Engine
     from brickyard.lake import Lake
     from brickyard.workspace import Workspace
-
-
-class TaskOptions(BaseModel):
-    """Base of every kind's options: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-TOP_REASONS = 3  # the reasons a quarantine summary keeps, most frequent first
 
 
 @dataclass
@@ -59,11 +51,6 @@ class QuarantineNote:
     def as_dict(self) -> dict[str, Any]:
         return {"table": self.table, "rows": self.rows, "versions": list(self.versions),
                 "reasons": [[reason, count] for reason, count in self.reasons]}
-
-
-def top_reasons(counts: Any, limit: int = TOP_REASONS) -> list[tuple[str, int]]:
-    """The `limit` most frequent (reason, count) pairs; ties in the reason's order."""
-    return sorted(((str(r), int(c)) for r, c in counts), key=lambda item: (-item[1], item[0]))[:limit]
 
 
 @dataclass

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from brickyard.core.sources import SourceFile
 from brickyard.tasks.refresh import replaces
 
 if TYPE_CHECKING:
@@ -27,28 +28,6 @@ if TYPE_CHECKING:
 
 INGEST_KEY = "brickyard.ingest"
 EXPECT_KEY = "brickyard.expect"
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """One raw file as listed: its lake-relative path and what identifies its content."""
-
-    path: str
-    size: int
-    modified: str
-    etag: str | None = None
-
-    def changed_from(self, other: SourceFile) -> bool:
-        """True when the file's size, modification time or etag differ."""
-        if self.etag and other.etag:
-            return self.etag != other.etag or self.size != other.size
-        return self.size != other.size or self.modified != other.modified
-
-    def as_dict(self) -> dict[str, Any]:
-        found = asdict(self)
-        if found["etag"] is None:
-            del found["etag"]
-        return found
 
 
 @dataclass(frozen=True)

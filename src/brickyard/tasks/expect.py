@@ -25,7 +25,7 @@ One pass counts, per expectation, the rows that break it (recorded in the run's 
   and their top reasons are recorded for the run summary. Past `max_quarantined` (a share
   of the table's rows, or a count) the task fails and neither table changes.
 
-With `engine: spark` the same rules run on Spark (`brickyard.tasks.expect_spark`), with
+With `engine: spark` the same rules run on Spark (`brickyard.engines.spark.expect`), with
 the same counts, quarantine rows and commits.
 """
 
@@ -35,42 +35,25 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar
 
-import duckdb
 from pydantic import field_validator
 
 from brickyard.core.contract import Contract, Expectation
-from brickyard.engines.duckdb.engine import one_line
-from brickyard.errors import BrickyardError, LakeError, SqlError
+from brickyard.core.quality import (
+    ExpectationFailedError,
+    ExpectationResult,
+    checked_query,
+    contract_rules,
+    quarantine_name,
+)
+from brickyard.errors import BrickyardError, LakeError
 from brickyard.lake.names import TableName
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
 from brickyard.tasks.checkpoint import EXPECT_KEY
 from brickyard.tasks.explain import explain_problems
-from brickyard.tasks.quality import (
-    FLAG,
-    ExpectationFailedError,
-    ExpectationResult,
-    QuarantineLimit,
-    Rule,
-    Splitter,
-    StreamGuard,
-    checked_query,
-    contract_rules,
-    prefetched,
-    quarantine_name,
-    quote,
-    task_engine,
-    text_rows,
-    write_quarantine,
-)
-from brickyard.tasks.spark_quality import CheckedWrite
-from brickyard.tasks.sql_task import register
+from brickyard.tasks.quality import QuarantineLimit
 
 if TYPE_CHECKING:
-    from brickyard.tasks.expect_spark import SparkCheck
     from brickyard.workspace import Workspace
-
-BATCH_ROWS = 256 * 1024
-
 
 class ExpectOptions(QuarantineLimit):
     """The `expect` kind's fields."""
@@ -130,13 +113,7 @@ class ExpectTask(TaskKind):
         if not rules:
             log.warning("%s: no expectations to check", table)
             return
-        check: _DuckDBCheck | SparkCheck
-        if context.engine.distributed:
-            from brickyard.tasks.expect_spark import SparkCheck
-
-            check = SparkCheck(context.spark, lake, table, lake.version(table), rules)
-        else:
-            check = _DuckDBCheck(context, table, rules)
+        check = context.engine.check_table(table, rules, task=context.task.name)
         version = check.version
         try:
             context.record_read(table, version)
@@ -184,91 +161,6 @@ class ExpectTask(TaskKind):
             log.info("%s: moved %d row(s) to %s (version %d)", table, written.rows_bad, quarantine_name(table), written.version)
         finally:
             check.close()
-
-
-class _DuckDBCheck:
-    """The checked rows of `table`'s current version on DuckDB."""
-
-    def __init__(self, context: TaskContext, table: str, rules: list[Rule]) -> None:
-        self.context, self.table, self.rules = context, table, rules
-        self.engine = task_engine(context.workspace)
-        try:
-            self.delta = context.lake.delta(table)
-            self.version: int = self.delta.version()
-            register(self.engine, table, self.delta.to_pyarrow_dataset())
-        except BaseException:
-            self.engine.close()
-            raise
-        name = TableName.parse(table)
-        self.checked = checked_query(f"SELECT * FROM {quote(name.zone)}.{quote(name.name)}", rules)
-
-    def count(self) -> tuple[int, list[int]]:
-        """The number of rows, and per rule the number that break it."""
-        counters = ", ".join(f"count(*) FILTER (WHERE {FLAG.format(i)})" for i in range(len(self.rules)))
-        try:
-            found = self.engine.connection.sql(f"SELECT count(*), {counters} FROM ({self.checked})").fetchall()[0]
-        except duckdb.Error as exc:
-            raise SqlError(f"expectations on {self.table}: {one_line(str(exc))}") from exc
-        return int(found[0]), [int(c) for c in found[1:]]
-
-    def rewrite(
-        self, *, metadata: dict[str, str], transaction: tuple[str, int], run_id: str, loaded_at: datetime,
-        max_quarantined: int | float | None = None,
-    ) -> CheckedWrite:
-        """Append the `drop` rows to the quarantine and overwrite the table with the rest,
-        in one commit made only if the table is still at the checked version; nothing when
-        the `drop` rows are past `max_quarantined`."""
-        import pyarrow as pa
-
-        lake, table, version = self.context.lake, self.table, self.version
-        schema = pa.schema(self.delta.schema().to_arrow())
-        partitions = list(self.delta.metadata().partition_columns)
-        splitter = Splitter(
-            rules=self.rules,
-            good_columns=schema.names,
-            bad_rows=lambda rows, mask: text_rows(rows, mask, schema.names, run_id=run_id, loaded_at=loaded_at),
-            target=table,
-            finish_good=lambda rows: rows.cast(schema),
-            max_quarantined=max_quarantined,
-        )
-        reader = self.engine.connection.sql(self.checked).to_arrow_reader(BATCH_ROWS)
-        quarantined: list[int] = []
-
-        def before_commit() -> None:
-            now = lake.version(table)
-            if now != version:
-                raise LakeError(
-                    f"{table} changed (version {version} -> {now}) while task {self.context.task.name} "
-                    "checked it; nothing was written",
-                    hint="run the task again",
-                )
-            bad = pa.Table.from_batches(splitter.bad)
-            written = write_quarantine(
-                lake, table, splitter.bad, bad.schema, overwrite=False,
-                metadata=metadata, transaction=transaction,
-            )
-            if written is not None:
-                quarantined.append(written)
-
-        guard = StreamGuard()
-        stream = pa.RecordBatchReader.from_batches(schema, guard.wrap(prefetched(splitter.split(reader))))
-        with guard:
-            written = lake.write(
-                table, stream, mode="overwrite", partition_by=partitions or None,
-                metadata=metadata, transaction=transaction, before_commit=before_commit,
-            )
-        return CheckedWrite(
-            rows_in=splitter.rows_in,
-            rows_good=splitter.rows_good,
-            rows_bad=splitter.rows_bad,
-            results=splitter.results(),
-            version=written,
-            quarantine_version=quarantined[0] if quarantined else None,
-            reasons=splitter.reasons(),
-        )
-
-    def close(self) -> None:
-        self.engine.close()
 
 
 def _contract(options: ExpectOptions, workspace: Workspace) -> Contract | None:

@@ -33,9 +33,10 @@ from pydantic import field_validator, model_validator
 
 from brickyard.core.contract import Expectation
 from brickyard.core.feature_table import FeatureTableSpec
+from brickyard.core.quality import quarantine_name
 from brickyard.errors import BrickyardError, ConfigError, SqlError
 from brickyard.tasks.base import CheckContext, CheckProblem, TaskContext, TaskKind
-from brickyard.tasks.quality import QuarantineLimit, quarantine_name
+from brickyard.tasks.quality import QuarantineLimit
 from brickyard.tasks.sql_task import SqlOptions, _SqlJob, last_state
 
 
@@ -172,11 +173,7 @@ def _materialize(spec: FeatureTableSpec, options: FeaturesOptions, context: Task
     incremental = spec.source.table is not None and state is not None and not context.full_refresh
     sql = sql_options(spec, incremental, options.max_quarantined)
     _require_columns(spec, sql, context)
-    job = _SqlJob(sql, context, task_id=task_id)
-    try:
-        job.run()
-    finally:
-        job.close()
+    _SqlJob(sql, context, task_id=task_id).run()
 
 
 def _require_columns(spec: FeatureTableSpec, sql: SqlOptions, context: TaskContext) -> None:

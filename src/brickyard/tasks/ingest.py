@@ -82,7 +82,7 @@ How a run goes:
 On the Spark engine (`engine: spark`) the same YAML gives the same tables: the files are
 read by Spark's executors as text and typed, checked and split with the same SQL
 (translated), quarantine first, then target, each in one Delta commit with the batch's
-application transaction (see `brickyard.tasks.ingest_spark`). Column names, and without a
+application transaction (see `brickyard.engines.spark.ingest`). Column names, and without a
 contract the detected types, still come from DuckDB's look at each file's header and a
 sample, so both engines plan the same columns. Differences: `_line` is NULL for JSON lines
 on Spark; CSV files are read unsplit (one Spark task a file), so that quoted values may
@@ -107,75 +107,51 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import duckdb
-import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from brickyard.core import pii
 from brickyard.core.contract import Contract
-from brickyard.engines.duckdb.engine import one_line
+from brickyard.core.quality import (
+    LOADED_AT_COLUMN,
+    SOURCE_FILE_COLUMN,
+    CheckedWrite,
+    ExpectationResult,
+    Rule,
+    compile_rule,
+    quarantine_name,
+)
+from brickyard.core.sources import Format, ReaderOptions, SourceFile, format_of, is_empty
+from brickyard.engines.base import IngestBatch, RawReadError
+from brickyard.engines.duckdb.explain import contract_problems
+from brickyard.engines.duckdb.ingest_errors import IngestError
+from brickyard.engines.duckdb.planner import RawFilePlanner
+from brickyard.engines.duckdb.quarantine import write_quarantine
+from brickyard.engines.ingest_sql import PlannedColumn
 from brickyard.errors import CommitConflictError, ConfigError, DataFileNotFoundError, LakeError
 from brickyard.lake.names import TableName
-from brickyard.tasks import pii
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
 from brickyard.tasks.checkpoint import (
     INGEST_KEY,
     BatchRecord,
-    SourceFile,
     app_id,
     list_files,
     loaded_files,
     recorded_batch,
     refreshed_in_run,
 )
-from brickyard.tasks.ingest_errors import IngestError, read_error, spark_read_error
-from brickyard.tasks.ingest_sql import RAW_LIST, PlannedColumn, duplicates_sql, final_sql, typed_sql
-from brickyard.tasks.quality import (
-    LINE_COLUMN,
-    LOADED_AT_COLUMN,
-    REASON,
-    REASON_COLUMN,
-    RUN_ID_COLUMN,
-    SOURCE_FILE_COLUMN,
-    ExpectationResult,
-    QuarantineLimit,
-    Rule,
-    Splitter,
-    StreamGuard,
-    compile_rule,
-    loaded_at_array,
-    prefetched,
-    quarantine_name,
-    quote,
-    task_engine,
-    write_quarantine,
-)
+from brickyard.tasks.quality import QuarantineLimit
 from brickyard.tasks.refresh import refresh_metadata, refresh_mode
-from brickyard.tasks.sources import (
-    Format,
-    LineCounter,
-    ReaderOptions,
-    describe,
-    file_columns,
-    format_of,
-    is_empty,
-    line_offset,
-    scan_sql,
-    sniffed_formats,
-)
-from brickyard.tasks.spark_quality import CheckedWrite
 
 if TYPE_CHECKING:
-    import pyarrow as pa
 
     from brickyard.engines.base import Engine
     from brickyard.lake import WriteMode
 
-BATCH_ROWS = 256 * 1024
 META_COLUMNS = (SOURCE_FILE_COLUMN, LOADED_AT_COLUMN)
 MAX_CONFLICTS = 20  # batches lost to concurrent writers before the task gives up
 
@@ -288,58 +264,10 @@ class IngestTask(TaskKind):
 
 def _rule_problems(contract: Contract, target: str, engine: Engine) -> list[str]:
     """Why the contract's expectations (SQL in DuckDB's dialect) cannot run on `engine`."""
-    from brickyard.tasks.quality import checked_query, contract_rules
+    from brickyard.core.quality import checked_query, contract_rules
 
     rules = contract_rules(contract)
     return engine.sql_problems(checked_query(f"SELECT * FROM {target}", rules), f"expectations on {target}") if rules else []
-
-
-def contract_problems(contract: Contract, where: str, partition_by: Sequence[str] = ()) -> list[str]:
-    """Problems of a contract used at ingest: bad types, pii without key, expectations
-    that do not compile against its columns, partition columns it lacks."""
-    problems: list[str] = []
-    con = duckdb.connect()
-    try:
-        for column in contract.columns:
-            try:
-                con.sql(f"SELECT CAST(NULL AS {column.duckdb_type})").fetchall()
-            except duckdb.Error as exc:
-                problems.append(
-                    f"{where}: column {column.name!r} has an unknown type {column.type!r}: {one_line(str(exc))}"
-                )
-        if contract.pii_columns and not contract.pii_key:
-            problems.append(
-                f"{where}: columns {', '.join(contract.pii_columns)} are pii but the contract has no pii_key"
-            )
-        for expectation in contract.expectations:
-            if expectation.unique is not None and expectation.action == "drop":
-                problems.append(
-                    f"{where}: expectation {expectation.label!r}: unique with action drop is not "
-                    "supported at ingest; use warn/fail, or an expect task after the ingest"
-                )
-        names = [c.name for c in contract.columns]
-        if contract.columns:
-            for partition in partition_by:
-                if partition not in names:
-                    problems.append(f"{where}: partition column {partition!r} is not in the contract")
-            if problems:
-                return problems
-            typed = ", ".join(
-                f"CAST(NULL AS {c.duckdb_type}) AS {quote(c.name)}" for c in contract.columns
-            )
-            for expectation in contract.expectations:
-                rule = compile_rule(expectation)
-                try:
-                    con.sql(
-                        f"EXPLAIN SELECT {rule.fails}, {rule.reason} FROM (SELECT {typed}) AS t"
-                    ).fetchall()
-                except duckdb.Error as exc:
-                    problems.append(
-                        f"{where}: expectation {rule.label!r} does not compile: {one_line(str(exc))}"
-                    )
-    finally:
-        con.close()
-    return problems
 
 
 class _IngestJob:
@@ -360,13 +288,14 @@ class _IngestJob:
         self.key = pii.contract_key(self.contract, where) if self.contract else None
         self.pii_columns = self._pii_names()
         context.handles_pii(self.pii_columns)
-        self.engine = task_engine(context.workspace)
-        # Rows must stream in file order for their line numbers to be counted.
-        self.engine.connection.execute("SET preserve_insertion_order = true")
+        self.planner = RawFilePlanner(
+            context.workspace.engine, task=context.task.name, fmt=self.fmt, reader=options.reader,
+            pii_columns=self.pii_columns,
+        )
         self.results: dict[str, ExpectationResult] = {}
 
     def close(self) -> None:
-        self.engine.close()
+        self.planner.close()
 
     def _pii_names(self) -> list[str]:
         """The contract's PII columns, by their names in the table and in the files."""
@@ -374,15 +303,6 @@ class _IngestJob:
             return []
         found = [c for c in self.contract.columns if c.pii]
         return list(dict.fromkeys([c.name for c in found] + [c.source_name for c in found]))
-
-    def _engine_text(self, exc: BaseException) -> str:
-        """An engine's error as one line, values withheld when the data holds PII."""
-        text = one_line(str(exc))
-        return pii.withhold_values(text, self.pii_columns) if self.pii_columns else text
-
-    @property
-    def con(self) -> duckdb.DuckDBPyConnection:
-        return self.engine.connection
 
     # -- which files --------------------------------------------------------------------
 
@@ -545,15 +465,10 @@ class _IngestJob:
         metadata = {INGEST_KEY: record.to_json()}
         if full_refresh:
             metadata.update(refresh_metadata(run_id))
-        if self.context.engine.distributed:
-            outcome = self._load_spark(
-                batch, files, uris, columns_by_file, sources, planned, row_rules, unique_rules,
-                modes, metadata, loaded_at,
-            )
-        else:
-            outcome = self._load_duckdb(
-                batch, files, uris, sources, planned, row_rules, unique_rules, modes, metadata, loaded_at
-            )
+        outcome = self._load(
+            batch, files, uris, columns_by_file, sources, planned, row_rules, unique_rules,
+            modes, metadata, loaded_at,
+        )
         if outcome.quarantine_version is not None:
             self.context.record_write(self.quarantine, outcome.quarantine_version)
         assert outcome.version is not None
@@ -641,7 +556,7 @@ class _IngestJob:
         self.context.record_write(self.target, version)
         self._account(batch, [], CheckedWrite(0, 0, 0, [], version, None), full_refresh, modes.target)
 
-    def _load_spark(
+    def _load(
         self,
         batch: int,
         files: list[SourceFile],
@@ -655,177 +570,40 @@ class _IngestJob:
         metadata: dict[str, str],
         loaded_at: datetime,
     ) -> CheckedWrite:
-        """The batch read, typed, checked and written by Spark (`ingest_spark`)."""
-        from brickyard.tasks.ingest_spark import SparkReadError, load_batch
-
+        """The batch read, typed, checked and written by the task's engine
+        (`Engine.ingest_batch`); a file it could not read is named with its line."""
         try:
-            return load_batch(
-                self.context.spark,
-                self.lake,
-                task=self.context.task.name,
-                fmt=self.fmt,
-                options=self.options.reader,
-                files=files,
-                uris=uris,
-                columns_by_file=columns_by_file,
-                sources=sources,
-                planned=planned,
-                row_rules=row_rules,
-                unique_rules=unique_rules,
-                key=self.key,
-                target=self.target,
-                mode=modes.target,
-                quarantine_mode=modes.quarantine,
-                skip_quarantine=modes.quarantine_done,
-                partition_by=self.options.partition_by,
-                metadata=metadata,
-                transaction=(self.app, batch),
-                loaded_at=loaded_at,
-                run_id=self.context.run_id,
-                log=self.log,
-                max_quarantined=self.options.max_quarantined,
-            )
-        except SparkReadError as exc:
-            # from None: the engine's text may quote raw rows with PII values; the message withholds them
-            raise spark_read_error(
-                self.con, self.lake.location, self.context.task.name, self.fmt, self.options.reader, files, exc,
-                pii_columns=self.pii_columns,
-            ) from None
-
-    def _load_duckdb(
-        self,
-        batch: int,
-        files: list[SourceFile],
-        uris: list[str],
-        sources: list[str],
-        planned: list[PlannedColumn],
-        row_rules: list[Rule],
-        unique_rules: list[Rule],
-        modes: Modes,
-        metadata: dict[str, str],
-        loaded_at: datetime,
-    ) -> CheckedWrite:
-        """The batch streamed through DuckDB and written by delta-rs."""
-        import pyarrow as pa
-
-        location = self.lake.location
-        scan = scan_sql(self.fmt, uris, self.options.reader, sources)
-        prefix = len(location.uri("").rstrip("/")) + 1
-        typed = typed_sql(self.fmt, scan, planned, sources, prefix, [f.path for f in files])
-        query = final_sql(typed, planned, sources, row_rules, self.key)
-        counted = self.count_duplicates(typed, unique_rules)
-        counter = LineCounter(line_offset(self.fmt, self.options.reader))
-        good_columns = [p.name for p in planned] + [SOURCE_FILE_COLUMN]
-        run_id = self.context.run_id
-
-        def bad_rows(rows: pa.RecordBatch, mask: pa.Array) -> pa.RecordBatch:
-            import pyarrow.compute as pc
-
-            positions = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
-            picked = rows.filter(mask)
-            raw = picked.column(RAW_LIST)
-            arrays = [pc.list_element(raw, index) for index in range(len(sources))]
-            arrays += [
-                picked.column(REASON),
-                picked.column(SOURCE_FILE_COLUMN).cast(pa.string()),
-                pa.array(counter.lines(positions), pa.int64()),
-                loaded_at_array(loaded_at, picked.num_rows),
-                pa.array([run_id] * picked.num_rows, pa.string()),
-            ]
-            return pa.RecordBatch.from_arrays(arrays, schema=quarantine_schema)
-
-        def finish_good(rows: pa.RecordBatch) -> pa.RecordBatch:
-            return rows.append_column(
-                pa.field(LOADED_AT_COLUMN, pa.timestamp("us")),
-                loaded_at_array(loaded_at, rows.num_rows),
-            )
-
-        quarantine_schema = pa.schema(
-            [pa.field(name, pa.string()) for name in sources]
-            + [
-                pa.field(REASON_COLUMN, pa.string()),
-                pa.field(SOURCE_FILE_COLUMN, pa.string()),
-                pa.field(LINE_COLUMN, pa.int64()),
-                pa.field(LOADED_AT_COLUMN, pa.timestamp("us")),
-                pa.field(RUN_ID_COLUMN, pa.string()),
-            ]
-        )
-        splitter = Splitter(
-            rules=row_rules,
-            good_columns=good_columns,
-            bad_rows=bad_rows,
-            target=self.target,
-            finish_good=finish_good,
-            counted=counted,
-            max_quarantined=self.options.max_quarantined,
-        )
-        try:
-            reader = self.con.sql(query).to_arrow_reader(BATCH_ROWS)
-        except (duckdb.Error, OSError) as exc:
-            # from None: the engine's text may quote raw rows with PII values; the message withholds them
-            raise self._read_error(files, uris, exc, sniffing=True) from None
-        good_schema = pa.schema(
-            [reader.schema.field(name) for name in good_columns]
-            + [pa.field(LOADED_AT_COLUMN, pa.timestamp("us"))]
-        )
-
-        def numbered() -> Iterator[pa.RecordBatch]:
-            try:
-                for rows in reader:
-                    counter.observe(rows.column(SOURCE_FILE_COLUMN))
-                    yield rows
-            except (duckdb.Error, OSError) as exc:  # an Arrow reader raises DuckDB's errors as OSError
-                # from None: the engine's text may quote raw rows with PII values; the message withholds them
-                raise self._read_error(files, uris, exc) from None
-
-        quarantine_versions: list[int] = []
-
-        def before_commit() -> None:
-            if modes.quarantine_done:
-                return
-            version = write_quarantine(
-                self.lake,
-                self.target,
-                splitter.bad,
-                quarantine_schema,
-                overwrite=modes.quarantine == "overwrite",
-                metadata=metadata,
-                transaction=(self.app, batch),
-                if_committed="conflict",
-            )
-            if version is not None:
-                quarantine_versions.append(version)
-
-        try:
-            guard = StreamGuard()
-            stream = pa.RecordBatchReader.from_batches(
-                good_schema, guard.wrap(prefetched(splitter.split(numbered())))
-            )
-            with guard:
-                version = self.lake.write(
-                    self.target,
-                    stream,
+            return self.context.engine.ingest_batch(
+                IngestBatch(
+                    task=self.context.task.name,
+                    fmt=self.fmt,
+                    reader=self.options.reader,
+                    files=files,
+                    uris=uris,
+                    columns_by_file=columns_by_file,
+                    sources=sources,
+                    planned=planned,
+                    row_rules=row_rules,
+                    unique_rules=unique_rules,
+                    key=self.key,
+                    target=self.target,
                     mode=modes.target,
-                    partition_by=self.options.partition_by or None,
-                    evolve_schema=True,
+                    quarantine_mode=modes.quarantine,
+                    skip_quarantine=modes.quarantine_done,
+                    partition_by=list(self.options.partition_by),
                     metadata=metadata,
                     transaction=(self.app, batch),
-                    before_commit=before_commit,
-                    if_committed="conflict",
+                    loaded_at=loaded_at,
+                    run_id=self.context.run_id,
+                    log=self.log,
+                    max_quarantined=self.options.max_quarantined,
+                    pii_columns=list(self.pii_columns),
+                    contract=self.options.contract,
                 )
-        finally:
-            reader.close()  # a write refused before it read the stream leaves the result open
-        splitter.log_warnings(self.log)
-        return CheckedWrite(
-            rows_in=splitter.rows_in,
-            rows_good=splitter.rows_good,
-            rows_bad=splitter.rows_bad,
-            results=splitter.results(),
-            version=version,
-            quarantine_version=quarantine_versions[-1] if quarantine_versions else None,
-            reasons=splitter.reasons(),
-        )
-
+            )
+        except RawReadError as exc:
+            # from None: the engine's text may quote raw rows with PII values; the message withholds them
+            raise self.planner.located(exc, files) from None
 
     def _account(
         self, batch: int, files: list[SourceFile], outcome: CheckedWrite, full_refresh: bool, mode: str
@@ -871,19 +649,7 @@ class _IngestJob:
     # -- columns and SQL ----------------------------------------------------------------
 
     def _columns(self, file: SourceFile, uri: str) -> list[str]:
-        try:
-            return file_columns(self.con, self.fmt, uri, self.options.reader)
-        except (duckdb.Error, OSError) as exc:
-            # from None: the engine's text may quote raw rows with PII values; the message withholds them
-            raise self._read_error([file], [uri], exc, sniffing=True) from None
-
-    def _read_error(
-        self, files: Sequence[SourceFile], uris: Sequence[str], exc: Exception, *, sniffing: bool = False
-    ) -> IngestError:
-        return read_error(
-            self.con, self.lake.location, self.context.task.name, self.fmt, self.options.reader,
-            files, uris, exc, sniffing=sniffing, pii_columns=self.pii_columns,
-        )
+        return self.planner.columns(file, uri)
 
     def existing_types(self) -> dict[str, str]:
         """The target's columns and their DuckDB types (empty if it does not exist)."""
@@ -892,12 +658,7 @@ class _IngestJob:
         if not self.lake.exists(self.target):
             return {}
         schema = pa.schema(self.lake.delta(self.target).schema().to_arrow())
-        relation = self.con.from_arrow(schema.empty_table())
-        return {
-            name: str(kind)
-            for name, kind in zip(relation.columns, relation.types, strict=True)
-            if name not in META_COLUMNS
-        }
+        return {name: kind for name, kind in self.planner.duckdb_types(schema) if name not in META_COLUMNS}
 
     def plan(
         self,
@@ -933,13 +694,7 @@ class _IngestJob:
         inferred: dict[str, str] = {}
         formats: dict[str, str] = {}
         if new and not declared:
-            try:
-                inferred = dict(describe(self.con, self.fmt, uris, self.options.reader, typed=True))
-                if self.fmt == "csv":
-                    formats = sniffed_formats(self.con, uris[0], self.options.reader)
-            except (duckdb.Error, OSError) as exc:
-                # from None: the engine's text may quote raw rows with PII values; the message withholds them
-                raise self._read_error(files, uris, exc, sniffing=True) from None
+            inferred, formats = self.planner.detected(files, uris)
         for source in extra:
             if source in existing:
                 kind = existing[source]
@@ -964,18 +719,3 @@ class _IngestJob:
                     hint="use action warn or fail, or an expect task after the ingest",
                 )
         return [r for r in rules if r.check != "unique"], [r for r in rules if r.check == "unique"]
-
-    def count_duplicates(self, typed: str, rules: list[Rule]) -> list[ExpectationResult]:
-        """Rows of the batch whose key occurs more than once, per `unique` rule."""
-        results = []
-        for rule in rules:
-            try:
-                found = self.con.sql(duplicates_sql(typed, rule)).fetchall()
-            except duckdb.Error as exc:
-                # from None: the engine's text may quote raw rows with PII values; the message withholds them
-                raise IngestError(
-                    f"expectation {rule.label!r} of {self.options.contract}: {self._engine_text(exc)}"
-                ) from None
-            results.append(ExpectationResult(rule.label, rule.check, rule.action, int(found[0][0])))
-        return results
-

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from brickyard.core.quality import LOADED_AT_COLUMN, SOURCE_FILE_COLUMN
+from brickyard.engines.duckdb.sources import describe
 from brickyard.errors import BrickyardError
 from brickyard.tasks.checkpoint import list_files
-from brickyard.tasks.quality import LOADED_AT_COLUMN, SOURCE_FILE_COLUMN, task_engine
-from brickyard.tasks.sources import describe
+from brickyard.tasks.quality import task_engine
 
 if TYPE_CHECKING:
     from brickyard.core.contract import Contract

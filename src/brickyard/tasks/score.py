@@ -18,8 +18,9 @@ Instead of `source:`, `training_set: {table: gold.customers_today, keys: [custom
 timestamp: as_of}` scores entity rows with features looked up as of their timestamps, as
 `train` does (docs/features.md); without `features:` the lookups are the ones the model was
 trained with (its `feature_store/training_set.json`), at the feature tables' current
-versions. On DuckDB the joined rows are collected before scoring (they must fit in
-memory); on Spark the executors compute them.
+versions. The task's engine computes the join (on Spark, the executors); its rows are
+collected before scoring (they must fit in memory) and, on Spark, staged like a database
+source's.
 
 The target gets `<keys>, prediction, probability, model_name, model_version, scored_at`
 and the partition column `score_date` (`probability` only for a model with class
@@ -36,7 +37,7 @@ Lineage: the lake source's version is a read, the target's new version a write.
 `source`, `batches`.
 
 On `engine: spark` the predictions are computed by Spark's executors (`mapInArrow`, the
-model broadcast once, `brickyard.ml.spark_scoring`) and written by them into the table's
+model shipped once, `Engine.score_table` in `brickyard.engines.spark.score`) and written by them into the table's
 folder, then committed by the driver in the same ONE Delta commit, with the same
 application transaction, commit metadata, columns and `score_date` partition; the scores
 equal the DuckDB engine's. A lake source is read by the executors. A database source is
@@ -47,11 +48,10 @@ executors read; `batch_size` is the rows per model call on both engines.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -59,9 +59,6 @@ from brickyard.errors import BrickyardError
 from brickyard.lake import TableName
 from brickyard.ml.spec import TrainingSetSpec
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
-
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
 
 META_RUN_ID = "brickyard.run_id"
 META_PIPELINE = "brickyard.pipeline"
@@ -171,212 +168,99 @@ class ScoreTask(TaskKind):
         return [options.target]
 
     def run(self, options: ScoreOptions, context: TaskContext) -> None:
-        from brickyard.ml.scoring import load_model, score_batches
+        from brickyard.ml.scoring import load_model
 
-        lake = context.lake
+        lake, engine = context.lake, context.engine
         app_id = f"brickyard/{context.pipeline.name}/{context.task.name}/{context.run_id}"
         if lake.exists(options.target) and lake.delta(options.target).transaction_version(app_id) is not None:
             self._already_done(options, context)
             return
-        if context.engine.distributed:
-            context.spark.spark  # noqa: B018 - SparkUnavailableError before the model is loaded
-            with _shared_folder(context, "model") as folder:
-                model = load_model(context.workspace, options.model, positive_class=options.positive_class, download_to=folder)
-                if options.features:
-                    model.features = list(options.features)
-                context.log.info("scoring %s with %s version %s", options.describe(), model.name, model.version)
-                self._run_spark(options, context, model, app_id)
-            return
-        model = load_model(context.workspace, options.model, positive_class=options.positive_class)
-        if options.features:
-            model.features = list(options.features)
-        context.log.info("scoring %s with %s version %s", options.describe(), model.name, model.version)
-        probability = self._probability(options, context, model)
-        counter = _Counter(self._batches(options, context, model.features, model))
-        scored_at = datetime.now(UTC)
-        scored = score_batches(model, iter(counter), options.keys, scored_at, probability=probability)
-        failed = f"scoring {options.describe()} with {model.name} version {model.version} failed"
-        try:
-            first = next(scored, None)
-        except BrickyardError:
-            raise
-        except Exception as exc:  # the model failed on the first batch, before the write
-            from brickyard.ml.errors import ModelError
+        engine.start()  # an engine that cannot start fails before the model is loaded
+        with _model_folder(context, shared=engine.distributed) as folder:
+            model = load_model(context.workspace, options.model, positive_class=options.positive_class, download_to=folder)
+            if options.features:
+                model.features = list(options.features)
+            context.log.info("scoring %s with %s version %s", options.describe(), model.name, model.version)
+            self._score(options, context, model, app_id)
 
-            raise ModelError(
-                f"{failed}: {exc}",
-                hint="check that the source's feature columns have the types the model was trained on",
-            ) from exc
-        if first is None:
-            schema = self._empty_schema(options, context, counter, probability)
-            reader_batches: Iterator[Any] = iter(())
-        else:
-            schema = first.schema
-            reader_batches = itertools.chain([first], scored)
-        import pyarrow as pa
-
-        guard = _Guard(reader_batches)
-        reader = pa.RecordBatchReader.from_batches(schema, guard)
-        metadata = {
-            META_RUN_ID: context.run_id,
-            META_PIPELINE: context.pipeline.name,
-            META_TASK: context.task.name,
-            META_SCORED_AT: scored_at.isoformat(),
-            META_MODEL: f"{model.name}/{model.version}",
-        }
-        try:
-            version = lake.write(
-                options.target, reader, mode=options.mode, partition_by=[PARTITION], metadata=metadata,
-                transaction=(app_id, 0),
-            )
-        except BrickyardError:
-            if isinstance(guard.error, BrickyardError):
-                # from None: the guard's own error, re-raised; the write failed because of it (noise)
-                raise guard.error from None
-            if guard.error is not None:
-                from brickyard.ml.errors import ModelError
-
-                raise ModelError(
-                    f"{failed}: {guard.error}",
-                    hint="check that the source's feature columns have the types the model was trained on",
-                ) from guard.error
-            raise
-        context.record_write(options.target, version)
-        context.metrics.rows_in = counter.rows
-        context.metrics.rows_out = counter.rows
-        context.metrics.extra.update({
-            "model_name": model.name,
-            "model_version": model.version,
-            "model_uri": model.uri,
-            "rows_scored": counter.rows,
-            "batches": counter.batches,
-            "scored_at": scored_at.isoformat(),
-            "source": options.describe(),
-            "engine": "duckdb",
-        })
-        context.log.info("scored %d rows into %s version %d", counter.rows, options.target, version)
-
-    # -- Spark ------------------------------------------------------------------------
-
-    def _run_spark(self, options: ScoreOptions, context: TaskContext, model: Any, app_id: str) -> None:
-        import shutil
+    def _score(self, options: ScoreOptions, context: TaskContext, model: Any, app_id: str) -> None:
+        """Score the source with `model` on the task's engine and record the outcome."""
+        import functools
         import uuid
 
-        from brickyard.engines.spark_delta import read_table, write_table
+        from brickyard.engines.base import ScoreRequest, ScoringFailedError
         from brickyard.ml.errors import ModelError
-        from brickyard.ml.spark_scoring import score_frame, stage_sql_batches
+        from brickyard.ml.scoring import mllib_model, require_columns, score_batches
 
-        lake, spark = context.lake, context.spark.spark
-        source = options.source
+        lake, engine, source = context.lake, context.engine, options.source
         scored_at = datetime.now(UTC)
         probability = self._probability(options, context, model)
-        failed = f"scoring {options.describe()} with {model.name} version {model.version} failed"
-        staging: str | None = None
-        frame: DataFrame | None
-        try:
-            if source is None:
-                frame = self._training_set_frame(options, context, model)
-            elif source.is_lake:
-                table = source.table or ""
-                version = lake.delta(table, version=source.version).version()
-                context.record_read(table, version)
-                frame = read_table(spark, lake, table, version=version)
-            else:
-                staging = lake.location.uri(
-                    f"staging/{context.pipeline.name}/{context.task.name}/{context.run_id}-{uuid.uuid4().hex[:8]}"
-                )
-                try:
-                    staged = stage_sql_batches(self._batches(options, context, model.features), staging)
-                except BrickyardError:
-                    raise
-                except Exception as exc:
-                    raise ModelError(
-                        f"{failed}: {exc}",
-                        hint="check that the source's feature columns have the types the model was trained on",
-                    ) from exc
-                frame = staged.frame(spark)
-            counter = _Counter(iter(()))
-            if frame is None:  # a SQL source without rows: no key types to go by
-                from pyspark.sql.pandas.types import from_arrow_schema
-
-                scored = None
-                out = spark.createDataFrame([], from_arrow_schema(self._empty_schema(options, context, counter, probability)))
-            else:
-                source_frame = frame
-
-                def empty_schema() -> Any:
-                    counter.schema = _arrow_schema(source_frame)
-                    return self._empty_schema(options, context, counter, probability)
-
-                try:
-                    scored = score_frame(
-                        model, frame, options.keys, scored_at, options.batch_size, empty_schema, probability=probability
-                    )
-                except BrickyardError:
-                    raise
-                except Exception as exc:  # the model failed on the first rows, on the driver
-                    raise ModelError(
-                        f"{failed}: {exc}",
-                        hint="check that the source's feature columns have the types the model was trained on",
-                    ) from exc
-                out = scored.frame
-            metadata = {
+        table = version = None
+        if source is not None and source.is_lake:
+            table = source.table or ""
+            version = lake.delta(table, version=source.version).version()
+            context.record_read(table, version)
+        features = model.features
+        moment = scored_at.astimezone(UTC)
+        request = ScoreRequest(
+            target=options.target,
+            mode=options.mode,
+            partition_by=[PARTITION],
+            metadata={
                 META_RUN_ID: context.run_id,
                 META_PIPELINE: context.pipeline.name,
                 META_TASK: context.task.name,
                 META_SCORED_AT: scored_at.isoformat(),
                 META_MODEL: f"{model.name}/{model.version}",
-            }
-            if lake.committed_version(options.target, (app_id, 0)) is not None:
-                # another attempt of this run committed meanwhile; `write_table` would skip
-                # without running the frame, whose observed counts would then never arrive
-                self._already_done(options, context)
-                return
-            try:
-                version = write_table(
-                    lake, options.target, out, mode=options.mode, partition_by=[PARTITION], metadata=metadata,
-                    transaction=(app_id, 0),
-                )
-            except BrickyardError as exc:
-                worker = _worker_error(exc)
-                if worker is None:
-                    raise
-                raise ModelError(
-                    f"{failed}: {worker}",
-                    hint="check that the source's feature columns have the types the model was trained on",
-                ) from exc
-        finally:
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
-        rows = scored.rows_scored if scored is not None else 0
-        context.record_write(options.target, version)
-        context.metrics.rows_in = rows
-        context.metrics.rows_out = rows
+            },
+            transaction=(app_id, 0),
+            keys=list(options.keys),
+            columns=list(dict.fromkeys([*options.keys, *features])) if features else None,
+            batch_size=options.batch_size,
+            score=functools.partial(score_batches, model, keys=options.keys, scored_at=scored_at, probability=probability),
+            batches=lambda: self._batches(options, context, features, version, model),
+            empty_schema=lambda source_schema: self._empty_schema(options, context, source_schema, probability),
+            check_columns=lambda columns: require_columns(columns, [*options.keys, *(features or [])]),
+            staging=lake.location.uri(
+                f"staging/{context.pipeline.name}/{context.task.name}/{context.run_id}-{uuid.uuid4().hex[:8]}"
+            ),
+            table=table,
+            version=version,
+            native_model=mllib_model(model),
+            constants={
+                "model_name": model.name,
+                "model_version": model.version,
+                "scored_at": moment,
+                "score_date": moment.date(),
+            },
+        )
+        try:
+            scored = engine.score_table(request)
+        except ScoringFailedError as exc:
+            raise ModelError(
+                f"scoring {options.describe()} with {model.name} version {model.version} failed: {exc.message}",
+                hint="check that the source's feature columns have the types the model was trained on",
+            ) from (exc.__cause__ or exc)
+        if scored.version is None:
+            self._already_done(options, context)
+            return
+        context.record_write(options.target, scored.version)
+        context.metrics.rows_in = scored.rows
+        context.metrics.rows_out = scored.rows
         context.metrics.extra.update({
             "model_name": model.name,
             "model_version": model.version,
             "model_uri": model.uri,
-            "rows_scored": rows,
-            "batches": scored.batch_count if scored is not None else 0,
+            "rows_scored": scored.rows,
+            "batches": scored.batches,
             "scored_at": scored_at.isoformat(),
             "source": options.describe(),
-            "engine": "spark",
+            "engine": engine.name,
         })
-        context.log.info("scored %d rows into %s version %d on Spark", rows, options.target, version)
+        on = f" on {engine.name.title()}" if engine.distributed else ""
+        context.log.info("scored %d rows into %s version %d%s", scored.rows, options.target, scored.version, on)
 
     # -- helpers ----------------------------------------------------------------------
-
-    def _training_set_frame(self, options: ScoreOptions, context: TaskContext, model: Any) -> DataFrame:
-        """The training set's rows on Spark, computed by the executors."""
-        from brickyard.ml import training_set
-
-        assert options.training_set is not None
-        spec = training_set.for_scoring(options.training_set, model.run_id, model.name)
-        planned = training_set.score_rows(context.workspace, spec, engine="spark")
-        frame, reads = context.spark.as_of_frame(planned.join)
-        for table, version in {**reads, **{lookup.table: lookup.version for lookup in planned.join.lookups}}.items():
-            context.record_read(table, version)
-        return frame
 
     def _training_set_batches(self, options: ScoreOptions, context: TaskContext, model_features: list[str] | None,
                               run_id: str | None, model_name: str) -> Iterator[Any]:
@@ -387,7 +271,7 @@ class ScoreTask(TaskKind):
 
         assert options.training_set is not None
         spec = training_set.for_scoring(options.training_set, run_id, model_name)
-        planned = training_set.score_rows(context.workspace, spec, engine=context.engine_name)
+        planned = training_set.score_rows(context.workspace, spec, engine=context.engine)
         result = context.engine.as_of_join(planned.join)
         for table, version in {**result.reads, **{lookup.table: lookup.version for lookup in planned.join.lookups}}.items():
             context.record_read(table, version)
@@ -398,17 +282,19 @@ class ScoreTask(TaskKind):
             table = table.select(columns)
         return _or_empty_batch(iter(table.to_batches(max_chunksize=options.batch_size)), table.schema)
 
-    def _batches(self, options: ScoreOptions, context: TaskContext, features: list[str] | None,
-                 model: Any = None) -> Iterator[Any]:
+    def _batches(
+        self, options: ScoreOptions, context: TaskContext, features: list[str] | None, version: int | None, model: Any
+    ) -> Iterator[Any]:
+        """The source's rows, batch by batch (a lake source at `version`, recorded as read)."""
         source = options.source
+        if source is None:
+            return self._training_set_batches(options, context, features, model.run_id, model.name)
         if source is None:
             return self._training_set_batches(options, context, features, getattr(model, "run_id", None), getattr(model, "name", ""))
         columns = list(dict.fromkeys([*options.keys, *features])) if features else None
         if source.is_lake:
             table = source.table or ""
-            delta = context.lake.delta(table, version=source.version)
-            context.record_read(table, delta.version())
-            dataset = delta.to_pyarrow_dataset()
+            dataset = context.lake.delta(table, version=version).to_pyarrow_dataset()
             if columns:
                 from brickyard.ml.scoring import require_columns
 
@@ -443,7 +329,7 @@ class ScoreTask(TaskKind):
             return True
         return False
 
-    def _empty_schema(self, options: ScoreOptions, context: TaskContext, counter: _Counter, probability: bool) -> Any:
+    def _empty_schema(self, options: ScoreOptions, context: TaskContext, source_schema: Any, probability: bool) -> Any:
         import pyarrow as pa
 
         from brickyard.ml.scoring import output_schema
@@ -451,7 +337,7 @@ class ScoreTask(TaskKind):
         if context.lake.exists(options.target):
             return pa.schema(context.lake.delta(options.target).schema().to_arrow())
         keys = [
-            counter.schema.field(key) if counter.schema is not None and key in counter.schema.names else pa.field(key, pa.string())
+            source_schema.field(key) if source_schema is not None and key in source_schema.names else pa.field(key, pa.string())
             for key in options.keys
         ]
         return output_schema(keys, pa.float64(), probability=probability)
@@ -484,73 +370,23 @@ def _or_empty_batch(batches: Iterator[Any], schema: Any) -> Iterator[Any]:
         yield pa.RecordBatch.from_pylist([], schema=schema)
 
 
-class _Counter:
-    """Counts the rows and batches that pass through, and remembers the first schema."""
-
-    def __init__(self, batches: Iterator[Any]) -> None:
-        self._batches = batches
-        self.rows = 0
-        self.batches = 0
-        self.schema: Any = None
-
-    def __iter__(self) -> Iterator[Any]:
-        for batch in self._batches:
-            if self.schema is None:
-                self.schema = batch.schema
-            self.rows += batch.num_rows
-            self.batches += 1 if batch.num_rows else 0
-            yield batch
-
-
-class _Guard:
-    """Iterates batches for a RecordBatchReader and keeps an error raised while reading or
-    scoring, so the task reports it instead of the write error Arrow wraps it in."""
-
-    def __init__(self, batches: Iterator[Any]) -> None:
-        self._batches = batches
-        self.error: Exception | None = None
-
-    def __iter__(self) -> Iterator[Any]:
-        try:
-            yield from self._batches
-        except Exception as exc:
-            self.error = exc
-            raise
-
-
 @contextmanager
-def _shared_folder(context: TaskContext, name: str) -> Iterator[str]:
-    """A fresh folder under the lake's `staging/<pipeline>/<task>/` (which every Spark
-    node sees), removed afterwards."""
+def _model_folder(context: TaskContext, *, shared: bool) -> Iterator[str | None]:
+    """Where the model is downloaded: with `shared` (a distributed engine), a fresh folder
+    under the lake's `staging/<pipeline>/<task>/` (which every node sees), removed
+    afterwards; else None (MLflow's own local download)."""
     import os
     import shutil
     import uuid
 
+    if not shared:
+        yield None
+        return
     folder = context.lake.location.uri(
-        f"staging/{context.pipeline.name}/{context.task.name}/{context.run_id}-{name}-{uuid.uuid4().hex[:8]}"
+        f"staging/{context.pipeline.name}/{context.task.name}/{context.run_id}-model-{uuid.uuid4().hex[:8]}"
     )
     os.makedirs(folder)
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _arrow_schema(frame: Any) -> Any:
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    return to_arrow_schema(frame.schema, timezone="UTC")
-
-
-def _worker_error(exc: BaseException) -> str | None:
-    """The error a Python worker raised while Spark wrote the scores (its last line), or
-    None when the failure was not in the scoring code."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        text = str(seen)
-        if type(seen).__name__ == "PythonException" or "PythonException" in text:
-            lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-            errors = [line for line in lines if "Error:" in line or "Exception:" in line]
-            return errors[-1] if errors else (lines[-1] if lines else type(seen).__name__)
-        seen = seen.__cause__
-    return None

@@ -19,7 +19,7 @@
 The query runs on DuckDB with the lake's tables visible as `zone.name`; the result streams
 into one Delta commit (merge collects it first). With `engine: spark` the same query (in
 DuckDB's dialect) is translated for Spark SQL and written by Spark's executors, with the
-same results, quarantine, incremental reads and idempotency (`brickyard.tasks.sql_spark`);
+same results, quarantine, incremental reads and idempotency (`brickyard.engines.spark.sql`);
 there a merge is one overwrite of the table (its rows whose key is not among the new rows,
 plus the new rows), and `brickyard validate` reports SQL that Spark cannot run. With expectations, bad rows never land:
 `drop` rows go to `<target>__quarantine` (every column as text, `_reason`, `_loaded_at`,
@@ -63,40 +63,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
-import duckdb
 from pydantic import field_validator, model_validator
 
 from brickyard.core.contract import Contract, Expectation
-from brickyard.engines.duckdb.engine import BUILTIN_SCHEMAS, DuckDBEngine, one_line
+from brickyard.core.quality import (
+    checked_query,
+    contract_rules,
+    quarantine_name,
+)
+from brickyard.engines.sql_text import single_select
 from brickyard.errors import BrickyardError, CommitConflictError, ConfigError, LakeError, SqlError
 from brickyard.lake.names import TableName
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind
-from brickyard.tasks.quality import (
-    FLAG,
-    REASON,
-    QuarantineLimit,
-    Splitter,
-    StreamGuard,
-    checked_query,
-    contract_rules,
-    prefetched,
-    quarantine_name,
-    quote,
-    task_engine,
-    text_rows,
-    write_quarantine,
-)
+from brickyard.tasks.quality import QuarantineLimit
 from brickyard.tasks.refresh import REFRESH_KEY, refresh_metadata, refresh_mode
-from brickyard.tasks.spark_quality import CheckedWrite
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-    import pyarrow.dataset as pads
 
+    from brickyard.engines.base import TaskQuery
     from brickyard.lake import Lake, WriteMode
 
 SQL_KEY = "brickyard.sql"
-BATCH_ROWS = 256 * 1024
 MAX_CONFLICTS = 20  # batches lost to concurrent writers before the task gives up
 
 SqlMode = Literal["overwrite", "append", "merge"]
@@ -220,55 +207,6 @@ def query_text(options: SqlOptions, root: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def _query_error(engine: DuckDBEngine, where: str, exc: Exception) -> SqlError:
-    """DuckDB's error running a task's query as one line; a malformed raw CSV line is named
-    by its lake file and line (see `DuckDBEngine.csv_error`)."""
-    found = engine.csv_error(str(exc))
-    if found is not None:
-        return SqlError(f"{where}: {found.message}", hint=found.hint)
-    return SqlError(f"{where}: {one_line(str(exc))}")
-
-
-def single_select(text: str, where: str) -> None:
-    """Check that `text` is exactly one query statement.
-
-    Raises:
-        SqlError: it does not parse, or holds several statements or no SELECT.
-    """
-    try:
-        statements = duckdb.extract_statements(text)
-    except duckdb.Error as exc:
-        raise SqlError(f"{where}: {one_line(str(exc))}") from exc
-    if len(statements) != 1:
-        raise SqlError(
-            f"{where}: expected one SELECT statement, found {len(statements)}",
-            hint="a sql task's query is a single SELECT (WITH ... SELECT is fine)",
-        )
-    if statements[0].type != duckdb.StatementType.SELECT:
-        raise SqlError(
-            f"{where}: expected a SELECT, found a {statements[0].type.name} statement",
-            hint="the task writes the SELECT's rows to its target; do not write tables in the query",
-        )
-
-
-def register(engine: DuckDBEngine, table: str, dataset: pads.Dataset) -> None:
-    """Make `dataset` visible as `zone.name` on the engine's connection (replacing any view)."""
-    name = TableName.parse(table)
-    arrow_name = f"__by_src_{name.zone}_{name.name}"
-    con = engine.connection
-    con.register(arrow_name, dataset)
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.zone)}")
-    con.execute(f"CREATE OR REPLACE VIEW {quote(name.zone)}.{quote(name.name)} AS SELECT * FROM {quote(arrow_name)}")
-
-
-def registered_tables(engine: DuckDBEngine) -> list[str]:
-    """The lake tables `engine.prepare` made visible on a fresh engine, as `zone.name`."""
-    rows = engine.connection.sql(
-        "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal"
-    ).fetchall()
-    return sorted(f"{s}.{v}" for s, v in rows if s not in BUILTIN_SCHEMAS)
-
-
 class SqlTask(TaskKind):
     """A SELECT over the lake into a table (see the module doc)."""
 
@@ -280,11 +218,7 @@ class SqlTask(TaskKind):
         return [options.target, quarantine_name(options.target)]
 
     def run(self, options: SqlOptions, context: TaskContext) -> None:
-        job = _SqlJob(options, context)
-        try:
-            job.run()
-        finally:
-            job.close()
+        _SqlJob(options, context).run()
 
     def check(self, options: SqlOptions, context: CheckContext) -> list[str]:
         from brickyard.tasks.explain import explain_problems
@@ -310,7 +244,7 @@ class SqlTask(TaskKind):
 
 class _SqlJob:
     """One attempt of a sql task: the shared steps (state, pins, metadata, metrics), with
-    execution and writing on DuckDB here or on Spark (`brickyard.tasks.sql_spark`)."""
+    execution and writing by the engine (`Engine.task_query`)."""
 
     def __init__(self, options: SqlOptions, context: TaskContext, task_id: str | None = None) -> None:
         self.options = options
@@ -320,16 +254,11 @@ class _SqlJob:
         # what its commits record as the task (another kind writing through this job gives its own)
         self.task_id = task_id or f"{context.pipeline.name}.{context.task.name}"
         self.app = f"brickyard.sql:{self.task_id}"
-        self.engine: DuckDBEngine | None = None if context.engine.distributed else task_engine(context.workspace)
         self.contract: Contract | None = (
             context.workspace.contract(options.contract) if options.contract else None
         )
         if self.contract is not None:
             context.handles_pii(self.contract.pii_columns)
-
-    def close(self) -> None:
-        if self.engine is not None:
-            self.engine.close()
 
     def run(self) -> None:
         where = self.options.sql or f"task {self.context.task.name}"
@@ -453,23 +382,34 @@ class _SqlJob:
     ) -> None:
         """Run the query over the sources (pinned at `plan.sources` when given: a redo) and
         write batch `plan.batch` of run `plan.run_id` with `plan.mode`."""
-        options, context, log = self.options, self.context, self.context.log
+        options, context = self.options, self.context
         rules = contract_rules(self.contract, options.expectations)
         if rules:
             context.record_quarantine(quarantine_name(self.target), 0)
         at = plan.sources or None
-        if context.engine.distributed:
-            from brickyard.tasks.sql_spark import SparkQuery
-
-            spark_query = SparkQuery.translate(
-                context.spark, checked_query(text, rules) if rules else text, where
-            )
-            versions = spark_query.pin(self.lake, lambda table: self._since(state, full, table), at=at)
+        query = context.engine.task_query(text, rules, where=where)
+        try:
+            versions = query.pin(lambda table: self._since(state, full, table), at=at)
             for table, version in versions.items():
                 context.record_read(table, version)
-        else:
-            prepared = self._prepare(text, where)
-            versions = self._pin_sources(state, full, at)
+            self._write_pinned(query, state, full, plan, versions, quarantine_mode, quarantine_done)
+        finally:
+            query.close()
+
+    def _write_pinned(
+        self,
+        query: TaskQuery,
+        state: SqlState | None,
+        full: bool,
+        plan: SqlState,
+        versions: dict[str, int],
+        quarantine_mode: WriteMode,
+        quarantine_done: bool,
+    ) -> None:
+        """Write batch `plan.batch` from `query`, whose tables are pinned at `versions`
+        (nothing when no incremental source has new rows since `state`)."""
+        options, context, log = self.options, self.context, self.context.log
+        at = plan.sources or None
         streamed = [t for t in versions if options.reads_incrementally(t) and t != self.target]
         if at is None and not full and state is not None and streamed and all(
             state.sources.get(table) == versions[table] for table in streamed
@@ -493,18 +433,27 @@ class _SqlJob:
         }
         if plan.refresh is not None:
             metadata.update(refresh_metadata(plan.refresh))
-        write = _Write(plan.batch, mode, quarantine_mode, quarantine_done, metadata)
-        if context.engine.distributed:
-            written = self._write_spark(spark_query.frame(), rules, where, write)
-        else:
-            query = checked_query(prepared, rules) if rules else prepared
-            written = self._write_duckdb(query, rules, where, write)
+        written = query.write(
+            self.target,
+            mode=mode,
+            quarantine_mode=quarantine_mode,
+            skip_quarantine=quarantine_done,
+            keys=options.keys,
+            partition_by=options.partition_by,
+            metadata=metadata,
+            transaction=(self.app, plan.batch),
+            run_id=context.run_id,
+            loaded_at=datetime.now(UTC),
+            log=log,
+            max_quarantined=options.max_quarantined,
+            quarantined=lambda version: context.record_write(quarantine_name(self.target), version),
+        )
         assert written.version is not None
         version, rows_good, rows_bad = written.version, written.rows_good, written.rows_bad
         context.record_write(self.target, version)
         context.metrics.rows_in += written.rows_in
         context.metrics.rows_out += rows_good
-        if rules:
+        if query.rules:
             context.metrics.extra["quarantined_rows"] = context.metrics.extra.get("quarantined_rows", 0) + rows_bad
             context.metrics.extra["expectations"] = [r.as_dict() for r in written.results]
             context.record_quarantine(
@@ -525,204 +474,3 @@ class _SqlJob:
             return None
         return state.sources.get(table) if state else None
 
-    def _check_columns(self, columns: list[str], where: str) -> None:
-        for column in [*self.options.keys, *self.options.partition_by]:
-            if column not in columns:
-                raise SqlError(
-                    f"{where}: the query has no column {column!r} (named by keys/partition_by)",
-                    hint=f"its columns: {', '.join(columns)}",
-                )
-
-    def _write_spark(
-        self, frame: Any, rules: list[Any], where: str, write: _Write
-    ) -> CheckedWrite:
-        from brickyard.tasks.sql_spark import write_result
-
-        internal = {REASON} | {FLAG.format(i) for i in range(len(rules))}
-        self._check_columns([c for c in frame.columns if c not in internal], where)
-        written = write_result(
-            frame,
-            rules,
-            lake=self.lake,
-            target=self.target,
-            mode=write.mode,
-            quarantine_mode=write.quarantine_mode,
-            skip_quarantine=write.quarantine_done,
-            keys=self.options.keys,
-            partition_by=self.options.partition_by,
-            metadata=write.metadata,
-            transaction=(self.app, write.batch),
-            run_id=self.context.run_id,
-            loaded_at=datetime.now(UTC),
-            log=self.context.log if rules else None,
-            max_quarantined=self.options.max_quarantined,
-        )
-        if written.quarantine_version is not None:
-            self.context.record_write(quarantine_name(self.target), written.quarantine_version)
-        return written
-
-    def _write_duckdb(
-        self, query: str, rules: list[Any], where: str, write: _Write
-    ) -> CheckedWrite:
-        import pyarrow as pa
-
-        options, context = self.options, self.context
-        mode, metadata, batch = write.mode, write.metadata, write.batch
-        assert self.engine is not None
-        engine = self.engine
-        try:
-            relation = _without_hugeint(engine.connection.sql(query))
-            reader = relation.to_arrow_reader(BATCH_ROWS)
-        except duckdb.Error as exc:
-            raise _query_error(engine, where, exc) from exc
-        internal = {REASON} | {f for f in reader.schema.names if f.startswith("__by_rule_")}
-        columns = [name for name in reader.schema.names if name not in internal]
-        good_schema = pa.schema([reader.schema.field(name) for name in columns])
-        self._check_columns(columns, where)
-        loaded_at = datetime.now(UTC)
-        splitter = Splitter(
-            rules=rules,
-            good_columns=columns,
-            bad_rows=lambda rows, mask: text_rows(
-                rows, mask, columns, run_id=context.run_id, loaded_at=loaded_at
-            ),
-            target=self.target,
-            max_quarantined=options.max_quarantined,
-        )
-        quarantined: list[int] = []
-
-        def batches() -> Any:
-            try:
-                yield from reader
-            except (duckdb.Error, OSError) as exc:  # an Arrow reader raises DuckDB's errors as OSError
-                raise _query_error(engine, where, exc) from exc
-
-        def quarantine() -> None:
-            if not rules or write.quarantine_done:
-                return
-            schema = (
-                pa.Table.from_batches(splitter.bad).schema if splitter.bad else _text_schema(columns)
-            )
-            version = write_quarantine(
-                self.lake,
-                self.target,
-                splitter.bad,
-                schema,
-                overwrite=write.quarantine_mode == "overwrite",
-                metadata=metadata,
-                transaction=(self.app, batch),
-                if_committed="conflict",
-            )
-            if version is not None:
-                context.record_write(quarantine_name(self.target), version)
-                quarantined.append(version)
-
-        try:
-            partition_by = options.partition_by or None
-            guard = StreamGuard()
-            if mode == "merge":
-                good = pa.Table.from_batches(list(splitter.split(batches())), good_schema)
-                quarantine()
-                version = self.lake.merge(
-                    self.target,
-                    good,
-                    keys=options.keys,
-                    partition_by=partition_by,
-                    evolve_schema=True,
-                    metadata=metadata,
-                    transaction=(self.app, batch),
-                    if_committed="conflict",
-                )
-            else:
-                stream = pa.RecordBatchReader.from_batches(
-                    good_schema, guard.wrap(prefetched(splitter.split(batches())))
-                )
-                with guard:
-                    version = self.lake.write(
-                        self.target,
-                        stream,
-                        mode=mode,
-                        partition_by=partition_by,
-                        evolve_schema=True,
-                        metadata=metadata,
-                        transaction=(self.app, batch),
-                        before_commit=quarantine,
-                        if_committed="conflict",
-                    )
-        finally:
-            reader.close()  # a write refused before it read the stream leaves the result open
-        if rules:
-            splitter.log_warnings(context.log)
-        return CheckedWrite(
-            rows_in=splitter.rows_in,
-            rows_good=splitter.rows_good,
-            rows_bad=splitter.rows_bad,
-            results=splitter.results(),
-            version=version,
-            quarantine_version=quarantined[-1] if quarantined else None,
-            reasons=splitter.reasons(),
-        )
-
-    def _prepare(self, text: str, where: str) -> str:
-        assert self.engine is not None
-        try:
-            return self.engine.prepare(text)
-        except SqlError as exc:
-            raise SqlError(f"{where}: {exc.message}", hint=exc.hint) from exc
-
-    def _pin_sources(
-        self, state: SqlState | None, full: bool, at: dict[str, int] | None = None
-    ) -> dict[str, int]:
-        """Register each source table at one version (its current one, or the one in `at`;
-        whole, or only its added rows) and record the reads; returns {table: version}."""
-        assert self.engine is not None
-        versions: dict[str, int] = {}
-        for table in registered_tables(self.engine):
-            until = (at or {}).get(table)
-            if not full and table != self.target and self.options.reads_incrementally(table):
-                dataset, version = self.lake.added_since(table, self._since(state, full, table), until=until)
-            else:
-                delta = self.lake.delta(table, version=until)
-                version = delta.version()
-                dataset = delta.to_pyarrow_dataset()
-            register(self.engine, table, dataset)
-            versions[table] = version
-            self.context.record_read(table, version)
-        return versions
-
-
-@dataclass(frozen=True)
-class _Write:
-    """How one batch is written: its number, the target's and the quarantine's modes,
-    whether its quarantine commit landed already (a redo), and its commit metadata."""
-
-    batch: int
-    mode: SqlMode
-    quarantine_mode: WriteMode
-    quarantine_done: bool
-    metadata: dict[str, str]
-
-
-def _without_hugeint(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
-    """HUGEINT columns (DuckDB's `sum` of integers) as BIGINT: a 128-bit integer would land
-    in Delta as DECIMAL(38,0), where Spark (and Databricks) give BIGINT; a sum beyond BIGINT
-    fails the cast instead of being written."""
-    hugeint = [name for name, kind in zip(relation.columns, relation.types, strict=True) if str(kind) == "HUGEINT"]
-    if not hugeint:
-        return relation
-    replaced = ", ".join(f"CAST({quote(name)} AS BIGINT) AS {quote(name)}" for name in hugeint)
-    return relation.select(f"* REPLACE ({replaced})")
-
-
-def _text_schema(columns: list[str]) -> pa.Schema:
-    import pyarrow as pa
-
-    from brickyard.tasks.quality import LOADED_AT_COLUMN, REASON_COLUMN, RUN_ID_COLUMN
-
-    fields = [pa.field(c, pa.string()) for c in columns if c not in (REASON_COLUMN, RUN_ID_COLUMN, LOADED_AT_COLUMN)]
-    fields += [
-        pa.field(REASON_COLUMN, pa.string()),
-        pa.field(LOADED_AT_COLUMN, pa.timestamp("us")),
-        pa.field(RUN_ID_COLUMN, pa.string()),
-    ]
-    return pa.schema(fields)

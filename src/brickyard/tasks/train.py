@@ -29,7 +29,7 @@ executors and logged with `mlflow.spark`; the assignments are written by the exe
 (`brickyard.ml.spark_kmeans`). Every other estimator is a single-machine scikit-learn
 learner: Spark reads the training rows, they are collected to the driver (a training table
 must fit in one machine's memory), and the model is fitted and logged exactly as on DuckDB,
-so the same table gives the same model on both engines (`brickyard.ml.spark_data`).
+so the same table gives the same model on both engines (`Engine.training_rows`).
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class TrainTask(TaskKind):
             model_name=model_name,
             tags=tags,
             log=context.log,
-            engine=context.engine_name,
+            engine=context.engine,
         )
         for table, version in result.fitted.data.reads.items():
             context.record_read(table, version)

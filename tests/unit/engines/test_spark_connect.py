@@ -123,7 +123,7 @@ ODD_NAMES = [
 def test_file_paths_for_spark_are_computed_as_hadoop_does(spark_workspace: Any) -> None:
     """Ingest matches Spark's `_metadata.file_path` to the batch's files; the key is now
     computed in Python (no JVM over Connect) and must equal Hadoop's, odd names included."""
-    from brickyard.tasks.ingest_spark import hadoop_raw_path
+    from brickyard.engines.spark.ingest import hadoop_raw_path
 
     jvm = spark_workspace.spark.spark._jvm
     expected = [str(jvm.org.apache.hadoop.fs.Path(name).toUri().getRawPath()) for name in ODD_NAMES]

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pytest
 
+from brickyard.core.quality import ExpectationFailedError
+from brickyard.engines.duckdb import expect as duckdb_expect
+from brickyard.engines.duckdb import quarantine as duckdb_quarantine
 from brickyard.errors import ConfigError, LakeError
-from brickyard.tasks import expect, quality
 from brickyard.tasks.checkpoint import EXPECT_KEY
-from brickyard.tasks.quality import ExpectationFailedError
 
 if TYPE_CHECKING:
     from conftest import Lakehouse
@@ -109,24 +110,24 @@ def test_contract_by_default_with_required_columns(house: Lakehouse) -> None:
 def test_crash_between_quarantine_and_table_commit(house: Lakehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     house.lake.write("silver.trips", TRIPS)
     spec = check_task(expectations=[{"range": {"column": "fare", "min": 0}, "action": "drop"}])
-    real = quality.write_quarantine
+    real = duckdb_quarantine.write_quarantine
 
     def then_crash(*args: Any, **kwargs: Any) -> int | None:
         real(*args, **kwargs)
         raise Killed
 
-    monkeypatch.setattr(expect, "write_quarantine", then_crash)
+    monkeypatch.setattr(duckdb_expect, "write_quarantine", then_crash)
     with pytest.raises(Killed):
         house.run(spec)
     assert house.count("silver.trips") == 6 and house.count("silver.trips__quarantine") == 1
-    monkeypatch.setattr(expect, "write_quarantine", real)
+    monkeypatch.setattr(duckdb_expect, "write_quarantine", real)
     house.run(spec)
     assert house.count("silver.trips") == 5 and house.count("silver.trips__quarantine") == 1
 
 
 def test_a_concurrent_write_stops_the_drop(house: Lakehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     house.lake.write("silver.trips", TRIPS)
-    real = quality.write_quarantine
+    real = duckdb_quarantine.write_quarantine
 
     def meanwhile(*args: Any, **kwargs: Any) -> int | None:
         return real(*args, **kwargs)
@@ -136,7 +137,7 @@ def test_a_concurrent_write_stops_the_drop(house: Lakehouse, monkeypatch: pytest
     def moved(name: Any) -> int:
         return original_version(name) + (1 if str(name) == "silver.trips" else 0)
 
-    monkeypatch.setattr(expect, "write_quarantine", meanwhile)
+    monkeypatch.setattr(duckdb_expect, "write_quarantine", meanwhile)
     monkeypatch.setattr(house.lake, "version", moved)
     with pytest.raises(LakeError, match=r"silver.trips changed \(version 0 -> 1\)"):
         house.run(check_task(expectations=[{"range": {"column": "fare", "min": 0}, "action": "drop"}]))

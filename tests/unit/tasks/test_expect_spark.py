@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 from test_sql_spark import Engines, Killed, lakes, same_table  # noqa: F401 (lakes: a fixture)
 
+from brickyard.engines.spark import quality as spark_quality
 from brickyard.errors import LakeError
-from brickyard.tasks import spark_quality
 
 TRIPS = pa.table(
     {

@@ -16,13 +16,14 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
+from brickyard.core.pii import hmac_hex
+from brickyard.core.quality import ExpectationFailedError
 from brickyard.demo.synth import TAXI_COLUMNS, write_taxi_csv
+from brickyard.engines.duckdb import ingest as duckdb_ingest
+from brickyard.engines.duckdb import quarantine as duckdb_quarantine
 from brickyard.errors import ConfigError, DataFileNotFoundError
-from brickyard.tasks import ingest, quality
 from brickyard.tasks.checkpoint import INGEST_KEY
 from brickyard.tasks.ingest import IngestError, IngestOptions, SchemaEvolutionError
-from brickyard.tasks.pii import hmac_hex
-from brickyard.tasks.quality import ExpectationFailedError
 
 if TYPE_CHECKING:
     from conftest import Lakehouse
@@ -138,7 +139,7 @@ def test_values_that_do_not_parse_go_to_quarantine_with_reason_file_and_line(
     house: Lakehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Small batches, so that line numbers are counted across batch and file boundaries.
-    monkeypatch.setattr(ingest, "BATCH_ROWS", 37)
+    monkeypatch.setattr(duckdb_ingest, "BATCH_ROWS", 37)
     house.raw("raw/taxi/a.csv", TAXI_SAMPLE)
     house.raw(
         "raw/taxi/b.csv",
@@ -280,16 +281,16 @@ def test_full_refresh_with_two_tasks_writing_one_table_rebuilds_it_from_both(
     assert rows + parked == 700 and parked > 0
 
     house.run(pipeline, "load", run_id="r2", full_refresh=True)
-    real = quality.write_quarantine
+    real = duckdb_quarantine.write_quarantine
 
     def then_crash(*args: Any, **kwargs: Any) -> int | None:
         real(*args, **kwargs)
         raise Killed("killed between the two commits")
 
-    monkeypatch.setattr(ingest, "write_quarantine", then_crash)
+    monkeypatch.setattr(duckdb_ingest, "write_quarantine", then_crash)
     with pytest.raises(Killed):
         house.run(pipeline, "load_more", run_id="r2", full_refresh=True)
-    monkeypatch.setattr(ingest, "write_quarantine", real)
+    monkeypatch.setattr(duckdb_ingest, "write_quarantine", real)
     retried = house.run(pipeline, "load_more", run_id="r2", full_refresh=True)
 
     assert (house.count("bronze.trips"), house.count("bronze.trips__quarantine")) == (rows, parked)
@@ -311,13 +312,13 @@ def test_crash_after_the_quarantine_commit_neither_loses_nor_duplicates_rows(
 ) -> None:
     synth(house, "a.csv", 2000, seed=1, dirty=0.03)
     house.file("contracts/bronze.trips.yaml", SYNTH_CONTRACT.format(evolution="add"))
-    real = quality.write_quarantine
+    real = duckdb_quarantine.write_quarantine
 
     def then_crash(*args: Any, **kwargs: Any) -> int | None:
         real(*args, **kwargs)
         raise Killed("killed between the two commits")
 
-    monkeypatch.setattr(ingest, "write_quarantine", then_crash)
+    monkeypatch.setattr(duckdb_ingest, "write_quarantine", then_crash)
     with pytest.raises(Killed):
         house.run(SYNTH_TASK)
     assert not house.lake.exists("bronze.trips")
@@ -326,7 +327,7 @@ def test_crash_after_the_quarantine_commit_neither_loses_nor_duplicates_rows(
     # A file that arrives meanwhile is not part of the interrupted batch.
     synth(house, "b.csv", 100, seed=2, dirty=0.0)
 
-    monkeypatch.setattr(ingest, "write_quarantine", real)
+    monkeypatch.setattr(duckdb_ingest, "write_quarantine", real)
     context = house.run(SYNTH_TASK)
 
     assert house.count("bronze.trips__quarantine") == parked
@@ -343,16 +344,16 @@ def test_an_interrupted_full_refresh_is_completed_by_the_next_run(
     house.file("contracts/bronze.trips.yaml", SYNTH_CONTRACT.format(evolution="add"))
     house.run(SYNTH_TASK)
     rows, parked = house.count("bronze.trips"), house.count("bronze.trips__quarantine")
-    real = quality.write_quarantine
+    real = duckdb_quarantine.write_quarantine
 
     def then_crash(*args: Any, **kwargs: Any) -> int | None:
         real(*args, **kwargs)
         raise Killed("killed between the two commits")
 
-    monkeypatch.setattr(ingest, "write_quarantine", then_crash)
+    monkeypatch.setattr(duckdb_ingest, "write_quarantine", then_crash)
     with pytest.raises(Killed):
         house.run(SYNTH_TASK, full_refresh=True)
-    monkeypatch.setattr(ingest, "write_quarantine", real)
+    monkeypatch.setattr(duckdb_ingest, "write_quarantine", real)
 
     context = house.run(SYNTH_TASK)  # a plain run finishes the refresh it finds parked
 

@@ -19,9 +19,11 @@ from brickyard import Workspace
 from brickyard.core.pipeline import PipelineSpec
 from brickyard.demo.synth import write_taxi_csv
 from brickyard.engines import spark_delta
+from brickyard.engines.spark import quality as spark_quality
 from brickyard.lake import Lake
-from brickyard.tasks import get_kind, spark_quality
+from brickyard.tasks import get_kind
 from brickyard.tasks.base import TaskContext
+from brickyard.tasks.ingest import IngestError
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO = REPO / "src" / "brickyard" / "demo"
@@ -205,3 +207,19 @@ def _no_leaked_views(spark_workspace: Workspace) -> Iterator[None]:
     yield
     spark = spark_workspace.spark.spark
     assert not [t.name for t in spark.catalog.listTables() if t.name.startswith("__by_ingest_")]
+
+
+def test_a_parquet_file_spark_cannot_read_names_the_task_and_the_file(twin: Twin, tmp_path: Path) -> None:
+    # Spark reads a Parquet file's schema when the read is set up (before any row is read);
+    # a type it refuses there (nanosecond timestamps) is reported as the task's error about the file.
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "nanos.parquet"
+    pq.write_table(pa.table({"at": pa.array([1, 2], pa.timestamp("ns"))}), source)
+    twin.raw("raw/nanos/a.parquet", source)
+    task = {"name": "nanos", "kind": "ingest", "source": "raw/nanos/*.parquet", "target": "bronze.nanos"}
+    with pytest.raises(IngestError) as caught:
+        twin.run_on("spark", task)
+    message = str(caught.value)
+    assert message.startswith("task nanos: reading raw/nanos/a.parquet on Spark failed: ")
+    assert "Traceback" not in message and "py4j" not in message.lower()

@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from brickyard.core.pii import WITHHELD_MESSAGE, withhold_values
 from brickyard.engines.duckdb.engine import one_line
-from brickyard.tasks.pii import WITHHELD_MESSAGE, withhold_values
 
 SECRET = "leak-me-4711@example.com"
 

@@ -15,12 +15,12 @@ import pyarrow as pa
 import pytest
 
 from brickyard.core.contract import Expectation
+from brickyard.core.pii import hmac_hex, hmac_sql
+from brickyard.core.quality import FLAG, REASON, checked_query, compile_rule, prefetched
+from brickyard.core.sources import LineCounter, SourceFile
 from brickyard.errors import LakeError
 from brickyard.lake import Lake, LakeLocation
-from brickyard.tasks.checkpoint import BatchRecord, SourceFile
-from brickyard.tasks.pii import hmac_hex, hmac_sql
-from brickyard.tasks.quality import FLAG, REASON, checked_query, compile_rule, prefetched
-from brickyard.tasks.sources import LineCounter
+from brickyard.tasks.checkpoint import BatchRecord
 
 ROWS = "SELECT * FROM (VALUES (1, 5.0, 'a', 1), (2, -1.0, 'b', 2), (3, NULL, 'c', 2), (4, 2000.0, NULL, 3)) t(id, fare, code, k)"
 

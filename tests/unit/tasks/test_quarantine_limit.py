@@ -15,13 +15,13 @@ from pydantic import ValidationError
 
 from brickyard import Workspace
 from brickyard.core.pipeline import PipelineSpec
+from brickyard.core.quality import QuarantineLimitError
 from brickyard.errors import ConfigError
 from brickyard.runtime.plan import make_plan
 from brickyard.tasks import get_kind
 from brickyard.tasks.base import TaskContext
 from brickyard.tasks.expect import ExpectOptions
 from brickyard.tasks.ingest import IngestOptions
-from brickyard.tasks.quality import QuarantineLimitError
 from brickyard.tasks.sql_task import SqlOptions
 
 if TYPE_CHECKING:

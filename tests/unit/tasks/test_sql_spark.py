@@ -16,8 +16,9 @@ import pytest
 
 from brickyard import Workspace
 from brickyard.core.pipeline import PipelineSpec
+from brickyard.engines.spark import quality as spark_quality
 from brickyard.engines.spark_sql import UntranslatableSqlError
-from brickyard.tasks import get_kind, spark_quality
+from brickyard.tasks import get_kind
 from brickyard.tasks.base import CheckContext, TaskContext
 
 DEMO = Path(__file__).resolve().parents[3] / "src" / "brickyard" / "demo"

@@ -10,9 +10,10 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
+from brickyard.core.quality import ExpectationFailedError
+from brickyard.engines.duckdb import quarantine as duckdb_quarantine
+from brickyard.engines.duckdb import sql as duckdb_sql
 from brickyard.errors import ConfigError, LakeError, SqlError
-from brickyard.tasks import quality, sql_task
-from brickyard.tasks.quality import ExpectationFailedError
 from brickyard.tasks.sql_task import SQL_KEY, SqlOptions
 
 if TYPE_CHECKING:
@@ -233,16 +234,16 @@ def test_crash_between_quarantine_and_target_commit(house: Lakehouse, monkeypatc
     seed(house)
     spec = task(query="SELECT * FROM bronze.trips", mode="append", incremental=True,
                 expectations=[{"range": {"column": "fare", "min": 0}, "action": "drop"}])
-    real = quality.write_quarantine
+    real = duckdb_quarantine.write_quarantine
 
     def then_crash(*args: Any, **kwargs: Any) -> int | None:
         real(*args, **kwargs)
         raise Killed("killed between the two commits")
 
-    monkeypatch.setattr(sql_task, "write_quarantine", then_crash)
+    monkeypatch.setattr(duckdb_sql, "write_quarantine", then_crash)
     with pytest.raises(Killed):
         house.run(spec)
-    monkeypatch.setattr(sql_task, "write_quarantine", real)
+    monkeypatch.setattr(duckdb_sql, "write_quarantine", real)
     house.run(spec)
     assert ids(house) == [1, 3, 4]
     assert house.count("silver.trips__quarantine") == 1
@@ -258,16 +259,16 @@ def test_a_parked_batch_is_redone_from_the_source_versions_it_read(
                 expectations=[{"range": {"column": "fare", "min": 0}, "action": "drop"}])
     house.run(spec, run_id="r1")
     seed(house, pa.table({"trip_id": [5, 6], "fare": [-1.0, 3.0], "payment_type": [1, 1]}))
-    real = quality.write_quarantine
+    real = duckdb_quarantine.write_quarantine
 
     def then_crash(*args: Any, **kwargs: Any) -> int | None:
         real(*args, **kwargs)
         raise Killed("killed between the two commits")
 
-    monkeypatch.setattr(sql_task, "write_quarantine", then_crash)
+    monkeypatch.setattr(duckdb_sql, "write_quarantine", then_crash)
     with pytest.raises(Killed):
         house.run(spec, run_id="r2")
-    monkeypatch.setattr(sql_task, "write_quarantine", real)
+    monkeypatch.setattr(duckdb_sql, "write_quarantine", real)
     seed(house, pa.table({"trip_id": [7, 8], "fare": [-5.0, 4.0], "payment_type": [1, 1]}))
 
     house.run(spec, run_id="r3")

@@ -16,16 +16,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from brickyard.config.models import DuckDBConfig
-from brickyard.engines.base import Engine, Preview
+from brickyard.engines.base import (
+    Engine,
+    IngestBatch,
+    Preview,
+    Scored,
+    ScoreRequest,
+    TableCheck,
+    TaskQuery,
+    TrainingRows,
+)
 from brickyard.engines.csv_errors import SNIFFED_RECORDS, Dialect, csv_problem, locate
-from brickyard.engines.sql_text import Snapshot, rewrite_raw_paths, rewrite_time_travel
+from brickyard.engines.sql_text import Snapshot, one_line, rewrite_raw_paths, rewrite_time_travel
 from brickyard.errors import (
     BrickyardError,
     DataFileNotFoundError,
@@ -37,6 +46,7 @@ from brickyard.lake.names import TableName
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from brickyard.core.quality import CheckedWrite, Rule
     from brickyard.engines.asof import AsOfJoin, AsOfResult
     from brickyard.lake.tables import Lake
 
@@ -68,6 +78,15 @@ class DuckDBEngine(Engine):
         if self._connection is None:
             self._connection = self._connect()
         return self._connection
+
+    def fresh(self) -> DuckDBEngine:
+        """A new engine over the same lake and config for one task run (tables registered
+        by earlier tasks must not be seen at their old versions), set up for batch work:
+        no progress bar on the terminal (the engine itself turns DuckDB 2.0's
+        `type_pushdown` off, which breaks TRY_CAST over read_csv text columns)."""
+        engine = DuckDBEngine(self.lake, self.config)
+        engine.connection.execute("SET enable_progress_bar = false")
+        return engine
 
     def close(self) -> None:
         """Close the DuckDB connection."""
@@ -155,6 +174,38 @@ class DuckDBEngine(Engine):
             return pa.table({})
         with self.errors():  # rows are read as they are fetched
             return relation.to_arrow_table()
+
+    def check_table(self, table: str, rules: Sequence[Rule], *, task: str) -> TableCheck:
+        from brickyard.engines.duckdb.expect import DuckDBCheck
+
+        return DuckDBCheck(self, table, rules, task=task)
+
+    def task_query(self, text: str, rules: Sequence[Rule], *, where: str) -> TaskQuery:
+        from brickyard.engines.duckdb.sql import DuckDBQuery
+
+        return DuckDBQuery(self, text, rules, where)
+
+    def ingest_batch(self, batch: IngestBatch) -> CheckedWrite:
+        from brickyard.engines.duckdb.ingest import ingest_batch
+
+        return ingest_batch(self, batch)
+
+    def score_table(self, request: ScoreRequest) -> Scored:
+        from brickyard.engines.duckdb.score import score_table
+
+        return score_table(self.lake, request)
+
+    def training_rows(
+        self,
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        version: int | None = None,
+        pinned: Mapping[str, int] | None = None,
+    ) -> TrainingRows:
+        from brickyard.engines.duckdb.training import training_rows
+
+        return training_rows(self, table=table, query=query, version=version, pinned=pinned)
 
     def export(self, query: str, target: str, fmt: str) -> None:
         """`copy_to`: streamed into one file, or /dev/stdout."""
@@ -355,31 +406,6 @@ def _raise_io_error(exc: duckdb.IOException) -> None:
 def _is_duckdb_text(message: str) -> bool:
     """True for a message in DuckDB's form (`Invalid Input Error: ...`)."""
     return re.match(r"(?:[A-Z][A-Za-z]* )+Error: ", message) is not None
-
-
-def one_line(message: str) -> str:
-    """DuckDB's multi-line message as one line, with the position of the problem."""
-    lines = [line for line in message.splitlines() if line.strip()]
-    if not lines:
-        return message
-    head = [lines[0]]
-    position = ""
-    for index, line in enumerate(lines[1:], start=1):
-        found = re.match(r"LINE (\d+): ", line)
-        # DuckDB marks the position with one caret, or (newer versions) a run of them.
-        if found and index + 1 < len(lines) and _is_caret(lines[index + 1]):
-            caret = lines[index + 1]
-            column = len(caret) - len(caret.lstrip()) - len(found.group(0)) + 1
-            snippet = line[len(found.group(0)) :].strip()
-            position = f" (line {found.group(1)}, column {column}: {snippet})"
-            break
-        if not found and not _is_caret(line):
-            head.append(line.strip())
-    return " ".join(head) + position
-
-
-def _is_caret(line: str) -> bool:
-    return bool(line.strip()) and set(line.strip()) == {"^"}
 
 
 def type_problem(type_text: str) -> str | None:

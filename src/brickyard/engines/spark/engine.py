@@ -7,12 +7,21 @@ engine costs nothing until a query runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from brickyard.config.models import SparkConfig
-from brickyard.engines.base import Engine, Preview
+from brickyard.engines.base import (
+    Engine,
+    IngestBatch,
+    Preview,
+    Scored,
+    ScoreRequest,
+    TableCheck,
+    TaskQuery,
+    TrainingRows,
+)
 from brickyard.engines.spark_delta import read_table, spark_path
 from brickyard.engines.spark_session import error_text, spark_session
 from brickyard.engines.spark_sql import (
@@ -27,6 +36,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
+    from brickyard.core.quality import CheckedWrite, Rule
     from brickyard.engines.asof import AsOfJoin, AsOfResult
     from brickyard.lake.tables import Lake
 
@@ -51,6 +61,8 @@ class SparkEngine(Engine):
 
     def dataframe(self, query: str, *, where: str = "the query") -> DataFrame:
         """Run every statement of `query`; the last one's result as a (lazy) DataFrame.
+        The views it registers stay in this engine's session (`in_new_session` for a
+        query of its own).
 
         Raises:
             SqlError (UntranslatableSqlError for DuckDB-only SQL), TableNotFoundError.
@@ -64,6 +76,12 @@ class SparkEngine(Engine):
             result = run_statement(self.spark, statement, where)
         assert result is not None
         return result
+
+    def in_new_session(self) -> SparkEngine:
+        """This engine bound to a new session of the same Spark application: temporary
+        views registered through it are its own (a concurrent task never sees them, and
+        none is left behind in the shared session)."""
+        return _SessionEngine(self, self.spark.newSession())
 
     def register_views(self, statement: SparkStatement) -> None:
         """Create the temporary views a translated statement names."""
@@ -104,20 +122,20 @@ class SparkEngine(Engine):
     def columns(self, query: str) -> list[str]:
         """The result's column names (Spark analyses the query; no row is read)."""
         with translate_errors("the query"):
-            return list(self.dataframe(query).columns)
+            return list(self.in_new_session().dataframe(query).columns)
 
     def as_of_join(self, join: AsOfJoin) -> AsOfResult:
         """Feature values as of each entity row's timestamp, computed by the executors and
         collected (`brickyard.engines.spark.asof`)."""
         from brickyard.engines.spark.asof import as_of_join
 
-        return as_of_join(self, join)
+        return as_of_join(self.in_new_session(), join)
 
     def as_of_frame(self, join: AsOfJoin) -> tuple[DataFrame, dict[str, int]]:
         """The same join as a lazy DataFrame, with the versions the entity source read."""
         from brickyard.engines.spark.asof import as_of_frame
 
-        return as_of_frame(self, join)
+        return as_of_frame(self.in_new_session(), join)
 
     @classmethod
     def sql_problems(cls, text: str, where: str) -> list[str]:
@@ -130,18 +148,53 @@ class SparkEngine(Engine):
 
     def preview(self, query: str, limit: int) -> Preview:
         """The first `limit` rows of the query's result, collected to the driver."""
-        shown = self.to_arrow(self.dataframe(query), limit=limit)
+        shown = self.to_arrow(self.in_new_session().dataframe(query), limit=limit)
         rows = [tuple(row.values()) for row in shown.to_pylist()]
         return Preview(shown.column_names, [str(t) for t in shown.schema.types], rows)
 
     def fetch(self, query: str) -> pa.Table:
         """The query's result computed by the executors and collected to the driver."""
-        return self.to_arrow(self.dataframe(query))
+        return self.to_arrow(self.in_new_session().dataframe(query))
+
+    def check_table(self, table: str, rules: Sequence[Rule], *, task: str) -> TableCheck:
+        from brickyard.engines.spark.expect import SparkCheck
+
+        return SparkCheck(self, self.lake, table, self.lake.version(table), rules)
+
+    def task_query(self, text: str, rules: Sequence[Rule], *, where: str) -> TaskQuery:
+        from brickyard.engines.spark.sql import SparkTaskQuery
+
+        return SparkTaskQuery(self, text, rules, where)
+
+    def start(self) -> None:
+        self.spark  # noqa: B018 - starts the session (SparkUnavailableError when it cannot)
+
+    def ingest_batch(self, batch: IngestBatch) -> CheckedWrite:
+        from brickyard.engines.spark.ingest import ingest_batch
+
+        return ingest_batch(self, batch)
+
+    def score_table(self, request: ScoreRequest) -> Scored:
+        from brickyard.engines.spark.score import score_table
+
+        return score_table(self, request)
+
+    def training_rows(
+        self,
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        version: int | None = None,
+        pinned: Mapping[str, int] | None = None,
+    ) -> TrainingRows:
+        from brickyard.engines.spark.training import training_rows
+
+        return training_rows(self, table=table, query=query, version=version, pinned=pinned)
 
     def export(self, query: str, target: str, fmt: str) -> None:
         """The result written by Spark's executors into the folder `target` (part files;
         csv with a header), replacing what the folder held."""
-        writer, target = self.dataframe(query).write.mode("overwrite"), spark_path(target)
+        writer, target = self.in_new_session().dataframe(query).write.mode("overwrite"), spark_path(target)
         if fmt == "csv":
             writer.option("header", True).csv(target)
         elif fmt == "json":
@@ -188,3 +241,18 @@ def _py4j_error() -> type:
 def one_line(message: str) -> str:
     """Spark's message text without its query plan and JVM stack."""
     return error_text(RuntimeError(message))
+
+
+class _SessionEngine(SparkEngine):
+    """A SparkEngine bound to one session (`SparkEngine.in_new_session`)."""
+
+    def __init__(self, base: SparkEngine, session: SparkSession) -> None:
+        super().__init__(base.lake, base.config)
+        self._session = session
+
+    @property
+    def spark(self) -> SparkSession:
+        return self._session
+
+    def in_new_session(self) -> SparkEngine:
+        return self  # already its own session

@@ -1,4 +1,4 @@
-"""The `expect` kind's Spark steps (the rest is shared, in `brickyard.tasks.expect`): count
+"""The `expect` kind's Spark steps (the kind is `brickyard.tasks.expect`): count
 each rule's failures over one table version, and, on `drop`, append the bad rows to the
 quarantine and rewrite the table without them, from Spark's executors.
 
@@ -12,11 +12,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from brickyard.core.quality import FLAG, CheckedWrite, Rule, checked_query, quote
+from brickyard.engines.base import TableCheck
+from brickyard.engines.spark.quality import write_checked
+from brickyard.engines.spark.sql import SparkQuery, text_quarantine
 from brickyard.errors import LakeError
 from brickyard.lake.names import TableName
-from brickyard.tasks.quality import FLAG, Rule, checked_query, quote
-from brickyard.tasks.spark_quality import CheckedWrite, write_checked
-from brickyard.tasks.sql_spark import SparkQuery, text_quarantine
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from brickyard.lake import Lake
 
 
-class SparkCheck:
+class SparkCheck(TableCheck):
     """The checked rows of `table` at `version` on Spark (cached until `close`)."""
 
     def __init__(self, engine: SparkEngine, lake: Lake, table: str, version: int, rules: Sequence[Rule]) -> None:

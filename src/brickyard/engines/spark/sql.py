@@ -1,5 +1,5 @@
 """The `sql` kind's execute-and-write step on the Spark engine (the rest is shared, in
-`brickyard.tasks.sql_task`).
+`brickyard.tasks.sql_task`; the engine's side of it).
 
 The query, wrapped by the same `checked_query` as on DuckDB, is translated for Spark once;
 each lake table it names is registered as a view at one pinned version (whole, or only the
@@ -18,33 +18,32 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from brickyard.core.quality import (
+    FLAG,
+    LOADED_AT_COLUMN,
+    REASON,
+    RUN_ID_COLUMN,
+    CheckedWrite,
+    Rule,
+    checked_query,
+    require_query_columns,
+)
+from brickyard.engines.base import TaskQuery
 from brickyard.engines.spark.engine import SparkEngine, run_statement
+from brickyard.engines.spark.quality import quarantine_rows, write_checked
 from brickyard.engines.spark.text import arrow_text
 from brickyard.engines.spark_delta import read_table
 from brickyard.engines.spark_sql import SparkStatement, translate
 from brickyard.errors import CommitConflictError, TableNotFoundError
-from brickyard.tasks.quality import FLAG, LOADED_AT_COLUMN, REASON, RUN_ID_COLUMN, Rule
-from brickyard.tasks.spark_quality import CheckedWrite, quarantine_rows, write_checked
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    import logging
+
+    from pyspark.sql import DataFrame
 
     from brickyard.lake import Lake, WriteMode
-    from brickyard.tasks.sql_task import SqlMode
-
-
-class _SessionEngine(SparkEngine):
-    """A SparkEngine bound to one session (for its raw-file and snapshot views)."""
-
-    def __init__(self, base: SparkEngine, session: SparkSession) -> None:
-        super().__init__(base.lake, base.config)
-        self._session = session
-
-    @property
-    def spark(self) -> SparkSession:
-        return self._session
 
 
 @dataclass
@@ -59,7 +58,7 @@ class SparkQuery:
     def translate(cls, engine: SparkEngine, text: str, where: str) -> SparkQuery:
         """Translate `text` (DuckDB SQL). Raises SqlError / UntranslatableSqlError."""
         statement = translate(text, where=where)
-        return cls(_SessionEngine(engine, engine.spark.newSession()), statement, where)
+        return cls(engine.in_new_session(), statement, where)
 
     @property
     def tables(self) -> list[str]:
@@ -96,6 +95,61 @@ class SparkQuery:
         return run_statement(self.engine.spark, self.statement, self.where)
 
 
+class SparkTaskQuery(TaskQuery):
+    """The `sql` kind's query on Spark (`SparkEngine.task_query`): `SparkQuery` pinned, then
+    `write_result`."""
+
+    def __init__(self, engine: SparkEngine, text: str, rules: Sequence[Rule], where: str) -> None:
+        self.lake, self.rules, self.where = engine.lake, list(rules), where
+        self.query = SparkQuery.translate(engine, checked_query(text, rules) if rules else text, where)
+
+    def pin(
+        self, since: Callable[[str], int | None] = lambda _: None, at: Mapping[str, int] | None = None
+    ) -> dict[str, int]:
+        return self.query.pin(self.lake, since, at=at)
+
+    def write(
+        self,
+        target: str,
+        *,
+        mode: Literal["overwrite", "append", "merge"],
+        quarantine_mode: WriteMode,
+        skip_quarantine: bool,
+        keys: Sequence[str],
+        partition_by: Sequence[str],
+        metadata: Mapping[str, str],
+        transaction: tuple[str, int],
+        run_id: str,
+        loaded_at: datetime,
+        log: logging.Logger,
+        max_quarantined: int | float | None = None,
+        quarantined: Callable[[int], None] = lambda _: None,
+    ) -> CheckedWrite:
+        frame = self.query.frame()
+        internal = {REASON} | {FLAG.format(i) for i in range(len(self.rules))}
+        require_query_columns([c for c in frame.columns if c not in internal], [*keys, *partition_by], self.where)
+        written = write_result(
+            frame,
+            self.rules,
+            lake=self.lake,
+            target=target,
+            mode=mode,
+            quarantine_mode=quarantine_mode,
+            skip_quarantine=skip_quarantine,
+            keys=keys,
+            partition_by=partition_by,
+            metadata=metadata,
+            transaction=transaction,
+            run_id=run_id,
+            loaded_at=loaded_at,
+            log=log if self.rules else None,
+            max_quarantined=max_quarantined,
+        )
+        if written.quarantine_version is not None:
+            quarantined(written.quarantine_version)
+        return written
+
+
 def text_quarantine(frame: DataFrame, *, run_id: str, loaded_at: datetime) -> DataFrame:
     """`quarantine_rows` with values written as the DuckDB engine writes them (Arrow's text)."""
     from pyspark.sql import functions as F
@@ -116,7 +170,7 @@ def write_result(
     *,
     lake: Lake,
     target: str,
-    mode: SqlMode,
+    mode: Literal["overwrite", "append", "merge"],
     quarantine_mode: WriteMode,
     skip_quarantine: bool = False,
     keys: Sequence[str],

@@ -4,11 +4,7 @@ The hash is computed inside DuckDB with its native `sha256`, as the HMAC constru
 `H((K ^ opad) || H((K ^ ipad) || m))`, so it runs vectorised and in parallel with the rest
 of the ingest query (no Python per row). Equal values give equal tokens under one key, so
 joins and counts on a PII column still work; without the key the value cannot be guessed
-by hashing candidates.
-
->>> key = b"k"
->>> token("alice@example.com", key) == hmac_hex("alice@example.com", key)
-True
+by hashing candidates. The Spark engine computes the same tokens (`hmac_spark_sql`).
 """
 
 from __future__ import annotations
@@ -75,15 +71,8 @@ def hmac_spark_sql(expression: str, key: bytes) -> str:
     return f"sha2(concat(unhex('{outer}'), unhex(sha2(concat(unhex('{inner}'), {message}), 256))), 256)"
 
 
-def token(value: str, key: bytes) -> str:
-    """The token DuckDB computes for `value` (for tests and lookups by a known value)."""
-    import duckdb
-
-    found = duckdb.connect().sql(f"SELECT {hmac_sql('$v', key)}", params={"v": value}).fetchall()
-    return str(found[0][0])
-
-
 # -- messages ---------------------------------------------------------------------------
+
 
 WITHHELD_MESSAGE = "<message withheld: it may quote pii values>"
 # Where an engine's error about the data begins: DuckDB's runtime error kinds, Spark's error

@@ -1,4 +1,6 @@
-"""Batch scoring on the Spark engine: the same `score_batches`, run by Spark's executors.
+"""Batch scoring on the Spark engine (`SparkEngine.score_table`): the same scoring
+function as on DuckDB (`brickyard.ml.scoring.score_batches`, handed over in the
+`ScoreRequest`), run by Spark's executors.
 
 `score_frame` turns a source DataFrame into the scored DataFrame of
 `brickyard.ml.scoring` (`<keys>, prediction, probability, model_name, model_version,
@@ -15,8 +17,8 @@ function, same Arrow input.
 On a cluster the executors' Python must have brickyard and the model's packages
 (scikit-learn) installed, as the driver does.
 
-A Spark MLlib model (MLflow's `spark` flavor, e.g. the `kmeans` trainer's on Spark) is not
-sent to Python workers (it holds the driver's Spark session, which executors cannot use):
+A Spark MLlib model (MLflow's `spark` flavor, e.g. the `kmeans` trainer's on Spark; the
+request's `native_model`) is not sent to Python workers (it holds the driver's Spark session, which executors cannot use):
 its `PipelineModel.transform` runs on the source DataFrame, and the output gets the same
 columns and types as the Python scoring's (taken from scoring the sample rows).
 
@@ -31,18 +33,21 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from brickyard.ml.scoring import ScoringModel, require_columns, score_batches
+from brickyard.engines.base import Scored, ScoreRequest, ScoringFailedError
+from brickyard.errors import BrickyardError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from brickyard.engines.spark.engine import SparkEngine
 
 SAMPLE_ROWS = 10
 BATCH_START = "__brickyard_batch_start"
@@ -67,19 +72,70 @@ class SparkScoring:
         return int(self.batches.value)
 
 
-def score_frame(
-    model: ScoringModel,
-    source: DataFrame,
-    keys: Sequence[str],
-    scored_at: datetime,
-    batch_size: int,
-    empty_schema: Any,
-    *,
-    probability: bool | None = None,
-) -> SparkScoring:
+def score_table(engine: SparkEngine, request: ScoreRequest) -> Scored:
+    """`Engine.score_table` on Spark: a lake table read by the executors, or the source's
+    batches staged under the lake first; scored by `score_frame`; written by the executors
+    and committed in one Delta commit with the request's transaction.
+
+    Raises:
+        ScoringFailedError, BrickyardError: see `Engine.score_table`.
+    """
+    from brickyard.engines.spark_delta import read_table, write_table
+
+    lake, spark = engine.lake, engine.spark
+    staging: str | None = None
+    scored: SparkScoring | None = None
+    try:
+        frame: DataFrame | None
+        if request.table is not None:
+            frame = read_table(spark, lake, request.table, version=request.version)
+        else:
+            staging = request.staging
+            try:
+                staged = stage_sql_batches(request.batches(), staging)
+            except BrickyardError:
+                raise
+            except Exception as exc:
+                raise ScoringFailedError(str(exc)) from exc
+            frame = staged.frame(spark)
+        if frame is None:  # a staged source without rows: no key types to go by
+            from pyspark.sql.pandas.types import from_arrow_schema
+
+            out = spark.createDataFrame([], from_arrow_schema(request.empty_schema(None)))
+        else:
+            source_frame = frame
+            try:
+                scored = score_frame(request, frame, lambda: request.empty_schema(_arrow_schema(source_frame)))
+            except BrickyardError:
+                raise
+            except Exception as exc:  # the model failed on the first rows, on the driver
+                raise ScoringFailedError(str(exc)) from exc
+            out = scored.frame
+        if lake.committed_version(request.target, request.transaction) is not None:
+            # another attempt committed meanwhile; `write_table` would skip without running
+            # the frame, whose observed counts would then never arrive
+            return Scored(None, 0, 0)
+        try:
+            version = write_table(
+                lake, request.target, out, mode=request.mode, partition_by=request.partition_by,
+                metadata=request.metadata, transaction=request.transaction,
+            )
+        except BrickyardError as exc:
+            worker = _worker_error(exc)
+            if worker is None:
+                raise
+            raise ScoringFailedError(worker) from exc
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    if scored is None:
+        return Scored(version, 0, 0)
+    return Scored(version, scored.rows_scored, scored.batch_count)
+
+
+def score_frame(request: ScoreRequest, source: DataFrame, empty_schema: Callable[[], pa.Schema]) -> SparkScoring:
     """The scored rows of `source` as a DataFrame; nothing runs until it is written.
-    `empty_schema()` gives the Arrow output schema when the source has no rows;
-    `probability` is `score_batches`'.
+    `empty_schema()` gives the Arrow output schema when the source has no rows.
 
     Raises:
         BrickyardError: a key or feature column is missing from the source.
@@ -88,24 +144,15 @@ def score_frame(
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    require_columns(source.columns, [*keys, *(model.features or [])])
-    columns = list(dict.fromkeys([*keys, *model.features])) if model.features else list(source.columns)
+    request.check_columns(source.columns)
+    columns = request.columns or list(source.columns)
     source = source.select(*[f"`{c}`" for c in columns])
     sample = source.limit(SAMPLE_ROWS).toArrow()
-    first = next(score_batches(model, iter(sample.to_batches()), keys, scored_at, probability=probability), None)
+    first = next(request.score(iter(sample.to_batches())), None)
     schema = _plain(first.schema if first is not None else empty_schema())
-    native = mllib_model(model)
-    if native is not None:
-        return _transform(model, native, source, keys, scored_at, schema)
-    work = functools.partial(
-        _score_partition,
-        model=model,
-        keys=list(keys),
-        scored_at=scored_at,
-        batch_size=batch_size,
-        probability=probability,
-        schema=schema,
-    )
+    if request.native_model is not None:
+        return _transform(request, source, schema)
+    work = functools.partial(_score_partition, score=request.score, batch_size=request.batch_size, schema=schema)
     marked = schema.append(pa.field(BATCH_START, pa.int8()))
     observation = Observation(f"brickyard_scoring_{uuid.uuid4().hex[:12]}")
     frame = (
@@ -114,12 +161,6 @@ def score_frame(
         .drop(BATCH_START)
     )
     return SparkScoring(frame, _Observed(observation, "rows"), _Observed(observation, "batches"))
-
-
-def mllib_model(model: ScoringModel) -> Any | None:
-    """The Spark MLlib model inside `model` (MLflow's `spark` flavor), else None."""
-    flavors = getattr(getattr(model.model, "metadata", None), "flavors", None) or {}
-    return model.model.get_raw_model() if "spark" in flavors else None
 
 
 class _Observed:
@@ -149,25 +190,22 @@ class _Counted:
         return self._value
 
 
-def _transform(
-    model: ScoringModel, native: Any, source: DataFrame, keys: Sequence[str], scored_at: datetime, schema: pa.Schema
-) -> SparkScoring:
+def _transform(request: ScoreRequest, source: DataFrame, schema: pa.Schema) -> SparkScoring:
     """Score with the MLlib model's own `transform`, columns as `schema` (see the module
-    docstring); `rows` counts the source's rows, `batches` the output's partitions."""
+    docstring): its `prediction`, the request's `constants` (model name and version, scoring
+    time and date) and a null `probability`; `rows` counts the source's rows, `batches` the
+    output's partitions."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
     types = {item.name: item.dataType for item in from_arrow_schema(schema).fields}
-    moment = scored_at.astimezone(UTC)
+    keys = request.keys
     values = {
         "prediction": F.col("prediction"),
         "probability": F.lit(None),
-        "model_name": F.lit(model.name),
-        "model_version": F.lit(model.version),
-        "scored_at": F.lit(moment),
-        "score_date": F.lit(moment.date()),
+        **{name: F.lit(value) for name, value in request.constants.items()},
     }
-    scored = native.transform(source).select(
+    scored = request.native_model.transform(source).select(
         *[F.col(f"`{key}`") for key in keys],
         *[values[name].cast(kind).alias(name) for name, kind in types.items() if name not in keys],
     )
@@ -199,16 +237,13 @@ def _plain(schema: pa.Schema) -> pa.Schema:
 def _score_partition(
     batches: Iterator[pa.RecordBatch],
     *,
-    model: Any,
-    keys: list[str],
-    scored_at: datetime,
+    score: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
     batch_size: int,
-    probability: bool | None,
     schema: pa.Schema,
 ) -> Iterator[pa.RecordBatch]:
     """Runs in a Python worker: score one partition's batches, each with its first row
     marked in `BATCH_START` (for counting)."""
-    for out in score_batches(model, rebatch(batches, batch_size), keys, scored_at, probability=probability):
+    for out in score(rebatch(batches, batch_size)):
         out = out if out.schema == schema else out.cast(schema)
         if out.num_rows:
             mark = pa.array([1] + [0] * (out.num_rows - 1), pa.int8())
@@ -289,3 +324,23 @@ def stage_sql_batches(batches: Iterator[pa.RecordBatch], folder: str) -> StagedS
             pq.write_table(pq.read_table(path).cast(final), path)
     staged.schema = final
     return staged
+
+
+def _arrow_schema(frame: DataFrame) -> pa.Schema:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(frame.schema, timezone="UTC")
+
+
+def _worker_error(exc: BaseException) -> str | None:
+    """The error a Python worker raised while Spark wrote the scores (its last line), or
+    None when the failure was not in the scoring code."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        if type(seen).__name__ == "PythonException" or "PythonException" in text:
+            lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+            errors = [line for line in lines if "Error:" in line or "Exception:" in line]
+            return errors[-1] if errors else (lines[-1] if lines else type(seen).__name__)
+        seen = seen.__cause__
+    return None

@@ -7,7 +7,7 @@ reader names the record but not its line: the file is then read again by DuckDB 
 task's dialect and no sniffing (`brickyard.engines.csv_errors.locate`), which names it.
 
 When the task's contract has PII columns (`pii_columns`), the message never shows the bad
-line's text nor what an engine quotes of the data (`brickyard.tasks.pii.withhold_values`).
+line's text nor what an engine quotes of the data (`brickyard.core.pii.withhold_values`).
 """
 
 from __future__ import annotations
@@ -17,18 +17,19 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from brickyard.core import pii
+from brickyard.core.sources import Format, ReaderOptions, null_arguments
 from brickyard.engines.csv_errors import SNIFFED_RECORDS, CsvProblem, csv_problem, locate
 from brickyard.engines.duckdb.engine import one_line
+from brickyard.engines.duckdb.sources import dialect
 from brickyard.errors import BrickyardError, is_transient
-from brickyard.tasks import pii
-from brickyard.tasks.sources import Format, ReaderOptions, dialect, null_arguments
 
 if TYPE_CHECKING:
     import duckdb
 
+    from brickyard.core.sources import SourceFile
+    from brickyard.engines.base import RawReadError
     from brickyard.lake import LakeLocation
-    from brickyard.tasks.checkpoint import SourceFile
-    from brickyard.tasks.ingest_spark import SparkReadError
 
 
 class IngestError(BrickyardError):
@@ -82,7 +83,7 @@ def spark_read_error(
     fmt: Format,
     reader: ReaderOptions,
     files: Sequence[SourceFile],
-    exc: SparkReadError,
+    exc: RawReadError,
     *,
     pii_columns: Collection[str] = (),
 ) -> IngestError:

@@ -1,6 +1,6 @@
 """One ingest batch on the Spark engine: raw files read by Spark's executors as text, typed
 and checked with the same SQL as on DuckDB (`ingest_sql`, translated for Spark), split and
-written by `brickyard.tasks.spark_quality.write_checked` (quarantine commit, then target
+written by `brickyard.engines.spark.quality.write_checked` (quarantine commit, then target
 commit, with the batch's application transaction). No row passes through the driver.
 
 What is shared with DuckDB (in `brickyard.tasks.ingest`): which files, the column plan
@@ -31,21 +31,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from brickyard.errors import BrickyardError
-from brickyard.tasks.checkpoint import SourceFile
-from brickyard.tasks.ingest_sql import RAW, PlannedColumn, duplicates_sql, final_sql, typed_sql
-from brickyard.tasks.quality import (
+from brickyard.core.quality import (
     LINE_COLUMN,
     LOADED_AT_COLUMN,
     REASON,
     REASON_COLUMN,
     RUN_ID_COLUMN,
     SOURCE_FILE_COLUMN,
+    CheckedWrite,
     ExpectationResult,
     Rule,
 )
-from brickyard.tasks.sources import FILE_COLUMN, Format, ReaderOptions, line_offset
-from brickyard.tasks.spark_quality import CheckedWrite, write_checked
+from brickyard.core.sources import FILE_COLUMN, Format, ReaderOptions, SourceFile, line_offset
+from brickyard.engines.base import IngestBatch, RawReadError
+from brickyard.engines.ingest_sql import RAW, PlannedColumn, duplicates_sql, final_sql, typed_sql
+from brickyard.engines.spark.quality import write_checked
+from brickyard.errors import BrickyardError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -57,13 +58,9 @@ ROW_ID = "__by_row_id"  # Spark's row id (CSV) or the 1-based row number (Parque
 ENCODINGS = {"utf-8": "UTF-8", "utf-16": "UTF-16", "latin-1": "ISO-8859-1"}
 
 
-class SparkReadError(BrickyardError):
+class SparkReadError(RawReadError):
     """Spark could not read the raw files (malformed line, unreadable file). `file` is the
     lake path of the file Spark named, when it named one of the batch's."""
-
-    def __init__(self, message: str, *, hint: str | None = None, file: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.file = file
 
 
 def csv_options(options: ReaderOptions) -> dict[str, str]:
@@ -246,7 +243,8 @@ def load_batch(
     from pyspark.sql import functions as F
 
     spark = engine.spark
-    raw = read_raw(spark, fmt, files, uris, columns_by_file, options)
+    with spark_read_errors(task, files):  # a Parquet file's schema is read here, eagerly
+        raw = read_raw(spark, fmt, files, uris, columns_by_file, options)
     view = f"__by_ingest_{uuid.uuid4().hex[:12]}"
     raw.createOrReplaceTempView(view)
     try:
@@ -364,3 +362,33 @@ def _is_spark_error(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(exc, PySparkException | Py4JError)
+
+
+def ingest_batch(engine: SparkEngine, batch: IngestBatch) -> CheckedWrite:
+    """`Engine.ingest_batch` on Spark (`load_batch`)."""
+    return load_batch(
+        engine,
+        engine.lake,
+        task=batch.task,
+        fmt=batch.fmt,  # type: ignore[arg-type]
+        options=batch.reader,
+        files=batch.files,
+        uris=batch.uris,
+        columns_by_file=batch.columns_by_file,
+        sources=batch.sources,
+        planned=batch.planned,
+        row_rules=batch.row_rules,
+        unique_rules=batch.unique_rules,
+        key=batch.key,
+        target=batch.target,
+        mode=batch.mode,
+        quarantine_mode=batch.quarantine_mode,
+        skip_quarantine=batch.skip_quarantine,
+        partition_by=batch.partition_by,
+        metadata=batch.metadata,
+        transaction=batch.transaction,
+        loaded_at=batch.loaded_at,
+        run_id=batch.run_id,
+        log=batch.log,
+        max_quarantined=batch.max_quarantined,
+    )

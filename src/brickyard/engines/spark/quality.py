@@ -1,4 +1,4 @@
-"""The Spark side of `brickyard.tasks.quality`: a checked DataFrame split into the rows to
+"""The Spark side of `brickyard.core.quality`: a checked DataFrame split into the rows to
 write and the rows to quarantine, each written by Spark's executors and committed to Delta.
 
 The checked rows come from the same SQL as on DuckDB (`checked_query`, translated for
@@ -13,24 +13,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from brickyard.engines.spark_delta import write_table
-from brickyard.tasks.base import TOP_REASONS
-from brickyard.tasks.quality import (
+from brickyard.core.quality import (
     FLAG,
     LOADED_AT_COLUMN,
     REASON,
     REASON_COLUMN,
     RUN_ID_COLUMN,
+    TOP_REASONS,
+    CheckedWrite,
     ExpectationResult,
     Rule,
     Splitter,
     check_quarantine_limit,
     quarantine_name,
 )
+from brickyard.engines.spark_delta import write_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -38,19 +38,6 @@ if TYPE_CHECKING:
     from brickyard.lake import IfCommitted, Lake, WriteMode
 
 Shape = Callable[["DataFrame"], "DataFrame"]
-
-
-@dataclass
-class CheckedWrite:
-    """What a checked write did: counts, per-rule results, and the versions it committed."""
-
-    rows_in: int
-    rows_good: int
-    rows_bad: int
-    results: list[ExpectationResult]
-    version: int | None
-    quarantine_version: int | None
-    reasons: list[tuple[str, int]] = field(default_factory=list)  # top `_reason` texts, counted
 
 
 def write_checked(

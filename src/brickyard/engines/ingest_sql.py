@@ -1,6 +1,6 @@
 """The SQL of an ingest batch, built from the planned target columns.
 
-Three layers over the raw scan (see `brickyard.tasks.sources`):
+Three layers over the raw scan (see `brickyard.engines.duckdb.sources`):
 
 1. `typed_sql`: every source column's raw text (`__by_raw_<i>`), every target column cast
    to its type (`TRY_CAST`, or `try_strptime` with the column's `format`), the file as
@@ -23,7 +23,7 @@ reject the same strings as DuckDB's (`spark_cast`), `format`s become Java patter
 source (no VARCHAR[] list).
 
 Reasons never carry a PII column's value: they name the column and the problem, with
-`<pii value withheld>` where the value would be (`brickyard.tasks.pii.WITHHELD`).
+`<pii value withheld>` where the value would be (`brickyard.core.pii.WITHHELD`).
 """
 
 from __future__ import annotations
@@ -32,18 +32,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from brickyard.core import pii
+from brickyard.core.quality import FLAG, REASON, SOURCE_FILE_COLUMN, Rule, checked_query, literal, quote
+from brickyard.core.sources import FILE_COLUMN, Format, raw_text
 from brickyard.engines.spark_sql import java_format
-from brickyard.tasks import pii
-from brickyard.tasks.quality import (
-    FLAG,
-    REASON,
-    SOURCE_FILE_COLUMN,
-    Rule,
-    checked_query,
-    literal,
-    quote,
-)
-from brickyard.tasks.sources import FILE_COLUMN, Format, raw_text
 
 RAW = "__by_raw_{}"
 RAW_LIST = "__by_raw"

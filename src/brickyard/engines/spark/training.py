@@ -1,10 +1,10 @@
-"""Training and scoring rows read through Spark, with the Delta versions read (lineage).
+"""Training rows read through Spark, with the Delta versions read (lineage).
 
 `spark_source` gives a lazy DataFrame of a lake table (at a version) or of a query in
 DuckDB's dialect (translated by the Spark engine), with each lake table pinned at the
 version it resolved, so `reads` is exactly what Spark reads.
 
-`load_spark` is the Spark engine's `brickyard.ml.data.load`: the training rows of a
+`training_rows` is the Spark engine's `Engine.training_rows`: the training rows of a
 single-machine learner (scikit-learn) read by Spark's executors and collected to the driver
 as Arrow (a training table is bounded by what one machine can fit on). For a table source
 the rows come back in the order the DuckDB engine reads them (the table's files in the
@@ -20,33 +20,34 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from brickyard.engines.base import TrainingRows
 from brickyard.errors import SqlError, TableNotFoundError
-from brickyard.ml.data import Loaded, _to_pandas
-from brickyard.ml.spec import DataSpec
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from brickyard.workspace import Workspace
+    from brickyard.engines.spark.engine import SparkEngine
 
 _FILE = "__brickyard_file"
 _ROW = "__brickyard_row"
 
 
-def session(ws: Workspace) -> SparkSession:
-    """The workspace's Spark session (SparkUnavailableError when pyspark or Java is missing)."""
-    return ws.spark.spark
-
-
-def mlflow_dfs_tmpdir(ws: Workspace) -> str:
+def mlflow_dfs_tmpdir(engine: SparkEngine) -> str:
     """Where MLflow has Spark save an MLlib model before logging it: a folder of the lake
     (which every node sees at the same path), as Spark must be given it."""
     from brickyard.engines.spark_delta import spark_path
 
-    return spark_path(ws.lake.location.uri("staging/mlflow"))
+    return spark_path(engine.lake.location.uri("staging/mlflow"))
 
 
-def spark_source(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None = None) -> tuple[DataFrame, dict[str, int], str]:
+def spark_source(
+    engine: SparkEngine,
+    *,
+    table: str | None,
+    query: str | None,
+    version: int | None = None,
+    pinned: Mapping[str, int] | None = None,
+) -> tuple[DataFrame, dict[str, int], str]:
     """(lazy DataFrame, {table: version read}, description) of a table or a query.
 
     Raises:
@@ -55,21 +56,20 @@ def spark_source(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None
     from brickyard.engines.spark_delta import read_table
 
     pinned = dict(pinned or {})
-    spark = session(ws)
-    if spec.table is not None:
-        version = spec.version if spec.version is not None else pinned.get(spec.table)
-        resolved = ws.lake.delta(spec.table, version=version).version()
-        return read_table(spark, ws.lake, spec.table, version=resolved), {spec.table: resolved}, f"table {spec.table}"
-    assert spec.query is not None
-    return _query(ws, spark, spec.query, pinned)
+    spark, lake = engine.spark, engine.lake
+    if table is not None:
+        resolved = lake.delta(table, version=version if version is not None else pinned.get(table)).version()
+        return read_table(spark, lake, table, version=resolved), {table: resolved}, f"table {table}"
+    assert query is not None
+    return _query(engine, spark, query, pinned)
 
 
-def _query(ws: Workspace, spark: SparkSession, query: str, pinned: dict[str, int]) -> tuple[DataFrame, dict[str, int], str]:
+def _query(engine: SparkEngine, spark: SparkSession, query: str, pinned: dict[str, int]) -> tuple[DataFrame, dict[str, int], str]:
     from brickyard.engines.spark.engine import run_statement
     from brickyard.engines.spark_delta import read_table
     from brickyard.engines.spark_sql import translate_all
 
-    engine = ws.spark
+    lake = engine.lake
     statements = translate_all(query, where="the training query")
     if not statements:
         raise SqlError("the training query holds no SQL statement")
@@ -77,13 +77,13 @@ def _query(ws: Workspace, spark: SparkSession, query: str, pinned: dict[str, int
     result = None
     for statement in statements:
         for view, table in statement.tables.items():
-            if not ws.lake.exists(table):
-                raise TableNotFoundError(table, ws.lake.tables())
+            if not lake.exists(table):
+                raise TableNotFoundError(table, lake.tables())
             if table not in reads:
-                reads[table] = ws.lake.delta(table, version=pinned.get(table)).version()
-            read_table(spark, ws.lake, table, version=reads[table]).createOrReplaceTempView(view)
+                reads[table] = lake.delta(table, version=pinned.get(table)).version()
+            read_table(spark, lake, table, version=reads[table]).createOrReplaceTempView(view)
         for view, snapshot in statement.snapshots.items():
-            frame = read_table(spark, ws.lake, snapshot.table, version=snapshot.version, as_of=snapshot.timestamp)
+            frame = read_table(spark, lake, snapshot.table, version=snapshot.version, as_of=snapshot.timestamp)
             frame.createOrReplaceTempView(view)
         for view, scan in statement.raw.items():
             engine.raw_frame(scan).createOrReplaceTempView(view)
@@ -92,8 +92,10 @@ def _query(ws: Workspace, spark: SparkSession, query: str, pinned: dict[str, int
     return result, reads, "the query"
 
 
-def load_spark(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None = None) -> Loaded:
-    """`brickyard.ml.data.load` on the Spark engine (see the module docstring).
+def training_rows(
+    engine: SparkEngine, *, table: str | None, query: str | None, version: int | None, pinned: Mapping[str, int] | None
+) -> TrainingRows:
+    """`Engine.training_rows` on Spark (see the module docstring).
 
     Raises:
         SparkUnavailableError, TableNotFoundError, LakeError, SqlError.
@@ -101,15 +103,14 @@ def load_spark(ws: Workspace, spec: DataSpec, pinned: Mapping[str, int] | None =
     from brickyard.engines.spark.engine import translate_errors
 
     pinned = dict(pinned or {})
-    if spec.table is None:
-        frame, reads, source = spark_source(ws, spec, pinned)
+    if table is None:
+        frame, reads, source = spark_source(engine, table=None, query=query, pinned=pinned)
         with translate_errors("the training query"):
-            return Loaded(_to_pandas(frame.toArrow()), reads, source)
-    version = spec.version if spec.version is not None else pinned.get(spec.table)
-    files = ws.lake.table_files(spec.table, version=version)
-    with translate_errors(f"reading {spec.table}"):
-        table = _ordered(session(ws), files)
-    return Loaded(_to_pandas(table), {spec.table: files.version}, f"table {spec.table}")
+            return TrainingRows(frame.toArrow(), reads, source)
+    files = engine.lake.table_files(table, version=version if version is not None else pinned.get(table))
+    with translate_errors(f"reading {table}"):
+        rows = _ordered(engine.spark, files)
+    return TrainingRows(rows, {table: files.version}, f"table {table}")
 
 
 def _ordered(spark: SparkSession, files: Any) -> Any:

@@ -1,6 +1,7 @@
-"""Raw files as DuckDB scans for ingest: CSV, JSON lines and Parquet.
+"""Raw files for ingest (CSV, JSON lines, Parquet), as every engine reads them: the reader
+options, the format, a listed file (`SourceFile`), and how records are numbered.
 
-Every scan keeps the file's values as text (CSV `all_varchar`, JSON columns declared
+Every engine's scan (`brickyard.engines.duckdb.sources`, `brickyard.engines.spark.ingest`) keeps the file's values as text (CSV `all_varchar`, JSON columns declared
 VARCHAR; Parquet keeps its own types and is cast to text where text is needed), adds the
 file name as `__file`, and keeps DuckDB's insertion order, so rows stream in file order
 and a row's line number can be counted while streaming.
@@ -13,18 +14,16 @@ file with blank lines or quoted values spanning lines has physical lines that di
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
-from brickyard.engines.csv_errors import Dialect
-from brickyard.tasks.base import TaskOptions
-from brickyard.tasks.quality import literal, quote
+from brickyard.core.options import TaskOptions
+from brickyard.core.quality import literal, quote
 
 if TYPE_CHECKING:
-    import duckdb
     import pyarrow as pa
 
 Format = Literal["csv", "json", "parquet"]
@@ -68,34 +67,11 @@ def format_of(path: str) -> Format | None:
     return None
 
 
-def dialect(options: ReaderOptions) -> Dialect:
-    """The fixed CSV dialect of the reader options (RFC 4180 by default: comma, double
-    quotes, a header)."""
-    return Dialect(
-        delimiter=options.delimiter or ",",
-        quote=options.quote if options.quote is not None else '"',
-        escape=options.escape if options.escape is not None else '"',
-        header=options.header,
-        encoding=options.encoding,
-        max_line_size=options.max_line_size,
-    )
-
-
 def null_arguments(options: ReaderOptions) -> list[str]:
     """The read_csv argument for the reader's null strings (none when not set)."""
     if options.null_strings is None:
         return []
     return [f"nullstr=[{', '.join(literal(s) for s in options.null_strings)}]"]
-
-
-def csv_arguments(options: ReaderOptions) -> list[str]:
-    """The read_csv arguments for the reader options.
-
-    The dialect is fixed (RFC 4180 by default: comma, double quotes, header, no skipped or
-    comment lines) rather than sniffed per file: DuckDB's sniffer, faced with one malformed
-    line, may pick another delimiter or skip lines, silently losing rows.
-    """
-    return dialect(options).arguments() + null_arguments(options)
 
 
 def is_empty(fs: Any, fs_path: str, size: int) -> bool:
@@ -116,84 +92,11 @@ def is_empty(fs: Any, fs_path: str, size: int) -> bool:
     return not content.removeprefix(b"\xef\xbb\xbf").strip()
 
 
-def file_list(uris: Sequence[str]) -> str:
-    return "[" + ", ".join(literal(uri) for uri in uris) + "]"
-
-
-def scan_sql(
-    fmt: Format, uris: Sequence[str], options: ReaderOptions, columns: Sequence[str]
-) -> str:
-    """A FROM-clause scan of the files: `columns` (text for CSV and JSON) plus `__file`."""
-    files = file_list(uris)
-    if fmt == "csv":
-        args = ["all_varchar=true", f"filename={literal(FILE_COLUMN)}", "union_by_name=true"]
-        return f"read_csv({files}, {', '.join(args + csv_arguments(options))})"
-    if fmt == "json":
-        declared = ", ".join(f"{literal(name)}: 'VARCHAR'" for name in columns)
-        return (
-            f"read_json({files}, format='newline_delimited', columns={{{declared}}}, "
-            f"filename={literal(FILE_COLUMN)})"
-        )
-    return f"read_parquet({files}, filename={literal(FILE_COLUMN)}, union_by_name=true)"
-
-
 def raw_text(fmt: Format, column: str) -> str:
     """SQL for a source column's value as text."""
     if fmt == "parquet":
         return f"CAST({quote(column)} AS VARCHAR)"
     return quote(column)
-
-
-def file_columns(
-    con: duckdb.DuckDBPyConnection, fmt: Format, uri: str, options: ReaderOptions
-) -> list[str]:
-    """The column names of one file (CSV header, JSON keys from DuckDB's sample, Parquet
-    schema)."""
-    return [name for name, _ in describe(con, fmt, [uri], options, typed=False)]
-
-
-def describe(
-    con: duckdb.DuckDBPyConnection,
-    fmt: Format,
-    uris: Sequence[str],
-    options: ReaderOptions,
-    *,
-    typed: bool,
-) -> list[tuple[str, str]]:
-    """(name, DuckDB type) of the files' columns as DuckDB detects them."""
-    files = file_list(uris)
-    if fmt == "csv":
-        args = csv_arguments(options) + ["union_by_name=true"]
-        if not typed:
-            args.append("all_varchar=true")
-        source = f"read_csv({files}, {', '.join(args)})"
-    elif fmt == "json":
-        source = f"read_json({files}, format='newline_delimited', union_by_name=true)"
-    else:
-        source = f"read_parquet({files}, union_by_name=true)"
-    rows = con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()
-    found = []
-    for row in rows:
-        name, kind = str(row[0]), str(row[1])
-        if fmt == "json" and (kind.startswith(NESTED_PREFIXES) or kind.endswith("]")):
-            kind = "VARCHAR"  # nested JSON values are kept as JSON text
-        found.append((name, kind))
-    return found
-
-
-def sniffed_formats(con: duckdb.DuckDBPyConnection, uri: str, options: ReaderOptions) -> dict[str, str]:
-    """The date and timestamp formats DuckDB's CSV sniffer detected in a file
-    (keys DATE and TIMESTAMP; empty when it found none)."""
-    args = ", ".join(csv_arguments(options))
-    rows = con.sql(f"SELECT DateFormat, TimestampFormat FROM sniff_csv({literal(uri)}, {args})").fetchall()
-    found: dict[str, str] = {}
-    if rows:
-        date_format, timestamp_format = rows[0]
-        if date_format:
-            found["DATE"] = str(date_format)
-        if timestamp_format:
-            found["TIMESTAMP"] = str(timestamp_format)
-    return found
 
 
 def line_offset(fmt: Format, options: ReaderOptions) -> int:
@@ -241,3 +144,27 @@ class LineCounter:
         """Line numbers of rows at `positions` of the last observed batch."""
         runs = np.searchsorted(self._ends, positions, side="right")
         return positions + self._bases[runs] + 1 + self.offset
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One raw file as listed: its lake-relative path and what identifies its content."""
+
+    path: str
+    size: int
+    modified: str
+    etag: str | None = None
+
+    def changed_from(self, other: SourceFile) -> bool:
+        """True when the file's size, modification time or etag differ."""
+        if self.etag and other.etag:
+            return self.etag != other.etag or self.size != other.size
+        return self.size != other.size or self.modified != other.modified
+
+    def as_dict(self) -> dict[str, Any]:
+        found = asdict(self)
+        if found["etag"] is None:
+            del found["etag"]
+        return found
+
+
