@@ -363,7 +363,17 @@ def _estimators() -> list[str]:
         lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"`{package}` is an extra: {hint}." for package, hint in INSTALL_HINTS.items()]
-    lines += ["On the Spark engine `kmeans` is Spark MLlib's KMeans; the others are fitted on the driver.", ""]
+    lines += [
+        "On the Spark engine `kmeans` is Spark MLlib's KMeans; the others are fitted on the driver.",
+        "Both engines start `kmeans` from the same centres (k-means++, seeded with `split.seed`, on a",
+        "hashed sample of the distinct feature rows, which does not depend on row order) and run",
+        "Lloyd's iterations with scikit-learn's stopping rule (`max_iter`, `tol` relative to the",
+        "features' mean variance), so they find the same clusters with the same numbers. Naming",
+        "another initialisation (`init`, or on Spark one of MLlib's own params such as `initMode`,",
+        "`initSteps`, `distanceMeasure`) gives that library's own algorithm instead, without that",
+        "guarantee.",
+        "",
+    ]
     return lines
 
 
