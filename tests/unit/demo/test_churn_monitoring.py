@@ -8,9 +8,9 @@ computed or alerted twice.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from datetime import datetime
 from importlib import resources
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
