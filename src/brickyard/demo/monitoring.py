@@ -108,7 +108,9 @@ def alert_lines(context: DemoContext) -> None:
         report.say("  no alert: the drift share never stayed above the rule's threshold")
         return
     alert = alerts[0]
-    report.say(f"  alert {alert.id} ({alert.status}): {alert.message}")
+    earlier = alert.run_id != context.runs.get(PIPELINE)
+    report.say(f"  alert {alert.id} ({alert.status}): {alert.message}"
+               + (f"  [raised by an earlier run, {alert.run_id}: a breach alerts once]" if earlier else ""))
     if alert.started_run is None:
         report.say(f"  the alert started no run: {json.dumps(alert.actions, default=str)}")
         return
