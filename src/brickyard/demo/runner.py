@@ -15,6 +15,7 @@ from typing import Any
 
 from brickyard.demo.context import DemoContext, Reporter, Step
 from brickyard.demo.feature_store import EXAMPLE_CUSTOMER, MODEL, PIPELINE, run_customer_churn
+from brickyard.demo.monitoring import run_churn_monitoring
 from brickyard.demo.pipelines import (
     install_workspace_files,
     run_taxi_segmentation,
@@ -153,5 +154,6 @@ STEPS: list[Step] = [
     run_taxi_segmentation,
     run_titanic,
     run_customer_churn,
+    run_churn_monitoring,
     serving_lines,
 ]
