@@ -57,3 +57,5 @@ def test_a_large_entity_source_joins_in_about_a_cpu_second(workspace: Workspace,
     assert result.table.num_rows == CUSTOMERS * SNAPSHOTS
     assert result.table.column("amount").null_count < result.table.num_rows
     assert spent < CPU_SECONDS, f"{spent:.1f} CPU-seconds"
+
+

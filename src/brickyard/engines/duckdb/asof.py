@@ -15,7 +15,9 @@ compares by its UTC time) and the entity source's tables pinned at their version
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import duckdb
 
@@ -43,18 +45,25 @@ def as_of_join(engine: DuckDBEngine, join: AsOfJoin) -> AsOfResult:
     """`Engine.as_of_join` on a fresh connection of `engine`'s kind (see the module doc)."""
     worker = join_engine(engine)
     try:
-        con = worker.connection
-        reads = _register_entities(worker, join)
-        for index, lookup in enumerate(join.lookups):
-            _register_features(worker, index, lookup, join.uses_created_time(lookup))
+        sql, reads = prepare(worker, join)
         with worker.errors():
-            described = con.execute(f"DESCRIBE SELECT * FROM {ENTITIES}").fetchall()
-            entity_columns = [str(row[0]) for row in described]
-            orderable = [str(row[0]) for row in described if not str(row[1]).upper().startswith(UNORDERED_TYPES)]
-            table = con.sql(join_sql(join, entity_columns, orderable)).to_arrow_table()
+            table = worker.connection.sql(sql).to_arrow_table()
         return AsOfResult(table, reads)
     finally:
         worker.close()
+
+
+def prepare(worker: DuckDBEngine, join: AsOfJoin) -> tuple[str, dict[str, int]]:
+    """Register `join`'s entity rows and feature tables on `worker` (a `join_engine`);
+    the query that answers it there, and the entity source's table versions read."""
+    reads = _register_entities(worker, join)
+    for index, lookup in enumerate(join.lookups):
+        _register_features(worker, index, lookup, join.uses_created_time(lookup))
+    with worker.errors():
+        described = worker.connection.execute(f"DESCRIBE SELECT * FROM {ENTITIES}").fetchall()
+    entity_columns = [str(row[0]) for row in described]
+    orderable = [str(row[0]) for row in described if not str(row[1]).upper().startswith(UNORDERED_TYPES)]
+    return join_sql(join, entity_columns, orderable), reads
 
 
 def join_engine(engine: DuckDBEngine) -> DuckDBEngine:
@@ -81,17 +90,65 @@ def configure(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _register_features(worker: DuckDBEngine, index: int, lookup: FeatureLookup, known_at: bool) -> None:
-    """A feature table as one-pass Arrow scans of just the columns used, with little
-    read-ahead (Arrow's default buffers several files' worth of batches outside DuckDB's
-    memory limit): `__by_features_<i>` and, for the ASOF step, `__by_times_<i>` (keys and
-    event time). Each is referenced once by the query, so each is read once."""
+    """A feature table as the views `__by_features_<i>` and, for the ASOF step,
+    `__by_times_<i>`, of just the columns used, each referenced once by the query (so read
+    once). Read by DuckDB's own Parquet reader from the version's files where it reads them
+    as the Delta table's Arrow dataset does (`_parquet_source`): in parallel, with row
+    counts the planner sees (so it builds the join back's hash table on the matched rows,
+    not on the feature table) and with projection into the files. Otherwise one-pass Arrow
+    scans with little read-ahead (Arrow's default buffers several files' worth of batches
+    outside DuckDB's memory limit)."""
     dataset = worker.lake.delta(lookup.table, version=lookup.version).to_pyarrow_dataset()
     times = [*lookup.keys, lookup.event_time]
     used = list(dict.fromkeys([*times, *([lookup.created_time] if lookup.created_time else []), *lookup.columns, *lookup.tie_columns]))
     con = worker.connection
+    arrow = f"__by_arrow_{index}"
+    con.register(arrow, dataset)
+    source = _parquet_source(worker, lookup, used, arrow)
+    if source is not None:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW __by_features_{index} AS SELECT {_columns(used)} FROM {source}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW __by_times_{index} AS SELECT {_columns(times)} FROM {source}")
+        return
+    con.unregister(arrow)
     con.register(f"__by_features_{index}", dataset.scanner(columns=used, **SCAN))
     if not known_at:
         con.register(f"__by_times_{index}", dataset.scanner(columns=times, **SCAN))
+
+
+def _parquet_source(worker: DuckDBEngine, lookup: FeatureLookup, used: list[str], arrow: str) -> str | None:
+    """`read_parquet([...])` over the files of the lookup's table version, or None where
+    the Arrow dataset must read it: a remote lake, an empty or partitioned table, Delta
+    features a plain Parquet reader gets wrong (deletion vectors, column mapping), or files
+    whose columns DuckDB would read with other types than the table's (e.g. INT96 times)."""
+    from brickyard.errors import BrickyardError
+
+    lake = worker.lake
+    if not lake.location.is_local:
+        return None
+    try:
+        files = lake.table_files(lookup.table, version=lookup.version)
+    except BrickyardError:
+        return None
+    if not files.files or files.partition_columns:
+        return None
+    paths = ", ".join(_literal(os.path.join(files.uri, unquote(file.path))) for file in files.files)
+    source = f"read_parquet([{paths}], union_by_name = true)"
+    con = worker.connection
+    try:
+        native = con.execute(f"DESCRIBE SELECT {_columns(used)} FROM {source}").fetchall()
+        expected = con.execute(f"DESCRIBE SELECT {_columns(used)} FROM {arrow}").fetchall()
+    except duckdb.Error:
+        return None
+    same = [row[:2] for row in native] == [row[:2] for row in expected]
+    return source if same else None
+
+
+def _columns(names: list[str]) -> str:
+    return ", ".join(q(name) for name in names)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
@@ -137,13 +194,16 @@ def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
 def join_sql(join: AsOfJoin, entity_columns: list[str], orderable: list[str]) -> str:
     """The SELECT that answers `join` over `__by_entities` and `__by_features_<i>`.
 
-    A lookup without `as_known_at` runs in three steps that never hold the feature table's
-    value columns in memory: the ASOF JOIN over its keys and event times only (`t<i>`,
-    the latest event time per entity row, TTL applied), a hash join back to the rows with
-    that key and event time (`c<i>`: several only on a tie), and the tie rule over those.
+    Times compare as integer microseconds since the epoch (`epoch_us`: a zoned timestamp's
+    UTC time, a DATE's midnight; no time zone conversion per row). A lookup without
+    `as_known_at` runs in steps that never hold the feature table's value columns in
+    memory: the ASOF JOIN over its keys and event times only (`m<i>`, the latest event time
+    per entity row, TTL applied), a hash join back to the rows with that key and event time
+    (`c<i>`: several only on a tie), and the tie rule over the entity rows that have
+    several (`j<i>`).
     """
     ts = q(join.timestamp)
-    ctes = [f"e AS MATERIALIZED (SELECT *, CAST({ts} AS TIMESTAMP) AS {TS}, row_number() OVER () AS {ROW} FROM {ENTITIES})"]
+    ctes = [f"e AS MATERIALIZED (SELECT *, {_micros(ts)} AS {TS}, row_number() OVER () AS {ROW} FROM {ENTITIES})"]
     joins, selected = [], []
     for index, lookup in enumerate(join.lookups):
         if join.uses_created_time(lookup):
@@ -161,32 +221,46 @@ def join_sql(join: AsOfJoin, entity_columns: list[str], orderable: list[str]) ->
     )
 
 
+def _micros(expression: str) -> str:
+    """A time as microseconds since the epoch, UTC (rule 7)."""
+    return f"epoch_us({expression})"
+
+
 def _latest_sql(index: int, lookup: FeatureLookup) -> list[str]:
     """CTEs `t<i>` (keys and event times), `m<i>` (per entity row, the latest live event
-    time) and `j<i>` (per entity row, the winning feature row's values)."""
+    time), `c<i>` (the feature rows with that key and event time), `d<i>` (the entity rows
+    with several: ties) and `j<i>` (per entity row, the winning feature row's values; the
+    tie rule's sort by every feature column runs over the tied rows alone)."""
     keys = [q(key) for key in lookup.keys]
     present = " AND ".join(f"{name} IS NOT NULL" for name in [*keys, q(lookup.event_time)])
-    times = f"SELECT {', '.join(keys)}, CAST({q(lookup.event_time)} AS TIMESTAMP) AS {ET} FROM __by_times_{index} WHERE {present}"
+    times = f"SELECT {', '.join(keys)}, {_micros(q(lookup.event_time))} AS {ET} FROM __by_times_{index} WHERE {present}"
     on = " AND ".join([*(f"e.{k} = t.{k}" for k in keys), f"e.{TS} >= t.{ET}"])
     live = _ttl_condition(f"t.{ET}", lookup)
     carried = ", ".join(f"e.{k} AS {q(f'{KEY}{n}')}" for n, k in enumerate(keys))
     matched = f"SELECT e.{ROW}, {carried}, t.{ET} FROM e ASOF JOIN t{index} t ON {on}" + (f" WHERE {live}" if live else "")
-    back = " AND ".join([*(f"m.{q(f'{KEY}{n}')} = f.{k}" for n, k in enumerate(keys)), f"m.{ET} = CAST(f.{q(lookup.event_time)} AS TIMESTAMP)"])
-    created = [f"CAST(f.{q(lookup.created_time)} AS TIMESTAMP) DESC NULLS LAST"] if lookup.created_time else []
-    order = ", ".join([*created, *(f"f.{q(column)} DESC NULLS LAST" for column in lookup.tie_columns)]) or f"m.{ET}"
-    columns = ", ".join(f"f.{q(column)}" for column in lookup.columns)
+    back = " AND ".join([*(f"m.{q(f'{KEY}{n}')} = f.{k}" for n, k in enumerate(keys)), f"m.{ET} = {_micros(f'f.{q(lookup.event_time)}')}"])
+    held = list(dict.fromkeys([*lookup.columns, *lookup.tie_columns]))
+    created = [f"{_micros(f'f.{q(lookup.created_time)}')} AS {CT}"] if lookup.created_time else []
+    candidates = f"SELECT m.{ROW}, {', '.join([*created, *(f'f.{q(c)}' for c in held)])} FROM m{index} m JOIN __by_features_{index} f ON {back}"
+    tied = f"SELECT {ROW} FROM c{index} GROUP BY {ROW} HAVING count(*) > 1"
+    columns = ", ".join([ROW, *(q(column) for column in lookup.columns)])
+    order = ", ".join(_tie_order(lookup)) or ROW
     best = (
-        f"SELECT m.{ROW}, {columns} FROM m{index} m JOIN __by_features_{index} f ON {back} "
-        f"QUALIFY row_number() OVER (PARTITION BY m.{ROW} ORDER BY {order}) = 1"
+        f"SELECT {columns} FROM c{index} WHERE {ROW} NOT IN (SELECT {ROW} FROM d{index}) "
+        f"UNION ALL SELECT {columns} FROM c{index} WHERE {ROW} IN (SELECT {ROW} FROM d{index}) "
+        f"QUALIFY row_number() OVER (PARTITION BY {ROW} ORDER BY {order}) = 1"
     )
-    return [f"t{index} AS ({times})", f"m{index} AS ({matched})", f"j{index} AS ({best})"]
+    return [f"t{index} AS ({times})", f"m{index} AS ({matched})", f"c{index} AS MATERIALIZED ({candidates})",
+            f"d{index} AS ({tied})", f"j{index} AS ({best})"]
 
 
 def _ttl_condition(event_time: str, lookup: FeatureLookup) -> str:
+    """Live: younger than the TTL (`timestamp - event_time < ttl`, as a difference so that
+    no time near the ends of the range overflows)."""
     micros = lookup.ttl_microseconds
     if micros is None:
         return ""
-    return f"{event_time} > e.{TS} - to_microseconds(CAST({micros} AS BIGINT))"
+    return f"e.{TS} - {event_time} < CAST({micros} AS BIGINT)"
 
 
 def _tie_order(lookup: FeatureLookup, prefix: str = "") -> list[str]:
@@ -200,9 +274,9 @@ def _features_sql(index: int, lookup: FeatureLookup) -> str:
     timestamps (`__by_et`, `__by_ct`)."""
     keys = [q(key) for key in lookup.keys]
     columns = list(dict.fromkeys([*lookup.columns, *lookup.tie_columns]))
-    times = [f"CAST({q(lookup.event_time)} AS TIMESTAMP) AS {ET}"]
+    times = [f"{_micros(q(lookup.event_time))} AS {ET}"]
     if lookup.created_time:
-        times.append(f"CAST({q(lookup.created_time)} AS TIMESTAMP) AS {CT}")
+        times.append(f"{_micros(q(lookup.created_time))} AS {CT}")
     present = " AND ".join(f"{name} IS NOT NULL" for name in [*keys, q(lookup.event_time)])
     return f"SELECT {', '.join([*keys, *times, *map(q, columns)])} FROM __by_features_{index} WHERE {present}"
 
