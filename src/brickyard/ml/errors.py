@@ -7,8 +7,10 @@
         ├── EstimatorError         an unknown estimator name or an import path that fails
         ├── ModelNotFoundError     no registered model (or version) by that name
         │   └── NoChampionError    the model has no `champion` alias yet
-        └── GateRuleError          a promotion rule that does not parse, or names a metric
-                                   the model version's run does not have
+        ├── GateRuleError          a promotion rule that does not parse, or names a metric
+        │                          the model version's run does not have
+        └── TuningError            a tune study that cannot go on (no trial completed in
+                                   the budget, a resumed study with other settings)
 
 This module imports nothing heavy, so the CLI and the task kinds may import it freely.
 """
@@ -43,3 +45,8 @@ class NoChampionError(ModelNotFoundError):
 
 class GateRuleError(ModelError):
     """A gate rule is malformed or names a metric that was never logged."""
+
+
+class TuningError(ModelError):
+    """A `tune` task's study cannot give a model: no trial completed within the budget,
+    or a study to resume was made with other settings."""

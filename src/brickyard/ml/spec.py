@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from brickyard.core.pipeline import PipelineSpec, TaskSpec
 
 Problem = Literal["classification", "regression", "clustering"]
+MODEL_KINDS = ("train", "tune")  # the kinds that register a model version
 
 
 class Strict(BaseModel):
@@ -214,14 +215,14 @@ class PromoteSpec(EvaluateSpec):
 
 
 def train_model_name(pipeline: PipelineSpec, task: TaskSpec) -> str:
-    """The registered model name a train task writes: `model_name:` or the pipeline's name."""
+    """The registered model name a train (or tune) task writes: `model_name:` or the pipeline's name."""
     name = task.options.get("model_name")
     return str(name) if name else pipeline.name
 
 
 def upstream_model_name(pipeline: PipelineSpec, task: TaskSpec, explicit: str | None) -> str:
     """The model an evaluate/promote task acts on: `model:` if given, else the model of the
-    train task upstream of it (or, with none upstream, the only train task of the pipeline),
+    train or tune task upstream of it (or, with none upstream, the only one of the pipeline),
     else the pipeline's name.
 
     Raises:
@@ -229,9 +230,9 @@ def upstream_model_name(pipeline: PipelineSpec, task: TaskSpec, explicit: str | 
     """
     if explicit:
         return explicit
-    trains = [t for t in _upstream(pipeline, task) if t.kind == "train"]
+    trains = [t for t in _upstream(pipeline, task) if t.kind in MODEL_KINDS]
     if not trains:
-        trains = [t for t in pipeline.tasks if t.kind == "train"]
+        trains = [t for t in pipeline.tasks if t.kind in MODEL_KINDS]
     names = sorted({train_model_name(pipeline, t) for t in trains})
     if len(names) > 1:
         raise ValueError(f"task {task.name!r} could mean models {', '.join(names)}; set model:")

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from brickyard.errors import BrickyardError
 from brickyard.ml import tracking
-from brickyard.ml.data import Prepared, load, prepare, source_text
+from brickyard.ml.data import Loaded, Prepared, load, prepare, source_text
 from brickyard.ml.errors import ModelError, TrainingDataError
 from brickyard.ml.spec import KRange, TrainSpec
 
@@ -100,7 +100,15 @@ def fit(ws: Workspace, spec: TrainSpec, pinned: dict[str, int] | None = None, *,
         TrainingDataError, EstimatorError, ModelError, LakeError, SqlError,
         SparkUnavailableError.
     """
-    loaded = load(ws, spec.data(), pinned, engine=engine)
+    return fit_loaded(load(ws, spec.data(), pinned, engine=engine), spec)
+
+
+def fit_loaded(loaded: Loaded, spec: TrainSpec) -> Fitted:
+    """`fit` on rows already read (what `tune` refits its best configuration with).
+
+    Raises:
+        TrainingDataError, EstimatorError, ModelError.
+    """
     if spec.estimator == "kmeans":
         return _fit_kmeans(loaded, spec)
     from brickyard.ml.estimators import build_estimator, estimator_path, simple_params
@@ -209,32 +217,51 @@ def train(
     log.info("fitted %s on %d rows (%s) in %.2f s", fitted.estimator, len(data.frame), data.problem, fitted.fit_seconds)
     client = tracking.connect(ws)
     experiment_id = tracking.experiment_id(client, ws, experiment)
-    all_tags = {
-        **(tags or {}),
-        tracking.TAG_KIND: "train",
-        "brickyard.problem": data.problem,
-        "brickyard.model_name": model_name,
-        TAG_ENGINE: engine.name,
-        **{f"{tracking.TAG_INPUT}{table}": str(version) for table, version in data.reads.items()},
-    }
-    run_name = "-".join(part for part in (all_tags.get(tracking.TAG_TASK), all_tags.get(tracking.TAG_RUN_ID)) if part)
-    writes: dict[str, int] = {}
-    profile = None
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or None, tags=all_tags) as run:
-        mlflow.log_params(_params(fitted))
-        mlflow.log_metrics({**fitted.metrics, "fit_seconds": fitted.fit_seconds})
-        mlflow.log_dict(fitted.spec_record(), SPEC_ARTIFACT)
-        if spec.training_set is not None:
-            from brickyard.ml import training_set
-
-            lineage = training_set.record(ws, spec.training_set, data.reads, data.features, data.label)
-            mlflow.log_dict(lineage, training_set.ARTIFACT)
-        if fitted.kmeans is not None:
-            profile, writes = _segments(ws, fitted, log)
-        info = _log_model(fitted)
+    all_tags = model_tags(fitted.data, tags, "train", model_name, engine.name)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(all_tags), tags=all_tags) as run:
+        info, profile, writes = log_fitted(ws, fitted, log)
     version = register(info.model_uri, model_name, all_tags)
     log.info("logged MLflow run %s; registered %s version %d", run.info.run_id, model_name, version)
     return TrainResult(fitted, run.info.run_id, model_name, version, writes, profile)
+
+
+def model_tags(data: Prepared, tags: dict[str, str] | None, kind: str, model_name: str, engine: str) -> dict[str, str]:
+    """The tags of a model's MLflow run and of its registered version."""
+    return {
+        **(tags or {}),
+        tracking.TAG_KIND: kind,
+        "brickyard.problem": data.problem,
+        "brickyard.model_name": model_name,
+        TAG_ENGINE: engine,
+        **{f"{tracking.TAG_INPUT}{table}": str(version) for table, version in data.reads.items()},
+    }
+
+
+def run_name(tags: dict[str, str]) -> str | None:
+    """`<task>-<brickyard run id>`, from the tags (None when neither is there)."""
+    return "-".join(part for part in (tags.get(tracking.TAG_TASK), tags.get(tracking.TAG_RUN_ID)) if part) or None
+
+
+def log_fitted(ws: Workspace, fitted: Fitted, log: logging.Logger) -> tuple[Any, pd.DataFrame | None, dict[str, int]]:
+    """Log a fitted model into the active MLflow run as `train` does (params, metrics, the
+    spec record, a training set's lineage, kmeans' segments, the model); returns the
+    logged model's info, kmeans' profile and the tables written."""
+    import mlflow
+
+    spec, data = fitted.spec, fitted.data
+    writes: dict[str, int] = {}
+    profile = None
+    mlflow.log_params(_params(fitted))
+    mlflow.log_metrics({**fitted.metrics, "fit_seconds": fitted.fit_seconds})
+    mlflow.log_dict(fitted.spec_record(), SPEC_ARTIFACT)
+    if spec.training_set is not None:
+        from brickyard.ml import training_set
+
+        lineage = training_set.record(ws, spec.training_set, data.reads, data.features, data.label)
+        mlflow.log_dict(lineage, training_set.ARTIFACT)
+    if fitted.kmeans is not None:
+        profile, writes = _segments(ws, fitted, log)
+    return _log_model(fitted), profile, writes
 
 
 def _params(fitted: Fitted) -> dict[str, Any]:

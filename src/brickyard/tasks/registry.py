@@ -15,6 +15,7 @@ BUILTIN_KINDS: dict[str, str] = {
     "python": "brickyard.tasks.python_task:PythonTask",
     "features": "brickyard.tasks.features:FeaturesTask",
     "train": "brickyard.tasks.train:TrainTask",
+    "tune": "brickyard.tasks.tune:TuneTask",
     "evaluate": "brickyard.tasks.evaluate:EvaluateTask",
     "promote": "brickyard.tasks.promote:PromoteTask",
     "score": "brickyard.tasks.score:ScoreTask",
