@@ -21,6 +21,7 @@ from brickyard.cli import (
     pipeline_commands,
     serve_commands,
     server_commands,
+    tune_commands,
     workspace_commands,
 )
 from brickyard.errors import BrickyardError
@@ -70,6 +71,7 @@ model_commands.register(app)
 serve_commands.register(app)
 feature_commands.register(app)
 monitor_commands.register(app)
+tune_commands.register(app)
 online_commands.register(app)  # after any module that makes the `features` group
 
 

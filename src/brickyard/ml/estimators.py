@@ -203,7 +203,8 @@ def _rejection(cls: type, name: str, params: dict[str, Any]) -> str | None:
     try:
         estimator = _construct(cls, name, params, 0)
         validate = getattr(estimator, "_validate_params", None)
-        if callable(validate):
+        # a scikit-learn style class without constraints (LightGBM's) has the method but not the table
+        if callable(validate) and hasattr(estimator, "_parameter_constraints"):
             validate()
     except (TypeError, ValueError) as exc:
         return " ".join(str(exc).split())

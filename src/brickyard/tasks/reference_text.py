@@ -31,6 +31,10 @@ KIND_SUMMARIES: dict[str, str] = {
     "source incrementally by its version, a SQL source replaced; rows with a null key or time to the quarantine.",
     "train": "Fit a model on a lake table, a query or a training set (features looked up as of each row's "
     "timestamp), track it in MLflow and register a new version.",
+    "tune": "Search estimator families and their parameters with an Optuna study (TPE; cross-validation "
+    "or a holdout; a trial or time budget; parallel processes), every trial an MLflow child run; the study "
+    "resumes on the next run, and the best configuration is refitted and registered as `train` registers "
+    "a model. See docs/tuning.md.",
     "evaluate": "Held-out metrics and plots (ROC, precision-recall, confusion matrix) for a registered "
     "model version, logged on its MLflow run.",
     "promote": "The gate: check a model version against rules; pass makes it `champion`, fail `challenger`.",
@@ -97,6 +101,24 @@ EXAMPLES: dict[str, str] = {
   split: {test_size: 0.2, seed: 42, stratify: true}
   estimator: logistic_regression
   params: {C: 1.0}
+  model_name: titanic
+""",
+    "tune": """\
+- name: tune
+  kind: tune
+  table: silver.titanic
+  label: Survived
+  features: [Pclass, Sex, Age, SibSp, Parch, Fare, Embarked]
+  estimators:
+    logistic_regression:
+    random_forest: {max_depth: {int: [2, 12]}}
+    lightgbm: {learning_rate: {float: [0.01, 0.3], log: true}}
+  metric: roc_auc
+  trials: 30
+  timeout: 120
+  validation: cv
+  folds: 5
+  parallel: 2
   model_name: titanic
 """,
     "evaluate": """\

@@ -113,6 +113,10 @@ def _space_problems(options: TuneOptions) -> list[str]:
     found: list[str] = []
     for family, declared in options.estimators.items():
         space = space_of(family, declared)
+        unknown = [] if space is not None else estimator_problems(family, options.problem, {})
+        if unknown:
+            found += [CheckProblem(message, "estimators", family) for _, message in unknown]
+            continue
         if space is None:
             found.append(CheckProblem(
                 f"estimator {family!r} has no default search space; declare one "
