@@ -41,7 +41,7 @@ tasks:
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         "pipelines/titanic.yaml:3: unknown task kind 'transform' (hint: known kinds: evaluate, expect, export, features, "
-        "ingest, materialize, monitor, promote, python, score, sql, train)",
+        "ingest, materialize, monitor, promote, python, score, sql, train, tune)",
         "pipelines/titanic.yaml:6: tasks[1] (train).depnds_on: unknown key (hint: did you mean depends_on or version?)",
         "pipelines/titanic.yaml:8: task 'train': label column 'survived' does not exist in table silver.titanic "
         "(hint: did you mean Survived?)",

@@ -112,16 +112,6 @@ class TuneSpec(DataSpec):
     seed: int | None = None
     resume: bool = True
 
-    @field_validator("estimators", mode="before")
-    @classmethod
-    def _list_of_names(cls, value: Any) -> Any:
-        """`estimators: [a, b]` is `estimators: {a: null, b: null}` (default spaces)."""
-        if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            return dict.fromkeys(value)
-        if isinstance(value, str):
-            return {value: None}
-        return value
-
     @field_validator("features")
     @classmethod
     def _some_features(cls, value: list[str] | None) -> list[str] | None:

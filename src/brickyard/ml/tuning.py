@@ -28,7 +28,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -104,7 +104,10 @@ class TuneResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def metric_for(problem: str, metric: str | None) -> tuple[str, str]:
+Direction = Literal["maximize", "minimize"]
+
+
+def metric_for(problem: str, metric: str | None) -> tuple[str, Direction]:
     """The metric trials are scored on, and its Optuna direction (`maximize`/`minimize`).
 
     Raises:
@@ -170,7 +173,7 @@ def tune(
         worker_cpu = run_trials(plan, spec, log)
         study = _load(plan)
         board = leaderboard(study, metric, direction)
-        mlflow.log_dict(board, LEADERBOARD_JSON)
+        mlflow.log_text(json.dumps(board, indent=2, default=str), LEADERBOARD_JSON)
         mlflow.log_text(leaderboard_csv(board, metric), LEADERBOARD_CSV)
         counts = _counts(board, before)
         cpu_seconds = time.process_time() - cpu_started + worker_cpu
@@ -254,7 +257,7 @@ def _storage(url: str) -> optuna.storages.RDBStorage:
 
 
 def open_study(
-    url: str, name: str, direction: str, wanted: dict[str, Any], resume: bool, log: logging.Logger
+    url: str, name: str, direction: Direction, wanted: dict[str, Any], resume: bool, log: logging.Logger
 ) -> optuna.Study:
     """The study `name` (created when missing; with `resume` False, deleted first). Trials
     an earlier process left running (it died) are marked failed.

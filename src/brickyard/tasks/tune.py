@@ -94,8 +94,8 @@ class TuneTask(TaskKind):
             "cpu_seconds_tuning": round(result.cpu_seconds, 3),
             "cost": result.cost,
         })
-        from brickyard.monitoring.training import record_training_baseline
         from brickyard.ml.training import TrainResult
+        from brickyard.monitoring.training import record_training_baseline
 
         trained = TrainResult(result.fitted, result.run_id, result.model_name, result.model_version)
         recorded = record_training_baseline(context.workspace, trained, log=context.log)

@@ -11,13 +11,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from ml_helpers import TITANIC_FEATURES, run_task, titanic_pipeline
 
 from brickyard import Workspace
 from brickyard.ml import tracking
 from brickyard.ml.errors import TuningError
 from brickyard.ml.tuning import TAG_ERROR, TAG_PARENT, TAG_TRIAL_STATE, load_leaderboard
-
-from ml_helpers import TITANIC_FEATURES, run_task, titanic_pipeline
 
 FIRST_RUN, SECOND_RUN = "20260101-000000-tune01", "20260101-000000-tune02"
 SPACE = {"logistic_regression": None, "random_forest": {"n_estimators": {"int": [10, 30]}, "max_depth": {"int": [2, 6]}}}
