@@ -66,6 +66,18 @@ def test_every_trial_is_a_child_run_and_the_leaderboard_agrees(shared_ws: Worksp
     assert parent.data.metrics["cpu_seconds"] > 0
 
 
+def test_cost_per_experiment_is_cpu_seconds_at_the_workspace_rate(shared_ws: Workspace, tuned: dict[str, Any]) -> None:
+    rate = shared_ws.config.pricing.cpu_hour
+    assert rate == 0.05  # Workspace.init's default pricing
+    run_id = tuned["mlflow_run_id"]
+    for child in child_runs(shared_ws, run_id):
+        assert child.data.metrics["cost"] == pytest.approx(child.data.metrics["cpu_seconds"] / 3600 * rate)
+    parent = tracking.connect(shared_ws).get_run(run_id).data.metrics
+    assert parent["cost"] == pytest.approx(parent["cpu_seconds"] / 3600 * rate)
+    assert tuned["cost"] == pytest.approx(parent["cost"])
+    assert parent["cpu_seconds"] >= sum(c.data.metrics["cpu_seconds"] for c in child_runs(shared_ws, run_id))
+
+
 def test_best_trial_metric_equals_sklearn_by_hand_under_the_same_folds(shared_ws: Workspace, tuned: dict[str, Any]) -> None:
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import RandomForestClassifier
