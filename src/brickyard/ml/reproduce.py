@@ -77,11 +77,15 @@ def find_train_runs(ws: Workspace, run_id: str) -> list[str]:
             raise ModelError(f"no MLflow run {run_id}", hint="list runs with `brickyard mlflow-ui`") from exc
         return [run_id]
     experiments = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(
-        experiments,
-        filter_string=f"tags.`{tracking.TAG_RUN_ID}` = '{run_id}' and tags.`{tracking.TAG_KIND}` = 'train'",
-        max_results=1000,
-    ) if experiments else []
+    runs = [
+        found
+        for kind in ("train", "tune")  # a tune run holds its refitted best model as a train run does
+        for found in client.search_runs(
+            experiments,
+            filter_string=f"tags.`{tracking.TAG_RUN_ID}` = '{run_id}' and tags.`{tracking.TAG_KIND}` = '{kind}'",
+            max_results=1000,
+        )
+    ] if experiments else []
     if not runs:
         raise ModelError(
             f"no train run was logged by brickyard run {run_id!r}",

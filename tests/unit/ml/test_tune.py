@@ -121,6 +121,15 @@ def test_the_registered_best_model_scores_with_the_score_kind(shared_ws: Workspa
     assert set(scored["prediction"].unique()) <= {0, 1}
 
 
+def test_reproduce_refits_the_tuned_model_to_the_same_metrics(shared_ws: Workspace, tuned: dict[str, Any]) -> None:
+    from brickyard.ml.reproduce import reproduce
+
+    [reproduction] = reproduce(shared_ws, FIRST_RUN)
+    assert reproduction.mlflow_run_id == tuned["mlflow_run_id"]
+    assert reproduction.matches
+    assert {check.metric for check in reproduction.checks} >= {"roc_auc", "accuracy"}
+
+
 def test_a_second_run_resumes_the_study_in_two_processes(shared_ws: Workspace, tuned: dict[str, Any]) -> None:
     context = run_task(shared_ws, titanic_pipeline(tune_task(trials=2, parallel=2)), "tune", run_id=SECOND_RUN)
     extra = context.metrics.extra
