@@ -13,7 +13,7 @@ from brickyard import Workspace
 from brickyard.runtime.validate import validate_workspace
 
 DATA = Path(__file__).resolve().parents[3] / "src" / "brickyard" / "demo" / "data"
-KINDS = "evaluate, expect, export, features, ingest, materialize, monitor, promote, python, score, sql, train"
+KINDS = "evaluate, expect, export, features, ingest, materialize, monitor, promote, python, score, sql, train, tune"
 
 MISTAKES = """\
 tasks:
