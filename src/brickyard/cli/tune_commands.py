@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated
 
 import typer
@@ -26,6 +27,7 @@ def show(
     """Every trial of the study, best first: number, family, params, metric, state, seconds."""
     from brickyard.ml.tuning import load_leaderboard
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small JSON file
     ws = open_workspace(workspace)
     run_id, board = load_leaderboard(ws, run)
     if fmt is not TableFormat.table:
