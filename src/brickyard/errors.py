@@ -8,7 +8,9 @@
     │   ├── TableNotFoundError     a `zone.name` that is not in the lake (with close names)
     │   └── CommitConflictError    another writer committed first; nothing was committed (transient)
     ├── SqlError                   DuckDB rejected a query (its message and position)
-    └── DataFileNotFoundError      a raw file or glob that matches nothing
+    ├── DataFileNotFoundError      a raw file or glob that matches nothing
+    └── ModelError                 a model, its training data or its gate (never transient;
+        └── TrainingDataError      the rest of its tree is in `brickyard.ml.errors`)
 
 Every error carries a `hint`: the next thing to try. `transient` says whether another
 attempt may succeed: True (a dropped connection, a commit conflict), False (a typo, a bad
@@ -119,6 +121,18 @@ class DataFileNotFoundError(BrickyardError):
     """A raw file or glob in the lake that matches nothing."""
 
     transient = False
+
+
+class ModelError(BrickyardError):
+    """A problem with a model, its training data or its promotion: never worth a retry
+    (transient False), whatever it was raised from. Defined here, not in `ml/`, because an
+    engine that fits a model itself (`Engine.fit_kmeans`) raises it too."""
+
+    transient = False
+
+
+class TrainingDataError(ModelError):
+    """The data given to `train` cannot train the requested model."""
 
 
 # Foreign exceptions worth another attempt, by (module prefix, class name) anywhere in the

@@ -149,6 +149,92 @@ class TrainingRows:
     source: str
 
 
+@dataclass
+class KMeansRequest:
+    """A KMeans segmentation for an engine that fits it itself (`Engine.fit_kmeans`).
+
+    The rows are a lake `table` (at `version`, else its version in `pinned`) or a `query`;
+    `features` None means every column but `exclude` and dates or times. `key` columns are
+    kept beside the features for the assignments. `ks` are the k to try, smallest first.
+    `seeds(values, weights, k)` is the k-means++ choice (row indices) over the engine's
+    hashed sample of distinct feature rows (`brickyard.ml.kmeans_init`, `sample_size` rows),
+    so every engine starts Lloyd's iterations from the same centres. `source` names the
+    task's source in messages about key columns; `min_rows` is the fewest rows to train on.
+    """
+
+    table: str | None
+    query: str | None
+    version: int | None
+    pinned: dict[str, int]
+    features: list[str] | None
+    exclude: list[str]
+    key: list[str]
+    ks: list[int]
+    params: dict[str, Any]
+    seed: int
+    seeds: Callable[[Any, Any, int], Any]
+    sample_size: int
+    min_rows: int
+    source: str
+    log: logging.Logger
+
+
+@dataclass(frozen=True)
+class ClusterStats:
+    """Per cluster (in cluster order): its number, rows and each feature's mean (None where
+    all null); and each feature's mean and population deviation over all rows."""
+
+    clusters: list[tuple[int, int, list[float | None]]]
+    mean: list[float | None]
+    std: list[float | None]
+
+
+@dataclass
+class FittedKMeans(ABC):
+    """A KMeans model an engine fitted (`Engine.fit_kmeans`), its rows still on the engine:
+    the numbers the train task logs, the engine's own `model` object (for its MLflow
+    flavor), and the work that reads those rows again. `close()` releases them."""
+
+    model: Any
+    estimator: str  # the model class, as `module:Class`
+    rows: int
+    features: list[str]
+    feature_types: dict[str, str]  # MLflow column types of the raw features (long, float, double)
+    nullable: set[str]  # features that held nulls in training
+    reads: dict[str, int]
+    where: str
+    k: int
+    silhouette: float
+    inertia: float
+    iterations: int
+    silhouette_by_k: dict[int, float]
+    inertia_by_k: dict[int, float]
+    params: dict[str, Any]
+    seconds: float
+
+    @abstractmethod
+    def cluster_stats(self) -> ClusterStats:
+        """Rows and feature means per cluster, and the overall means and deviations."""
+
+    @abstractmethod
+    def write_tables(self, *, profile: pa.Table | None, profile_table: str | None, assignments_table: str | None,
+                     key: Sequence[str]) -> dict[str, int]:
+        """Overwrite `profile_table` with `profile` and `assignments_table` with each row's
+        `key` columns and `cluster` (int); returns {table: version written}."""
+
+    @abstractmethod
+    def model_folders(self) -> tuple[str, str | None]:
+        """Where the model's MLflow flavor saves it before logging: (a folder every node sees,
+        a staging folder for a remote session or None).
+
+        Raises:
+            ModelError: the engine cannot log its model from here.
+        """
+
+    def close(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release what the fit holds (cached rows)."""
+
+
 class TableCheck(ABC):
     """The checked rows of one version of a lake table (`Engine.check_table`): every row
     with one flag per rule and the `__by_reason` of its broken `drop` rules (see
@@ -383,3 +469,16 @@ class Engine(ABC):
         Raises:
             TableNotFoundError, LakeError, SqlError; SparkUnavailableError on Spark.
         """
+
+    def fit_kmeans(self, request: KMeansRequest) -> FittedKMeans:
+        """Fit KMeans on the engine's own workers (a `distributed` engine: MLlib on Spark),
+        choosing k by silhouette among `request.ks`. An engine that streams rows through
+        this process has none: the train kind fits scikit-learn on `training_rows` instead.
+
+        Raises:
+            TrainingDataError, ModelError, TableNotFoundError, LakeError, SqlError.
+        """
+        raise BrickyardError(
+            f"the {self.name} engine does not fit KMeans itself",
+            hint="brickyard fits KMeans with scikit-learn on this engine's training rows",
+        )

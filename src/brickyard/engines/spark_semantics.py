@@ -121,11 +121,57 @@ def rewrite(tree: Any, where: str) -> None:
         exp.Anonymous: _anonymous,
         exp.Pivot: _pivot,
     }
+    _inline_named_windows(tree)
     nodes = [node for node in tree.find_all(*rewrites) if type(node) in rewrites]
     for node in reversed(nodes):  # the deepest first: a rewrite takes its rewritten arguments
         replacement = rewrites[type(node)](node, where)
         if replacement is not node:
             node.replace(replacement)
+
+
+def _inline_named_windows(tree: Any) -> None:
+    """Write each named window (`WINDOW w AS (...)`) into every `OVER` that uses it, and drop
+    the WINDOW clause. DuckDB lets a window refine a named one (`OVER (w ROWS BETWEEN ...)`,
+    `WINDOW w2 AS (w ORDER BY t)`); Spark's parser refuses both. The inlined window is the
+    named one's PARTITION BY, its ORDER BY unless the user gives one, and its frame unless
+    the user gives one (the SQL standard's rule, DuckDB's). A select whose windows name one
+    that is not defined is left as it is, for the engine to report."""
+    from sqlglot import exp
+
+    for select in list(tree.find_all(exp.Select)):
+        definitions = select.args.get("windows") or []
+        if not definitions:
+            continue
+        named: dict[str, Any] = {}
+        for definition in definitions:
+            base = definition.args.get("alias")
+            if base is not None and base.name not in named:
+                break
+            named[definition.this.name] = _refined(named[base.name] if base is not None else None, definition)
+        else:
+            usages = [
+                node for node in select.find_all(exp.Window)
+                if node.args.get("over") and node.args.get("alias") is not None and node.parent_select is select
+            ]
+            if all(node.args["alias"].name in named for node in usages):
+                for node in usages:
+                    window = _refined(named[node.args["alias"].name], node)
+                    for key in ("partition_by", "order", "spec"):
+                        node.set(key, window[key])
+                    node.set("alias", None)
+                select.set("windows", None)
+
+
+def _refined(base: dict[str, Any] | None, window: Any) -> dict[str, Any]:
+    """A window's PARTITION BY, ORDER BY and frame: its own, else those of the `base` it names."""
+    own = {key: window.args.get(key) for key in ("partition_by", "order", "spec")}
+    if base is None:
+        return {key: value.copy() if hasattr(value, "copy") else value for key, value in own.items()}
+    return {
+        "partition_by": [part.copy() for part in (own["partition_by"] or base["partition_by"] or [])] or None,
+        "order": (own["order"] or base["order"]).copy() if (own["order"] or base["order"]) else None,
+        "spec": (own["spec"] or base["spec"]).copy() if (own["spec"] or base["spec"]) else None,
+    }
 
 
 def _spark(template: str, **arguments: Any) -> Any:

@@ -12,23 +12,17 @@
         └── TuningError            a tune study that cannot go on (no trial completed in
                                    the budget, a resumed study with other settings)
 
-This module imports nothing heavy, so the CLI and the task kinds may import it freely.
+`ModelError` and `TrainingDataError` are defined in `brickyard.errors` (an engine that fits
+a model raises them) and exported here. This module imports nothing heavy, so the CLI and the task kinds may import it freely.
 """
 
 from __future__ import annotations
 
-from brickyard.errors import BrickyardError
+from brickyard.errors import ModelError, TrainingDataError
 
-
-class ModelError(BrickyardError):
-    """A problem with a model, its training data or its promotion: never worth a retry
-    (transient False), whatever it was raised from."""
-
-    transient = False
-
-
-class TrainingDataError(ModelError):
-    """The data given to `train` cannot train the requested model."""
+__all__ = [
+    "EstimatorError", "GateRuleError", "ModelError", "ModelNotFoundError", "NoChampionError", "TrainingDataError",
+]
 
 
 class EstimatorError(ModelError):

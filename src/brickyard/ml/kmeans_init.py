@@ -17,7 +17,7 @@ and 67.5 % on Spark). Both engines now start from the same rows of the data:
    picks k of its rows;
 4. each engine puts those rows through its own fitted preprocessing (median impute,
    standardize); the results are the initial centres of Lloyd's iterations, which both
-   engines run with scikit-learn's stopping rule (`brickyard.ml.spark_kmeans` on Spark).
+   engines run with scikit-learn's stopping rule (`brickyard.engines.spark.kmeans` on Spark).
 
 With at most `SAMPLE_SIZE` distinct rows the sample is the whole data, by weight.
 """

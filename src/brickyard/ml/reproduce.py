@@ -118,6 +118,6 @@ def _refit(ws: Workspace, record: dict[str, Any], engine: str) -> tuple[dict[str
     """The metrics and the table versions read of training again as `record` says, on `engine`."""
     on = ws.engine_named(engine)
     if on.distributed and record.get("estimator") == spark_kmeans.ESTIMATOR:
-        return spark_kmeans.refit_from_record(ws, record)
+        return spark_kmeans.refit_from_record(ws, record, engine=on)
     fitted = refit_from_record(ws, record, engine=on)
     return dict(fitted.metrics), dict(fitted.data.reads)

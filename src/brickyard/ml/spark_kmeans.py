@@ -1,7 +1,9 @@
 """Segmentation on the Spark engine: Spark MLlib's KMeans, logged with `mlflow.spark`.
 
 `train_kmeans` is `estimator: kmeans` when the task runs on Spark. It does what the DuckDB
-path (`brickyard.ml.kmeans`) does, with Spark's executors doing the work:
+path (`brickyard.ml.kmeans`) does, with Spark's executors doing the work: the fit is the
+engine's (`Engine.fit_kmeans`, in `brickyard.engines.spark.kmeans`); this module builds its
+request, logs the result to MLflow and registers the model:
 
 - rows: the table (at its version) or the query, read by Spark; the same column checks
   (missing, dates or times, not numeric, all null, fewer than 10 rows, no more rows than k);
@@ -13,7 +15,7 @@ path (`brickyard.ml.kmeans`) does, with Spark's executors doing the work:
 - KMeans: the DuckDB path's clusters. The initial centres are the rows k-means++ picks
   (seeded with the task's `split.seed`) from the hashed sample of distinct rows of
   `brickyard.ml.kmeans_init`, drawn by Spark with the same hashes; Lloyd's iterations run
-  as one Spark aggregate each (`_lloyd`) with scikit-learn's stopping rule (`maxIter` 300,
+  as one Spark aggregate each with scikit-learn's stopping rule (`maxIter` 300,
   `tol` 1e-4 relative to the features' mean variance; no row changed cluster also stops);
   the model is an MLlib `KMeansModel` with those centres, numbered as the DuckDB path
   numbers them. `params:` take `maxIter`/`max_iter` and `tol`; naming any other of
@@ -37,35 +39,25 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from brickyard.errors import BrickyardError, suggest
 from brickyard.ml.data import MIN_ROWS, source_text
-from brickyard.ml.errors import ModelError, TrainingDataError
-from brickyard.ml.spec import KRange, TrainSpec
+from brickyard.ml.errors import ModelError
+from brickyard.ml.spec import TrainSpec
 
 if TYPE_CHECKING:
     import pandas as pd
-    from pyspark.sql import DataFrame
 
+    from brickyard.engines.base import Engine, FittedKMeans
     from brickyard.ml.kmeans_init import SeedSample
     from brickyard.workspace import Workspace
 
 ESTIMATOR = "pyspark.ml.clustering:KMeans"
 PREDICTION = "prediction"
-FEATURES = "__brickyard_features"
-DEFAULTS = {"maxIter": 300, "tol": 1e-4}
-SKLEARN_NAMES = {"max_iter": "maxIter", "tol": "tol", "init": "initMode"}
-# With only these params (or none) brickyard seeds and runs Lloyd's iterations itself, as
-# the DuckDB engine does (`brickyard.ml.kmeans_init`); any other goes to MLlib's KMeans.
-LLOYD_PARAMS = ("maxIter", "tol")
-INIT_MODE = "brickyard k-means++"  # logged as model.initMode when brickyard seeded
-SPARK_PARAMS = ("maxIter", "tol", "initMode", "initSteps", "distanceMeasure", "weightCol", "solver", "maxBlockSizeInMB")
 _log = logging.getLogger(__name__)
 
 
@@ -89,20 +81,6 @@ class SparkKMeansResult:
     problem: str = "clustering"
 
 
-@dataclass
-class _Fit:
-    model: Any  # PipelineModel
-    scaled: Any  # cached DataFrame with the features vector
-    k: int
-    silhouette: float
-    inertia: float
-    iterations: int
-    silhouette_by_k: dict[int, float]
-    inertia_by_k: dict[int, float]
-    params: dict[str, Any]
-    seconds: float
-
-
 def train_kmeans(
     ws: Workspace,
     spec: TrainSpec,
@@ -111,31 +89,26 @@ def train_kmeans(
     model_name: str,
     tags: dict[str, str] | None = None,
     log: logging.Logger | None = None,
+    engine: Engine | None = None,
 ) -> SparkKMeansResult:
-    """Fit MLlib KMeans on Spark, log one MLflow run, register the model, write the tables.
+    """Fit KMeans on `engine` (default the workspace's Spark engine) with
+    `Engine.fit_kmeans`, log one MLflow run, register the model, write the tables.
 
     Raises:
         SparkUnavailableError, TrainingDataError, ModelError, LakeError, SqlError.
     """
     import mlflow
+    import pyarrow as pa
 
-    from brickyard.engines.spark.training import mlflow_dfs_tmpdir, spark_source
     from brickyard.ml import tracking
-    from brickyard.ml.training import SPEC_ARTIFACT, TAG_ENGINE, _short, _version, kmeans_k, register
+    from brickyard.ml.training import SPEC_ARTIFACT, TAG_ENGINE, _short, _version, register
 
     log = log or _log
-    ws.spark.spark  # noqa: B018 - SparkUnavailableError before any pyspark.ml import
-    k, params = kmeans_k(spec)
-    data = spec.data()
-    frame, reads, where = spark_source(ws.spark, table=data.table, query=data.query, version=data.version)
-    features = _features(frame, spec, where)
-    columns = list(dict.fromkeys([*spec.key, *features])) if spec.assignments_table else features
-    base = frame.select(*[f"`{c}`" for c in columns]).cache()
-    fitted: _Fit | None = None
+    engine = engine or ws.spark
+    fitted = engine.fit_kmeans(_request(spec, log, pinned={}, keys=bool(spec.assignments_table)))
     try:
-        rows, with_nulls = _check_rows(base, features, k, where)
-        fitted = _fit(base, features, k, params, spec.split.seed, log)
-        profile = _profile(fitted.model.stages[-1].transform(fitted.scaled), features, rows)
+        features, rows, reads = fitted.features, fitted.rows, fitted.reads
+        profile = _profile(fitted)
         client = tracking.connect(ws)
         experiment_id = tracking.experiment_id(client, ws, experiment)
         all_tags = {
@@ -143,7 +116,7 @@ def train_kmeans(
             tracking.TAG_KIND: "train",
             "brickyard.problem": "clustering",
             "brickyard.model_name": model_name,
-            TAG_ENGINE: "spark",
+            TAG_ENGINE: engine.name,
             **{f"{tracking.TAG_INPUT}{table}": str(version) for table, version in reads.items()},
         }
         run_name = "-".join(part for part in (all_tags.get(tracking.TAG_TASK), all_tags.get(tracking.TAG_RUN_ID)) if part)
@@ -157,9 +130,9 @@ def train_kmeans(
                 "features": _short(",".join(features)),
                 "n_features": len(features),
                 "estimator": spec.estimator,
-                "estimator_class": ESTIMATOR,
+                "estimator_class": fitted.estimator,
                 "rows": rows,
-                "engine": "spark",
+                "engine": engine.name,
                 "k": fitted.k,
                 "k_tried": ",".join(str(value) for value in fitted.silhouette_by_k),
                 "seed": spec.split.seed,
@@ -184,17 +157,20 @@ def train_kmeans(
                     "numeric": features,
                     "categorical": [],
                     "inputs": reads,
-                    "estimator": ESTIMATOR,
-                    "engine": "spark",
+                    "estimator": fitted.estimator,
+                    "engine": engine.name,
                     "brickyard": _version("brickyard"),
                 },
                 SPEC_ARTIFACT,
             )
             _log_profile(profile, features)
-            writes = _write_tables(ws, spec, fitted, profile)
-            info = _log_model(
-                fitted.model, frame, features, with_nulls, mlflow_dfs_tmpdir(ws.spark), staging_root=_model_staging(ws, frame)
+            writes = fitted.write_tables(
+                profile=pa.Table.from_pandas(profile, preserve_index=False) if spec.profile_table else None,
+                profile_table=spec.profile_table,
+                assignments_table=spec.assignments_table,
+                key=spec.key,
             )
+            info = _log_model(fitted)
             check_logged_files(info.model_uri, model_name)
         version = register(info.model_uri, model_name, all_tags)
         for name, table_version in writes.items():
@@ -216,447 +192,88 @@ def train_kmeans(
             writes=writes,
         )
     finally:
-        if fitted is not None:
-            fitted.scaled.unpersist()
-        base.unpersist()
+        fitted.close()
 
 
-def refit_from_record(ws: Workspace, record: dict[str, Any]) -> tuple[dict[str, float], dict[str, int]]:
-    """Fit again, logging nothing, as the `train_spec.json` record of a `train_kmeans` run
-    says (its spec, features and pinned table versions): the metrics `train_kmeans` logs
-    (`silhouette`, `inertia`, `k`) and the table versions read.
+def refit_from_record(
+    ws: Workspace, record: dict[str, Any], engine: Engine | None = None
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Fit again on `engine` (default the workspace's Spark engine), logging nothing, as the
+    `train_spec.json` record of a `train_kmeans` run says (its spec, features and pinned
+    table versions): the metrics `train_kmeans` logs (`silhouette`, `inertia`, `k`) and the
+    table versions read.
 
     Raises:
         SparkUnavailableError, TrainingDataError, ModelError, LakeError, SqlError.
     """
-    from brickyard.engines.spark.training import spark_source
+    spec = TrainSpec.model_validate({**record["spec"], "features": record["features"], "exclude": []})
+    pinned = {str(table): int(version) for table, version in record.get("inputs", {}).items()}
+    fitted = (engine or ws.spark).fit_kmeans(_request(spec, _log, pinned=pinned, keys=False))
+    try:
+        return {"silhouette": fitted.silhouette, "inertia": fitted.inertia, "k": float(fitted.k)}, fitted.reads
+    finally:
+        fitted.close()
+
+
+def _request(spec: TrainSpec, log: logging.Logger, *, pinned: dict[str, int], keys: bool) -> Any:
+    """The engine's `KMeansRequest` for a train spec (`keys`: keep the key columns for the
+    assignments)."""
+    from brickyard.engines.base import KMeansRequest
+    from brickyard.ml.kmeans_init import SAMPLE_SIZE, SeedSample, choose_seeds
     from brickyard.ml.training import kmeans_k
 
-    spec = TrainSpec.model_validate({**record["spec"], "features": record["features"], "exclude": []})
-    ws.spark.spark  # noqa: B018 - SparkUnavailableError before any pyspark.ml import
     k, params = kmeans_k(spec)
-    pinned = {str(table): int(version) for table, version in record.get("inputs", {}).items()}
+    seed = spec.split.seed
     data = spec.data()
-    frame, reads, where = spark_source(ws.spark, table=data.table, query=data.query, version=data.version, pinned=pinned)
-    features = _features(frame, spec, where)
-    base = frame.select(*[f"`{c}`" for c in features]).cache()
-    fitted: _Fit | None = None
-    try:
-        _check_rows(base, features, k, where)
-        fitted = _fit(base, features, k, params, spec.split.seed, _log)
-        return {"silhouette": fitted.silhouette, "inertia": fitted.inertia, "k": float(fitted.k)}, reads
-    finally:
-        if fitted is not None:
-            fitted.scaled.unpersist()
-        base.unpersist()
 
+    def seeds(values: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
+        return choose_seeds(SeedSample(values=values, weights=weights), count, seed)
 
-def _features(frame: DataFrame, spec: TrainSpec, where: str) -> list[str]:
-    """The feature columns, checked as `brickyard.ml.data.prepare` checks them."""
-    from pyspark.sql import types as T
-
-    columns = list(frame.columns)
-    kinds = {f.name: f.dataType for f in frame.schema.fields}
-    for name in [*(spec.features or []), *spec.exclude]:
-        if name not in kinds:
-            role = "feature" if name in (spec.features or []) else "excluded"
-            raise TrainingDataError(
-                f"{role} column {name!r} does not exist in {where}",
-                hint=suggest(name, columns) or f"its columns are: {', '.join(columns)}",
-            )
-    for name in spec.key if spec.assignments_table else []:
-        if name not in kinds:
-            raise TrainingDataError(
-                f"key column {name!r} does not exist in {source_text(spec.data())}",
-                hint=suggest(name, columns) or "key: names columns of the input",
-            )
-    temporal = (T.DateType, T.TimestampType, T.TimestampNTZType, T.DayTimeIntervalType, T.YearMonthIntervalType)
-    if spec.features is None:
-        features = [c for c in columns if c not in spec.exclude and not isinstance(kinds[c], temporal)]
-    else:
-        features = [c for c in spec.features if c not in spec.exclude]
-    if not features:
-        raise TrainingDataError(f"no feature columns are left in {where}", hint="list them in features:")
-    for name in features:
-        if isinstance(kinds[name], temporal):
-            raise TrainingDataError(
-                f"feature column {name!r} holds dates or times, which the model cannot use as they are",
-                hint="derive numbers from it in a sql task (hour, day of week, age in days) or exclude it",
-            )
-    numeric = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
-    categorical = [c for c in features if not isinstance(kinds[c], numeric)]
-    if categorical:
-        raise TrainingDataError(
-            f"kmeans clusters numeric features; {', '.join(map(repr, categorical))} "
-            f"{'is' if len(categorical) == 1 else 'are'} not numeric",
-            hint="list numeric columns in features:, or derive numbers from them in a sql task",
-        )
-    return features
-
-
-def _check_rows(base: DataFrame, features: list[str], k: int | KRange, where: str) -> tuple[int, set[str]]:
-    """The row count and the features that hold nulls (one Spark job, which also fills the
-    cache); raises on all-null features and too few rows."""
-    from pyspark.sql import functions as F
-
-    from brickyard.engines.spark.engine import translate_errors
-
-    with translate_errors(f"reading {where}"):
-        counts = base.agg(F.count(F.lit(1)).alias("__rows"), *[F.count(F.col(f"`{c}`")).alias(f"__n{i}") for i, c in enumerate(features)]).first()
-    assert counts is not None
-    rows = int(counts["__rows"])
-    for index, name in enumerate(features):
-        if rows and counts[f"__n{index}"] == 0:
-            raise TrainingDataError(
-                f"feature column {name!r} is null in every row of {where}",
-                hint=f"add {name!r} to exclude: (or drop it from features:), or fix the upstream task",
-            )
-    if rows < MIN_ROWS:
-        raise TrainingDataError(
-            f"{where} has {rows} usable rows; training needs at least {MIN_ROWS}",
-            hint="check the filters of the upstream tasks, or point the task at a bigger table",
-        )
-    smallest = k if isinstance(k, int) else k.min
-    if rows <= smallest:
-        raise TrainingDataError(f"{rows} rows cannot make {smallest} clusters")
-    return rows, {name for index, name in enumerate(features) if counts[f"__n{index}"] < rows}
-
-
-def _estimator_params(params: dict[str, Any], seed: int) -> dict[str, Any]:
-    """MLlib KMeans params from `params:` (Spark's names, or scikit-learn's common ones)."""
-    chosen: dict[str, Any] = dict(DEFAULTS)
-    for key, value in params.items():
-        name = SKLEARN_NAMES.get(key, key)
-        if name not in SPARK_PARAMS:
-            raise ModelError(
-                f"kmeans on Spark has no parameter {key!r}",
-                hint=f"Spark MLlib's KMeans takes: {', '.join(SPARK_PARAMS)} (or max_iter, tol, init)",
-            )
-        if name == "initMode" and value == "k-means++":
-            value = "k-means||"
-        chosen[name] = value
-    chosen["seed"] = int(seed)
-    return chosen
-
-
-def _lloyd_here(options: dict[str, Any]) -> bool:
-    """Whether brickyard seeds and iterates (`LLOYD_PARAMS` only), rather than MLlib."""
-    return set(options) <= {*LLOYD_PARAMS, "seed"}
-
-
-def _fit(base: DataFrame, features: list[str], k: int | KRange, params: dict[str, Any], seed: int, log: logging.Logger) -> _Fit:
-    from pyspark.ml import Pipeline, PipelineModel
-    from pyspark.ml.evaluation import ClusteringEvaluator
-    from pyspark.ml.feature import Imputer, SQLTransformer, StandardScaler, VectorAssembler
-    from pyspark.ml.functions import vector_to_array
-    from pyspark.sql import functions as F
-
-    from brickyard.ml.kmeans_init import choose_seeds
-
-    started = time.perf_counter()
-    options = _estimator_params(params, seed)
-    numbers = [f"__brickyard_x{i}" for i in range(len(features))]
-    imputed = [f"__brickyard_i{i}" for i in range(len(features))]
-    casts = ", ".join(f"CAST(`{name}` AS DOUBLE) AS `{number}`" for name, number in zip(features, numbers, strict=True))
-    prepare = Pipeline(stages=[
-        SQLTransformer(statement=f"SELECT *, {casts} FROM __THIS__"),
-        Imputer(inputCols=numbers, outputCols=imputed, strategy="median"),
-        VectorAssembler(inputCols=imputed, outputCol=f"{FEATURES}_raw"),
-        StandardScaler(inputCol=f"{FEATURES}_raw", outputCol=FEATURES, withMean=True, withStd=True),
-    ])
-    lloyd_here = _lloyd_here(options)
-    try:
-        prepared = prepare.fit(base)
-        scaled = prepared.transform(base).drop(*numbers, *imputed, f"{FEATURES}_raw")
-        if lloyd_here:
-            coordinates = vector_to_array(F.col(FEATURES))
-            scaled = scaled.withColumns({column: coordinates[j] for j, column in enumerate(_coordinates(len(features)))})
-        scaled = scaled.cache()
-        ks = [k] if isinstance(k, int) else list(range(k.min, k.max + 1))
-        rows = scaled.count()
-        sample = _distinct_sample(base, features, seed) if lloyd_here else None
-        scaling = _scaling(prepared, len(features)) if lloyd_here else None
-        evaluator = ClusteringEvaluator(featuresCol=FEATURES, predictionCol=PREDICTION, metricName="silhouette")
-        best: tuple[float, int, Any, int] | None = None
-        silhouettes: dict[int, float] = {}
-        inertias: dict[int, float] = {}
-        for candidate in ks:
-            if candidate >= rows:
-                break
-            if sample is None:
-                model, sizes, cost, iterations = _mllib_kmeans(scaled, candidate, options)
-            else:
-                if best is not None and candidate > len(sample.values):
-                    break
-                assert scaling is not None
-                initial = scaling.apply(sample.values[choose_seeds(sample, candidate, seed)])
-                model, sizes, cost, iterations = _brickyard_kmeans(scaled, initial, options, rows, scaling)
-            score = float(evaluator.evaluate(model.transform(scaled))) if len([n for n in sizes if n]) > 1 else -1.0
-            silhouettes[candidate] = score
-            inertias[candidate] = cost
-            log.info("kmeans k=%d: silhouette %.4f, cost %.4g, %d iterations", candidate, score, cost, iterations)
-            if best is None or score > best[0]:
-                best = (score, candidate, model, iterations)
-    except BrickyardError:
-        raise
-    except Exception as exc:
-        from brickyard.engines.spark.engine import one_line
-
-        raise ModelError(
-            f"kmeans failed to fit on Spark: {one_line(str(exc))}",
-            hint="check params: against Spark MLlib's KMeans, and the feature columns",
-        ) from exc
-    assert best is not None, "k must be below the number of rows"
-    score, chosen, model, iterations = best
-    if lloyd_here:
-        estimator_params = {"k": chosen, "seed": int(seed), "maxIter": options["maxIter"], "tol": options["tol"],
-                            "initMode": INIT_MODE}
-    else:
-        estimator_params = {
-            param.name: value
-            for param, value in model.extractParamMap().items()
-            if param.name in ("k", "seed", *SPARK_PARAMS) and isinstance(value, int | float | str)
-        }
-    return _Fit(
-        model=PipelineModel(stages=[*prepared.stages, model]),
-        scaled=scaled,
-        k=chosen,
-        silhouette=score,
-        inertia=inertias[chosen],
-        iterations=iterations,
-        silhouette_by_k=silhouettes,
-        inertia_by_k=inertias,
-        params=estimator_params,
-        seconds=time.perf_counter() - started,
+    return KMeansRequest(
+        table=data.table,
+        query=data.query,
+        version=data.version,
+        pinned=pinned,
+        features=spec.features,
+        exclude=list(spec.exclude),
+        key=list(spec.key) if keys else [],
+        ks=[k] if isinstance(k, int) else list(range(k.min, k.max + 1)),
+        params=params,
+        seed=seed,
+        seeds=seeds,
+        sample_size=SAMPLE_SIZE,
+        min_rows=MIN_ROWS,
+        source=source_text(data),
+        log=log,
     )
 
 
-@dataclass
-class _Scaling:
-    """The fitted imputer's medians and scaler's means and deviations, on the driver."""
-
-    medians: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-
-    def apply(self, raw: np.ndarray) -> np.ndarray:
-        """Raw feature rows (NaN for null) as the fitted pipeline scales them."""
-        imputed = np.where(np.isnan(raw), self.medians, raw)
-        factor = np.where(self.std > 0, 1.0 / np.where(self.std > 0, self.std, 1.0), 0.0)
-        return (imputed - self.mean) * factor
-
-
-def _scaling(prepared: Any, width: int) -> _Scaling:
-    imputer, scaler = prepared.stages[1], prepared.stages[3]
-    surrogates = imputer.surrogateDF.first()
-    medians = np.array([float(surrogates[f"__brickyard_x{i}"]) for i in range(width)])
-    return _Scaling(medians, np.array(scaler.mean.toArray()), np.array(scaler.std.toArray()))
-
-
-def _distinct_sample(base: DataFrame, features: list[str], seed: int, size: int | None = None) -> SeedSample:
-    """`brickyard.ml.kmeans_init`'s sample of distinct feature rows, by Spark: the same
-    hashes as `row_hashes`, the smallest `size` (`SAMPLE_SIZE`) of them, rows counted per hash."""
-    from pyspark.sql import functions as F
-
+def _distinct_sample(frame: Any, features: list[str], seed: int, size: int | None = None) -> SeedSample:
+    """`brickyard.ml.kmeans_init.distinct_sample` drawn by Spark from a DataFrame (the
+    engine's `distinct_sample`)."""
+    from brickyard.engines.spark.kmeans import distinct_sample
     from brickyard.ml.kmeans_init import SAMPLE_SIZE, SeedSample
 
-    values = [F.coalesce(F.col(f"`{name}`").cast("double"), F.lit(float("nan"))) for name in features]
-    named = [value.alias(f"__v{i}") for i, value in enumerate(values)]
-    hashed = base.select(F.xxhash64(F.lit(int(seed)).cast("bigint"), *values).alias("__h"), *named)
-    groups = (
-        hashed.groupBy("__h")
-        .agg(F.count(F.lit(1)).alias("__n"), *[F.first(f"__v{i}").alias(f"__v{i}") for i in range(len(features))])
-        .orderBy("__h")
-        .limit(size or SAMPLE_SIZE)
-        .collect()
-    )
-    sample = np.array([[group[f"__v{i}"] for i in range(len(features))] for group in groups], dtype=np.float64)
-    return SeedSample(values=sample.reshape(len(groups), len(features)), weights=np.array([g["__n"] for g in groups], dtype=np.float64))
+    values, weights = distinct_sample(frame, features, seed, size or SAMPLE_SIZE)
+    return SeedSample(values=values, weights=weights)
 
 
-def _mllib_kmeans(scaled: DataFrame, k: int, options: dict[str, Any]) -> tuple[Any, list[int], float, int]:
-    """MLlib's KMeans with its own initialisation (params: name one of MLlib's own options):
-    the model, cluster sizes, training cost and iterations."""
-    from pyspark.ml.clustering import KMeans
-
-    model = KMeans(k=k, featuresCol=FEATURES, predictionCol=PREDICTION, **options).fit(scaled)
-    summary = model.summary
-    return model, list(summary.clusterSizes), float(summary.trainingCost), int(summary.numIter)
-
-
-def _brickyard_kmeans(
-    scaled: DataFrame, initial: np.ndarray, options: dict[str, Any], rows: int, scaling: _Scaling
-) -> tuple[Any, list[int], float, int]:
-    """Lloyd's iterations from `initial` with scikit-learn's stopping rule (`_lloyd`), as an
-    MLlib KMeansModel: the model, cluster sizes, inertia and iterations."""
-    columns = _coordinates(initial.shape[1])
-    # scikit-learn's tol is relative to the mean variance of the scaled features: 1 for
-    # each non-constant one there; Spark's scaler divides by the sample deviation, so
-    # (rows - 1) / rows here (constant features are 0 on both).
-    variance = float(np.mean([(rows - 1) / rows if std > 0 else 0.0 for std in scaling.std]))
-    centres, iterations = _lloyd(scaled, columns, initial, int(options["maxIter"]), float(options["tol"]) * variance)
-    sizes, inertia = _assign(scaled, columns, centres)
-    return _model_with_centres(scaled.sparkSession, centres, options), sizes, inertia, iterations
-
-
-def _coordinates(width: int) -> list[str]:
-    """The columns holding the scaled features one by one (for Lloyd's iterations)."""
-    return [f"__brickyard_z{i}" for i in range(width)]
-
-
-def _lloyd(points: DataFrame, columns: list[str], centres: np.ndarray, max_iter: int, tol: float) -> tuple[np.ndarray, int]:
-    """scikit-learn's Lloyd loop (`sklearn.cluster._kmeans._kmeans_single_lloyd`), one Spark
-    aggregate per iteration: assign each row to its nearest centre, move each centre to its
-    rows' mean; stop when no row changed cluster since the iteration before, when the centres
-    moved by at most `tol` in all (sum of squared shifts), or after `max_iter` iterations.
-    A cluster that loses every row keeps its centre (scikit-learn moves it to a far row)."""
-    from pyspark.sql import functions as F
-
-    previous: np.ndarray | None = None
-    iterations = 0
-    k = len(centres)
-    while iterations < max_iter:
-        iterations += 1
-        # rows whose nearest centre changed since the last iteration (all rows on the first)
-        before = F.lit(-1) if previous is None else _nearest(columns, previous)
-        labelled = points.select(_nearest(columns, centres).alias("__c"), before.alias("__b"), *columns)
-        inside = [F.col("__c") == cluster for cluster in range(k)]
-        totals = labelled.agg(
-            F.sum(F.when(F.col("__c") != F.col("__b"), 1).otherwise(0)).alias("__changed"),
-            *[F.count(F.when(inside[c], 1)).alias(f"__n{c}") for c in range(k)],
-            *[F.sum(F.when(inside[c], F.col(name))).alias(f"__s{c}_{j}") for c in range(k) for j, name in enumerate(columns)],
-        ).first()
-        assert totals is not None
-        updated = centres.copy()
-        for c in range(k):
-            if totals[f"__n{c}"]:
-                updated[c] = [totals[f"__s{c}_{j}"] / totals[f"__n{c}"] for j in range(len(columns))]
-        shift = float(((updated - centres) ** 2).sum())
-        previous, centres = centres, updated
-        if totals["__changed"] == 0 or shift <= tol:
-            break
-    return centres, iterations
-
-
-def _squared_distances(columns: list[str], centres: np.ndarray) -> tuple[list[Any], Any]:
-    """Columns: each row's squared distance to each centre, and the smallest of them."""
-    from pyspark.sql import functions as F
-
-    distances = []
-    for centre in centres:
-        terms = [(F.col(c) - F.lit(float(value))) ** 2 for c, value in zip(columns, centre, strict=True)]
-        total = terms[0]
-        for term in terms[1:]:
-            total = total + term
-        distances.append(total)
-    return distances, F.least(*distances) if len(distances) > 1 else distances[0]
-
-
-def _nearest(columns: list[str], centres: np.ndarray) -> Any:
-    """The index of the centre nearest each row (the first one on a tie), as a Column."""
-    from pyspark.sql import functions as F
-
-    distances, nearest = _squared_distances(columns, centres)
-    choice = F.when(distances[0] == nearest, 0)
-    for index, distance in enumerate(distances[1:], start=1):
-        choice = choice.when(distance == nearest, index)
-    return choice
-
-
-def _assign(points: DataFrame, columns: list[str], centres: np.ndarray) -> tuple[list[int], float]:
-    """Rows per cluster and the inertia (sum of squared distances to the nearest centre)."""
-    from pyspark.sql import functions as F
-
-    _, nearest = _squared_distances(columns, centres)
-    labelled = points.select(_nearest(columns, centres).alias("__c"), nearest.alias("__d"))
-    totals = labelled.agg(
-        F.sum("__d").alias("__inertia"), *[F.count(F.when(F.col("__c") == c, 1)).alias(f"__n{c}") for c in range(len(centres))]
-    ).first()
-    assert totals is not None
-    sizes = [int(totals[f"__n{c}"]) for c in range(len(centres))]
-    inertia = float(totals["__inertia"])
-    return sizes, inertia
-
-
-def _model_with_centres(spark: Any, centres: np.ndarray, options: dict[str, Any]) -> Any:
-    """An MLlib KMeansModel whose cluster i has centre `centres[i]` (so cluster numbers are
-    those of the DuckDB engine, which starts from the same seeds in the same order).
-
-    pyspark has no public way to build a model from given centres, so this is MLlib's
-    KMeans fitted on the k centres alone: random initialisation takes all k points, and
-    each stays its own cluster's mean. MLlib numbers them in the order it drew them; a
-    second fit on the points in that order numbers them as given.
-
-    Raises:
-        ModelError: two centres are the same point (MLlib's model would have fewer).
-    """
-    model = _fit_on_points(spark, centres, options)
-    order = _numbering(model, centres)
-    if order is not None and order != list(range(len(centres))):
-        reordered = np.empty_like(centres)
-        reordered[order] = centres
-        again = _fit_on_points(spark, reordered, options)
-        if _numbering(again, centres) == list(range(len(centres))):
-            model = again
-    if order is None:
-        raise ModelError(
-            f"kmeans on Spark ended with fewer than {len(centres)} distinct centres",
-            hint="lower k: the data does not hold that many clusters",
-        )
-    return model
-
-
-def _fit_on_points(spark: Any, points: np.ndarray, options: dict[str, Any]) -> Any:
-    from pyspark.ml.clustering import KMeans
-    from pyspark.ml.linalg import Vectors
-
-    frame = spark.createDataFrame([(Vectors.dense([float(v) for v in point]),) for point in points], [FEATURES])
-    estimator = KMeans(k=len(points), featuresCol=FEATURES, predictionCol=PREDICTION, initMode="random",
-                       maxIter=int(options["maxIter"]), tol=float(options["tol"]), seed=int(options["seed"]))
-    return estimator.fit(frame)
-
-
-def _numbering(model: Any, centres: np.ndarray) -> list[int] | None:
-    """For each of the model's clusters, the index of its centre in `centres` (None unless
-    the model's centres are exactly `centres`, in some order)."""
-    found = [np.asarray(centre, dtype=np.float64) for centre in model.clusterCenters()]
-    order = []
-    for centre in found:
-        matches = [i for i, wanted in enumerate(centres) if np.array_equal(centre, wanted)]
-        if not matches:
-            return None
-        order.append(matches[0])
-    return order if sorted(order) == list(range(len(centres))) else None
-
-
-def _profile(predictions: DataFrame, features: list[str], rows: int) -> pd.DataFrame:
-    """`brickyard.ml.kmeans.profile` from two small aggregates (k rows and one row)."""
+def _profile(fitted: FittedKMeans) -> pd.DataFrame:
+    """`brickyard.ml.kmeans.profile` from the engine's per-cluster aggregates."""
     import pandas as pd
-    from pyspark.sql import functions as F
 
     from brickyard.ml.kmeans import cluster_label
 
-    values = [F.col(f"`{name}`").cast("double") for name in features]
-    overall = predictions.agg(
-        *[F.avg(v).alias(f"m{i}") for i, v in enumerate(values)],
-        *[F.stddev_pop(v).alias(f"s{i}") for i, v in enumerate(values)],
-    ).first()
-    grouped = (
-        predictions.groupBy(PREDICTION)
-        .agg(F.count(F.lit(1)).alias("__rows"), *[F.avg(v).alias(f"m{i}") for i, v in enumerate(values)])
-        .orderBy(PREDICTION)
-        .collect()
-    )
-    assert overall is not None
+    stats = fitted.cluster_stats()
     table = []
-    for group in grouped:
-        row: dict[str, Any] = {"cluster": int(group[PREDICTION]), "rows": int(group["__rows"]), "share": float(group["__rows"]) / rows}
+    for cluster, rows, means in stats.clusters:
+        row: dict[str, Any] = {"cluster": cluster, "rows": rows, "share": float(rows) / fitted.rows}
         z_scores = {}
-        for index, name in enumerate(features):
-            mean = group[f"m{index}"]
+        for index, name in enumerate(fitted.features):
+            mean = means[index]
             row[f"{name}_mean"] = float(mean) if mean is not None else float("nan")
-            centre, spread = overall[f"m{index}"], overall[f"s{index}"]
-            z_scores[name] = (float(mean) - centre) / spread if mean is not None and spread else 0.0
+            centre, spread = stats.mean[index], stats.std[index]
+            z_scores[name] = (float(mean) - centre) / spread if mean is not None and centre is not None and spread else 0.0
         row["label"] = cluster_label(z_scores)
         table.append(row)
     return pd.DataFrame(table)
@@ -675,92 +292,37 @@ def _log_profile(table: pd.DataFrame, features: list[str]) -> None:
         mlflow.log_artifacts(folder, "segments")
 
 
-def _write_tables(ws: Workspace, spec: TrainSpec, fitted: _Fit, table: pd.DataFrame) -> dict[str, int]:
-    """The profile (k rows, from the driver) and the assignments (written by executors)."""
-    import pyarrow as pa
-    from pyspark.sql import functions as F
-
-    from brickyard.engines.spark_delta import write_table
-
-    spark = fitted.scaled.sparkSession
-    writes: dict[str, int] = {}
-    if spec.profile_table:
-        frame = spark.createDataFrame(pa.Table.from_pandas(table, preserve_index=False))
-        writes[spec.profile_table] = write_table(ws.lake, spec.profile_table, frame, mode="overwrite", evolve_schema=True)
-    if spec.assignments_table:
-        assignments = fitted.model.stages[-1].transform(fitted.scaled).select(
-            *[F.col(f"`{key}`") for key in spec.key], F.col(PREDICTION).cast("int").alias("cluster")
-        )
-        writes[spec.assignments_table] = write_table(
-            ws.lake, spec.assignments_table, assignments, mode="overwrite", evolve_schema=True
-        )
-    return writes
-
-
-def _model_staging(ws: Workspace, frame: DataFrame) -> str | None:
-    """Over Spark Connect, a lake folder the server writes the model into before it is
-    logged (`brickyard.ml.spark_connect_model`); None otherwise."""
-    from brickyard.engines.spark_connect import is_connect
-
-    if not is_connect(frame):
-        return None
-    if not ws.lake.location.is_local:
-        raise ModelError(
-            "logging a Spark MLlib model over Spark Connect needs a lake the server sees by path; "
-            f"{ws.lake.location.root} is remote",
-            hint="use a lake folder shared with the Connect server, or train with engine: duckdb",
-        )
-    return ws.lake.location.uri("staging/mlflow-spark")
-
-
-def _log_model(
-    model: Any,
-    frame: DataFrame,
-    features: list[str],
-    with_nulls: set[str],
-    dfs_tmpdir: str,
-    *,
-    staging_root: str | None = None,
-) -> Any:
-    """Log the PipelineModel with `mlflow.spark` (its signature: the raw feature columns in,
+def _log_model(fitted: FittedKMeans) -> Any:
+    """Log the engine's model with `mlflow.spark` (its signature: the raw feature columns in,
     optional where training held nulls, as MLflow infers on the DuckDB engine; the cluster
     out); `brickyard.ml.training.register` registers it. MLlib saves a model from the
-    executors; MLflow has them save it under `dfs_tmpdir` and copies it from there, so that
-    folder must be one the driver and every executor see (the lake), not a node's /tmp.
-    Over Spark Connect (`staging_root` given) through `brickyard.ml.spark_connect_model`,
-    as mlflow.spark's copy needs the JVM."""
+    executors; MLflow has them save it under the fit's dfs tmpdir and copies it from there,
+    so that folder must be one the driver and every executor see (the lake), not a node's
+    /tmp. Over Spark Connect (a staging folder given) through
+    `brickyard.ml.spark_connect_model`, as mlflow.spark's copy needs the JVM."""
     import mlflow.spark
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
-    from pyspark.sql import types as T
 
-    kinds = {f.name: f.dataType for f in frame.schema.fields}
-
-    def mlflow_type(kind: Any) -> str:
-        # Integers of every width are `long`: MLflow refuses a JSON client's int64 for an
-        # `integer` (int32) column; the model casts each feature to double anyway.
-        if isinstance(kind, T.ByteType | T.ShortType | T.IntegerType | T.LongType):
-            return "long"
-        if isinstance(kind, T.FloatType):
-            return "float"
-        return "double"
-
+    dfs_tmpdir, staging_root = fitted.model_folders()
     signature = ModelSignature(
-        inputs=Schema([ColSpec(mlflow_type(kinds[name]), name, required=name not in with_nulls) for name in features]),
+        inputs=Schema([
+            ColSpec(fitted.feature_types[name], name, required=name not in fitted.nullable) for name in fitted.features
+        ]),
         outputs=Schema([ColSpec("integer", PREDICTION)]),
     )
     if staging_root is not None:
         from brickyard.ml.spark_connect_model import log_spark_model_over_connect
 
         return log_spark_model_over_connect(
-            model,
+            fitted.model,
             artifact_path="model",
             signature=signature,
             pip_requirements=mlflow.spark.get_default_pip_requirements(),
             staging_root=staging_root,
         )
     return mlflow.spark.log_model(
-        model,
+        fitted.model,
         artifact_path="model",
         signature=signature,
         pip_requirements=mlflow.spark.get_default_pip_requirements(),

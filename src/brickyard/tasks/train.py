@@ -25,8 +25,8 @@ baseline goes to `gold.model_baselines` and `monitoring/baseline.json` (`brickya
 `mlflow_run_id`, `model_name`, `model_version` and the held-out metrics.
 
 Engines. On `engine: spark`, `estimator: kmeans` is Spark MLlib's KMeans, fitted by the
-executors and logged with `mlflow.spark`; the assignments are written by the executors
-(`brickyard.ml.spark_kmeans`). Every other estimator is a single-machine scikit-learn
+executors (`Engine.fit_kmeans`) and logged with `mlflow.spark`; the assignments are written
+by the executors (`brickyard.ml.spark_kmeans`). Every other estimator is a single-machine scikit-learn
 learner: Spark reads the training rows, they are collected to the driver (a training table
 must fit in one machine's memory), and the model is fitted and logged exactly as on DuckDB,
 so the same table gives the same model on both engines (`Engine.training_rows`).
@@ -178,7 +178,8 @@ class TrainTask(TaskKind):
         from brickyard.ml.spark_kmeans import train_kmeans
 
         result = train_kmeans(
-            context.workspace, options, experiment=context.pipeline.name, model_name=model_name, tags=tags, log=context.log
+            context.workspace, options, experiment=context.pipeline.name, model_name=model_name, tags=tags, log=context.log,
+            engine=context.engine,
         )
         for table, version in result.reads.items():
             context.record_read(table, version)

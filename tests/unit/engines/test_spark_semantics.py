@@ -100,6 +100,13 @@ SAME = {
     ),
     "pivot_standard": "SELECT * FROM (SELECT j, k, x FROM bronze.t) PIVOT (sum(x) FOR k IN ('a', 'b', 'c'))",
     "unpivot_standard": "SELECT * FROM (SELECT id, x, i FROM bronze.t) UNPIVOT (v FOR n IN (x, i))",
+    # Spark's parser refuses a window that refines a named one (OVER (w ROWS ...), w2 AS (w ...))
+    "named_windows": (
+        "SELECT id, sum(i) OVER f AS v1, sum(i) OVER (w ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS v2, "
+        "avg(i) OVER w2 AS v3, count(*) OVER w AS v4, max(i) OVER (p ORDER BY id) AS v5, min(i) OVER (p) AS v6 "
+        "FROM bronze.t WINDOW f AS (PARTITION BY j ORDER BY id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW), "
+        "w AS (PARTITION BY j ORDER BY id), w2 AS (w ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING), p AS (PARTITION BY k)"
+    ),
 }
 
 REJECTED = {

@@ -46,6 +46,35 @@ tasks:
     assert messages(ws, "duckdb") == []
 
 
+def test_a_window_that_refines_a_named_window_runs_on_spark_as_validate_says(spark_workspace: Workspace) -> None:
+    """Spark's parser refuses `OVER (w ROWS ...)` and `WINDOW w2 AS (w ...)`; validate passed
+    them for Spark, and the run failed. The named windows are inlined, so the run gives DuckDB's rows."""
+    ws = spark_workspace
+    ws.lake.write("silver.trips", pa.table({"id": list(range(8)), "zone": [1, 1, 2, 2, 1, 2, 1, 2],
+                                            "fare": [3, 4, 5, 6, 7, 8, 9, 10]}))
+    (ws.root / "sql").mkdir(exist_ok=True)
+    (ws.root / "sql" / "rolling.sql").write_text(
+        "SELECT id, sum(fare) OVER (w ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS last3, avg(fare) OVER w2 AS around\n"
+        "FROM silver.trips\n"
+        "WINDOW w AS (PARTITION BY zone ORDER BY id), w2 AS (w ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING)\n"
+    )
+    (ws.root / "pipelines" / "rolling.yaml").write_text("""\
+tasks:
+  - name: rolling
+    kind: sql
+    sql: sql/rolling.sql
+    target: gold.rolling
+""")
+    assert messages(ws, "spark") == []
+    from brickyard.runtime.runner import PipelineRunner
+
+    duck = sorted(ws.sql(ws.root.joinpath("sql/rolling.sql").read_text()).fetchall())
+    result = PipelineRunner(ws).run("rolling", engine="spark")
+    assert result.ok, result.error
+    written = sorted(tuple(row.values()) for row in ws.lake.read("gold.rolling").to_pylist())
+    assert written == duck and len(written) == 8
+
+
 def test_an_ingest_contracts_expectation_spark_computes_differently_is_reported(ws: Workspace) -> None:
     raw = ws.root / "lake" / "raw" / "trips"
     raw.mkdir(parents=True)

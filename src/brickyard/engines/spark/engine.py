@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 from brickyard.config.models import SparkConfig
 from brickyard.engines.base import (
     Engine,
+    FittedKMeans,
     IngestBatch,
+    KMeansRequest,
     Preview,
     Scored,
     ScoreRequest,
@@ -190,6 +192,12 @@ class SparkEngine(Engine):
         from brickyard.engines.spark.training import training_rows
 
         return training_rows(self, table=table, query=query, version=version, pinned=pinned)
+
+    def fit_kmeans(self, request: KMeansRequest) -> FittedKMeans:
+        """MLlib KMeans from brickyard's seeds, by the executors (`brickyard.engines.spark.kmeans`)."""
+        from brickyard.engines.spark.kmeans import fit_kmeans
+
+        return fit_kmeans(self, request)
 
     def export(self, query: str, target: str, fmt: str) -> None:
         """The result written by Spark's executors into the folder `target` (part files;
