@@ -365,6 +365,7 @@ class Engine(ABC):
             SqlError, TableNotFoundError, DataFileNotFoundError.
         """
 
+    @abstractmethod
     def fetch(self, query: str) -> pa.Table:
         """The whole result of `query` as an Arrow table in this process, for results meant to
         be held (a monitor's window of rows); on a distributed engine it is computed by the
@@ -373,7 +374,6 @@ class Engine(ABC):
         Raises:
             SqlError, TableNotFoundError, DataFileNotFoundError.
         """
-        raise NotImplementedError(f"engine {self.name!r} cannot fetch a query's result")
 
     @abstractmethod
     def export(self, query: str, target: str, fmt: str) -> None:

@@ -158,21 +158,12 @@ class TrainSpec(DataSpec):
     @field_validator("features")
     @classmethod
     def _some_features(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and not value:
-            raise ValueError("features: is empty; list columns, or leave it out to use all columns")
-        return value
+        return some_features(value)
 
     @model_validator(mode="before")
     @classmethod
     def _label_of_training_set(cls, data: Any) -> Any:
-        """A training set's `label:` is the task's label (they must agree when both are set)."""
-        if isinstance(data, dict) and isinstance(data.get("training_set"), dict):
-            label = data["training_set"].get("label")
-            if label is not None and data.get("label") is None:
-                data = {**data, "label": label}
-            elif label is not None and data.get("label") != label:
-                raise ValueError(f"label: {data.get('label')!r} and training_set.label: {label!r} differ; set one")
-        return data
+        return label_of_training_set(data)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainSpec:
@@ -253,3 +244,21 @@ def _upstream(pipeline: PipelineSpec, task: TaskSpec) -> list[TaskSpec]:
         seen[name] = found
         stack.extend(found.depends_on)
     return list(seen.values())
+
+
+def some_features(value: list[str] | None) -> list[str] | None:
+    """`features:` left out, or a non-empty list (for pydantic validators)."""
+    if value is not None and not value:
+        raise ValueError("features: is empty; list columns, or leave it out to use all columns")
+    return value
+
+
+def label_of_training_set(data: Any) -> Any:
+    """A training set's `label:` is the task's label (they must agree when both are set)."""
+    if isinstance(data, dict) and isinstance(data.get("training_set"), dict):
+        label = data["training_set"].get("label")
+        if label is not None and data.get("label") is None:
+            data = {**data, "label": label}
+        elif label is not None and data.get("label") != label:
+            raise ValueError(f"label: {data.get('label')!r} and training_set.label: {label!r} differ; set one")
+    return data

@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from brickyard.ml.spec import DataSpec, Problem, SplitSpec, Strict, TrainSpec
+from brickyard.ml.spec import DataSpec, Problem, SplitSpec, Strict, TrainSpec, label_of_training_set, some_features
 
 DEFAULT_TRIALS = 20
 Scalar = str | int | float | bool | None
@@ -115,20 +115,12 @@ class TuneSpec(DataSpec):
     @field_validator("features")
     @classmethod
     def _some_features(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and not value:
-            raise ValueError("features: is empty; list columns, or leave it out to use all columns")
-        return value
+        return some_features(value)
 
     @model_validator(mode="before")
     @classmethod
     def _label_of_training_set(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("training_set"), dict):
-            label = data["training_set"].get("label")
-            if label is not None and data.get("label") is None:
-                data = {**data, "label": label}
-            elif label is not None and data.get("label") != label:
-                raise ValueError(f"label: {data.get('label')!r} and training_set.label: {label!r} differ; set one")
-        return data
+        return label_of_training_set(data)
 
     @model_validator(mode="after")
     def _supervised(self) -> TuneSpec:
