@@ -120,6 +120,11 @@ def rewrite(tree: Any, where: str) -> None:
         exp.Length: _length,
         exp.Anonymous: _anonymous,
         exp.Pivot: _pivot,
+        exp.ArrayAgg: _ordered_list,
+        exp.First: _first_or_last,
+        exp.Last: _first_or_last,
+        exp.WindowSpec: _frame,
+        exp.Star: _star,
     }
     _inline_named_windows(tree)
     nodes = [node for node in tree.find_all(*rewrites) if type(node) in rewrites]
@@ -300,7 +305,7 @@ def _length(node: Any, where: str) -> Any:
     `SparkStatement.typed_text`)."""
     from sqlglot import exp
 
-    if isinstance(node.this, exp.Array | exp.ArrayAgg | exp.Split | exp.RegexpSplit):
+    if isinstance(node.this, exp.Array | exp.ArrayAgg | exp.Split | exp.RegexpSplit) or node.this.meta.get("list"):
         return _spark("CAST(array_size({x}) AS BIGINT)", x=node.this)
     return node
 
@@ -327,3 +332,96 @@ def _pivot(node: Any, where: str) -> Any:
         where, f"{statement} ... ON ... (DuckDB's own form)",
         f"Spark SQL has only {statement} (... FOR column IN (...)) with the values listed",
     )
+
+
+def _ordered_list(node: Any, where: str) -> Any:
+    """`list(v [ORDER BY ...])` / `array_agg`: DuckDB keeps NULL values and the order asked for,
+    and gives NULL for no rows; Spark's collect_list drops NULLs, ignores the order and gives
+    []. Collected as structs (never NULL), sorted by DuckDB's order, the values taken back out."""
+    value, ordering, distinct = _aggregate_argument(node, where, "list(DISTINCT ... ORDER BY ...)")
+    carrier = _collect_structs(node, value, ordering)
+    values = _sorted_values(carrier, ordering)
+    if distinct:
+        values = _spark("array_distinct({x})", x=values)
+    listed = _spark("CASE WHEN size({c}) > 0 THEN {x} END", c=carrier.copy(), x=values)
+    listed.meta["list"] = True
+    carrier.replace(listed)
+    return node
+
+
+def _first_or_last(node: Any, where: str) -> Any:
+    """`first(v ORDER BY ...)` / `last(...)`: the value (NULL or not) of the first or last row
+    in that order, as DuckDB gives it; Spark has no ordered first/last."""
+    from sqlglot import exp
+
+    if not isinstance(node.this, exp.Order):
+        return node
+    name = "first" if isinstance(node, exp.First) else "last"
+    value, ordering, _ = _aggregate_argument(node, where, f"{name}(DISTINCT ...)")
+    carrier = _collect_structs(node, value, ordering)
+    index = "1" if name == "first" else "-1"
+    values = _sorted_values(carrier, ordering)
+    carrier.replace(_spark(f"CASE WHEN size({{c}}) > 0 THEN element_at({{x}}, {index}) END", c=carrier.copy(), x=values))
+    return node
+
+
+def _aggregate_argument(node: Any, where: str, refused: str) -> tuple[Any, list[Any], bool]:
+    """An ordered aggregate's value, its ORDER BY terms and whether it is DISTINCT."""
+    from sqlglot import exp
+
+    value, ordering = node.this, []
+    if isinstance(value, exp.Order):
+        value, ordering = value.this, list(value.expressions)
+    distinct = isinstance(value, exp.Distinct)
+    if distinct:
+        if ordering or len(value.expressions) != 1 or node.key != "arrayagg":
+            raise _different(where, refused, "Spark has no DISTINCT with an order inside an aggregate")
+        value = value.expressions[0]
+    return value, ordering, distinct
+
+
+def _collect_structs(node: Any, value: Any, ordering: list[Any]) -> Any:
+    """Replace the aggregate `node` by collect_list(named_struct(v, k0, k1, ...)); return the
+    expression that carries it (with its FILTER and OVER, when it has them)."""
+    from sqlglot import exp
+
+    fields: list[Any] = [exp.Literal.string("v"), value.copy()]
+    for position, term in enumerate(ordering):
+        fields += [exp.Literal.string(f"k{position}"), term.this.copy()]
+    collected = exp.Anonymous(this="collect_list", expressions=[exp.Anonymous(this="named_struct", expressions=fields)])
+    node.replace(collected)
+    carrier: Any = collected
+    while isinstance(carrier.parent, exp.Filter | exp.Window) and carrier.parent.this is carrier:
+        carrier = carrier.parent
+    return carrier
+
+
+def _sorted_values(carrier: Any, ordering: list[Any]) -> Any:
+    """The `v` fields of the structs collected by `carrier`, sorted by DuckDB's ORDER BY (NULLS
+    LAST unless said otherwise; NaN above every number, as both engines compare)."""
+    if not ordering:
+        return _spark("transform({c}, __e -> __e.v)", c=carrier.copy())
+    comparison = "0"
+    for position in reversed(range(len(ordering))):
+        term = ordering[position]
+        key, descending, nulls_first = f"k{position}", bool(term.args.get("desc")), bool(term.args.get("nulls_first"))
+        before, after = ("1", "-1") if descending else ("-1", "1")
+        null_left, null_right = ("-1", "1") if nulls_first else ("1", "-1")
+        comparison = (
+            f"CASE WHEN __l.{key} IS NULL AND __r.{key} IS NULL THEN {comparison} "
+            f"WHEN __l.{key} IS NULL THEN {null_left} WHEN __r.{key} IS NULL THEN {null_right} "
+            f"WHEN __l.{key} < __r.{key} THEN {before} WHEN __l.{key} > __r.{key} THEN {after} ELSE {comparison} END"
+        )
+    return _spark(f"transform(array_sort({{c}}, (__l, __r) -> {comparison}), __e -> __e.v)", c=carrier.copy())
+
+
+def _frame(node: Any, where: str) -> Any:
+    if str(node.args.get("kind") or "").upper() == "GROUPS":
+        raise _different(where, "a GROUPS window frame", "Spark has ROWS and RANGE frames only")
+    return node
+
+
+def _star(node: Any, where: str) -> Any:
+    if node.args.get("replace"):
+        raise _different(where, "SELECT * REPLACE (...)", "Spark SQL has no REPLACE; list the columns")
+    return node

@@ -107,6 +107,20 @@ SAME = {
         "FROM bronze.t WINDOW f AS (PARTITION BY j ORDER BY id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW), "
         "w AS (PARTITION BY j ORDER BY id), w2 AS (w ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING), p AS (PARTITION BY k)"
     ),
+    # collect_list drops NULLs, ignores ORDER BY and gives [] for no rows; DuckDB does none of these
+    "ordered_lists": (
+        "SELECT j, list(i ORDER BY id) AS v1, list(i ORDER BY x DESC NULLS FIRST, id) AS v2, "
+        "array_agg(k ORDER BY a NULLS FIRST, id DESC) AS v3, list(x ORDER BY k DESC, id) FILTER (WHERE i > 90) AS v4, "
+        "len(list(i)) AS v5, len(list(DISTINCT k)) AS v6, list(i) FILTER (WHERE x > 1e9) AS v7 FROM bronze.t GROUP BY j"
+    ),
+    "ordered_first_last": (
+        "SELECT j, first(i ORDER BY id) AS v1, last(k ORDER BY x, id) AS v2, first(x ORDER BY a DESC, id) AS v3, "
+        "first(i ORDER BY id) FILTER (WHERE x > 1e9) AS v4 FROM bronze.t GROUP BY j"
+    ),
+    "list_over_window": (
+        "SELECT id, list(i ORDER BY id) OVER (PARTITION BY j ORDER BY id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS v1, "
+        "len(list(k) OVER (PARTITION BY j ORDER BY id ROWS BETWEEN 3 PRECEDING AND 1 PRECEDING)) AS v2 FROM bronze.t"
+    ),
 }
 
 REJECTED = {
@@ -121,6 +135,9 @@ REJECTED = {
     "SELECT extract(isoyear FROM a) FROM bronze.t": "extract(isoyear FROM ...)",
     "SELECT strftime(a, '%w') FROM bronze.t": "strftime(..., '%w')",
     "SELECT strftime(a, '%u %V') FROM bronze.t": "strftime(..., '%u')",
+    "SELECT * REPLACE (i + 1 AS i) FROM bronze.t": "SELECT * REPLACE (...)",
+    "SELECT sum(i) OVER (ORDER BY j GROUPS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM bronze.t": "a GROUPS window frame",
+    "SELECT list(DISTINCT i ORDER BY i) FROM bronze.t": "list(DISTINCT ... ORDER BY ...)",
 }
 
 
