@@ -117,6 +117,10 @@ SAME = {
         "SELECT j, first(i ORDER BY id) AS v1, last(k ORDER BY x, id) AS v2, first(x ORDER BY a DESC, id) AS v3, "
         "first(i ORDER BY id) FILTER (WHERE x > 1e9) AS v4 FROM bronze.t GROUP BY j"
     ),
+    "string_agg": (
+        "SELECT j, string_agg(k, ',' ORDER BY id) AS v1, string_agg(k, '-') FILTER (WHERE x > 1e9) AS v2, "
+        "group_concat(k ORDER BY x DESC, id) AS v3 FROM bronze.t GROUP BY j"
+    ),
     "list_over_window": (
         "SELECT id, list(i ORDER BY id) OVER (PARTITION BY j ORDER BY id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS v1, "
         "len(list(k) OVER (PARTITION BY j ORDER BY id ROWS BETWEEN 3 PRECEDING AND 1 PRECEDING)) AS v2 FROM bronze.t"
