@@ -23,6 +23,7 @@ from brickyard.cli import (
     pipeline_commands,
     serve_commands,
     server_commands,
+    slo_commands,
     tune_commands,
     workspace_commands,
 )
@@ -86,6 +87,7 @@ serve_commands.register(app)
 feature_commands.register(app)
 monitor_commands.register(app)
 tune_commands.register(app)
+slo_commands.register(app)
 online_commands.register(app)  # after any module that makes the `features` group
 
 

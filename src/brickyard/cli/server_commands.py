@@ -103,6 +103,7 @@ def server(
 
     from brickyard.runtime.tokens import TokenStore
     from brickyard.server.app import create_app
+    from brickyard.telemetry.logs import console_formatter
 
     ws = open_workspace(workspace)
     app = create_app(ws, triggers=triggers)
@@ -111,7 +112,7 @@ def server(
     logging.getLogger("brickyard").setLevel(logging.INFO)
     if not logging.getLogger("brickyard").handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(console_formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
         logging.getLogger("brickyard").addHandler(handler)
 
     out = console()

@@ -187,6 +187,15 @@ class SloConfig(Strict):
     )
     training_seconds: float | None = Field(default=3_600.0, gt=0, description="wall time of each train/tune task attempt")
 
+    @field_validator("window")
+    @classmethod
+    def _duration(cls, window: str) -> str:
+        import re
+
+        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*[smhdw]\s*", window):
+            raise ValueError(f"window {window!r} is not a duration; write a number and s, m, h, d or w: 24h, 7d, 2w")
+        return window
+
 
 ONLINE_STORE_DEFAULT = "sqlite:///.brickyard/online.db"
 

@@ -35,6 +35,7 @@ import fnmatch
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -52,6 +53,7 @@ from brickyard.runtime.db import METADATA
 from brickyard.runtime.logs import logs_folder
 from brickyard.runtime.records import RunRecord, RunStatus, to_db, utcnow
 from brickyard.runtime.state import DuplicateRunError, StateStore
+from brickyard.telemetry import tracing
 
 if TYPE_CHECKING:
     from brickyard.core.files import PipelineFile
@@ -125,6 +127,7 @@ def spawn_run(workspace: Workspace, run: RunRecord) -> subprocess.Popen[bytes]:
             process = subprocess.Popen(
                 run_command(workspace, run),
                 cwd=workspace.root,
+                env={**os.environ, **tracing.child_env()},  # the caller's trace continues in the run
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
