@@ -54,14 +54,14 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         env = {**os.environ, "COLUMNS": "200"}
         env.pop("BRICKYARD_WORKSPACE", None)
         process = subprocess.Popen(
-            [sys.executable, "-m", "brickyard.cli", "serve", "survival/1", "--port", str(port)],
-            cwd=ws.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-m", "brickyard.cli", "--log-format", "json", "serve", "survival/1", "--port", str(port)],
+            cwd=ws.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 180
             while True:
-                assert process.poll() is None, process.communicate()[0]
+                assert process.poll() is None, process.communicate()
                 try:
                     if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
                         break
@@ -84,9 +84,9 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                 statuses["traced"] = client.post(ROUTE, json=GOOD, headers=traced).status_code
         finally:
             process.send_signal(signal.SIGINT)  # flushes the inference log and the spans
-            process.communicate(timeout=120)
+            _, logged = process.communicate(timeout=120)
         spans = collector.wait_for(lambda spans: len([s for s in spans if s.name == f"POST {ROUTE}"]) >= len(statuses))
-    return {"ws": ws, "statuses": statuses, "spans": spans}
+    return {"ws": ws, "statuses": statuses, "spans": spans, "log": logged}
 
 
 def test_every_serving_request_is_a_span_with_its_model_route_status_and_latency(observed: dict[str, object]) -> None:
@@ -109,6 +109,14 @@ def test_every_serving_request_is_a_span_with_its_model_route_status_and_latency
     assert by_request["good-0"].parent_id is None
     traced = by_request["traced"]  # a caller's traceparent makes the span its child
     assert (traced.trace_id, traced.parent_id) == ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
+
+
+def test_serve_with_json_logs_writes_only_json_lines(observed: dict[str, object]) -> None:
+    lines = [json.loads(line) for line in str(observed["log"]).splitlines()]  # every line is one JSON object
+    assert lines and all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+    assert any(line["logger"] == "uvicorn.error" and "Application startup complete" in line["message"] for line in lines)
+    assert any(line["logger"] == "brickyard.serving" for line in lines)
+    assert any(line["logger"] == "brickyard.serve" and line["message"].startswith("serving survival/1 at") for line in lines)
 
 
 def test_slo_reports_p95_availability_and_training_time_from_the_log_and_the_runs(observed: dict[str, object]) -> None:

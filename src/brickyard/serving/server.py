@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from brickyard.serving.metrics import MULTIPROC_ENV
-from brickyard.telemetry.logs import console_formatter
+from brickyard.telemetry.logs import console_formatter, uvicorn_log_config
 
 if TYPE_CHECKING:
     from brickyard.serving.app import FastLane
@@ -117,6 +117,7 @@ def run(spec: ServeSpec, *, host: str, port: int, workers: int = 1, sock: socket
         loop=os.environ.get(LOOP_ENV, "auto"),
         http="auto",
         timeout_graceful_shutdown=30,
+        **({"log_config": log_config} if (log_config := uvicorn_log_config()) else {}),
     )
     try:
         if workers > 1:

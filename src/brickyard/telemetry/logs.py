@@ -91,3 +91,16 @@ def use_log_format(name: str) -> None:
     handler.brickyard_json = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+
+
+def uvicorn_log_config() -> dict[str, Any] | None:
+    """uvicorn's logging config with JSON lines (`--log-format json`), or None for its own."""
+    if not json_logs():
+        return None
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = json.loads(json.dumps(LOGGING_CONFIG))
+    for formatter in config["formatters"].values():
+        formatter.clear()
+        formatter["()"] = f"{__name__}.JsonFormatter"
+    return config
