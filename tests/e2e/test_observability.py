@@ -15,15 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from cli_helpers import brickyard, free_port
-from otlp_collector import Collector, ReceivedSpan, otlp_collector
 from prometheus_client.parser import text_string_to_metric_families
 
 from brickyard import Workspace
 from brickyard.runtime.tokens import TokenStore
-from titanic_example import register_titanic_example
+from otlp_collector import Collector, ReceivedSpan, otlp_collector
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

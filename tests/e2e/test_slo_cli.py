@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_helpers import brickyard, free_port
-from otlp_collector import ReceivedSpan, otlp_collector
 
 from brickyard import Workspace
 from brickyard.runtime.tokens import TokenStore
+from otlp_collector import ReceivedSpan, otlp_collector
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

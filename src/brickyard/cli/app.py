@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from enum import Enum
+from typing import Annotated
 
 import typer
 
@@ -30,7 +31,10 @@ from brickyard.cli import (
 from brickyard.errors import BrickyardError
 from brickyard.telemetry.logs import LOG_FORMAT_ENV, json_logs, use_log_format
 
+
 class LogFormat(str, Enum):
+    """`--log-format`: lines for people, or JSON objects for machines."""
+
     text = "text"
     json = "json"
 
@@ -68,11 +72,11 @@ def _root(
     version: bool = typer.Option(
         False, "--version", is_eager=True, callback=_print_version, help="Print brickyard's version and exit."
     ),
-    log_format: LogFormat | None = typer.Option(
-        None, "--log-format", case_sensitive=False, show_default="text",
+    log_format: Annotated[LogFormat | None, typer.Option(
+        "--log-format", case_sensitive=False, show_default="text",
         help="Log lines as text, or as JSON objects (one per line on stderr: time, level, logger, message, "
              "run_id/task/trace_id when known); processes started from here inherit it.",
-    ),
+    )] = None,
 ) -> None:
     """A lakehouse ML platform on your own machine: Delta lake, SQL, pipelines, MLflow."""
     use_log_format(log_format.value if log_format is not None else os.environ.get(LOG_FORMAT_ENV, "text"))

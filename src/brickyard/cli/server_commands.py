@@ -137,8 +137,7 @@ def server(
     out.print(f"  start a run: curl -X POST -H 'Authorization: Bearer <token>' {url}/api/jobs/<pipeline>/runs", markup=False)
     if host not in ("127.0.0.1", "localhost", "::1"):
         out.print(f"[yellow]  listening on {host}: reachable from the network, without TLS[/yellow]")
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=True,
-                            **({"log_config": log_config} if (log_config := uvicorn_log_config()) else {}))
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=True, log_config=uvicorn_log_config())
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled: a clean stop

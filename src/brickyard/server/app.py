@@ -144,7 +144,6 @@ def create_app(
     runner = Depends(auth.require(Role.RUNNER))
 
     from brickyard.monitoring.gauges import MonitorMetrics
-
     from brickyard.server.run_metrics import RunCollector
 
     monitor_metrics = MonitorMetrics(workspace.state_url)

@@ -117,7 +117,7 @@ def run(spec: ServeSpec, *, host: str, port: int, workers: int = 1, sock: socket
         loop=os.environ.get(LOOP_ENV, "auto"),
         http="auto",
         timeout_graceful_shutdown=30,
-        **({"log_config": log_config} if (log_config := uvicorn_log_config()) else {}),
+        log_config=uvicorn_log_config(),
     )
     try:
         if workers > 1:

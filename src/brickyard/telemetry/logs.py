@@ -93,12 +93,12 @@ def use_log_format(name: str) -> None:
     logger.setLevel(logging.INFO)
 
 
-def uvicorn_log_config() -> dict[str, Any] | None:
-    """uvicorn's logging config with JSON lines (`--log-format json`), or None for its own."""
-    if not json_logs():
-        return None
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's logging config: its own, or with `--log-format json` the same with JSON lines."""
     from uvicorn.config import LOGGING_CONFIG
 
+    if not json_logs():
+        return LOGGING_CONFIG
     config: dict[str, Any] = json.loads(json.dumps(LOGGING_CONFIG))
     for formatter in config["formatters"].values():
         formatter.clear()

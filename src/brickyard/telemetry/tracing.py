@@ -76,8 +76,6 @@ def _make_tracer(kind: str, config: TracingConfig, file: Path | None, sample_rat
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-    from brickyard import __version__
-
     exporter: SpanExporter
     if kind == "file":
         from brickyard.telemetry.file_export import JsonLinesSpanExporter
@@ -88,12 +86,22 @@ def _make_tracer(kind: str, config: TracingConfig, file: Path | None, sample_rat
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(endpoint=traces_url(config.endpoint), timeout=EXPORT_TIMEOUT_SECONDS)
-    resource = Resource.create({"service.name": config.service_name, "service.version": __version__})
+    version = _version()
+    resource = Resource.create({"service.name": config.service_name, "service.version": version})
     provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(sample_ratio)))
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
-    made = provider.get_tracer("brickyard", __version__)
+    made = provider.get_tracer("brickyard", version)
     _PROVIDERS[id(made)] = provider
     return made
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("brickyard")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def traces_url(endpoint: str | None) -> str | None:
