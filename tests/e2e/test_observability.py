@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from brickyard import Workspace
 from brickyard.runtime.tokens import TokenStore
+from feature_store_example import EVENT, feature_rows, write_feature_table
 from otlp_collector import Collector, ReceivedSpan, otlp_collector
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -142,6 +144,10 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, Collector]]:
         (root / "pipelines" / "nightly.yaml").write_text(
             'schedule: "0 6 * * *"\ntasks:\n  - {name: greet, kind: python, function: "jobs:greet", args: {n: 1}}\n'
         )
+        rows = feature_rows(range(10), datetime.now(UTC))  # a feature table online: its freshness is a metric
+        write_feature_table(Workspace.open(root), rows)
+        assert brickyard("features", "materialize", "customer_stats", cwd=root).returncode == 0
+        (root / "newest_event").write_text(max(rows.column(EVENT).to_pylist()).isoformat())
         port = free_port()
         env = {**os.environ, "COLUMNS": "200"}
         env.pop("BRICKYARD_WORKSPACE", None)
@@ -207,4 +213,10 @@ def test_a_run_started_over_http_continues_the_callers_trace_and_shows_in_metric
     assert [s.value for s in families["brickyard_trigger_loop_running"].samples] == [1.0]
     (next_fire,) = families["brickyard_trigger_next_fire_timestamp_seconds"].samples
     assert next_fire.labels == {"pipeline": "nightly"} and next_fire.value > time.time()
+    (freshness,) = families["brickyard_feature_freshness_seconds"].samples
+    newest = datetime.fromisoformat((root / "newest_event").read_text())
+    assert freshness.labels == {"table": "features.customer_stats"}
+    assert freshness.value == pytest.approx((datetime.now(UTC) - newest).total_seconds(), abs=30)
+    (materialized,) = families["brickyard_feature_materialized_timestamp_seconds"].samples
+    assert time.time() - 300 < materialized.value <= time.time()
     assert "brickyard_monitor_drift_share" in families  # the monitors' gauges are still there

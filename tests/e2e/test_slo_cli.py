@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from cli_helpers import brickyard, free_port
 
 from brickyard import Workspace
 from brickyard.runtime.tokens import TokenStore
+from feature_store_example import EVENT, feature_rows, write_feature_table
 from otlp_collector import ReceivedSpan, otlp_collector
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -153,3 +155,26 @@ def test_slo_reports_p95_availability_and_training_time_from_the_log_and_the_run
     assert past.returncode == 0 and {row["status"] for row in json.loads(past.stdout)["slos"]} == {"no data"}
     wrong = brickyard("slo", "--window", "soon", cwd=ws.root)
     assert wrong.returncode == 2 and "window 'soon' is not a duration" in wrong.stderr
+
+
+def test_slo_feature_freshness_is_the_age_of_the_newest_row_online(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    rows = feature_rows(range(20), datetime.now(UTC))
+    write_feature_table(ws, rows)
+    materialized = brickyard("features", "materialize", "customer_stats", cwd=ws.root)
+    assert materialized.returncode == 0, materialized.stderr
+    newest = max(rows.column(EVENT).to_pylist())
+    config = (ws.root / "brickyard.yaml").read_text()
+    (ws.root / "brickyard.yaml").write_text(config + "slos: {feature_freshness_seconds: 3456000}\n")  # 40 days
+    done = brickyard("slo", "--format", "json", cwd=ws.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    (fresh,) = [row for row in report["slos"] if row["slo"] == "feature_freshness_seconds"]
+    expected = (datetime.fromisoformat(report["until"]) - newest).total_seconds()
+    assert fresh["scope"] == "features.customer_stats" and fresh["actual"] == pytest.approx(expected, abs=1e-3)
+    assert fresh["status"] == "pass" and fresh["error_budget_left"] == pytest.approx(1 - expected / 3_456_000, abs=1e-6)
+    assert {row["status"] for row in report["slos"] if row["slo"] != "feature_freshness_seconds"} == {"no data"}
+
+    (ws.root / "brickyard.yaml").write_text(config + "slos: {feature_freshness_seconds: 60}\n")
+    stale = brickyard("slo", cwd=ws.root)
+    assert stale.returncode == 1 and "customer_stats" in stale.stdout and "1 of 1 SLO(s) with data failed" in stale.stdout
