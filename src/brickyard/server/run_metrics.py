@@ -69,33 +69,34 @@ class RunCollector(Collector):
         yield from (runs, oldest)
 
     def _tasks(self, conn: sa.Connection) -> Iterator[Metric]:
+        """One pass over the attempts: per pipeline, task and status, the count, sums and
+        bucket counts (the histogram adds the statuses up)."""
         wall = ATTEMPTS.c.wall_seconds
         buckets = [sa.func.sum(sa.case((wall <= bound, 1), else_=0)) for bound in BUCKETS]
         query = (
-            sa.select(RUNS.c.pipeline, ATTEMPTS.c.task, sa.func.count(), sa.func.sum(wall),
-                      sa.func.sum(ATTEMPTS.c.cpu_seconds), *buckets)
-            .join(RUNS, RUNS.c.id == ATTEMPTS.c.run_id)
-            .where(wall.is_not(None))
-            .group_by(RUNS.c.pipeline, ATTEMPTS.c.task)
-        )
-        duration = HistogramMetricFamily("brickyard_task_duration_seconds", "Wall time of finished task attempts",
-                                         labels=["pipeline", "task"])
-        cpu = CounterMetricFamily("brickyard_task_cpu_seconds", "CPU-seconds of finished task attempts",
-                                  labels=["pipeline", "task"])
-        for pipeline, task, count, total, cpu_total, *cumulative in conn.execute(query):
-            points: list[tuple[str, float]] = [(_bound(b), float(n or 0)) for b, n in zip(BUCKETS, cumulative)]
-            points.append(("+Inf", float(count)))
-            duration.add_metric([pipeline, task], points, float(total or 0.0))
-            cpu.add_metric([pipeline, task], float(cpu_total or 0.0))
-        attempts = CounterMetricFamily("brickyard_task_attempts", "Task attempts, by status", labels=["pipeline", "task", "status"])
-        query = (
-            sa.select(RUNS.c.pipeline, ATTEMPTS.c.task, ATTEMPTS.c.status, sa.func.count())
+            sa.select(RUNS.c.pipeline, ATTEMPTS.c.task, ATTEMPTS.c.status, sa.func.count(), sa.func.count(wall),
+                      sa.func.sum(wall), sa.func.sum(ATTEMPTS.c.cpu_seconds), *buckets)
             .join(RUNS, RUNS.c.id == ATTEMPTS.c.run_id)
             .where(ATTEMPTS.c.attempt > 0)
             .group_by(RUNS.c.pipeline, ATTEMPTS.c.task, ATTEMPTS.c.status)
         )
-        for pipeline, task, status, count in conn.execute(query):
+        attempts = CounterMetricFamily("brickyard_task_attempts", "Task attempts, by status", labels=["pipeline", "task", "status"])
+        totals: dict[tuple[str, str], list[float]] = {}  # count, wall, cpu, buckets...
+        for pipeline, task, status, count, timed, wall_total, cpu_total, *cumulative in conn.execute(query):
             attempts.add_metric([pipeline, task, status], float(count))
+            entry = totals.setdefault((pipeline, task), [0.0] * (3 + len(BUCKETS)))
+            for index, value in enumerate((timed, wall_total, cpu_total, *cumulative)):
+                entry[index] += float(value or 0)
+        duration = HistogramMetricFamily("brickyard_task_duration_seconds", "Wall time of finished task attempts",
+                                         labels=["pipeline", "task"])
+        cpu = CounterMetricFamily("brickyard_task_cpu_seconds", "CPU-seconds of finished task attempts",
+                                  labels=["pipeline", "task"])
+        for (pipeline, task), (timed, wall_total, cpu_total, *cumulative) in sorted(totals.items()):
+            if not timed:
+                continue
+            points = [(_bound(bound), count) for bound, count in zip(BUCKETS, cumulative)] + [("+Inf", timed)]
+            duration.add_metric([pipeline, task], points, wall_total)
+            cpu.add_metric([pipeline, task], cpu_total)
         yield from (duration, cpu, attempts)
 
     def _triggers(self) -> Iterator[Metric]:
