@@ -220,3 +220,15 @@ def test_a_run_started_over_http_continues_the_callers_trace_and_shows_in_metric
     (materialized,) = families["brickyard_feature_materialized_timestamp_seconds"].samples
     assert time.time() - 300 < materialized.value <= time.time()
     assert "brickyard_monitor_drift_share" in families  # the monitors' gauges are still there
+
+
+def test_json_logs_hold_other_libraries_lines_too_such_as_an_unreachable_collector(tmp_path: Path) -> None:
+    with otlp_collector() as collector:
+        closed = collector.url  # the collector stops at the end of this block: nothing listens there after
+    root = make_workspace(tmp_path / "ws", f"tracing: {{exporter: otlp, endpoint: '{closed}'}}\n")
+    started = time.monotonic()
+    done = brickyard("--log-format", "json", "run", "hello", cwd=root)
+    assert done.returncode == 1 and time.monotonic() - started < 60  # the run's result is the run's, not the exporter's
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line is one JSON object
+    exporter = [line for line in lines if line["logger"].startswith("opentelemetry")]
+    assert exporter and any("export" in line["message"].lower() for line in exporter)  # said, not hidden

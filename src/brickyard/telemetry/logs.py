@@ -77,20 +77,28 @@ def console_formatter(text_format: str) -> logging.Formatter:
 
 
 def use_log_format(name: str) -> None:
-    """Set this process's (and its children's) log format; with `json`, brickyard's loggers
-    write JSON lines to stderr at INFO."""
+    """Set this process's (and its children's) log format. With `json`, brickyard's loggers
+    write JSON lines to stderr at INFO, and every other library's records (WARNING and up,
+    by the root logger's level) and Python warnings do too, so stderr holds JSON only."""
     os.environ[LOG_FORMAT_ENV] = name
     if name != "json":
         return
-    logger = logging.getLogger("brickyard")
-    for handler in list(logger.handlers):
-        if getattr(handler, "brickyard_json", False):
-            logger.removeHandler(handler)
+    brickyard = logging.getLogger("brickyard")
+    for logger in (brickyard, logging.getLogger()):
+        for handler in list(logger.handlers):
+            if getattr(handler, "brickyard_json", False):
+                logger.removeHandler(handler)
+        logger.addHandler(_json_handler())
+    brickyard.setLevel(logging.INFO)
+    brickyard.propagate = False  # its records are written once, by its own handler
+    logging.captureWarnings(True)
+
+
+def _json_handler() -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.brickyard_json = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    return handler
 
 
 def uvicorn_log_config() -> dict[str, Any]:
