@@ -62,6 +62,11 @@ pricing:
 databases:
   default:
     url: sqlite:///warehouse.db
+
+# OpenTelemetry traces of runs and serving requests: off unless set (docs/observability.md).
+#   tracing: {{exporter: otlp, endpoint: "http://127.0.0.1:4318"}}
+# The objectives `brickyard slo` checks (these are the defaults):
+#   slos: {{window: 7d, serving_p95_ms: 100, availability: 0.999, feature_freshness_seconds: 86400, training_seconds: 3600}}
 """
 
 GITIGNORE = "lake/\n.brickyard/\nmlflow.db\nmlartifacts/\nwarehouse.db\n"

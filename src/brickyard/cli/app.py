@@ -6,9 +6,12 @@ is shown only with `--debug` (or `BRICKYARD_DEBUG=1`).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
+from enum import Enum
+from typing import Annotated
 
 import typer
 
@@ -21,10 +24,20 @@ from brickyard.cli import (
     pipeline_commands,
     serve_commands,
     server_commands,
+    slo_commands,
     tune_commands,
     workspace_commands,
 )
 from brickyard.errors import BrickyardError
+from brickyard.telemetry.logs import LOG_FORMAT_ENV, json_logs, use_log_format
+
+
+class LogFormat(str, Enum):
+    """`--log-format`: lines for people, or JSON objects for machines."""
+
+    text = "text"
+    json = "json"
+
 
 app = typer.Typer(
     name="brickyard",
@@ -59,8 +72,14 @@ def _root(
     version: bool = typer.Option(
         False, "--version", is_eager=True, callback=_print_version, help="Print brickyard's version and exit."
     ),
+    log_format: Annotated[LogFormat | None, typer.Option(
+        "--log-format", case_sensitive=False, show_default="text",
+        help="Log lines as text, or as JSON objects (one per line on stderr: time, level, logger, message, "
+             "run_id/task/trace_id when known); processes started from here inherit it.",
+    )] = None,
 ) -> None:
     """A lakehouse ML platform on your own machine: Delta lake, SQL, pipelines, MLflow."""
+    use_log_format(log_format.value if log_format is not None else os.environ.get(LOG_FORMAT_ENV, "text"))
 
 
 workspace_commands.register(app)
@@ -72,6 +91,7 @@ serve_commands.register(app)
 feature_commands.register(app)
 monitor_commands.register(app)
 tune_commands.register(app)
+slo_commands.register(app)
 online_commands.register(app)  # after any module that makes the `features` group
 
 
@@ -103,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
+    if json_logs():  # `--log-format json`: stderr holds only JSON lines
+        logging.getLogger("brickyard.cli").error("%s", message)
+        return
     sys.stderr.write(f"error: {' '.join(message.split())}\n")
     sys.stderr.flush()
 

@@ -50,7 +50,7 @@ def serve(
     ws = open_workspace(workspace)
     refs = [ModelRef.parse(text) for text in models]
     for moved in relocate_artifacts(ws):  # a copied or moved workspace
-        sys.stderr.write(f"{moved}\n")
+        _Banner().write(f"{moved}\n")
     ServingService(ws, refs, auth=not no_auth).check_models()  # fail fast on a wrong name or alias
     try:
         sock = bind_socket(host, port)
@@ -58,7 +58,7 @@ def serve(
         # from None: the OSError's strerror is in the message (noise)
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="pick another --port") from None
     bound_port = sock.getsockname()[1]
-    out = sys.stderr
+    out = _Banner()
     for ref in refs:
         out.write(f"serving {ref} at http://{host}:{bound_port}/serving-endpoints/{ref.name}/invocations\n")
     if len(refs) == 1:
@@ -81,3 +81,23 @@ def serve(
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command()(serve)
+
+
+class _Banner:
+    """Where `serve` says what it serves: stderr as text, or, with `--log-format json`, log
+    records of the `brickyard.serve` logger (so stderr holds JSON lines only)."""
+
+    def write(self, text: str) -> None:
+        from brickyard.telemetry.logs import json_logs
+
+        if not json_logs():
+            sys.stderr.write(text)
+            return
+        import logging
+
+        for line in text.splitlines():
+            level = logging.WARNING if line.startswith("WARNING: ") else logging.INFO
+            logging.getLogger("brickyard.serve").log(level, "%s", line.removeprefix("WARNING: "))
+
+    def flush(self) -> None:
+        sys.stderr.flush()

@@ -103,6 +103,7 @@ def server(
 
     from brickyard.runtime.tokens import TokenStore
     from brickyard.server.app import create_app
+    from brickyard.telemetry.logs import console_formatter, uvicorn_log_config
 
     ws = open_workspace(workspace)
     app = create_app(ws, triggers=triggers)
@@ -111,7 +112,7 @@ def server(
     logging.getLogger("brickyard").setLevel(logging.INFO)
     if not logging.getLogger("brickyard").handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(console_formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
         logging.getLogger("brickyard").addHandler(handler)
 
     out = console()
@@ -136,7 +137,7 @@ def server(
     out.print(f"  start a run: curl -X POST -H 'Authorization: Bearer <token>' {url}/api/jobs/<pipeline>/runs", markup=False)
     if host not in ("127.0.0.1", "localhost", "::1"):
         out.print(f"[yellow]  listening on {host}: reachable from the network, without TLS[/yellow]")
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=True)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=True, log_config=uvicorn_log_config())
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled: a clean stop

@@ -146,6 +146,57 @@ class EndpointConfig(Strict):
         return steps
 
 
+class TracingConfig(Strict):
+    """OpenTelemetry traces of pipeline runs and serving requests (`tracing:` in brickyard.yaml).
+
+    Off unless configured: `exporter: otlp` sends spans over OTLP/HTTP (protobuf) to `endpoint`
+    (or to `OTEL_EXPORTER_OTLP_ENDPOINT`, with `/v1/traces` appended, or to
+    `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as is); `exporter: file` appends one JSON object per
+    span to `file`. With no `exporter` key, setting `OTEL_EXPORTER_OTLP_ENDPOINT` turns OTLP on.
+    """
+
+    exporter: Literal["none", "otlp", "file"] | None = Field(
+        default=None, description="none, otlp or file (default: otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none)"
+    )
+    endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP collector base URL, e.g. http://127.0.0.1:4318 (/v1/traces is appended)"
+    )
+    file: str = Field(default=".brickyard/traces.jsonl", description="JSON-lines file of spans (relative to the workspace)")
+    service_name: str = Field(default="brickyard", description="the resource's service.name")
+    serving_sample_ratio: float = Field(
+        default=1.0, ge=0, le=1, description="share of serving requests traced (a caller's sampled traceparent is always followed)"
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_endpoint(cls, endpoint: str | None) -> str | None:
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint {endpoint!r} is not an http(s) URL; write it as http://HOST:4318")
+        return endpoint
+
+
+class SloConfig(Strict):
+    """Service-level objectives that `brickyard slo` reports (`slos:` in brickyard.yaml).
+    Set one to null to leave it out."""
+
+    window: str = Field(default="7d", description="default window: a number and s, m, h, d or w (e.g. 24h, 7d)")
+    serving_p95_ms: float | None = Field(default=100.0, gt=0, description="p95 latency of served requests, ms")
+    availability: float | None = Field(default=0.999, gt=0, lt=1, description="share of served requests not answered 5xx")
+    feature_freshness_seconds: float | None = Field(
+        default=86_400.0, gt=0, description="age of the newest online feature row, per feature table"
+    )
+    training_seconds: float | None = Field(default=3_600.0, gt=0, description="wall time of each train/tune task attempt")
+
+    @field_validator("window")
+    @classmethod
+    def _duration(cls, window: str) -> str:
+        import re
+
+        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*[smhdw]\s*", window):
+            raise ValueError(f"window {window!r} is not a duration; write a number and s, m, h, d or w: 24h, 7d, 2w")
+        return window
+
+
 ONLINE_STORE_DEFAULT = "sqlite:///.brickyard/online.db"
 
 
@@ -200,6 +251,8 @@ class WorkspaceConfig(Strict):
     databases: dict[str, DatabaseConfig] = Field(default_factory=_default_databases)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
+    slos: SloConfig = Field(default_factory=SloConfig)
     online_store: str = Field(
         default=ONLINE_STORE_DEFAULT,
         description="where `brickyard features materialize` writes the latest feature rows: "

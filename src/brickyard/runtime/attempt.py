@@ -9,6 +9,7 @@ cannot be stopped; it is left running as a daemon thread and reported as `stray`
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import resource
 import threading
@@ -57,7 +58,8 @@ def run_attempt(kind: TaskKind, options: Any, context: TaskContext, timeout: flo
             failure.append(exc)
 
     name = f"brickyard-{context.task.name}-{context.attempt}"
-    thread = threading.Thread(target=target, name=name, daemon=True)
+    # The thread runs in a copy of this context: the attempt's span (tracing) is current there.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), name=name, daemon=True)
     cpu_start, wall_start = cpu_seconds(), time.perf_counter()
     thread.start()
     thread.join(timeout)

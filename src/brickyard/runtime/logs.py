@@ -4,9 +4,12 @@ attempt of the task appends to it under its own header."""
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
+from typing import Any
 
 from brickyard.errors import BrickyardError, suggest
+from brickyard.telemetry.logs import FieldsFilter, JsonFormatter, json_logs
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 
@@ -21,14 +24,29 @@ def task_log_path(root: Path, run_id: str, task: str) -> Path:
     return logs_folder(root, run_id) / f"{task}.log"
 
 
-def open_task_logger(path: Path, name: str) -> logging.Logger:
-    """A private logger (not registered globally, no propagation) appending to `path`."""
+def open_task_logger(path: Path, name: str, **fields: Any) -> logging.Logger:
+    """A private logger (not registered globally, no propagation) appending to `path`. With
+    `--log-format json` its records also go to stderr as JSON lines carrying `fields`
+    (run id, task, attempt: see `set_log_field`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.Logger(name, level=logging.DEBUG)
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logger.addHandler(handler)
+    if json_logs():
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(JsonFormatter())
+        stream.setLevel(logging.INFO)
+        logger.addHandler(stream)
+    logger.addFilter(FieldsFilter(**fields))
     return logger
+
+
+def set_log_field(logger: logging.Logger, name: str, value: Any) -> None:
+    """Change a field that `open_task_logger` adds to the logger's records."""
+    for found in logger.filters:
+        if isinstance(found, FieldsFilter):
+            found.fields[name] = value
 
 
 def close_task_logger(logger: logging.Logger) -> None:

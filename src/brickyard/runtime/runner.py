@@ -38,12 +38,13 @@ from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attem
 
 from brickyard.errors import BrickyardError, UsageError
 from brickyard.runtime.attempt import AttemptOutcome, run_attempt
-from brickyard.runtime.logs import close_task_logger, open_task_logger, task_log_path
+from brickyard.runtime.logs import close_task_logger, open_task_logger, set_log_field, task_log_path
 from brickyard.runtime.plan import Plan, PlannedTask, make_plan, resolve_engine
 from brickyard.runtime.records import RunRecord, RunStatus, TaskStatus
 from brickyard.runtime.report import QuarantineSummary, quarantine_summaries
 from brickyard.runtime.state import StateStore
 from brickyard.tasks.base import TaskContext
+from brickyard.telemetry import tracing
 from brickyard.workspace import Workspace
 
 
@@ -129,6 +130,7 @@ class PipelineRunner:
         self.store = store or StateStore(ws.state_url)
         self.poll_seconds = poll_seconds
         self.sleep = sleep
+        self._tracer: Any = None  # set per run when tracing is on (`tracing:` in brickyard.yaml)
 
     def run(
         self,
@@ -183,6 +185,23 @@ class PipelineRunner:
             )
 
     def _execute(self, plan: Plan, record: RunRecord, full_refresh: bool, emit: EventCallback) -> RunResult:
+        """The run, as a span `run <pipeline>` (a child of `TRACEPARENT`'s) when tracing is on."""
+        self._tracer = tracing.tracer(self.ws.config.tracing, self.ws.root)
+        attributes = {"brickyard.pipeline": plan.spec.name, "brickyard.run_id": record.id,
+                      "brickyard.trigger": record.trigger, "brickyard.engine": plan.engine}
+        try:
+            with tracing.span(self._tracer, f"run {plan.spec.name}", attributes, parent=tracing.context_from_env()) as span:
+                result = self._execute_tasks(plan, record, full_refresh, emit)
+                tracing.finish(span, result.ok, result.error, {
+                    "brickyard.status": result.status,
+                    "brickyard.cpu_seconds": sum(task.cpu_seconds for task in result.tasks),
+                    "brickyard.tasks": len(result.tasks),
+                })
+        finally:
+            tracing.flush(self._tracer)
+        return result
+
+    def _execute_tasks(self, plan: Plan, record: RunRecord, full_refresh: bool, emit: EventCallback) -> RunResult:
         states = {task.spec.name: TaskState(task.spec.name, task.spec.kind) for task in plan.tasks}
         result = RunResult(record.id, plan.spec.name, RunStatus.RUNNING, tasks=list(states.values()))
         stray: list[threading.Thread] = []
@@ -245,7 +264,8 @@ class PipelineRunner:
             emit(RunEvent("task", run_id, plan.spec.name, state))
             return
         path = task_log_path(self.ws.root, run_id, task.spec.name)
-        logger = open_task_logger(path, f"brickyard.{run_id}.{task.spec.name}")
+        logger = open_task_logger(path, f"brickyard.{run_id}.{task.spec.name}", pipeline=plan.spec.name, run_id=run_id,
+                                  task=task.spec.name)
         policy = task.spec.retries
         numbers = itertools.count(1)
 
@@ -286,6 +306,7 @@ class PipelineRunner:
         attempt_id = self.store.start_attempt(run_id, task.spec.name, number, log_path=str(path))
         state.status, state.attempt, state.started, state.error = TaskStatus.RUNNING, number, time.monotonic(), None
         emit(RunEvent("task", run_id, plan.spec.name, state))
+        set_log_field(logger, "attempt", number)
         total = task.spec.retries.count + 1
         logger.info("== attempt %d of %d: task %s (kind %s), run %s", number, total, task.spec.name, task.spec.kind, run_id)
         context = TaskContext(
@@ -293,13 +314,22 @@ class PipelineRunner:
             engine=self.ws.engine_named(resolve_engine(task.spec.engine or plan.engine)),
             launch=self.launch_run,
         )
-        try:
-            outcome = run_attempt(task.kind, task.options, context, task.spec.timeout_seconds)
-        except BaseException:
-            self.store.finish_attempt(attempt_id, TaskStatus.FAILED, error="interrupted")
-            raise
-        metrics = outcome.metrics
-        status = TaskStatus.SUCCEEDED if outcome.ok else TaskStatus.FAILED
+        attributes = {"brickyard.pipeline": plan.spec.name, "brickyard.run_id": run_id, "brickyard.task": task.spec.name,
+                      "brickyard.task.kind": task.spec.kind, "brickyard.attempt": number}
+        with tracing.span(self._tracer, f"task {task.spec.name}", attributes) as span:
+            try:
+                outcome = run_attempt(task.kind, task.options, context, task.spec.timeout_seconds)
+            except BaseException:
+                self.store.finish_attempt(attempt_id, TaskStatus.FAILED, error="interrupted")
+                raise
+            metrics = outcome.metrics
+            status = TaskStatus.SUCCEEDED if outcome.ok else TaskStatus.FAILED
+            tracing.finish(span, outcome.ok, outcome.error, {
+                "brickyard.status": status, "brickyard.rows_in": metrics.rows_in, "brickyard.rows_out": metrics.rows_out,
+                "brickyard.cpu_seconds": outcome.cpu_seconds, "brickyard.wall_seconds": outcome.wall_seconds,
+                "brickyard.quarantined_rows": metrics.quarantined_rows, "brickyard.transient": outcome.transient or None,
+                "brickyard.timed_out": outcome.timed_out or None,
+            })
         notes = [note.as_dict() for note in metrics.quarantine.values()]
         self.store.finish_attempt(
             attempt_id, status, wall_seconds=outcome.wall_seconds, cpu_seconds=outcome.cpu_seconds,

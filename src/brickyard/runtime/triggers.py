@@ -35,6 +35,7 @@ import fnmatch
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -52,6 +53,7 @@ from brickyard.runtime.db import METADATA
 from brickyard.runtime.logs import logs_folder
 from brickyard.runtime.records import RunRecord, RunStatus, to_db, utcnow
 from brickyard.runtime.state import DuplicateRunError, StateStore
+from brickyard.telemetry import tracing
 
 if TYPE_CHECKING:
     from brickyard.core.files import PipelineFile
@@ -125,6 +127,7 @@ def spawn_run(workspace: Workspace, run: RunRecord) -> subprocess.Popen[bytes]:
             process = subprocess.Popen(
                 run_command(workspace, run),
                 cwd=workspace.root,
+                env=_run_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -138,6 +141,13 @@ def spawn_run(workspace: Workspace, run: RunRecord) -> subprocess.Popen[bytes]:
         target=_reap, args=(process, store, run.id, out_path), name=f"reap-{run.id}", daemon=True
     ).start()
     return process
+
+
+def _run_env() -> dict[str, str]:
+    """The run process's environment: this one's, with `TRACEPARENT` set to the current span
+    (the caller's trace continues in the run) or left out (no stale parent passed on)."""
+    env = {name: value for name, value in os.environ.items() if name != tracing.TRACEPARENT_ENV}
+    return {**env, **tracing.child_env()}
 
 
 def _reap(process: subprocess.Popen[bytes], store: StateStore, run_id: str, out_path: Path) -> None:

@@ -7,8 +7,9 @@ file-arrival triggers in the background.
     GET  /api/jobs               reader   the pipelines and their triggers
     GET  /api/runs/{run_id}      reader   one run with its tasks and the rows they quarantined
     GET  /healthz                -        liveness
-    GET  /metrics                -        Prometheus: the monitors' latest drift per feature,
-                                          drift share, performance, alerts
+    GET  /metrics                -        Prometheus: runs by status, task durations, triggers,
+                                          feature freshness; the monitors' latest drift per
+                                          feature, drift share, performance, alerts
 
 >>> import tempfile
 >>> from brickyard import Workspace
@@ -30,7 +31,7 @@ from datetime import datetime
 from importlib import metadata
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Header, Query, Response
+from fastapi import Body, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, StrictBool
 
@@ -44,6 +45,7 @@ from brickyard.runtime.triggers import HTTP, FileTrigger, Launcher, Spawn, Trigg
 from brickyard.server.auth import Auth
 from brickyard.server.errors import ApiError, install
 from brickyard.server.models import ErrorBody, Health, InvalidRequest, JobList, RunDetail, RunList
+from brickyard.telemetry import tracing
 from brickyard.workspace import Workspace
 
 log = logging.getLogger("brickyard.server")
@@ -142,14 +144,17 @@ def create_app(
     runner = Depends(auth.require(Role.RUNNER))
 
     from brickyard.monitoring.gauges import MonitorMetrics
+    from brickyard.server.run_metrics import RunCollector
 
     monitor_metrics = MonitorMetrics(workspace.state_url)
+    monitor_metrics.registry.register(RunCollector(workspace, store, loop))
 
     @app.get("/metrics", tags=["health"], response_class=Response,
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
     def metrics() -> Response:
-        """Prometheus gauges of the monitors (read from the state database at each scrape):
-        latest drift statistic per monitor and feature, drift share, performance, alerts."""
+        """Prometheus metrics read at each scrape: runs by status, task durations and attempts,
+        trigger state, feature freshness (`server/run_metrics.py`), and the monitors' latest
+        drift per feature, drift share, performance and alerts (`monitoring/gauges.py`)."""
         return Response(monitor_metrics.render(), media_type=monitor_metrics.content_type)
 
     @app.get("/healthz", tags=["health"], response_model=None, responses={200: {"model": Health}})
@@ -175,6 +180,7 @@ def create_app(
     def start_run(
         name: str,
         response: Response,
+        http: Request,
         token: Annotated[TokenRecord, runner],
         body: Annotated[RunRequest | None, Body()] = None,
         # Checked below (for a message that names the header); documented by _IDEMPOTENCY_KEY.
@@ -187,10 +193,15 @@ def create_app(
             raise ApiError(422, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
                            hint="a UUID is a good key", extra={"fields": ["Idempotency-Key"]})
         _pipeline(workspace, name)
-        launch = launcher.launch(
-            name, HTTP, idempotency_key=idempotency_key, full_refresh=request.full_refresh,
-            params={"token": token.id},
-        )
+        tracer = tracing.tracer(workspace.config.tracing, workspace.root)
+        parent = tracing.context_from_headers(http.headers) if tracer is not None else None
+        with tracing.span(tracer, f"trigger {name}", {"brickyard.pipeline": name, "brickyard.trigger": HTTP},
+                          parent=parent, server=True) as span:
+            launch = launcher.launch(
+                name, HTTP, idempotency_key=idempotency_key, full_refresh=request.full_refresh,
+                params={"token": token.id},
+            )
+            tracing.finish(span, True, None, {"brickyard.run_id": launch.run.id, "brickyard.replayed": not launch.created})
         run = launch.run
         if not launch.created:
             if run.full_refresh != request.full_refresh:

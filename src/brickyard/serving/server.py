@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from brickyard.serving.metrics import MULTIPROC_ENV
+from brickyard.telemetry.logs import console_formatter, uvicorn_log_config
 
 if TYPE_CHECKING:
     from brickyard.serving.app import FastLane
@@ -116,6 +117,7 @@ def run(spec: ServeSpec, *, host: str, port: int, workers: int = 1, sock: socket
         loop=os.environ.get(LOOP_ENV, "auto"),
         http="auto",
         timeout_graceful_shutdown=30,
+        log_config=uvicorn_log_config(),
     )
     try:
         if workers > 1:
@@ -134,7 +136,7 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     if not logging.getLogger("brickyard.serving").handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        handler.setFormatter(console_formatter("%(levelname)s:     %(message)s"))
         logger = logging.getLogger("brickyard.serving")
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

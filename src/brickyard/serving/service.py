@@ -43,6 +43,7 @@ from brickyard.serving.inference_log import InferenceLog
 from brickyard.serving.metrics import ServingMetrics
 from brickyard.serving.registry import LoadedModel, Registry, is_fast
 from brickyard.serving.schema import Batch, Payload, parse_body, parse_csv
+from brickyard.serving.tracing import flush, request_tracer, trace_request
 from brickyard.serving.traffic import (
     CHALLENGER,
     CHAMPION,
@@ -89,6 +90,7 @@ class ServingService:
         self._online_store: OnlineStore | None = None
         self.registry = registry or Registry(ws.mlflow_tracking_uri, online_store=self.online_store)
         self.metrics = ServingMetrics()
+        self.tracer = request_tracer(ws)  # None unless `tracing:` is configured
         self.auth_enabled = auth
         self.strict_columns = strict_columns
         self._ignored_logged: dict[tuple[str, str], set[tuple[str, ...]]] = {}
@@ -169,6 +171,7 @@ class ServingService:
         self._shadow_pool.shutdown(wait=True)
         for inference_log in self.logs.values():
             inference_log.close()
+        flush(self.tracer)
 
     def wait_ready(self, timeout: float = 60.0) -> bool:
         return self.ready.wait(timeout)
@@ -311,6 +314,8 @@ class ServingService:
         if variant == CHALLENGER and status == 200:
             endpoint.canary.record(True, seconds * 1000.0)  # type: ignore[union-attr]
         self.metrics.observe(endpoint.name, endpoint.model, version, status, seconds)
+        if self.tracer is not None:
+            trace_request(self.tracer, request, endpoint, version, variant, status, rows, seconds, request_id)
         if endpoint.config.log:
             self.logs[endpoint.config.log_table].record(
                 (request_id, time.time(), endpoint.name, endpoint.model, version, variant, status, seconds * 1000.0, rows, body, content,
