@@ -1,7 +1,7 @@
 """explain: SHAP on 10k rows of a 200-tree random forest, brickyard's evaluate path against a
 plain `shap.TreeExplainer` call on the same model and rows.
 
-    .venv/bin/python bench/explain.py [--rows 10000] [--trees 200] [--max-depth 12]
+    .venv/bin/python bench/explain.py [--rows 10000] [--explain-rows N] [--trees 200] [--max-depth 8]
                                       [--n-jobs 0] [--repeats 2] [--record]
 
 1. A seeded table of --rows rows (10 numeric columns, 2 categorical with 4 and 6 values, a
@@ -19,9 +19,13 @@ plain `shap.TreeExplainer` call on the same model and rows.
    ratio brickyard / plain and the largest difference between their SHAP values. Bar:
    brickyard < 10 s.
 
-The time of TreeSHAP grows with the leaves of the trees: a forest grown to full depth on
-10k rows has thousands of leaves per tree and is many times slower than --max-depth 12;
-the table says which forest was measured (leaves per tree, mean), so compare like with like.
+The time of TreeSHAP grows with the leaves of the trees (and the square of their depth):
+per row on one core, a 200-tree forest of depth 6 (about 55 leaves per tree) takes a few
+milliseconds, depth 8 (about 160) several times that, depth 12 (about 670) some thirty
+times, and a forest grown to full depth on 10k rows (thousands of leaves) more still. shap's
+tree code runs on one core, so brickyard's edge is its processes: on a machine with few
+cores the two sides take about the same time. The output says which forest was measured
+(depth, leaves per tree) and the machine's cores and load: compare like with like.
 --record replaces the "explain" section of bench/RESULTS.md with this run's.
 """
 
@@ -73,8 +77,9 @@ def make_rows(rows: int, seed: int):  # noqa: ANN201 - pandas is imported late
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--explain-rows", type=int, default=0, help="rows explained (0: --rows)")
     parser.add_argument("--trees", type=int, default=200)
-    parser.add_argument("--max-depth", type=int, default=12, help="0: grow the trees to full depth")
+    parser.add_argument("--max-depth", type=int, default=8, help="0: grow the trees to full depth")
     parser.add_argument("--n-jobs", type=int, default=0, help="brickyard's processes (0: one per CPU)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--record", action="store_true")
@@ -89,7 +94,7 @@ def main() -> None:
 
     load_before = load_average()
     X_train, y_train = make_rows(args.rows, seed=1)
-    X, _ = make_rows(args.rows, seed=2)
+    X, _ = make_rows(args.explain_rows or args.rows, seed=2)
     started = time.perf_counter()
     forest = RandomForestClassifier(
         n_estimators=args.trees, max_depth=args.max_depth or None, n_jobs=-1, random_state=0
@@ -98,7 +103,7 @@ def main() -> None:
     fit_s = time.perf_counter() - started
     leaves = float(np.mean([tree.get_n_leaves() for tree in model[-1].estimators_]))
     depth = float(np.mean([tree.get_depth() for tree in model[-1].estimators_]))
-    spec = ExplainSpec(max_rows=args.rows, n_jobs=args.n_jobs, plots=False)
+    spec = ExplainSpec(max_rows=len(X), n_jobs=args.n_jobs, plots=False)
 
     brickyard_s: list[float] = []
     plain_s: list[float] = []
