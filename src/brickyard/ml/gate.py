@@ -197,9 +197,9 @@ def unlogged_metrics(
     """(index, message) for each rule whose metric train and evaluate never log for a
     model that solves one of `problems` (see `brickyard.ml.metrics.LOGGED_METRICS`), given
     the evaluate options the model's evaluate tasks set (`evaluated_with`:
-    `explain`, `sensitive_features`, `robustness`; see `EVALUATE_METRICS`); rules that do
+    `explain`, `sensitive_features`, `robustness`; see `metrics.evaluate_option_for`); rules that do
     not parse are left to `parse_rule`."""
-    from brickyard.ml.metrics import EVALUATE_METRICS, LOGGED_METRICS
+    from brickyard.ml.metrics import LOGGED_METRICS, evaluate_option_for
 
     logged = sorted({metric for problem in problems for metric in LOGGED_METRICS[problem]})
     found = []
@@ -208,7 +208,7 @@ def unlogged_metrics(
             metric = parse_rule(text).metric
         except GateRuleError:
             continue
-        option = EVALUATE_METRICS.get(metric)
+        option = evaluate_option_for(metric)
         if option is not None:
             if option not in evaluated_with:
                 found.append((index, (

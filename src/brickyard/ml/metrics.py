@@ -43,7 +43,20 @@ EVALUATE_METRICS: dict[str, str] = {
     "robustness_drop_noise": "robustness",
     "robustness_drop_missing": "robustness",
     "importance_rank_change": "explain",
+    "demographic_parity_difference_ci_low": "sensitive_features",
+    "equalized_odds_difference_ci_low": "sensitive_features",
 }
+# Families of those metrics, by name prefix: `fairness.<feature>.<value>.<metric>`,
+# `shap_importance.<feature>`.
+EVALUATE_METRIC_PREFIXES: dict[str, str] = {"fairness.": "sensitive_features", "shap_importance.": "explain"}
+
+
+def evaluate_option_for(metric: str) -> str | None:
+    """The evaluate option that makes evaluate log `metric`, or None for the metrics it
+    always logs (and unknown ones)."""
+    if metric in EVALUATE_METRICS:
+        return EVALUATE_METRICS[metric]
+    return next((option for prefix, option in EVALUATE_METRIC_PREFIXES.items() if metric.startswith(prefix)), None)
 KEY_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "f1", "roc_auc"),
     "regression": ("rmse", "mae", "r2"),

@@ -264,6 +264,8 @@ tasks:
       - "demographic_parity_difference <= 0.1"
       - "robustness_drop <= 0.02"
       - "importance_rank_change <= 0.3"
+      - "fairness.Sex.female.recall >= 0.5"
+      - "shap_importance.Age <= 1"
 """)
     assert found == [
         "pipelines/p.yaml:10: task 'evaluate': sensitive_features: column 'Sexx' is not a column of "
@@ -272,6 +274,9 @@ tasks:
         "by an evaluate task with robustness: and no evaluate task of model 'p' in this pipeline sets it "
         "(hint: add robustness: to the evaluate task; see docs/explainability.md)",
         "pipelines/p.yaml:17: task 'promote': gate rule 'importance_rank_change <= 0.3': importance_rank_change "
+        "is measured by an evaluate task with explain: and no evaluate task of model 'p' in this pipeline sets it "
+        "(hint: add explain: to the evaluate task; see docs/explainability.md)",
+        "pipelines/p.yaml:19: task 'promote': gate rule 'shap_importance.Age <= 1': shap_importance.Age "
         "is measured by an evaluate task with explain: and no evaluate task of model 'p' in this pipeline sets it "
         "(hint: add explain: to the evaluate task; see docs/explainability.md)",
     ]
