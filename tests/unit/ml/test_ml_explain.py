@@ -204,3 +204,20 @@ def test_missing_values_keep_each_column_kind(split) -> None:
     assert holed["Sex"].isna().sum() > 50 and set(holed["Sex"].dropna()) <= {"male", "female"}
     assert holed["Pclass"].isna().sum() > 50 and holed["Pclass"].dtype.kind == "f"
     assert robustness.with_noise(X, NUMERIC, 0.0, np.random.default_rng(0))[NUMERIC].equals(X[NUMERIC].astype(float))
+
+
+def test_a_pipeline_that_cannot_be_mapped_back_is_explained_per_transformed_column_and_says_so(split) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+    x_train, y_train, X, _ = split
+    columns = ["Pclass", "SibSp", "Parch"]
+    model = Pipeline([
+        ("poly", PolynomialFeatures(degree=2)), ("scale", StandardScaler()), ("model", LogisticRegression(max_iter=1000))
+    ]).fit(x_train[columns], y_train)
+    explained = explanations.explain(model, X[columns], "classification", ExplainSpec())
+    assert explained.grouping == "transformed columns" and explained.sources is None
+    assert len(explained.importance()) == 10  # 1 + 3 + 6 polynomial terms
+    assert any("could not be mapped back to source columns" in note for note in explained.notes)
+    assert explained.summary()["grouping"] == "transformed columns"
