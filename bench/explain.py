@@ -22,7 +22,7 @@ plain `shap.TreeExplainer` call on the same model and rows.
 The time of TreeSHAP grows with the leaves of the trees (and the square of their depth):
 per row on one core, a 200-tree forest of depth 6 (about 55 leaves per tree) takes a few
 milliseconds, depth 8 (about 160) several times that, depth 12 (about 670) some thirty
-times, and a forest grown to full depth on 10k rows (thousands of leaves) more still. shap's
+times, and a forest grown to full depth on 10k rows (over a thousand leaves) more still. shap's
 tree code runs on one core, so brickyard's edge is its processes: on a machine with few
 cores the two sides take about the same time. The output says which forest was measured
 (depth, leaves per tree) and the machine's cores and load: compare like with like.
