@@ -128,13 +128,25 @@ def promote(
 
 def gate_command(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
-    version: Annotated[str, typer.Argument(help="Version number, latest, or an alias.")],
+    version: Annotated[
+        str | None, typer.Argument(help="Version number, latest, or an alias (default: latest).", show_default=False)
+    ] = None,
+    version_option: Annotated[
+        str | None,
+        typer.Option("--version", "-v", help="The version, as an option (same as the VERSION argument).", show_default=False),
+    ] = None,
     rules: RulesOption = None,
     workspace: WorkspaceOption = None,
 ) -> int:
-    """Check a model version against its gate rules and the champion; exit 0 pass, 1 fail."""
+    """Check a model version against its gate rules and the champion: a table of each
+    rule (value, champion, threshold, pass/fail); exit 0 when all pass, 1 otherwise."""
     from brickyard.ml import gate, tracking
 
+    if version is not None and version_option is not None and version != version_option:
+        raise UsageError(
+            f"version {version!r} and --version {version_option!r} differ", hint="give the version once"
+        )
+    version = version or version_option or "latest"
     ws = open_workspace(workspace)
     found, where = _rules(ws, name, rules, required=True)
     result = gate.check(tracking.connect(ws), name, version, found)
@@ -237,12 +249,14 @@ def _rules(ws: Workspace, name: str, given: list[str] | None, *, required: bool)
 def _rule_table(result: GateResult, where: str | None) -> Table:
     title = f"gate for {result.model} version {result.version}" + (f" (rules from {where})" if where else "")
     table = Table(title=title, header_style="bold")
-    for column in ("rule", "metric", "candidate", "champion", "threshold", "result"):
-        table.add_column(column, justify="right" if column in ("candidate", "champion", "threshold") else "left")
+    for column in ("rule", "metric", "value", "champion", "threshold", "result"):
+        table.add_column(column, justify="right" if column in ("value", "champion", "threshold") else "left")
     for outcome in result.outcomes:
         verdict = (
             f"[dim]{outcome.detail}[/dim]" if outcome.skipped
-            else "[green]pass[/green]" if outcome.passed else "[red]FAIL[/red]"
+            else "[green]pass[/green]" if outcome.passed
+            else "[red]FAIL[/red]" if outcome.candidate is not None
+            else f"[red]FAIL[/red] [dim]{outcome.detail.replace('[', chr(92) + '[')}[/dim]"
         )
         table.add_row(
             outcome.rule.replace("[", r"\["), outcome.metric, _number(outcome.candidate),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from brickyard.demo.context import DemoContext
 from brickyard.errors import BrickyardError
@@ -118,6 +119,45 @@ def seed_passengers_database(context: DemoContext) -> None:
     context.report.say(f"  {len(passengers)} rows in table passengers of {url}")
 
 
+def show_gate(context: DemoContext, client: Any, name: str) -> None:
+    """The newest version's SHAP importances and fairness numbers, and the gate's decision
+    with every rule's values, as the promote task recorded them."""
+    from brickyard.ml import gate
+    from brickyard.ml.explanations import importance_from_metrics
+    from brickyard.ml.registry import resolve_version, run_metrics
+
+    newest = resolve_version(client, name, "latest")
+    metrics = run_metrics(client, newest)
+    importance = sorted(importance_from_metrics(metrics).items(), key=lambda item: -item[1])
+    if importance:
+        shown = ", ".join(f"{feature} {value:.3f}" for feature, value in importance[:5])
+        context.report.say(f"  SHAP (held-out rows), mean |SHAP| per feature: {shown}")
+    if "demographic_parity_difference" in metrics:
+        low = metrics.get("demographic_parity_difference_ci_low", float("nan"))
+        high = metrics.get("demographic_parity_difference_ci_high", float("nan"))
+        context.report.say(
+            f"  Fairness by Sex: demographic parity difference {metrics['demographic_parity_difference']:.3f} "
+            f"(95% CI {low:.3f} to {high:.3f}), equalized odds difference "
+            f"{metrics.get('equalized_odds_difference', float('nan')):.3f}"
+        )
+    decision, outcomes = gate.recorded(client, name, newest.version)
+    if decision is None:
+        return
+    context.report.say(f"  Gate for {name} version {newest.version}: {decision}")
+    context.report.table(
+        ["rule", "value", "threshold", "result"], ["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR"],
+        [
+            (
+                outcome.rule,
+                "-" if outcome.candidate is None else f"{outcome.candidate:.4g}",
+                "-" if outcome.threshold is None else f"{outcome.threshold:.4g}",
+                outcome.detail if outcome.skipped else "pass" if outcome.passed else "FAIL",
+            )
+            for outcome in outcomes
+        ],
+    )
+
+
 def run_titanic(context: DemoContext) -> None:
     """Train, evaluate, gate, score from SQL and export back to SQL; then the results."""
     import sqlalchemy as sa
@@ -137,6 +177,7 @@ def run_titanic(context: DemoContext) -> None:
             ["metric", "value"], ["VARCHAR", "DOUBLE"],
             [(name, round(metrics[name], 4)) for name in shown if name in metrics],
         )
+    show_gate(context, client, "titanic")
     url = context.workspace.local_url(context.workspace.config.databases["default"].url)
     engine = sa.create_engine(url)
     try:
@@ -148,5 +189,6 @@ def run_titanic(context: DemoContext) -> None:
     context.try_next += [
         "brickyard models",
         "brickyard gate titanic latest",
+        "brickyard gate titanic --rules 'demographic_parity_difference <= 0.1' || echo \"exit $?: fails a 0.1 parity policy\"",
         "brickyard mlflow-ui --port 5000   # then open http://127.0.0.1:5000 (Ctrl-C stops it)",
     ]

@@ -13,6 +13,9 @@ CLI and the data task kinds stay fast.
     metrics.py      held-out metrics and evaluation plots
     training.py     fit, and train = fit + MLflow run + registered version
     evaluation.py   evaluate a registered version on its held-out rows
+    explanations.py SHAP values per source feature; importance_rank_change
+    fairness.py     Fairlearn MetricFrame by sensitive features, bootstrap intervals
+    robustness.py   the metric's drop under noise and missing values
     registry.py     versions by number / latest / alias / run; champion, challenger
     gate.py         promotion rules -> mlflow MetricThreshold; aliases and tags
     reproduce.py    retrain from a run's pinned inputs and compare metrics

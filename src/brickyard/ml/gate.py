@@ -21,6 +21,14 @@ its own verdict and a later rule kind (fairness, robustness) plugs into the same
 With no champion (the first version) or when the candidate is the champion, rules that
 name `champion.*` are skipped and recorded as such; the others decide.
 
+The metrics the evaluate task's options add are compared the same way
+(`demographic_parity_difference <= 0.1`, `robustness_drop <= 0.02`; see
+docs/explainability.md), except `importance_rank_change`: it is measured at check time
+from the `shap_importance.*` metrics of the candidate's and the current champion's runs
+(`brickyard.ml.explanations.importance_rank_change`), so it always compares with the
+champion the gate sees; with no champion it is skipped like a `champion.*` rule, and a
+version without SHAP importances (evaluated without `explain:`) fails it, saying so.
+
 `apply` turns a verdict into registry state: pass (or `force`) makes the candidate
 `champion` and the previous champion `previous_champion` (it is kept, never deleted);
 fail makes it `challenger`. The decision and each rule's values are tagged on the version.
@@ -30,7 +38,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,6 +55,7 @@ if TYPE_CHECKING:
 Decision = Literal["promoted", "forced", "rejected", "unchanged"]
 TAG_DECISION = "brickyard.gate.decision"
 TAG_RULE = "brickyard.gate.rule."
+RANK_CHANGE = "importance_rank_change"  # measured by the gate itself, against the current champion
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _RULE = re.compile(
     rf"^\s*(?P<metric>[A-Za-z_][\w.]*)\s*(?P<op>>=|<=|>|<|==|=)\s*(?:"
@@ -182,11 +191,15 @@ def parse_rule(text: str) -> Rule:
     return Rule(text.strip(), metric, op == ">=", "champion", amount, sign)  # type: ignore[arg-type]
 
 
-def unlogged_metrics(rules: Sequence[str], problems: Sequence[str], model: str) -> list[tuple[int, str]]:
+def unlogged_metrics(
+    rules: Sequence[str], problems: Sequence[str], model: str, evaluated_with: Collection[str] = ()
+) -> list[tuple[int, str]]:
     """(index, message) for each rule whose metric train and evaluate never log for a
-    model that solves one of `problems` (see `brickyard.ml.metrics.LOGGED_METRICS`); rules
-    that do not parse are left to `parse_rule`."""
-    from brickyard.ml.metrics import LOGGED_METRICS
+    model that solves one of `problems` (see `brickyard.ml.metrics.LOGGED_METRICS`), given
+    the evaluate options the model's evaluate tasks set (`evaluated_with`:
+    `explain`, `sensitive_features`, `robustness`; see `metrics.evaluate_option_for`); rules that do
+    not parse are left to `parse_rule`."""
+    from brickyard.ml.metrics import LOGGED_METRICS, evaluate_option_for
 
     logged = sorted({metric for problem in problems for metric in LOGGED_METRICS[problem]})
     found = []
@@ -194,6 +207,15 @@ def unlogged_metrics(rules: Sequence[str], problems: Sequence[str], model: str) 
         try:
             metric = parse_rule(text).metric
         except GateRuleError:
+            continue
+        option = evaluate_option_for(metric)
+        if option is not None:
+            if option not in evaluated_with:
+                found.append((index, (
+                    f"gate rule {text!r}: {metric} is measured by an evaluate task with {option}: "
+                    f"and no evaluate task of model {model!r} in this pipeline sets it "
+                    f"(hint: add {option}: to the evaluate task; see docs/explainability.md)"
+                )))
             continue
         if metric not in logged:
             # scikit-learn's function names (f1_score, accuracy_score) are a common slip
@@ -212,9 +234,6 @@ def check(client: MlflowClient, name: str, version: int | str, rules: list[str])
         ModelNotFoundError: no such model or version. GateRuleError: a bad rule, or one
             naming a metric the version's run never logged.
     """
-    from mlflow.exceptions import MlflowException
-    from mlflow.models import EvaluationResult
-
     parsed = [parse_rule(text) for text in rules]
     candidate = resolve_version(client, name, version)
     current = champion(client, name)
@@ -223,6 +242,9 @@ def check(client: MlflowClient, name: str, version: int | str, rules: list[str])
     champion_metrics = run_metrics(client, current) if current is not None and not same else {}
     result = GateResult(name, int(candidate.version), int(current.version) if current else None)
     for rule in parsed:
+        if rule.metric == RANK_CHANGE:
+            result.outcomes.append(_rank_change_outcome(rule, candidate, current, same, candidate_metrics, champion_metrics))
+            continue
         if rule.metric not in candidate_metrics:
             known = sorted(candidate_metrics)
             raise GateRuleError(
@@ -241,20 +263,63 @@ def check(client: MlflowClient, name: str, version: int | str, rules: list[str])
                 f"the champion (version {current.version}) has no metric {rule.metric}",  # type: ignore[union-attr]
             ))
             continue
-        threshold, baseline = rule.threshold(base_value)
-        candidate_result = EvaluationResult(metrics={rule.metric: float(value)}, artifacts={})
-        baseline_result = (
-            EvaluationResult(metrics={rule.metric: float(baseline)}, artifacts={}) if baseline is not None else None
-        )
-        try:
-            _validate({rule.metric: threshold}, candidate_result, baseline_result)
-            passed, detail = True, "passed"
-        except MlflowException as exc:
-            passed, detail = False, " ".join(str(exc.message).split())
+        passed, detail = _judge(rule, value, base_value)
         result.outcomes.append(RuleOutcome(
             rule.text, rule.metric, value, base_value, rule.bound(base_value), passed, False, detail
         ))
     return result
+
+
+def _judge(rule: Rule, value: float, base_value: float | None) -> tuple[bool, str]:
+    """One rule checked by MLflow's validation: (passed, detail)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import EvaluationResult
+
+    threshold, baseline = rule.threshold(base_value)
+    candidate_result = EvaluationResult(metrics={rule.metric: float(value)}, artifacts={})
+    baseline_result = (
+        EvaluationResult(metrics={rule.metric: float(baseline)}, artifacts={}) if baseline is not None else None
+    )
+    try:
+        _validate({rule.metric: threshold}, candidate_result, baseline_result)
+    except MlflowException as exc:
+        return False, " ".join(str(exc.message).split())
+    return True, "passed"
+
+
+def _rank_change_outcome(
+    rule: Rule, candidate: Any, current: Any, same: bool, candidate_metrics: dict[str, float],
+    champion_metrics: dict[str, float],
+) -> RuleOutcome:
+    """`importance_rank_change` measured now, between the candidate's and the champion's
+    SHAP importances (see the module's docstring)."""
+    from brickyard.ml.explanations import importance_from_metrics, importance_rank_change
+
+    logged = candidate_metrics.get(RANK_CHANGE)
+    if current is None or same:
+        why = "no champion yet" if current is None else "the candidate is the champion"
+        return RuleOutcome(rule.text, rule.metric, logged, None, None, None, True, f"skipped: {why}")
+    if rule.kind == "champion":
+        raise GateRuleError(
+            f"gate rule {rule.text!r}: {RANK_CHANGE} is already a comparison with the champion",
+            hint=f"bound it by a number: '{RANK_CHANGE} <= 0.3'",
+        )
+    ours, theirs = importance_from_metrics(candidate_metrics), importance_from_metrics(champion_metrics)
+    missing = [
+        who for who, found in ((f"version {candidate.version}", ours), (f"the champion (version {current.version})", theirs))
+        if not found
+    ]
+    if missing:
+        return RuleOutcome(
+            rule.text, rule.metric, None, None, rule.value, False, False,
+            f"{' and '.join(missing)} has no SHAP importances: evaluate with explain: to measure it",
+        )
+    value = importance_rank_change(ours, theirs)
+    passed, detail = _judge(rule, value, None)
+    return RuleOutcome(
+        rule.text, rule.metric, value, None, rule.value, passed, False,
+        f"{detail} (against the champion, version {current.version})",
+    )
 
 
 def _validate(thresholds: dict[str, Any], candidate: Any, baseline: Any) -> None:
@@ -308,6 +373,15 @@ def apply(
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     return PromotionResult(result, decision, aliases)
+
+
+def recorded(client: MlflowClient, name: str, version: int | str) -> tuple[str | None, list[RuleOutcome]]:
+    """The gate decision tagged on a version (None if never gated) and each rule's outcome
+    as `apply` recorded it."""
+    tags = client.get_model_version(name, str(version)).tags
+    count = int(tags.get("brickyard.gate.rules", "0") or 0)
+    outcomes = [RuleOutcome(**json.loads(tags[f"{TAG_RULE}{i}"])) for i in range(count) if f"{TAG_RULE}{i}" in tags]
+    return tags.get(TAG_DECISION), outcomes
 
 
 def promote(

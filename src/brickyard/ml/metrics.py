@@ -4,7 +4,8 @@ Classification: `accuracy`, `precision`, `recall`, `f1` (of the positive class â
 of the model's sorted classes â€” for two classes; weighted over classes otherwise),
 `roc_auc` and `log_loss` (when the model gives probabilities). Regression: `rmse`, `mae`,
 `r2`. Clustering: `silhouette` (on a seeded sample) and `inertia`. These names are what
-gate rules compare (`roc_auc >= champion.roc_auc + 0.01`).
+gate rules compare (`roc_auc >= champion.roc_auc + 0.01`), with those the evaluate task's
+options add (`EVALUATE_METRICS`: fairness, robustness, explainability drift).
 """
 
 from __future__ import annotations
@@ -31,6 +32,31 @@ LOGGED_METRICS: dict[str, tuple[str, ...]] = {
     "regression": ("rmse", "mae", "r2", "fit_seconds"),
     "clustering": ("silhouette", "inertia", "k", "n_iter", "silhouette_by_k", "inertia_by_k", "fit_seconds"),
 }
+# The metrics the evaluate task's options add (see docs/explainability.md), by the option
+# that makes evaluate measure them: gate rules may compare them when that option is set.
+EVALUATE_METRICS: dict[str, str] = {
+    "demographic_parity_difference": "sensitive_features",
+    "equalized_odds_difference": "sensitive_features",
+    "demographic_parity_difference_ci_high": "sensitive_features",
+    "equalized_odds_difference_ci_high": "sensitive_features",
+    "robustness_drop": "robustness",
+    "robustness_drop_noise": "robustness",
+    "robustness_drop_missing": "robustness",
+    "importance_rank_change": "explain",
+    "demographic_parity_difference_ci_low": "sensitive_features",
+    "equalized_odds_difference_ci_low": "sensitive_features",
+}
+# Families of those metrics, by name prefix: `fairness.<feature>.<value>.<metric>`,
+# `shap_importance.<feature>`.
+EVALUATE_METRIC_PREFIXES: dict[str, str] = {"fairness.": "sensitive_features", "shap_importance.": "explain"}
+
+
+def evaluate_option_for(metric: str) -> str | None:
+    """The evaluate option that makes evaluate log `metric`, or None for the metrics it
+    always logs (and unknown ones)."""
+    if metric in EVALUATE_METRICS:
+        return EVALUATE_METRICS[metric]
+    return next((option for prefix, option in EVALUATE_METRIC_PREFIXES.items() if metric.startswith(prefix)), None)
 KEY_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "f1", "roc_auc"),
     "regression": ("rmse", "mae", "r2"),

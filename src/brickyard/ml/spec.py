@@ -186,8 +186,8 @@ class TrainSpec(DataSpec):
         return DataSpec(table=self.table, version=self.version, query=self.query, training_set=self.training_set)
 
 
-class EvaluateSpec(Strict):
-    """Options of an `evaluate` task.
+class ModelVersionSpec(Strict):
+    """The model version an `evaluate` or `promote` task acts on.
 
     `model` defaults to the `model_name` of the train task upstream (or the pipeline's
     name); `version` (a number, `latest`, or an alias such as `champion`) defaults to the
@@ -198,7 +198,103 @@ class EvaluateSpec(Strict):
     version: int | str | None = None
 
 
-class PromoteSpec(EvaluateSpec):
+def _on_off(value: Any) -> Any:
+    """`true` is the section with its defaults, `false` leaves it out."""
+    if value is True:
+        return {}
+    if value is False:
+        return None
+    return value
+
+
+class ExplainSpec(Strict):
+    """SHAP explanations of the held-out rows (see docs/explainability.md).
+
+    `explainer: auto` picks the tree explainer for tree models, the linear one for linear
+    models and the permutation explainer otherwise; `max_rows` held-out rows are explained
+    (a seeded sample when there are more); the permutation explainer stops after
+    `budget_seconds` and keeps the rows it explained; `background_rows` is the reference
+    sample of the linear and permutation explainers; `n_jobs` processes share the rows
+    (tree explainer; 0: one per CPU).
+    """
+
+    explainer: Literal["auto", "tree", "linear", "permutation"] = "auto"
+    max_rows: int = Field(default=2000, ge=1)
+    background_rows: int = Field(default=100, ge=1)
+    budget_seconds: float = Field(default=60.0, gt=0)
+    n_jobs: int = Field(default=1, ge=0)
+    seed: int = 42
+    plots: bool = True
+
+
+class FairnessSpec(Strict):
+    """Bootstrap of the fairness numbers: `bootstrap` resamples of the held-out rows
+    (seeded), and the `confidence` of the percentile intervals."""
+
+    bootstrap: int = Field(default=500, ge=0, le=100_000)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    seed: int = 42
+
+
+class RobustnessSpec(Strict):
+    """The metric's drop when the held-out features are perturbed: Gaussian noise of
+    `noise` standard deviations (of each numeric column) added to numeric features, and a
+    `missing` share of the cells of every feature set to null; each `repeats` times, seeded.
+    `metric` defaults to roc_auc (classification with probabilities; else accuracy) or r2."""
+
+    metric: str | None = None
+    noise: float = Field(default=0.1, ge=0)
+    missing: float = Field(default=0.1, ge=0, le=1)
+    repeats: int = Field(default=3, ge=1, le=100)
+    seed: int = 42
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        from brickyard.errors import suggest
+
+        known = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "rmse", "mae", "r2")
+        if value is not None and value not in known:
+            close = suggest(value, known)
+            raise ValueError(f"unknown metric {value!r}{f' ({close})' if close else ''}; use one of {', '.join(known)}")
+        return value
+
+
+class EvaluateSpec(ModelVersionSpec):
+    """Options of an `evaluate` task: the version (see `ModelVersionSpec`) and what to
+    measure besides the held-out metrics: `explain` (SHAP), `sensitive_features` (fairness
+    by group, bootstrap in `fairness`), `robustness`. `explain: true` / `robustness: true`
+    take the defaults. See docs/explainability.md."""
+
+    explain: ExplainSpec | None = None
+    sensitive_features: list[str] = Field(default_factory=list)
+    fairness: FairnessSpec | None = None
+    robustness: RobustnessSpec | None = None
+
+    @field_validator("explain", "robustness", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        return _on_off(value)
+
+    @field_validator("sensitive_features", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _fairness_needs_groups(self) -> EvaluateSpec:
+        if self.fairness is not None and not self.sensitive_features:
+            raise ValueError("fairness: needs sensitive_features: (the columns whose groups are compared)")
+        if len(set(self.sensitive_features)) != len(self.sensitive_features):
+            raise ValueError("sensitive_features: names a column twice")
+        return self
+
+    @property
+    def fairness_settings(self) -> FairnessSpec:
+        return self.fairness or FairnessSpec()
+
+
+class PromoteSpec(ModelVersionSpec):
     """Options of a `promote` task: the gate's rules, and whether a rejection fails the task."""
 
     rules: list[str] = Field(default_factory=list)

@@ -52,6 +52,22 @@ def _problems_solved(pipeline: PipelineSpec, model: str) -> list[str]:
     return sorted(solved)
 
 
+def _evaluated_with(pipeline: PipelineSpec, model: str) -> set[str]:
+    """The evaluate options (`explain`, `sensitive_features`, `robustness`) that some
+    evaluate task of `model` in the pipeline sets."""
+    found: set[str] = set()
+    for task in pipeline.tasks:
+        if task.kind != "evaluate":
+            continue
+        try:
+            target = upstream_model_name(pipeline, task, task.options.get("model"))
+        except ValueError:
+            continue
+        if target == model:
+            found.update(key for key in ("explain", "sensitive_features", "robustness") if task.options.get(key))
+    return found
+
+
 class PromoteTask(TaskKind):
     """Checks the gate rules; moves the `champion` / `challenger` aliases."""
 
@@ -77,7 +93,11 @@ class PromoteTask(TaskKind):
             return [*problems, CheckProblem(f"{exc}", "model")]
         solved = _problems_solved(context.pipeline, model)
         if solved:
-            problems += [CheckProblem(message, "rules", index) for index, message in unlogged_metrics(options.rules, solved, model)]
+            evaluated = _evaluated_with(context.pipeline, model)
+            problems += [
+                CheckProblem(message, "rules", index)
+                for index, message in unlogged_metrics(options.rules, solved, model, evaluated)
+            ]
         return problems
 
     def run(self, options: PromoteOptions, context: TaskContext) -> None:

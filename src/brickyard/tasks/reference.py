@@ -39,6 +39,7 @@ from brickyard.tasks.reference_text import (
     PIPELINE_INTRO,
     SHAPES,
     SHORTHANDS,
+    SWITCHES,
 )
 from brickyard.tasks.registry import BUILTIN_KINDS, get_kind
 
@@ -154,19 +155,21 @@ def _describe(properties: dict[str, Any], owner: str) -> None:
         key = f"{owner}.{name}"
         if key in SHORTHANDS:
             _widen(node)
+        if key in SWITCHES:
+            _widen(node, "boolean")
         if key in DESCRIPTIONS:
             node["description"] = DESCRIPTIONS[key]
 
 
-def _widen(node: dict[str, Any]) -> None:
-    """Also accept a single string (the short form the model's before-validator takes)."""
+def _widen(node: dict[str, Any], short: str = "string") -> None:
+    """Also accept a single string, or a boolean (the short forms the model's before-validator takes)."""
     if "anyOf" in node:
-        node["anyOf"] = [{"type": "string"}, *node["anyOf"]]
+        node["anyOf"] = [{"type": short}, *node["anyOf"]]
         return
     kept: dict[str, Any] = {key: node.pop(key) for key in ("default", "description") if key in node}
     inner = dict(node)
     node.clear()
-    node.update({"anyOf": [{"type": "string"}, inner], **kept})
+    node.update({"anyOf": [{"type": short}, inner], **kept})
 
 
 def schema_json() -> str:
@@ -255,8 +258,8 @@ def _field_table(owner: str, model: type[BaseModel], properties: dict[str, Any],
         field = model.model_fields[name]
         node = properties.get(name, {})
         description = DESCRIPTIONS.get(key) or field.description or ""
-        if key in SHORTHANDS:  # the schema's first choice is the short form: say it in words
-            type_text = f"{_type_text({'anyOf': node['anyOf'][1:]})} (or {SHORTHANDS[key]})"
+        if key in SHORTHANDS or key in SWITCHES:  # the schema's first choice is the short form: say it in words
+            type_text = f"{_type_text({'anyOf': node['anyOf'][1:]})} (or {SHORTHANDS.get(key) or SWITCHES[key]})"
         else:
             type_text = _type_text(node)
         rows.append(f"| `{name}` | {_cell(type_text)} | {_cell(DEFAULT_TEXT.get(key) or _default_text(field))} | {_cell(description)} |")

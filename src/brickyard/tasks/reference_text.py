@@ -36,7 +36,8 @@ KIND_SUMMARIES: dict[str, str] = {
     "resumes on the next run, and the best configuration is refitted and registered as `train` registers "
     "a model. See docs/tuning.md.",
     "evaluate": "Held-out metrics and plots (ROC, precision-recall, confusion matrix) for a registered "
-    "model version, logged on its MLflow run.",
+    "model version, logged on its MLflow run; with options, SHAP explanations, fairness by sensitive "
+    "features and a robustness check (docs/explainability.md).",
     "promote": "The gate: check a model version against rules; pass makes it `champion`, fail `challenger`.",
     "score": "Batch inference with a registered model into a gold Delta table, from a lake table, "
     "a SQL database, or a training set (the model's features looked up as of each row's timestamp).",
@@ -125,6 +126,9 @@ EXAMPLES: dict[str, str] = {
 - name: evaluate
   kind: evaluate
   depends_on: [train]
+  explain: true                  # SHAP (docs/explainability.md)
+  sensitive_features: [Sex]      # fairness by group
+  robustness: {noise: 0.1, missing: 0.1}
 """,
     "promote": """\
 - name: promote
@@ -239,6 +243,13 @@ SHORTHANDS: dict[str, str] = {
     "sql.partition_by": "one column",
     "sql.incremental": "one table",
     "export.source": "a table name, short for `{table: NAME}`",
+    "evaluate.sensitive_features": "one column",
+}
+
+# Sections a boolean also turns on (`true`: every default) or off (`false`).
+SWITCHES: dict[str, str] = {
+    "evaluate.explain": "`true` for the defaults",
+    "evaluate.robustness": "`true` for the defaults",
 }
 
 QUARANTINE_LIMIT = (
@@ -395,6 +406,32 @@ DESCRIPTIONS: dict[str, str] = {
     "or the pipeline's name).",
     "evaluate.version": "A version number, `latest`, or an alias such as `champion` (default: the version "
     "this run trained).",
+    "evaluate.explain": "SHAP explanations of the held-out rows (`true` for the defaults); mean |SHAP| per "
+    "feature logged as `shap_importance.<feature>`, with `importance_rank_change` against the champion. "
+    "See docs/explainability.md.",
+    "evaluate.sensitive_features": "Columns of the training rows whose groups are compared (Fairlearn "
+    "MetricFrame: selection rate, accuracy, recall; `demographic_parity_difference`, "
+    "`equalized_odds_difference`); binary classifiers only.",
+    "evaluate.fairness": "The bootstrap of the fairness numbers' confidence intervals (needs `sensitive_features`).",
+    "evaluate.robustness": "The metric's drop under noise and missing values (`true` for the defaults), "
+    "logged as `robustness_drop`.",
+    "ExplainSpec.explainer": "`auto` (tree for tree models, linear for linear ones, else permutation), or one of them.",
+    "ExplainSpec.max_rows": "Held-out rows explained at most (a seeded sample when there are more).",
+    "ExplainSpec.background_rows": "Reference rows of the linear and permutation explainers.",
+    "ExplainSpec.budget_seconds": "The permutation explainer stops after this; the rows explained by then are kept "
+    "(and the output says so).",
+    "ExplainSpec.n_jobs": "Processes sharing the rows of the tree explainer (0: one per CPU).",
+    "ExplainSpec.seed": "The seed of the row samples.",
+    "ExplainSpec.plots": "Log `shap_summary.png` and `shap_importance.png`.",
+    "FairnessSpec.bootstrap": "Bootstrap resamples of the held-out rows (0: no intervals).",
+    "FairnessSpec.confidence": "The confidence of the percentile intervals.",
+    "FairnessSpec.seed": "The seed of the resamples.",
+    "RobustnessSpec.metric": "The metric whose drop is measured (default: roc_auc, or accuracy without "
+    "probabilities; r2 for regression).",
+    "RobustnessSpec.noise": "Gaussian noise added to numeric features, in standard deviations of each column.",
+    "RobustnessSpec.missing": "The share of the cells of every feature set to null.",
+    "RobustnessSpec.repeats": "Perturbed copies measured (the drop is their mean).",
+    "RobustnessSpec.seed": "The seed of the first copy (the next ones add 1).",
     "promote.model": "The registered model (default: as for `evaluate`).",
     "promote.version": "The version to gate (default: the version this run trained).",
     "promote.rules": "Gate rules, each `metric >= number` or `metric >= champion.metric + number` "
@@ -497,4 +534,9 @@ METRIC_PROBLEMS: dict[str, str] = {
     "silhouette": "clustering",
     "inertia": "clustering",
 }
-OTHER_METRICS = "`fit_seconds` (every model), and for `kmeans` `k` and `n_iter`"
+OTHER_METRICS = (
+    "`fit_seconds` (every model), and for `kmeans` `k` and `n_iter`; the evaluate task's options add "
+    "`demographic_parity_difference`, `equalized_odds_difference` (`sensitive_features:`; lower is better), "
+    "`robustness_drop` (`robustness:`; lower is better) and `importance_rank_change` (`explain:`; 0 to 1, "
+    "lower is steadier; measured by the gate against the current champion), see docs/explainability.md"
+)

@@ -243,3 +243,58 @@ tasks:
         "'initMode' (hint: did you mean init or n_init?)",
         *found,
     ]
+
+
+def test_evaluate_options_and_the_gate_rules_over_them_are_checked_at_their_lines(ws: Workspace) -> None:
+    found = problems(ws, "p", """\
+tasks:
+  - name: train
+    kind: train
+    table: silver.titanic
+    label: Survived
+    features: [Pclass, Age]
+  - name: evaluate
+    kind: evaluate
+    depends_on: [train]
+    sensitive_features: [Sexx]
+  - name: promote
+    kind: promote
+    depends_on: [evaluate]
+    rules:
+      - "demographic_parity_difference <= 0.1"
+      - "robustness_drop <= 0.02"
+      - "importance_rank_change <= 0.3"
+      - "fairness.Sex.female.recall >= 0.5"
+      - "shap_importance.Age <= 1"
+""")
+    assert found == [
+        "pipelines/p.yaml:10: task 'evaluate': sensitive_features: column 'Sexx' is not a column of "
+        "silver.titanic, which 'p' is trained from (hint: did you mean Sex?)",
+        "pipelines/p.yaml:16: task 'promote': gate rule 'robustness_drop <= 0.02': robustness_drop is measured "
+        "by an evaluate task with robustness: and no evaluate task of model 'p' in this pipeline sets it "
+        "(hint: add robustness: to the evaluate task; see docs/explainability.md)",
+        "pipelines/p.yaml:17: task 'promote': gate rule 'importance_rank_change <= 0.3': importance_rank_change "
+        "is measured by an evaluate task with explain: and no evaluate task of model 'p' in this pipeline sets it "
+        "(hint: add explain: to the evaluate task; see docs/explainability.md)",
+        "pipelines/p.yaml:19: task 'promote': gate rule 'shap_importance.Age <= 1': shap_importance.Age "
+        "is measured by an evaluate task with explain: and no evaluate task of model 'p' in this pipeline sets it "
+        "(hint: add explain: to the evaluate task; see docs/explainability.md)",
+    ]
+
+
+def test_a_bad_evaluate_option_is_reported_at_its_line(ws: Workspace) -> None:
+    found = problems(ws, "p", """\
+tasks:
+  - name: train
+    kind: train
+    table: silver.titanic
+    label: Survived
+  - name: evaluate
+    kind: evaluate
+    depends_on: [train]
+    explain: {explainer: deep}
+    robustness: {metric: auc}
+""")
+    assert len(found) == 2, found
+    assert found[0].startswith("pipelines/p.yaml:9:") and "explainer" in found[0]
+    assert found[1].startswith("pipelines/p.yaml:10:") and "unknown metric 'auc' (did you mean roc_auc?)" in found[1]

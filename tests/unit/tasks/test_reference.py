@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from brickyard.core.pipeline import PipelineSpec, TaskSpec
 from brickyard.tasks import reference
-from brickyard.tasks.reference_text import DESCRIPTIONS, EXAMPLES, KIND_SUMMARIES, SHAPES, SHORTHANDS
+from brickyard.tasks.reference_text import DESCRIPTIONS, EXAMPLES, KIND_SUMMARIES, SHAPES, SHORTHANDS, SWITCHES
 from brickyard.tasks.registry import kind_names
 
 REPO = Path(__file__).resolve().parents[3]
@@ -109,6 +109,18 @@ def test_each_shorthand_is_accepted_by_the_model_and_the_schema(key: str, valida
     spec = PipelineSpec.model_validate({"name": "example", "tasks": [task]})
     reference.kind_options()[kind].model_validate(spec.tasks[0].options)
     assert errors(validator, {"tasks": [task]}) == []
+
+
+@pytest.mark.parametrize("key", sorted(SWITCHES))
+@pytest.mark.parametrize("value", [True, False])
+def test_each_switch_is_accepted_by_the_model_and_the_schema(key: str, value: bool, validator: jsonschema.Draft202012Validator) -> None:
+    kind, field = key.split(".")
+    task = {**yaml.safe_load(EXAMPLES[kind])[0], field: value}
+    spec = PipelineSpec.model_validate({"name": "example", "tasks": [task]})
+    options = reference.kind_options()[kind].model_validate(spec.tasks[0].options)
+    assert (getattr(options, field) is not None) == value
+    assert errors(validator, {"tasks": [task]}) == []
+    assert errors(validator, {"tasks": [{**task, field: "yes"}]})  # a string is not a switch
 
 
 @pytest.mark.parametrize("kind", kind_names())
