@@ -183,3 +183,21 @@ def test_params_the_model_declares_reach_it(
     doc = client.get("/openapi.json").json()
     body_schema = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema["oneOf"][0]["properties"]["params"]["properties"]["scale"]["default"] == 1.0
+
+
+def test_while_serving_the_event_loop_waits_at_most_half_a_millisecond_for_the_gil(serving_ws: Workspace, titanic: RegisteredExample) -> None:
+    """The inference-log writer and the alias poller run Python on their own threads; with
+    CPython's default switch interval (5 ms) every GIL release of the request path (a send, a
+    SQLite lookup) could cost a request up to 5 ms while they work: the p99 of
+    bench/online_lookup.py. The server shortens it while it runs, and puts it back after."""
+    import sys
+
+    from brickyard.serving.app import SWITCH_INTERVAL_SECONDS, create_app
+    from brickyard.serving.service import ModelRef, ServingService
+
+    before = sys.getswitchinterval()
+    service = ServingService(serving_ws, [ModelRef.parse("titanic")], auth=False)
+    with TestClient(create_app(service)) as client:  # type: ignore[arg-type]
+        assert client.post("/invocations", json=split_body()).status_code == 200
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_SECONDS) and SWITCH_INTERVAL_SECONDS <= 0.0005
+    assert sys.getswitchinterval() == pytest.approx(before)
