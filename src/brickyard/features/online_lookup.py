@@ -131,7 +131,7 @@ class OnlineLookup:
             MissingKeyError: a key column needed for a lookup is not in the request.
         """
         at = at_us if at_us is not None else now_us()
-        plan = self._plan(columns)
+        plan = self._plan(columns, rows)
         stored = [
             [self.store.read(lookup.table, entities[0])] if rows == 1 else self.store.read_many(lookup.table, entities)
             for lookup, _, entities in plan
@@ -145,7 +145,7 @@ class OnlineLookup:
         """`enrich` for the serving event loop: the store's reads are awaited
         (`OnlineStore.read_async`), so a Redis round trip does not hold other requests up."""
         at = at_us if at_us is not None else now_us()
-        plan = self._plan(columns)
+        plan = self._plan(columns, rows)
         stored = []
         for lookup, _, entities in plan:
             if rows == 1:
@@ -154,17 +154,21 @@ class OnlineLookup:
                 stored.append(await self.store.read_many_async(lookup.table, entities))
         return self._fill(columns, rows, plan, stored, at=at, text=text, takes=takes)
 
-    def _plan(self, columns: dict[str, Any]) -> list[tuple[TableLookup, list[str], list[str]]]:
+    def _plan(self, columns: dict[str, Any], rows: int) -> list[tuple[TableLookup, list[str], list[str]]]:
         """Per table with features the request lacks: (lookup, the features it lacks, the
         entity ids of its rows).
 
         Raises:
-            MissingKeyError: a key column needed for a lookup is not in the request.
+            MissingKeyError: a key column needed for a lookup is not in a request with rows
+                (one with none, e.g. `{"dataframe_records": []}`, names no columns).
         """
-        plan = []
+        plan: list[tuple[TableLookup, list[str], list[str]]] = []
         for lookup in self.info.lookups:
             need = [feature for feature in lookup.features if feature not in columns]
             if not need:
+                continue
+            if rows == 0:
+                plan.append((lookup, need, []))
                 continue
             for key in lookup.keys:
                 if key not in columns:

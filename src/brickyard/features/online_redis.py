@@ -161,6 +161,8 @@ class RedisOnlineStore(OnlineStore):
     async def read_many_async(self, table: str, entities: Sequence[str]) -> list[OnlineRow | None]:
         """`read_many` on the event loop's pipelined connection (`redis_pipe`): the loop
         serves other requests while Redis answers. A rediss:// URL is read as `read_many`."""
+        if not entities:
+            return []
         if self.url.startswith("rediss://"):
             return self.read_many(table, entities)
         prefix = f"{self.namespace}:{table}:".encode()

@@ -178,6 +178,7 @@ def test_reads_on_the_event_loop_give_what_reads_give(store: OnlineStore) -> Non
 
     one_by_one, many = asyncio.run(read_all())
     assert one_by_one == many == store.read_many("features.t", wanted)
+    assert asyncio.run(store.read_many_async("features.t", [])) == []
     assert [found.values["i"] if found else None for found in many] == [int(e) if int(e) < count else None for e in wanted]
     assert asyncio.run(read_all()) == (one_by_one, many)  # a second event loop connects again
 
