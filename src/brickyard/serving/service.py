@@ -279,7 +279,7 @@ class ServingService:
             media = JSON if content_type is None or content_type == JSON else media_type(content_type)
             body = await _read_body(request, endpoint.config.max_body_bytes)
             payload = parse_csv(body) if media == CSV else parse_body(body)
-            query = request.query_params.get("predict_proba")
+            query = request.query_params.get("predict_proba") if request.scope.get("query_string") else None
             model, variant = endpoint.route(endpoint.request_key(headers, payload.columns))
             if model is None:
                 raise NotReadyError(
