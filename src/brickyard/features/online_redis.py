@@ -174,7 +174,7 @@ class RedisOnlineStore(OnlineStore):
             replies = await pipe.call_many(commands)
         except (OSError, TimeoutError, RedisReplyError) as exc:
             raise OnlineStoreError(
-                f"Redis online store {mask(self.url)}: a read failed: {exc}",
+                f"Redis online store {mask(self.url)}: a read failed: {str(exc) or type(exc).__name__}",
                 hint="check the server is running and online_store in brickyard.yaml points at it",
                 transient=not isinstance(exc, RedisReplyError),
             ) from exc
