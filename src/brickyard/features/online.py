@@ -139,6 +139,16 @@ class OnlineStore(ABC):
         """The stored rows of several entities, in order."""
         return [self.read(table, entity) for entity in entities]
 
+    async def read_async(self, table: str, entity: str) -> OnlineRow | None:
+        """`read` for the serving event loop. This default reads inline (a SQLite lookup is
+        one B-tree search, cheaper than a hop to a thread); a store that waits on the
+        network overrides it so that the loop serves other requests meanwhile."""
+        return self.read(table, entity)
+
+    async def read_many_async(self, table: str, entities: Sequence[str]) -> list[OnlineRow | None]:
+        """`read_many` for the serving event loop (see `read_async`)."""
+        return self.read_many(table, entities)
+
     @abstractmethod
     def remove_written_before(self, table: str, write_us: int) -> int:
         """Delete the table's rows written before `write_us` (after a full rebuild);

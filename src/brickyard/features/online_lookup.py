@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from brickyard.errors import BrickyardError
-from brickyard.features.online import OnlineStore, entity_id, live, now_us
+from brickyard.features.online import OnlineRow, OnlineStore, entity_id, live, now_us
 
 ARTIFACT = "feature_store/training_set.json"
 
@@ -131,11 +131,44 @@ class OnlineLookup:
             MissingKeyError: a key column needed for a lookup is not in the request.
         """
         at = at_us if at_us is not None else now_us()
-        out = dict(columns)
-        used: list[dict[str, Any]] = [{} for _ in range(rows)]
+        plan = self._plan(columns, rows)
+        stored = [
+            [self.store.read(lookup.table, entities[0])] if rows == 1 else self.store.read_many(lookup.table, entities)
+            for lookup, _, entities in plan
+        ]
+        return self._fill(columns, rows, plan, stored, at=at, text=text, takes=takes)
+
+    async def enrich_async(
+        self, columns: dict[str, Any], rows: int, *, text: bool = False, takes: frozenset[str] | None = None,
+        at_us: int | None = None,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """`enrich` for the serving event loop: the store's reads are awaited
+        (`OnlineStore.read_async`), so a Redis round trip does not hold other requests up."""
+        at = at_us if at_us is not None else now_us()
+        plan = self._plan(columns, rows)
+        stored = []
+        for lookup, _, entities in plan:
+            if rows == 1:
+                stored.append([await self.store.read_async(lookup.table, entities[0])])
+            else:
+                stored.append(await self.store.read_many_async(lookup.table, entities))
+        return self._fill(columns, rows, plan, stored, at=at, text=text, takes=takes)
+
+    def _plan(self, columns: dict[str, Any], rows: int) -> list[tuple[TableLookup, list[str], list[str]]]:
+        """Per table with features the request lacks: (lookup, the features it lacks, the
+        entity ids of its rows).
+
+        Raises:
+            MissingKeyError: a key column needed for a lookup is not in a request with rows
+                (one with none, e.g. `{"dataframe_records": []}`, names no columns).
+        """
+        plan: list[tuple[TableLookup, list[str], list[str]]] = []
         for lookup in self.info.lookups:
             need = [feature for feature in lookup.features if feature not in columns]
             if not need:
+                continue
+            if rows == 0:
+                plan.append((lookup, need, []))
                 continue
             for key in lookup.keys:
                 if key not in columns:
@@ -145,13 +178,20 @@ class OnlineLookup:
                         column=key,
                         hint=f"e.g. {{\"dataframe_records\": [{{{', '.join(repr(k) + ': ...' for k in lookup.keys)}}}]}}",
                     )
-            entities = [entity_id(values) for values in zip(*(columns[key] for key in lookup.keys))]
-            if rows == 1:
-                stored = [self.store.read(lookup.table, entities[0])]
-            else:
-                stored = self.store.read_many(lookup.table, entities)
+            plan.append((lookup, need, [entity_id(values) for values in zip(*(columns[key] for key in lookup.keys))]))
+        return plan
+
+    def _fill(
+        self, columns: dict[str, Any], rows: int, plan: list[tuple[TableLookup, list[str], list[str]]],
+        stored: list[list[OnlineRow | None]], *, at: int, text: bool, takes: frozenset[str] | None,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The request's columns with the looked-up values added (the TTL applied at `at`)
+        and the values used per row (see `enrich`)."""
+        out = dict(columns)
+        used: list[dict[str, Any]] = [{} for _ in range(rows)]
+        for (lookup, need, entities), rows_stored in zip(plan, stored):
             values: list[dict[str, Any] | None] = []
-            for index, (entity, row) in enumerate(zip(entities, stored)):
+            for index, (entity, row) in enumerate(zip(entities, rows_stored)):
                 found = live(row, ttl_us=lookup.ttl_us, at_us=at)
                 row_values = found.values if found is not None else None
                 values.append(row_values)

@@ -13,14 +13,17 @@ states are the fields of the hash `NAMESPACE:__tables__`. The `redis` package is
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from brickyard.config.secrets import mask
 from brickyard.features.online import OnlineRow, OnlineStore, OnlineStoreError, RowBatch, TableState
+from brickyard.features.redis_pipe import Address, RedisPipe, RedisReplyError, pack
 
 SCAN_COUNT = 10_000
+READ_TIMEOUT_SECONDS = 30.0  # as the redis-py client's socket_timeout
 SCRIPT_ENTITIES = 2_000  # entities per script call: Redis runs one call at a time, so keep each short
 
 # KEYS: the entities' keys. ARGV: guard (1/0), TTL in µs (-1: none), write time, then per
@@ -69,6 +72,8 @@ class RedisOnlineStore(OnlineStore):
         self.url = url
         self.namespace = namespace
         self._local = threading.local()
+        self._pipe: RedisPipe | None = None  # the event loop's connection (`read_async`)
+        self._connecting: asyncio.Task[RedisPipe] | None = None
 
     @property
     def client(self) -> Any:
@@ -80,7 +85,7 @@ class RedisOnlineStore(OnlineStore):
                 raise OnlineStoreError(
                     "the Redis online store needs the redis package", hint="pip install 'brickyard[redis]'"
                 ) from exc
-            client = redis.Redis.from_url(self.url, socket_timeout=30, socket_connect_timeout=5)
+            client = redis.Redis.from_url(self.url, socket_timeout=READ_TIMEOUT_SECONDS, socket_connect_timeout=5)
             self._local.client = client
         return client
 
@@ -149,6 +154,55 @@ class RedisOnlineStore(OnlineStore):
         found = self._call("a read", self.client.execute_command, "HMGET", self._key(table, entity), "e", "c", "w", "v")
         return _row(entity, found)
 
+    async def read_async(self, table: str, entity: str) -> OnlineRow | None:
+        (found,) = await self.read_many_async(table, [entity])
+        return found
+
+    async def read_many_async(self, table: str, entities: Sequence[str]) -> list[OnlineRow | None]:
+        """`read_many` on the event loop's pipelined connection (`redis_pipe`): the loop
+        serves other requests while Redis answers. A rediss:// URL is read as `read_many`."""
+        if not entities:
+            return []
+        if self.url.startswith("rediss://"):
+            return self.read_many(table, entities)
+        prefix = f"{self.namespace}:{table}:".encode()
+        commands = [_pack([b"HMGET", prefix + entity.encode(), b"e", b"c", b"w", b"v"]) for entity in entities]
+        try:
+            pipe = self._pipe
+            if pipe is None or pipe.loop is not asyncio.get_running_loop() or not pipe.usable:
+                pipe = await self._connect()
+            replies = await pipe.call_many(commands)
+        except (OSError, TimeoutError, RedisReplyError) as exc:
+            raise OnlineStoreError(
+                f"Redis online store {mask(self.url)}: a read failed: {str(exc) or type(exc).__name__}",
+                hint="check the server is running and online_store in brickyard.yaml points at it",
+                transient=not isinstance(exc, RedisReplyError),
+            ) from exc
+        return [_row(entity, found) for entity, found in zip(entities, replies)]
+
+    async def _connect(self) -> RedisPipe:
+        """The running loop's connection, opened once however many requests ask at once."""
+        loop = asyncio.get_running_loop()
+        connecting = self._connecting
+        if connecting is None or connecting.get_loop() is not loop or connecting.done():
+            connecting = self._connecting = loop.create_task(RedisPipe.open(self._address(), timeout=READ_TIMEOUT_SECONDS))
+        try:
+            pipe = await asyncio.shield(connecting)
+        finally:
+            if self._connecting is connecting and connecting.done():
+                self._connecting = None
+        self._pipe = pipe
+        return pipe
+
+    def _address(self) -> Address:
+        from redis.connection import parse_url
+
+        parsed = parse_url(self.url)
+        return Address(
+            host=parsed.get("host") or "localhost", port=int(parsed.get("port") or 6379), path=parsed.get("path"),
+            db=int(parsed.get("db") or 0), username=parsed.get("username"), password=parsed.get("password"),
+        )
+
     def read_many(self, table: str, entities: Sequence[str]) -> list[OnlineRow | None]:
         def fetch() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
@@ -205,13 +259,14 @@ class RedisOnlineStore(OnlineStore):
         if client is not None:
             client.close()
             self._local.client = None
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None and not pipe.loop.is_closed():
+            pipe.loop.call_soon_threadsafe(pipe.close)
 
 
 def _pack(args: list[bytes]) -> bytes:
     """One command in Redis's protocol (RESP): an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
-    parts += [b"$%d\r\n%b\r\n" % (len(arg), arg) for arg in args]
-    return b"".join(parts)
+    return pack(*args)
 
 
 def _row(entity: str, found: Any) -> OnlineRow | None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import metadata
@@ -71,6 +72,7 @@ def _installed_version(distribution: str) -> str:
 
 
 STARTUP_WAIT_SECONDS = 300.0
+SWITCH_INTERVAL_SECONDS = 0.0005  # the longest the event loop waits for the GIL (CPython's default: 5 ms)
 MLFLOW_VERSION = _installed_version("mlflow")
 BRICKYARD_VERSION = _installed_version("brickyard")
 
@@ -94,10 +96,58 @@ class FastLane:
                 status, content, headers = await self.service.invoke(endpoint, Request(scope, receive))
                 raw = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
                 raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
-                await send({"type": "http.response.start", "status": status, "headers": raw})
-                await send({"type": "http.response.body", "body": content})
+                await _send_in_one_write(
+                    send, {"type": "http.response.start", "status": status, "headers": raw},
+                    {"type": "http.response.body", "body": content},
+                )
                 return
         await self.fastapi(scope, receive, send)
+
+
+class _Collected:
+    """Stands in for uvicorn's transport while it writes one response: keeps the writes
+    (and a close) to send them as one."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.parts: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def close(self) -> None:
+        self.closing = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+    def send(self) -> None:
+        if self.parts:
+            self.transport.write(b"".join(self.parts))
+        if self.closing:
+            self.transport.close()
+
+
+async def _send_in_one_write(send: Any, start: dict[str, Any], body: dict[str, Any]) -> None:
+    """Send an answer's head and body. uvicorn writes each ASGI message to the socket as it
+    comes: with TCP_NODELAY that is two packets and two wake-ups of the client per answer,
+    a good part of a keys-only request's cost. When `send` is uvicorn's (its request cycle
+    holds the connection's `transport`), both go out in one write; otherwise as two."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None or not callable(getattr(transport, "write", None)):
+        await send(start)
+        await send(body)
+        return
+    collected = _Collected(transport)
+    cycle.transport = collected  # type: ignore[union-attr]
+    try:
+        await send(start)
+        await send(body)
+    finally:
+        cycle.transport = transport  # type: ignore[union-attr]
+    collected.send()
 
 
 def create_app(service: ServingService) -> FastLane:
@@ -113,9 +163,16 @@ def create_app(service: ServingService) -> FastLane:
         # keeps the collector's full passes (100+ ms each) off the request path.
         gc.collect()
         gc.freeze()
+        # The request path runs on one thread; the inference-log writer and the alias poller
+        # run Python on others. Each time the event loop releases the GIL (a socket send, a
+        # SQLite lookup, epoll) a busy background thread takes it, and by default the loop
+        # waits up to 5 ms to get it back: a few such waits per request were the p99.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         try:
             yield
         finally:
+            sys.setswitchinterval(switch_interval)
             service.stop()
             gc.unfreeze()
 

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import numpy as np
@@ -74,6 +75,11 @@ class LoadedModel:
     @property
     def kind(self) -> str:
         return self.predictor.kind
+
+    @cached_property
+    def takes(self) -> frozenset[str] | None:
+        """The columns its signature names (None: no signature), computed once."""
+        return frozenset(self.schema.names) if self.schema is not None else None
 
 
 class PyfuncPredictor:

@@ -133,10 +133,15 @@ class InputSchema:
     params: tuple[ParamSpec, ...] = ()
     _index: dict[str, ColumnSpec] = field(init=False, repr=False, compare=False)
     param_names: frozenset[str] = field(init=False, repr=False, compare=False)
+    # per column, what `one_row` checks: (name, kind, required, (lowest, highest) integer)
+    _one_row: tuple[tuple[str, str, bool, tuple[int, int]], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {spec.name: spec for spec in self.columns})
         object.__setattr__(self, "param_names", frozenset(param.name for param in self.params))
+        object.__setattr__(self, "_one_row", tuple(
+            (spec.name, spec.kind, spec.required, _INT_RANGE.get(spec.type, _INT_RANGE["long"])) for spec in self.columns
+        ))
 
     @property
     def names(self) -> list[str]:
@@ -210,24 +215,21 @@ class InputSchema:
             return None
         row: dict[str, Any] = {}
         columns = payload.columns
-        for spec in self.columns:
-            values = columns.get(spec.name)
+        for name, kind, required, (lowest, highest) in self._one_row:
+            values = columns.get(name)
             if values is None:
                 return None
             value = values[0]
-            kind = spec.kind
             if value is None:
-                if spec.required or kind not in (FLOAT, STR):
+                if required or kind not in (FLOAT, STR):
                     return None
-                row[spec.name] = _NAN if kind == FLOAT else None
+                row[name] = _NAN if kind == FLOAT else None
             elif (kind == FLOAT and (type(value) is float or type(value) is int) and math.isfinite(value)) or (
-                kind == INT
-                and type(value) is int
-                and _INT_RANGE.get(spec.type, _INT_RANGE["long"])[0] <= value <= _INT_RANGE.get(spec.type, _INT_RANGE["long"])[1]
+                kind == INT and type(value) is int and lowest <= value <= highest
             ):
-                row[spec.name] = float(value)
+                row[name] = float(value)
             elif kind == STR and type(value) is str:
-                row[spec.name] = value
+                row[name] = value
             else:
                 return None
         return row

@@ -279,7 +279,7 @@ class ServingService:
             media = JSON if content_type is None or content_type == JSON else media_type(content_type)
             body = await _read_body(request, endpoint.config.max_body_bytes)
             payload = parse_csv(body) if media == CSV else parse_body(body)
-            query = request.query_params.get("predict_proba")
+            query = request.query_params.get("predict_proba") if request.scope.get("query_string") else None
             model, variant = endpoint.route(endpoint.request_key(headers, payload.columns))
             if model is None:
                 raise NotReadyError(
@@ -338,7 +338,7 @@ class ServingService:
         first (their values appended to `used`, as JSON)."""
         schema, predictor = model.schema, model.predictor
         if model.lookup is not None and model.lookup.needed(payload.columns):
-            payload = _with_features(model, payload, used)
+            payload = await _with_features_async(model, payload, used)
         proba, params = _params(payload.params, query, schema.param_names if schema is not None else _NO_PARAMS)
         if schema is None:
             batch = Batch({name: list(values) for name, values in payload.columns.items()}, payload.rows)
@@ -506,7 +506,8 @@ _NO_PREDICTIONS = b'{"predictions":[]}'
 
 
 def _with_features(model: LoadedModel, payload: Payload, used: list[bytes] | None) -> Payload:
-    """The payload with the features it lacks looked up online (see `OnlineLookup`).
+    """The payload with the features it lacks looked up online (see `OnlineLookup`), from a
+    worker thread (the shadow); the request path awaits `_with_features_async`.
 
     Raises:
         InvalidInputError: an entity key column is missing (400);
@@ -524,6 +525,33 @@ def _with_features(model: LoadedModel, payload: Payload, used: list[bytes] | Non
         raise InvalidInputError(exc.message, hint=exc.hint, column=exc.column) from None
     except OnlineStoreError as exc:
         raise FeatureStoreUnavailableError(f"the online feature store cannot be read: {exc.message}", hint=exc.hint) from exc
+    return _enriched(payload, columns, values, used)
+
+
+async def _with_features_async(model: LoadedModel, payload: Payload, used: list[bytes] | None) -> Payload:
+    """`_with_features` on the event loop: the online read is awaited (a Redis round trip
+    does not hold the other requests up).
+
+    Raises:
+        InvalidInputError: an entity key column is missing (400);
+        ServingError: the online store cannot be read (503).
+    """
+    from brickyard.features.online import OnlineStoreError
+    from brickyard.features.online_lookup import MissingKeyError
+
+    lookup = model.lookup
+    assert lookup is not None
+    try:
+        columns, values = await lookup.enrich_async(payload.columns, payload.rows, text=payload.text, takes=model.takes)
+    except MissingKeyError as exc:
+        raise InvalidInputError(exc.message, hint=exc.hint, column=exc.column) from None
+    except OnlineStoreError as exc:
+        raise FeatureStoreUnavailableError(f"the online feature store cannot be read: {exc.message}", hint=exc.hint) from exc
+    return _enriched(payload, columns, values, used)
+
+
+def _enriched(payload: Payload, columns: dict[str, Any], values: list[dict[str, Any]], used: list[bytes] | None) -> Payload:
+    """The payload with the looked-up columns; the values used go to `used` (as JSON)."""
     if used is not None:
         used.append(orjson.dumps(values))
     return Payload(columns, payload.rows, payload.params, payload.format, payload.text)

@@ -126,6 +126,13 @@ def test_an_unknown_key_gets_null_features_like_an_expired_one(client: tuple[Tes
     assert response.status_code == 200 and response.json()["predictions"] == model.model.predict(nulls).tolist()
 
 
+def test_a_request_with_no_rows_and_only_keys_answers_no_predictions(client: tuple[TestClient, ServingService]) -> None:
+    app, _ = client
+    for body in ({"dataframe_split": {"columns": [KEY], "data": []}}, {"dataframe_records": []}):
+        response = app.post("/invocations", json=body)
+        assert response.status_code == 200 and response.json() == {"predictions": []}, response.text
+
+
 def test_metrics_show_the_freshness_of_each_looked_up_table(client: tuple[TestClient, ServingService]) -> None:
     app, _ = client
     text = app.get("/metrics").text

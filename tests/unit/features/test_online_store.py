@@ -158,3 +158,117 @@ def test_a_failed_redis_write_is_an_error_and_the_connection_stays_usable(redis_
         store.write("features.t", RowBatch.of([row("ok", now_us()), row("taken", now_us())]), guard=False)
     assert store.write("features.t", RowBatch.of([row("next", now_us())]), guard=False) == 1
     assert store.read("features.t", "next") is not None
+
+
+def test_reads_on_the_event_loop_give_what_reads_give(store: OnlineStore) -> None:
+    """`read_async` / `read_many_async` (the serving request path): the same rows, the same
+    gaps, in order, many at once (on Redis, pipelined on one connection)."""
+    import asyncio
+
+    now = now_us()
+    count = 300
+    batch = RowBatch([str(i) for i in range(count)], [now - i for i in range(count)], [None] * count, WRITTEN,
+                     [b'{"i": %d}' % i for i in range(count)])
+    store.write("features.t", batch, guard=False)
+    wanted = [str(i) for i in range(0, count + 50, 7)]
+
+    async def read_all() -> tuple[list[OnlineRow | None], list[OnlineRow | None]]:
+        one_by_one = await asyncio.gather(*(store.read_async("features.t", entity) for entity in wanted))
+        return list(one_by_one), await store.read_many_async("features.t", wanted)
+
+    one_by_one, many = asyncio.run(read_all())
+    assert one_by_one == many == store.read_many("features.t", wanted)
+    assert asyncio.run(store.read_many_async("features.t", [])) == []
+    assert [found.values["i"] if found else None for found in many] == [int(e) if int(e) < count else None for e in wanted]
+    assert asyncio.run(read_all()) == (one_by_one, many)  # a second event loop connects again
+
+
+@pytest.mark.redis
+def test_a_redis_read_on_the_event_loop_lets_it_serve_others_meanwhile(redis_url: str) -> None:
+    """While Redis holds a keys-only lookup's answer back (CLIENT PAUSE), the event loop runs
+    other requests: the lookup is awaited, not a blocking round trip."""
+    import asyncio
+
+    import redis
+
+    store = open_online_store(redis_url, namespace=f"test-{uuid.uuid4().hex[:8]}")
+    store.write("features.t", RowBatch.of([row("1", now_us(), b'{"x": 7}')]), guard=False)
+    ticks = 0
+
+    async def ticker(stop: asyncio.Event) -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def lookup_while_paused() -> tuple[OnlineRow | None, float]:
+        await store.read_async("features.t", "1")  # connected before the pause
+        stop = asyncio.Event()
+        running = asyncio.create_task(ticker(stop))
+        redis.Redis.from_url(redis_url).execute_command("CLIENT", "PAUSE", "400", "ALL")
+        started = asyncio.get_running_loop().time()
+        found = await store.read_async("features.t", "1")
+        waited = asyncio.get_running_loop().time() - started
+        stop.set()
+        await running
+        return found, waited
+
+    found, waited = asyncio.run(lookup_while_paused())
+    assert found is not None and found.values == {"x": 7}
+    assert waited >= 0.3 and ticks >= 10, (waited, ticks)
+
+
+def test_an_unreachable_redis_is_a_clear_error_on_the_event_loop_too() -> None:
+    import asyncio
+
+    store = open_online_store("redis://127.0.0.1:1/0")
+    with pytest.raises(OnlineStoreError) as caught:
+        asyncio.run(store.read_async("features.t", "1"))
+    assert "redis://127.0.0.1:1/0" in str(caught.value) and "check the server is running" in str(caught.value)
+    assert caught.value.transient is True
+
+
+@pytest.mark.redis
+def test_a_redis_restart_fails_the_waiting_reads_and_the_next_one_reconnects(redis_url: str, tmp_path: Path) -> None:
+    """A dropped connection fails every lookup waiting on it (a 503 for those requests,
+    never another entity's answer); the next lookup connects again."""
+    import asyncio
+
+    import redis
+
+    store = open_online_store(redis_url, namespace=f"test-{uuid.uuid4().hex[:8]}")
+    store.write("features.t", RowBatch.of([row("1", now_us(), b'{"x": 1}')]), guard=False)
+    admin = redis.Redis.from_url(redis_url)
+
+    async def scenario() -> tuple[list[object], OnlineRow | None]:
+        await store.read_async("features.t", "1")
+        admin.execute_command("CLIENT", "PAUSE", "300", "ALL")
+        waiting = [asyncio.create_task(store.read_async("features.t", "1")) for _ in range(5)]
+        await asyncio.sleep(0.05)
+        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        await asyncio.sleep(0.4)  # the pause is over
+        return outcomes, await store.read_async("features.t", "1")
+
+    outcomes, again = asyncio.run(scenario())
+    assert outcomes and all(isinstance(outcome, OnlineStoreError) and outcome.transient for outcome in outcomes), outcomes
+    assert again is not None and again.values == {"x": 1}
+
+
+@pytest.mark.parametrize("cut", range(1, 60))
+def test_redis_replies_split_anywhere_are_read_whole(cut: int) -> None:
+    from brickyard.features.redis_pipe import _INCOMPLETE, RedisReplyError, parse
+
+    stream = b"*4\r\n$3\r\n123\r\n$0\r\n\r\n$-1\r\n$5\r\n{\"a\"}\r\n*-1\r\n+OK\r\n-ERR no\r\n:12\r\n"
+    cut = min(cut, len(stream) - 1)
+    replies, start, buffer = [], 0, bytearray(stream[:cut])
+    for chunk in (stream[cut:], b""):
+        while True:
+            reply, end = parse(buffer, start)
+            if reply is _INCOMPLETE:
+                break
+            replies.append(reply)
+            start = end
+        buffer += chunk
+    assert replies[:4] == [[b"123", b"", None, b'{"a"}'], None, b"OK", replies[3]]
+    assert isinstance(replies[3], RedisReplyError) and str(replies[3]) == "ERR no" and replies[4] == 12

@@ -183,3 +183,84 @@ def test_params_the_model_declares_reach_it(
     doc = client.get("/openapi.json").json()
     body_schema = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema["oneOf"][0]["properties"]["params"]["properties"]["scale"]["default"] == 1.0
+
+
+def test_while_serving_the_event_loop_waits_at_most_half_a_millisecond_for_the_gil(serving_ws: Workspace, titanic: RegisteredExample) -> None:
+    """The inference-log writer and the alias poller run Python on their own threads; with
+    CPython's default switch interval (5 ms) every GIL release of the request path (a send, a
+    SQLite lookup) could cost a request up to 5 ms while they work: the p99 of
+    bench/online_lookup.py. The server shortens it while it runs, and puts it back after."""
+    import sys
+
+    from brickyard.serving.app import SWITCH_INTERVAL_SECONDS, create_app
+    from brickyard.serving.service import ModelRef, ServingService
+
+    before = sys.getswitchinterval()
+    service = ServingService(serving_ws, [ModelRef.parse("titanic")], auth=False)
+    with TestClient(create_app(service)) as client:  # type: ignore[arg-type]
+        assert client.post("/invocations", json=split_body()).status_code == 200
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_SECONDS) and SWITCH_INTERVAL_SECONDS <= 0.0005
+    assert sys.getswitchinterval() == pytest.approx(before)
+
+
+class RecordingTransport:
+    """A connection's transport that keeps what the server writes, for uvicorn's own protocols."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_an_answer_goes_out_in_one_write(serve: Serve, serving_ws: Workspace, http: str) -> None:
+    """Head and body of an invocation's answer leave in one write to the socket (one packet,
+    one wake-up of the client), through uvicorn's own HTTP protocols, keep-alive or not."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    app = serve(serving_ws, "titanic").app
+    body = orjson.dumps(split_body())
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+
+    async def answer(connection: bytes) -> RecordingTransport:
+        config = uvicorn.Config(app, http=http, lifespan="off", log_level="warning")
+        config.load()
+        protocol_class = HttpToolsProtocol if http == "httptools" else H11Protocol
+        protocol = protocol_class(config, ServerState(), app_state={})  # type: ignore[arg-type]
+        transport = RecordingTransport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        protocol.data_received(head + connection + b"\r\n" + body)
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if transport.writes:
+                break
+        await asyncio.sleep(0.05)
+        return transport
+
+    kept = asyncio.run(answer(b""))
+    assert len(kept.writes) == 1 and not kept.closed
+    assert kept.writes[0].startswith(b"HTTP/1.1 200") and kept.writes[0].endswith(b'{"predictions":[0]}')
+    closing = asyncio.run(answer(b"Connection: close\r\n"))
+    assert len(closing.writes) == 1 and closing.closed

@@ -61,3 +61,29 @@ def test_a_failing_write_counts_the_records_as_dropped() -> None:
     log = InferenceLog(BrokenLake(), "gold.x", on_drop=lambda endpoint, n: dropped.append(n))
     log.record(("id", 0.0, "e", "m", "1", "champion", 200, 1.0, 1, b"{}", b"{}"))
     assert log.flush() == 0 and log.dropped == 1 and dropped == [1] and log.pending == 0
+
+
+class KeepingLake:
+    def __init__(self) -> None:
+        self.tables: list[object] = []
+
+    def write(self, name: str, table: object, **kwargs: object) -> int:
+        self.tables.append(table)
+        return 0
+
+
+def test_records_keep_their_microseconds_their_nulls_and_bad_utf8_replaced() -> None:
+    lake = KeepingLake()
+    written: list[tuple[str, int]] = []
+    log = InferenceLog(lake, "gold.x", on_write=lambda endpoint, n: written.append((endpoint, n)))
+    stamps = [1765000000.123456, 1.5, 0.0]
+    log.record(("a", stamps[0], "e1", "m", "1", "champion", 200, 1.0, 1, b"{}", b"{}", b'[{"t": 1}]'))
+    log.record(("b", stamps[1], "e2", "m", "1", "champion", 200, 1.0, 1, b"\xff", b"{}", None))
+    log.record(("c", stamps[2], "e1", "m", "1", "shadow", 500, 1.0, 1, b"{}", b"{}", None))
+    assert log.flush() == 3
+    (table,) = lake.tables
+    rows = table.to_pylist()  # type: ignore[attr-defined]
+    assert [int(row["ts"].timestamp() * 1_000_000) // 1 for row in rows] == [1765000000123456, 1500000, 0]
+    assert [row["features"] for row in rows] == ['[{"t": 1}]', None, None]
+    assert rows[1]["input"] == "\ufffd"
+    assert sorted(written) == [("e1", 2), ("e2", 1)]
