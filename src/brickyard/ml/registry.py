@@ -304,6 +304,7 @@ class VersionPage:
 
     rows: list[VersionRow]
     next_page_token: str | None
+    aliases: dict[str, str]  # every alias of the model -> its version
 
 
 def version_page(client: MlflowClient, name: str, *, limit: int = 25, page_token: str | None = None) -> VersionPage:
@@ -315,22 +316,20 @@ def version_page(client: MlflowClient, name: str, *, limit: int = 25, page_token
         ModelNotFoundError: no such model.
     """
     model = require_model(client, name)
-    by_version: dict[str, list[str]] = {}
-    for alias, version in model.aliases.items():
-        by_version.setdefault(str(version), []).append(alias)
     found = client.search_model_versions(
         f"name = '{_quote(name)}'", max_results=limit, order_by=["version_number DESC"], page_token=page_token or None,
     )
     metrics = runs_metrics(client, [mv.run_id for mv in found if mv.run_id])
     rows = [
         VersionRow(
-            name=name, version=int(mv.version), aliases=sorted(by_version.get(str(mv.version), [])),
+            name=name, version=int(mv.version), aliases=sorted(mv.aliases or []),
             created=mv.creation_timestamp / 1000, run_id=mv.run_id, metrics=metrics.get(mv.run_id or "", {}),
             decision=mv.tags.get("brickyard.gate.decision", ""), problem=mv.tags.get("brickyard.problem", ""),
         )
         for mv in found
     ]
-    return VersionPage(rows, found.token or None)
+    token = found.token.decode("ascii") if isinstance(found.token, bytes) else found.token  # the SQL store's is bytes
+    return VersionPage(rows, token or None, {alias: str(v) for alias, v in model.aliases.items()})
 
 
 def runs_metrics(client: MlflowClient, run_ids: list[str]) -> dict[str, dict[str, float]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import mimetypes
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
@@ -86,6 +87,8 @@ def mount(app: FastAPI, workspace: Workspace, store: StateStore, *, launch: Laun
     def checked(request: Request, fields: dict[str, str]) -> None:
         if not sessions.check_csrf(request.cookies.get(COOKIE, ""), fields.get("csrf")):
             raise PageError(403, "the form has expired or came from another page", "reload the page and try again")
+
+    app.add_middleware(ServerTiming)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, _exc: LoginRequired) -> Response:
@@ -322,6 +325,31 @@ def mount(app: FastAPI, workspace: Workspace, store: StateStore, *, launch: Laun
         user(request)
         found = reads.lineage(workspace, store)
         return page(request, "lineage.html", edges=found["edges"], stages=reads.grouped(found["edges"]))
+
+
+class ServerTiming:
+    """ASGI middleware: a console page's answer carries `Server-Timing: app;dur=<ms>`, the
+    time the server spent on it (what bench/console.py reports). The API's paths pass by."""
+
+    API_PREFIXES = ("/api", "/metrics", "/healthz", "/docs", "/redoc", "/openapi")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.API_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def timed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                spent = (time.perf_counter() - start) * 1000
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"server-timing", f"app;dur={spent:.1f}".encode())]}
+            await send(message)
+
+        await self.app(scope, receive, timed)
 
 
 def _local(target: str) -> str:

@@ -213,9 +213,8 @@ def model_versions(ws: Workspace, name: str, page_token: str | None) -> dict[str
 
     client = tracking.connect(ws)
     page = registry.version_page(client, name, limit=PAGE_SIZE, page_token=page_token)
-    model = client.get_registered_model(name)
     metric_names = sorted({key for row in page.rows for key in row.metrics})
-    return {"name": name, "rows": page.rows, "next": page.next_page_token, "aliases": dict(model.aliases),
+    return {"name": name, "rows": page.rows, "next": page.next_page_token, "aliases": page.aliases,
             "metric_names": metric_names}
 
 
@@ -241,12 +240,11 @@ def model_version(ws: Workspace, name: str, version: str) -> dict[str, Any]:
                 rules.append(json.loads(value))
             except ValueError:
                 rules.append({"rule": value})
-    model = client.get_registered_model(name)
     artifacts = _artifacts(client, mv.run_id) if mv.run_id else []
     return {
         "explain": [a for a in artifacts if any(word in a["path"].lower() for word in EXPLAIN_WORDS)],
         "name": name, "version": int(mv.version), "run_id": mv.run_id, "created": mv.creation_timestamp / 1000,
-        "aliases": sorted(alias for alias, v in model.aliases.items() if str(v) == str(mv.version)),
+        "aliases": sorted(mv.aliases or []),
         "metrics": dict(sorted(run.data.metrics.items())) if run else {},
         "params": dict(sorted(run.data.params.items())) if run else {},
         "tags": {k: v for k, v in sorted(mv.tags.items()) if not k.startswith(TAG_RULE)},
@@ -508,7 +506,6 @@ def _model_edges(ws: Workspace) -> list[tuple[str, str, str]]:
         return []
     for name in names:
         page = registry.version_page(client, name, limit=5)
-        model = client.get_registered_model(name)
         for row in page.rows:
             node = f"model:{name}/{row.version}"
             if row.run_id:
@@ -518,7 +515,7 @@ def _model_edges(ws: Workspace) -> list[tuple[str, str, str]]:
                 for tag, version in sorted(run.data.tags.items()):
                     if tag.startswith(tracking.TAG_INPUT):
                         edges.append((f"table:{tag[len(tracking.TAG_INPUT):]}", training, f"version {version}"))
-        for alias, version in sorted(model.aliases.items()):
+        for alias, version in sorted(page.aliases.items()):
             edges.append((f"model:{name}/{version}", f"model:{name}@{alias}", "alias"))
     return edges
 
