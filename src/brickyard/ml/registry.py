@@ -316,13 +316,16 @@ def version_page(client: MlflowClient, name: str, *, limit: int = 25, page_token
         ModelNotFoundError: no such model.
     """
     model = require_model(client, name)
+    by_version: dict[str, list[str]] = {}  # (searched versions carry no aliases)
+    for alias, version in model.aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
     found = client.search_model_versions(
         f"name = '{_quote(name)}'", max_results=limit, order_by=["version_number DESC"], page_token=page_token or None,
     )
     metrics = runs_metrics(client, [mv.run_id for mv in found if mv.run_id])
     rows = [
         VersionRow(
-            name=name, version=int(mv.version), aliases=sorted(mv.aliases or []),
+            name=name, version=int(mv.version), aliases=sorted(by_version.get(str(mv.version), [])),
             created=mv.creation_timestamp / 1000, run_id=mv.run_id, metrics=metrics.get(mv.run_id or "", {}),
             decision=mv.tags.get("brickyard.gate.decision", ""), problem=mv.tags.get("brickyard.problem", ""),
         )

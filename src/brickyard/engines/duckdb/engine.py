@@ -72,6 +72,7 @@ class DuckDBEngine(Engine):
         self.config = config or DuckDBConfig()
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._lake_views: dict[str, Any] = {}  # zone.name -> the DeltaTable behind its view
+        self._sandboxed = False  # preview_select turned external access off (for good)
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -176,12 +177,14 @@ class DuckDBEngine(Engine):
             SqlError: not exactly one SELECT, a file outside the lake, a failing query, or
                 the timeout.
         """
-        single_select(query, "the query")
+        single_select(rewrite_time_travel(query)[0], "the query")
         query = rewrite_raw_paths(query, self.lake.location.uri)
         prepared = self.prepare(query)
-        root = self.lake.location.uri("").rstrip("/") + "/"
-        self.connection.execute("SET allowed_directories = [?]", [root])
-        self.connection.execute("SET enable_external_access = false")
+        if not self._sandboxed:
+            root = self.lake.location.uri("").rstrip("/") + "/"
+            self.connection.execute("SET allowed_directories = [?]", [root])
+            self.connection.execute("SET enable_external_access = false")
+            self._sandboxed = True
         timer = threading.Timer(timeout_seconds, self.connection.interrupt)
         timer.start()
         try:
