@@ -256,6 +256,11 @@ def test_endpoints_monitors_features_lineage(console: Console, page: object) -> 
         assert node in stages
     assert f"endpoint:{ENDPOINT}" in text(page, "table.edges")
     shot(page, console, "lineage")
+    page.click("div.stages a:text-is('watch_churn')")  # type: ignore[attr-defined]
+    assert "Lineage of monitor:watch_churn" in text(page, "h1")
+    assert page.locator("li.in a:text-is('gold.churn_scores')").count() == 1  # type: ignore[attr-defined]
+    assert page.locator("li.out a:text-is('titanic/1')").count() == 1  # type: ignore[attr-defined]
+    assert "titanic" not in text(page, "table.edges")
 
 
 def test_the_sql_console_is_read_only_with_a_row_limit(console: Console, page: object) -> None:
@@ -301,6 +306,8 @@ def test_a_reader_cannot_trigger_a_runner_can_and_sees_the_run(console: Console,
     run_id = page.url.rsplit("/", 1)[1]  # type: ignore[attr-defined]
     assert f"Run {run_id}" in text(page)
     assert "trigger console" in text(page)
+    assert ended(page) == "succeeded"  # the page reloaded itself while the run ran: no click
+    assert "train" in text(page, "table.tasks")
     page.goto(console.url + "/pipelines/titanic")  # type: ignore[attr-defined]
     assert run_id in text(page, "table.runs")
     assert page.locator("table.runs tbody tr").count() == before + 1  # type: ignore[attr-defined]
@@ -308,6 +315,20 @@ def test_a_reader_cannot_trigger_a_runner_can_and_sees_the_run(console: Console,
     forged = httpx.post(console.url + "/pipelines/titanic/run", data={"csrf": "forged"},
                         cookies={c["name"]: c["value"] for c in page.context.cookies()})  # type: ignore[attr-defined]
     assert forged.status_code == 403
+
+
+def ended(page: object, seconds: float = 240) -> str:
+    """The run page's status once it is final (the page reloads itself until then)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            status = page.locator("h1 .status").text_content(timeout=10_000)  # type: ignore[attr-defined]
+        except playwright.Error:  # caught mid-reload
+            status = None
+        if status in ("succeeded", "failed", "cancelled"):
+            return str(status)
+        time.sleep(0.5)
+    raise AssertionError(f"the run did not end within {seconds:.0f} s")
 
 
 def test_revoking_the_token_ends_its_sessions(console: Console, page: object) -> None:

@@ -140,3 +140,12 @@ def test_a_session_expires() -> None:
     assert sessions.token_id(value, now=105.0) == "ab12cd34"
     assert sessions.token_id(value, now=111.0) is None
     assert Sessions().token_id(value, now=105.0) is None  # another server's key
+
+
+def test_what_does_not_exist_is_a_404_page(client: httpx.Client, job_workspace: Workspace) -> None:
+    log_in(client, raw_tokens(job_workspace)["reader"])
+    for path, says in [("/runs/20250101-000000-000000", "20250101-000000-000000"), ("/tables/bronze.nope", "bronze.nope"),
+                       ("/monitors/nope", "no monitor &#39;nope&#39;"), ("/pipelines/nope", "no pipeline &#39;nope&#39;")]:
+        answer = client.get(path)
+        assert answer.status_code == 404, path
+        assert says in answer.text and "<nav>" in answer.text, path

@@ -16,7 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from brickyard.errors import BrickyardError
+from brickyard.errors import BrickyardError, TableNotFoundError
+from brickyard.ml.errors import ModelNotFoundError
 from brickyard.runtime.state import RunNotFoundError, StateStore
 from brickyard.runtime.tokens import Role, TokenNotFoundError, TokenRecord, TokenStore
 from brickyard.server.console import reads
@@ -26,6 +27,7 @@ from brickyard.workspace import Workspace
 log = logging.getLogger("brickyard.server")
 
 Launch = Callable[[str, TokenRecord], Any]  # start a run of a pipeline for a token; returns the run
+NOT_FOUND = (RunNotFoundError, TableNotFoundError, ModelNotFoundError, reads.NotFoundError)
 SQL_ROW_LIMIT = 1000
 SQL_TIMEOUT_SECONDS = 30.0
 NAV = [("/", "Overview"), ("/tables", "Tables"), ("/pipelines", "Pipelines"), ("/runs", "Runs"),
@@ -108,11 +110,10 @@ def mount(app: FastAPI, workspace: Workspace, store: StateStore, *, launch: Laun
                 return function(*args, **kwargs)
             except (LoginRequired, PageError):
                 raise
-            except RunNotFoundError as exc:
+            except NOT_FOUND as exc:
                 raise PageError(404, exc.message, exc.hint) from exc
             except BrickyardError as exc:
-                missing = "no " in exc.message.lower() or "not found" in exc.message.lower()
-                raise PageError(404 if missing else 400, exc.message, exc.hint) from exc
+                raise PageError(400, exc.message, exc.hint) from exc
 
         return wrapper
 
@@ -321,10 +322,12 @@ def mount(app: FastAPI, workspace: Workspace, store: StateStore, *, launch: Laun
 
     @app.get("/lineage", include_in_schema=False)
     @guarded
-    def lineage_page(request: Request) -> Response:
+    def lineage_page(request: Request, node: str | None = None) -> Response:
         user(request)
-        found = reads.lineage(workspace, store)
-        return page(request, "lineage.html", edges=found["edges"], stages=reads.grouped(found["edges"]))
+        edges = reads.lineage(workspace, store)["edges"]
+        traced = reads.trace(edges, node) if node else None
+        shown = [e for e in edges if traced is None or (e["source"] in traced and e["target"] in traced)]
+        return page(request, "lineage.html", edges=shown, stages=reads.grouped(edges), node=node, traced=traced)
 
 
 class ServerTiming:

@@ -25,6 +25,10 @@ LOG_TAIL_BYTES = 64_000
 EXPLAIN_WORDS = ("shap", "fairness", "explain")  # artifact paths shown under "SHAP and fairness"
 
 
+class NotFoundError(BrickyardError):
+    """What a page names does not exist (a monitor, an attempt): the page answers 404."""
+
+
 @dataclass(frozen=True)
 class Page:
     """Where a paged list is: offset, size, total (None when not counted)."""
@@ -174,7 +178,7 @@ def attempt_log(store: StateStore, run_id: str, attempt_id: int) -> tuple[Attemp
     """
     found = [a for a in store.attempts(run_id) if a.id == attempt_id]
     if not found:
-        raise BrickyardError(f"run {run_id} has no attempt {attempt_id}")
+        raise NotFoundError(f"run {run_id} has no attempt {attempt_id}", hint=f"see /runs/{run_id}")
     attempt = found[0]
     if not attempt.log_path or not Path(attempt.log_path).is_file():
         return attempt, ""
@@ -191,7 +195,7 @@ def attempt_log(store: StateStore, run_id: str, attempt_id: int) -> tuple[Attemp
 
 def models(ws: Workspace) -> list[dict[str, Any]]:
     """Every registered model with its aliases and newest version."""
-    from brickyard.ml import registry, tracking
+    from brickyard.ml import tracking
 
     client = tracking.connect(ws)
     out = []
@@ -199,7 +203,6 @@ def models(ws: Workspace) -> list[dict[str, Any]]:
         newest = max((int(v.version) for v in model.latest_versions or []), default=None)
         out.append({"name": model.name, "aliases": dict(sorted(model.aliases.items())), "newest": newest,
                     "description": model.description or ""})
-    _ = registry  # the registry module owns paging (version_page)
     return sorted(out, key=lambda m: m["name"])
 
 
@@ -288,7 +291,7 @@ def artifact_bytes(ws: Workspace, run_id: str, path: str) -> bytes:
         try:
             local = client.download_artifacts(run_id, path, folder)
         except Exception as exc:
-            raise BrickyardError(f"run {run_id} has no artifact {path!r}") from exc
+            raise NotFoundError(f"run {run_id} has no artifact {path!r}") from exc
         return Path(local).read_bytes()
 
 
@@ -387,7 +390,7 @@ def monitor(ws: Workspace, name: str) -> dict[str, Any]:
     store = MonitorStore(ws.state_url)
     found = [m for m in store.monitors() if m["name"] == name]
     if not found:
-        raise BrickyardError(f"no monitor {name!r}", hint="monitors appear after a `kind: monitor` task ran")
+        raise NotFoundError(f"no monitor {name!r}", hint="monitors appear after a `kind: monitor` task ran")
     status = found[0]
     history = drift_history(ws, status["results_table"])
     return {"status": status, "features": store.features(name), "alerts": store.alerts(monitor=name, limit=50),
@@ -518,6 +521,21 @@ def _model_edges(ws: Workspace) -> list[tuple[str, str, str]]:
         for alias, version in sorted(page.aliases.items()):
             edges.append((f"model:{name}/{version}", f"model:{name}@{alias}", "alias"))
     return edges
+
+
+def trace(edges: list[Mapping[str, str]], node: str) -> set[str]:
+    """`node` with everything upstream and downstream of it."""
+    seen = {node}
+    for forward in (True, False):
+        frontier = [node]
+        while frontier:
+            current = frontier.pop()
+            for edge in edges:
+                here, there = (edge["source"], edge["target"]) if forward else (edge["target"], edge["source"])
+                if here == current and there not in seen:
+                    seen.add(there)
+                    frontier.append(there)
+    return seen
 
 
 def stage_of(node: str) -> str:
