@@ -36,6 +36,7 @@ class Console:
     reader: str
     runner: str
     shots: Path
+    log: Path
 
 
 def _token(root: Path, role: str) -> str:
@@ -73,7 +74,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     _inference_log(root)
     reader, runner = _token(root, "reader"), _token(root, "runner")
     port = free_port()
-    env = {**os.environ}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the access log reaches server.log as it is written
     env.pop("BRICKYARD_WORKSPACE", None)
     log = (home / "server.log").open("wb")
     server = subprocess.Popen([*BRICKYARD, "server", "--port", str(port), "--no-triggers"], cwd=root, env=env,
@@ -81,7 +82,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     try:
         wait_for_port(port, server)
         shots = tmp_path_factory.mktemp("screenshots")
-        yield Console(f"http://127.0.0.1:{port}", root, reader, runner, shots)
+        yield Console(f"http://127.0.0.1:{port}", root, reader, runner, shots, home / "server.log")
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -340,3 +341,11 @@ def test_revoking_the_token_ends_its_sessions(console: Console, page: object) ->
     assert brickyard("tokens", "revoke", token_id, cwd=console.root).returncode == 0
     page.goto(console.url + "/runs")  # type: ignore[attr-defined]
     assert page.url.startswith(console.url + "/login")  # type: ignore[attr-defined]
+
+
+def test_no_token_reaches_the_server_log(console: Console, page: object) -> None:
+    login(page, console, console.runner)
+    page.goto(console.url + "/runs")  # type: ignore[attr-defined]
+    logged = console.log.read_text()
+    assert "POST /login" in logged and "GET /runs" in logged
+    assert "bky_" not in logged
