@@ -220,6 +220,10 @@ def test_models_versions_gate_plots_and_compare(console: Console, page: object) 
     images = page.locator("figure img")  # type: ignore[attr-defined]
     assert images.count() >= 2
     page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")  # type: ignore[attr-defined]
+    explained = text(page, "section.explain")
+    assert "evaluation/shap_importance.png" in explained and "evaluation/fairness.json" in explained
+    assert "robustness_drop" in explained and "shap_importance." in explained
+    assert "demographic_parity" in explained or "fairness." in explained
     shot(page, console, "model_version")
     page.goto(console.url + "/models/churn_replay")  # type: ignore[attr-defined]
     boxes = page.locator("table.versions input[type=checkbox]")  # type: ignore[attr-defined]

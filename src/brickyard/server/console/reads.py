@@ -22,7 +22,9 @@ from brickyard.workspace import Workspace
 PAGE_SIZE = 25
 PREVIEW_ROWS = 50
 LOG_TAIL_BYTES = 64_000
-EXPLAIN_WORDS = ("shap", "fairness", "explain")  # artifact paths shown under "SHAP and fairness"
+EXPLAIN_WORDS = ("shap", "fairness", "robustness", "explain")  # artifact paths shown under "SHAP and fairness"
+EXPLAIN_METRICS = ("shap_importance.", "fairness.", "demographic_parity", "equalized_odds", "importance_rank_change",
+                   "robustness")  # metric names (prefixes) shown there too (brickyard.ml.evaluation)
 
 
 class NotFoundError(BrickyardError):
@@ -244,11 +246,15 @@ def model_version(ws: Workspace, name: str, version: str) -> dict[str, Any]:
             except ValueError:
                 rules.append({"rule": value})
     artifacts = _artifacts(client, mv.run_id) if mv.run_id else []
+    metrics = dict(sorted(run.data.metrics.items())) if run else {}
+    explained = [a for a in artifacts if any(word in a["path"].lower() for word in EXPLAIN_WORDS)]
     return {
-        "explain": [a for a in artifacts if any(word in a["path"].lower() for word in EXPLAIN_WORDS)],
+        "explain": explained,
+        "plots": [a for a in artifacts if a["image"] and a not in explained],
+        "explain_metrics": {k: v for k, v in metrics.items() if k.startswith(EXPLAIN_METRICS)},
         "name": name, "version": int(mv.version), "run_id": mv.run_id, "created": mv.creation_timestamp / 1000,
         "aliases": sorted(mv.aliases or []),
-        "metrics": dict(sorted(run.data.metrics.items())) if run else {},
+        "metrics": metrics,
         "params": dict(sorted(run.data.params.items())) if run else {},
         "tags": {k: v for k, v in sorted(mv.tags.items()) if not k.startswith(TAG_RULE)},
         "decision": mv.tags.get("brickyard.gate.decision", ""), "rules": rules,
