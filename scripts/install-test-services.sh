@@ -4,6 +4,7 @@
 #   PostgreSQL server binaries (initdb, pg_ctl) with apt-get
 #   Java 17+ (the Spark engine's tests run PySpark in local mode) with apt-get
 #   Redis server (the online feature store's tests) with apt-get
+#   Chromium (the console's browser tests drive it with Playwright) with apt-get
 #   wrk, with --bench only (the serving benchmarks; no test needs it)
 # The tests start and stop them; this script only installs. It says exactly what is
 # missing when it cannot install something (no npm, no root for apt).
@@ -67,6 +68,16 @@ if ! have redis-server; then
   apt_install redis-server || true
   if ! have redis-server; then
     missing+=("redis-server for the online store tests: apt-get install redis-server (as root)")
+  fi
+fi
+
+# Chromium: the console's browser tests (tests/e2e/test_console_browser.py) drive the
+# system's headless Chromium through Playwright (never `playwright install`).
+if ! have chromium && [ ! -x /usr/bin/chromium ]; then
+  echo "installing Chromium with apt-get"
+  apt_install chromium || true
+  if ! have chromium && [ ! -x /usr/bin/chromium ]; then
+    missing+=("chromium for the console's browser tests: apt-get install chromium (as root)")
   fi
 fi
 

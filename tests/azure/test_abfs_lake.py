@@ -7,6 +7,7 @@ import pytest
 
 from brickyard import DataFileNotFoundError, TableNotFoundError
 from brickyard.demo.runner import TITANIC, DemoContext, land_raw_files
+from brickyard.errors import SqlError
 
 pytestmark = pytest.mark.azurite
 
@@ -52,3 +53,15 @@ class _Silent:
     def step(self, title: str) -> None: ...
     def say(self, text: str) -> None: ...
     def table(self, columns, types, rows) -> None: ...
+
+
+def test_the_console_s_read_only_sql_reads_abfs_tables_and_raw_files(abfs_workspace) -> None:
+    ws = abfs_workspace
+    ws.lake.write("gold.fares", pa.table({"zone": ["a", "b"], "fare": [1.0, 2.0]}))
+    land_raw_files(DemoContext(ws, rows=1000, seed=1, report=_Silent()))
+    engine = ws.engine.fresh()
+    assert engine.preview_select("SELECT sum(fare) FROM gold.fares", 10, timeout_seconds=60).rows == [(3.0,)]
+    survivors = engine.preview_select(f"SELECT count(*) FROM read_csv('{TITANIC}') WHERE Survived = 1", 10, timeout_seconds=60)
+    assert survivors.rows == [(342,)]
+    with pytest.raises(SqlError, match="Permission Error"):
+        engine.preview_select("SELECT * FROM read_csv('/etc/passwd')", 10, timeout_seconds=60)

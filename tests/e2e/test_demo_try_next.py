@@ -38,10 +38,10 @@ from cli_helpers import free_port, wait_for_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SERVERS = ("brickyard serve ", "brickyard mlflow-ui")  # these run until stopped
+SERVERS = ("brickyard serve ", "brickyard mlflow-ui", "brickyard server ")  # these run until stopped
 SPARK_RUN = "brickyard run taxi_trips --engine spark"
 PIP = "pip install "
-DEMO_PORTS = {"serve": 8080, "mlflow-ui": 5000}
+DEMO_PORTS = {"serve": 8080, "mlflow-ui": 5000, "console": 8000}
 LINE_TIMEOUT = 300
 
 
@@ -207,6 +207,10 @@ def test_every_try_next_line_runs_as_printed(demo: Demo, shell: Shell, tmp_path:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
                     assert page.status == 200
                 shell.stop(process)  # it holds four workers: free them for the lines below
+            if line.startswith("brickyard server "):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
+                    shown = page.read().decode()
+                    assert page.url.endswith("/login?next=%2F") and "Log in to the brickyard console" in shown
             ran.append(line)
             continue
         result = shell.run(line)
@@ -217,6 +221,7 @@ def test_every_try_next_line_runs_as_printed(demo: Demo, shell: Shell, tmp_path:
         print(f"ran in {result.seconds:.1f} s: {line}")
     assert any(line.startswith("brickyard serve ") for line in ran)
     assert any(line.startswith("curl ") for line in ran)
+    assert any(line.startswith("brickyard server ") for line in ran)
 
 
 @pytest.mark.spark

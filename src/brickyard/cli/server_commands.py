@@ -96,7 +96,8 @@ def server(
     triggers: Annotated[bool, typer.Option("--triggers/--no-triggers", help="Fire schedules and file triggers.")] = True,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Run the control plane: start runs over HTTP, fire schedules and file-arrival triggers."""
+    """Run the control plane: start runs over HTTP, fire schedules and file-arrival triggers,
+    and serve the web console at / (log in with a token from `brickyard tokens create`)."""
     import logging
 
     import uvicorn
@@ -119,6 +120,7 @@ def server(
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}"
     out.print(f"brickyard control plane for [bold]{ws.config.name}[/bold] ({ws.root})")
+    out.print(f"  console: {url}/  (log in with a token: `brickyard tokens create --role reader`)", markup=False)
     out.print(f"  API: {url}/api   docs: {url}/docs   health: {url}/healthz", markup=False)
     loop = app.state.triggers
     if loop is None:

@@ -139,6 +139,19 @@ def serving_lines(context: DemoContext) -> None:
     context.try_next += demo_hint(context.workspace, keys_only=keys_only)
 
 
+CONSOLE_PORT = 8000
+
+
+def console_lines(context: DemoContext) -> None:
+    """The closing lines: open the web console (`brickyard server`) with a token."""
+    where = f" --workspace {shlex.quote(str(context.workspace.root))}"
+    context.try_next += [
+        "# the web console: tables, runs, models, endpoints, monitors, SQL. First a token to log in with",
+        f"brickyard tokens create --role runner --name console{where}   # prints it once: paste it on the login page",
+        f"brickyard server --port {CONSOLE_PORT}{where}   # then open http://127.0.0.1:{CONSOLE_PORT}/ (Ctrl-C stops it)",
+    ]
+
+
 def _put(location: Any, source: Path, target: str) -> None:
     fs = location.filesystem
     if location.is_local:
@@ -156,4 +169,5 @@ STEPS: list[Step] = [
     run_customer_churn,
     run_churn_monitoring,
     serving_lines,
+    console_lines,
 ]

@@ -296,3 +296,50 @@ def overview(client: MlflowClient, name: str | None = None, limit: int = 5) -> l
 
 def _quote(text: str) -> str:
     return text.replace("'", "''")
+
+
+@dataclass
+class VersionPage:
+    """One page of a model's versions, newest first, and the token of the next page."""
+
+    rows: list[VersionRow]
+    next_page_token: str | None
+    aliases: dict[str, str]  # every alias of the model -> its version
+
+
+def version_page(client: MlflowClient, name: str, *, limit: int = 25, page_token: str | None = None) -> VersionPage:
+    """A page of model `name`'s versions, newest first, with aliases, metrics and gate
+    decision: the registry pages in SQL (LIMIT/OFFSET) and the metrics of the page's runs
+    come from one search, so a model with thousands of versions costs what one page does.
+
+    Raises:
+        ModelNotFoundError: no such model.
+    """
+    model = require_model(client, name)
+    by_version: dict[str, list[str]] = {}  # (searched versions carry no aliases)
+    for alias, version in model.aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    found = client.search_model_versions(
+        f"name = '{_quote(name)}'", max_results=limit, order_by=["version_number DESC"], page_token=page_token or None,
+    )
+    metrics = runs_metrics(client, [mv.run_id for mv in found if mv.run_id])
+    rows = [
+        VersionRow(
+            name=name, version=int(mv.version), aliases=sorted(by_version.get(str(mv.version), [])),
+            created=mv.creation_timestamp / 1000, run_id=mv.run_id, metrics=metrics.get(mv.run_id or "", {}),
+            decision=mv.tags.get("brickyard.gate.decision", ""), problem=mv.tags.get("brickyard.problem", ""),
+        )
+        for mv in found
+    ]
+    token = found.token.decode("ascii") if isinstance(found.token, bytes) else found.token  # the SQL store's is bytes
+    return VersionPage(rows, token or None, {alias: str(v) for alias, v in model.aliases.items()})
+
+
+def runs_metrics(client: MlflowClient, run_ids: list[str]) -> dict[str, dict[str, float]]:
+    """The latest metrics of each of `run_ids` (one search over every experiment)."""
+    if not run_ids:
+        return {}
+    experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+    quoted = ", ".join(f"'{_quote(run_id)}'" for run_id in run_ids)
+    runs = client.search_runs(experiments, f"attributes.run_id IN ({quoted})", max_results=len(run_ids))
+    return {run.info.run_id: dict(run.data.metrics) for run in runs}

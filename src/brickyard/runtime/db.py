@@ -68,6 +68,8 @@ def create_schema(engine: sa.Engine) -> None:
                 _lock_schema(conn)
                 METADATA.create_all(conn)
                 add_missing_columns(conn)
+                for index in _missing_indexes(conn):
+                    index.create(conn)
 
 
 def add_missing_columns(conn: sa.Connection) -> list[str]:
@@ -97,9 +99,25 @@ def add_missing_columns(conn: sa.Connection) -> list[str]:
 
 
 def _schema_gaps(engine: sa.Engine) -> bool:
-    """Whether a declared table, or a declared column of an existing table, is missing."""
+    """Whether a declared table, or a declared column or index of an existing table, is missing."""
     with engine.connect() as conn:
-        return bool(set(METADATA.tables) - set(sa.inspect(conn).get_table_names())) or bool(_missing_columns(conn))
+        return (
+            bool(set(METADATA.tables) - set(sa.inspect(conn).get_table_names()))
+            or bool(_missing_columns(conn)) or bool(_missing_indexes(conn))
+        )
+
+
+def _missing_indexes(conn: sa.Connection) -> list[sa.Index]:
+    """Declared indexes of existing tables that the database lacks (added after a release)."""
+    inspector = sa.inspect(conn)
+    present = set(inspector.get_table_names())
+    missing = []
+    for table in METADATA.sorted_tables:
+        if table.name not in present or not table.indexes:
+            continue
+        names = {index["name"] for index in inspector.get_indexes(table.name)}
+        missing += [index for index in table.indexes if index.name not in names]
+    return missing
 
 
 def _missing_columns(conn: sa.Connection) -> list[tuple[sa.Table, sa.Column[object]]]:

@@ -65,6 +65,9 @@ RUNS = sa.Table(
     sa.Column("params", sa.JSON(), nullable=False, default=dict),
     sa.Column("tasks", sa.JSON(), nullable=False, default=list),
     sa.UniqueConstraint("pipeline", "idempotency_key", name="uq_runs_idempotency"),
+    # newest-first pages of runs (all, or one pipeline's) without sorting the whole table
+    sa.Index("ix_runs_created", "created_at", "id"),
+    sa.Index("ix_runs_pipeline_created", "pipeline", "created_at", "id"),
 )
 
 ATTEMPTS = sa.Table(

@@ -124,13 +124,21 @@ class StateStore:
             raise RunNotFoundError(run_id)
         return RunRecord.from_row(row)
 
-    def list_runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
-        """The newest runs first, of one pipeline or all."""
-        query = RUNS.select().order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit)
+    def list_runs(self, pipeline: str | None = None, limit: int = 50, offset: int = 0) -> list[RunRecord]:
+        """The newest runs first, of one pipeline or all; `offset` skips that many (paging)."""
+        query = RUNS.select().order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit).offset(offset)
         if pipeline is not None:
             query = query.where(RUNS.c.pipeline == pipeline)
         with self.engine.connect() as conn:
             return [RunRecord.from_row(row) for row in conn.execute(query)]
+
+    def count_runs(self, pipeline: str | None = None) -> int:
+        """How many runs there are, of one pipeline or all."""
+        query = sa.select(sa.func.count()).select_from(RUNS)
+        if pipeline is not None:
+            query = query.where(RUNS.c.pipeline == pipeline)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def find_run_by_idempotency_key(self, pipeline: str, key: str) -> RunRecord | None:
         """The run of `pipeline` created with idempotency key `key`, if any."""

@@ -7,6 +7,8 @@ file-arrival triggers in the background.
     GET  /api/jobs               reader   the pipelines and their triggers
     GET  /api/runs/{run_id}      reader   one run with its tasks and the rows they quarantined
     GET  /healthz                -        liveness
+    GET  /  (and /login, ...)    session  the web console (`brickyard.server.console`): pages
+                                          for a browser logged in with a token
     GET  /metrics                -        Prometheus: runs by status, task durations, triggers,
                                           feature freshness; the monitors' latest drift per
                                           feature, drift share, performance, alerts
@@ -51,6 +53,7 @@ from brickyard.workspace import Workspace
 log = logging.getLogger("brickyard.server")
 MAX_KEY_LENGTH = 200
 BEARER = "bearer"
+CONSOLE = "console"  # the trigger of runs started with the console's Trigger button
 
 # What each error status means, for the OpenAPI document (every error body is `ErrorBody`).
 _ERRORS: dict[int, dict[str, Any]] = {
@@ -279,6 +282,13 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    from brickyard.server.console import mount
+
+    def console_launch(name: str, token: TokenRecord) -> RunRecord:
+        return launcher.launch(name, CONSOLE, params={"token": token.id}).run
+
+    mount(app, workspace, store, launch=console_launch)
     return app
 
 

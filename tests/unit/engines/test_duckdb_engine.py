@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from datetime import UTC, datetime
@@ -351,3 +352,36 @@ def test_fetch_gives_a_lake_query_result_as_arrow_and_errors_as_brickyard_errors
     assert isinstance(result, pa.Table) and result.column("fare").to_pylist() == [7.0, 9.0]
     with pytest.raises(TableNotFoundError):
         engine.fetch("SELECT * FROM gold.nowhere")
+
+
+def test_preview_select_reads_the_lake_and_nothing_else(lake: Lake, tmp_path: Path) -> None:
+    lake.write("bronze.people", pa.table({"id": [1, 2, 3]}))
+    lake.write("bronze.people", pa.table({"id": [4]}))
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.csv"
+    outside.write_text("secret\n42\n")
+    engine = DuckDBEngine(lake).fresh()
+    assert engine.preview_select("SELECT count(*) FROM bronze.people", 10, timeout_seconds=30).rows == [(4,)]
+    assert engine.preview_select("SELECT count(*) FROM bronze.people VERSION AS OF 0", 10, timeout_seconds=30).rows == [(3,)]
+    titanic = engine.preview_select("SELECT count(*) AS n FROM read_csv('raw/titanic/titanic.csv')", 10, timeout_seconds=30)
+    assert titanic.columns == ["n"] and titanic.rows == [(891,)]
+    assert len(engine.preview_select("SELECT * FROM range(100)", 7, timeout_seconds=30).rows) == 7
+    refused = {
+        f"SELECT * FROM read_csv('{outside}')": "Permission Error",
+        "SELECT * FROM read_csv('raw/../../x.csv')": "Permission Error",
+        "COPY (SELECT 1) TO 'raw/out.csv'": "expected a SELECT",
+        "CREATE TABLE t AS SELECT 1": "expected a SELECT",
+        "SELECT 1; SELECT 2": "expected one SELECT",
+    }
+    for query, says in refused.items():
+        with pytest.raises(SqlError, match=re.escape(says)):
+            engine.preview_select(query, 10, timeout_seconds=30)
+    assert not (tmp_path / "raw" / "out.csv").exists()
+
+
+def test_preview_select_stops_a_query_at_its_timeout(lake: Lake) -> None:
+    engine = DuckDBEngine(lake).fresh()
+    started = time.monotonic()
+    with pytest.raises(SqlError, match=r"stopped after 0.5 s"):
+        engine.preview_select("SELECT count(*) FROM range(100000000000) a", 10, timeout_seconds=0.5)
+    assert time.monotonic() - started < 20
+    assert engine.preview_select("SELECT 42", 1, timeout_seconds=30).rows == [(42,)]  # the engine still answers

@@ -48,3 +48,24 @@ def test_a_tracking_store_outside_the_workspace_is_left_alone(ml_ws: Workspace, 
     copy = tmp_path / "copy"
     shutil.copytree(ml_ws.root, copy)
     assert tracking.relocate_artifacts(Workspace.open(copy)) == []  # the first workspace still uses it
+
+
+def test_a_model_s_versions_are_paged_newest_first_with_aliases_and_metrics(ml_ws: Workspace) -> None:
+    from brickyard.ml import registry
+
+    client = tracking.connect(ml_ws)
+    experiment = tracking.experiment_id(client, ml_ws, "paging")
+    client.create_registered_model("paged")
+    for number in range(1, 31):
+        run = client.create_run(experiment)
+        client.log_metric(run.info.run_id, "accuracy", number / 100)
+        client.create_model_version("paged", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    client.set_registered_model_alias("paged", "champion", "12")
+    first = registry.version_page(client, "paged", limit=25)
+    assert [row.version for row in first.rows] == list(range(30, 5, -1))
+    assert first.rows[0].metrics == {"accuracy": 0.3}
+    assert first.aliases == {"champion": "12"} and [r.aliases for r in first.rows if r.version == 12] == [["champion"]]
+    assert isinstance(first.next_page_token, str)
+    second = registry.version_page(client, "paged", limit=25, page_token=first.next_page_token)
+    assert [row.version for row in second.rows] == [5, 4, 3, 2, 1] and second.next_page_token is None
+    assert second.rows[-1].metrics == {"accuracy": 0.01}

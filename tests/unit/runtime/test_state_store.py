@@ -183,3 +183,31 @@ def test_migrating_is_safe_when_two_processes_open_an_old_database_at_once(tmp_p
     assert [process.returncode for process in processes] == [0, 0, 0, 0], [err for _, err in outcomes]
     columns = [c["name"] for c in sa.inspect(sa.create_engine(url)).get_columns("task_attempts")]
     assert columns.count("quarantined_rows") == 1 and columns.count("quarantine") == 1
+
+
+def test_runs_are_paged_newest_first_with_a_count(store: StateStore) -> None:
+    made = [store.create_run("daily" if i % 2 else "hourly", trigger="manual") for i in range(7)]
+    daily = [run.id for run in reversed(made) if run.pipeline == "daily"]
+    assert [r.id for r in store.list_runs("daily", limit=2)] == daily[:2]
+    assert [r.id for r in store.list_runs("daily", limit=2, offset=2)] == daily[2:]
+    assert [r.id for r in store.list_runs(limit=3, offset=6)] == [made[0].id]
+    assert (store.count_runs(), store.count_runs("daily"), store.count_runs("nothing")) == (7, 3, 0)
+
+
+def test_a_page_of_runs_is_read_through_an_index_also_in_an_old_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    old = sa.create_engine(url)
+    with old.begin() as conn:
+        for statement in OLD_SCHEMA:
+            conn.execute(sa.text(statement))
+    old.dispose()
+
+    store = StateStore(url)
+    store.create_run("daily", trigger="manual")
+    query = sa.select(RUNS).where(RUNS.c.pipeline == "daily").order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
+    with db.connect(url).connect() as conn:
+        compiled = str(query.limit(25).compile(conn, compile_kwargs={"literal_binds": True}))
+        plan = " ".join(str(row[-1]) for row in conn.execute(sa.text("EXPLAIN QUERY PLAN " + compiled)))
+        names = {index["name"] for index in sa.inspect(conn).get_indexes("runs")}
+    assert {"ix_runs_created", "ix_runs_pipeline_created"} <= names
+    assert "ix_runs_pipeline_created" in plan and "TEMP B-TREE" not in plan, plan

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from brickyard.engines.base import (
     TrainingRows,
 )
 from brickyard.engines.csv_errors import SNIFFED_RECORDS, Dialect, csv_problem, locate
-from brickyard.engines.sql_text import Snapshot, one_line, rewrite_raw_paths, rewrite_time_travel
+from brickyard.engines.sql_text import Snapshot, one_line, rewrite_raw_paths, rewrite_time_travel, single_select
 from brickyard.errors import (
     BrickyardError,
     DataFileNotFoundError,
@@ -71,6 +72,7 @@ class DuckDBEngine(Engine):
         self.config = config or DuckDBConfig()
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._lake_views: dict[str, Any] = {}  # zone.name -> the DeltaTable behind its view
+        self._sandboxed = False  # preview_select turned external access off (for good)
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -162,6 +164,41 @@ class DuckDBEngine(Engine):
             return None
         with self.errors():  # rows are read as they are fetched
             rows = relation.limit(limit).fetchall()
+        return Preview(list(relation.columns), [str(t) for t in relation.types], rows)
+
+    def preview_select(self, query: str, limit: int, *, timeout_seconds: float) -> Preview:
+        """The first `limit` rows of one read-only SELECT (the web console's SQL): the query
+        reads lake tables and files under the lake root only (DuckDB's external access is
+        turned off for this engine, `allowed_directories` = the lake), and is interrupted
+        after `timeout_seconds`. Use it on an engine of its own (`fresh()`): the sandbox
+        stays on for the engine's life.
+
+        Raises:
+            SqlError: not exactly one SELECT, a file outside the lake, a failing query, or
+                the timeout.
+        """
+        single_select(rewrite_time_travel(query)[0], "the query")
+        query = rewrite_raw_paths(query, self.lake.location.uri)
+        prepared = self.prepare(query)
+        if not self._sandboxed:
+            root = self.lake.location.uri("").rstrip("/") + "/"
+            self.connection.execute("SET allowed_directories = [?]", [root])
+            self.connection.execute("SET enable_external_access = false")
+            self._sandboxed = True
+        timer = threading.Timer(timeout_seconds, self.connection.interrupt)
+        timer.start()
+        try:
+            with self.errors():
+                relation = self.connection.sql(prepared)
+                rows = relation.limit(limit).fetchall()
+        except SqlError as exc:
+            if not timer.is_alive():
+                raise SqlError(
+                    f"the query was stopped after {timeout_seconds:g} s", hint="add a WHERE or a LIMIT, or aggregate",
+                ) from exc
+            raise
+        finally:
+            timer.cancel()
         return Preview(list(relation.columns), [str(t) for t in relation.types], rows)
 
     def fetch(self, query: str) -> pa.Table:
