@@ -35,11 +35,13 @@ import numpy as np
 from brickyard.ml import tracking
 from brickyard.ml.data import Prepared, load, prepare, split_indices
 from brickyard.ml.errors import ModelError, TuningError
-from brickyard.ml.search_space import describe, space_of, suggest
-from brickyard.ml.spec import SplitSpec
+from brickyard.ml.search_space import automl_families, describe, space_of, start_point, suggest
+from brickyard.ml.spec import Problem, SplitSpec
 from brickyard.ml.tune_spec import Space, TuneSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import optuna
 
     from brickyard.engines.base import Engine
@@ -62,6 +64,7 @@ TUNABLE_METRICS = {
     "regression": ("rmse", "mae", "r2"),
 }
 MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+ENSEMBLE_SHARE = 0.2  # of timeout:, kept for the ensembles when they are on
 _log = logging.getLogger(__name__)
 
 
@@ -144,6 +147,7 @@ def tune(
     import mlflow
 
     from brickyard.ml.training import fit_loaded, log_fitted, model_tags, register, run_name
+    from brickyard.ml.tune_ensemble import chosen, try_ensembles
 
     log = log or _log
     engine = engine or ws.engine
@@ -152,12 +156,15 @@ def tune(
     data = prepare(loaded, label=spec.label, features=spec.features, exclude=spec.exclude, split=spec.split,
                    problem=spec.problem)
     metric, direction = metric_for(data.problem, spec.metric)
-    families = _families(spec)
+    families = _families(spec, data.problem, log)
     folds = validation_folds(data, spec)
     storage_url = f"sqlite:///{(ws.root / STUDY_DB).resolve()}"
     (ws.root / STUDY_DB).parent.mkdir(parents=True, exist_ok=True)
     study = open_study(storage_url, study_name, direction, settings(spec, data, metric), spec.resume, log)
     before = len(study.trials)
+    if spec.automl and before == 0:
+        for family, space in families.items():  # cheapest first: each family's defaults
+            study.enqueue_trial(start_point(family, space, len(families) > 1))
     client = tracking.connect(ws)
     experiment_id = tracking.experiment_id(client, ws, experiment)
     all_tags = {**model_tags(data, tags, "tune", model_name, engine.name), TAG_STUDY: study_name}
@@ -170,31 +177,41 @@ def tune(
             ws.config.pricing.cpu_hour,
         )
         log.info("study %s: %d trials already there; running %s", study_name, before, _budget_text(spec))
-        worker_cpu = run_trials(plan, spec, log)
+        deadline = None if spec.timeout is None else time.time() + spec.timeout
+        worker_cpu = run_trials(plan, spec, log, _trials_deadline(spec, deadline))
         study = _load(plan)
         board = leaderboard(study, metric, direction)
+        counts = _counts(board, before)
+        _log_counts(log, counts, study_name)
+        best = _best(board, counts, spec)
+        if spec.ensembles:
+            board = rank(board + try_ensembles(plan, board, direction, spec.ensemble_size, deadline, log), direction)
+        best = chosen(board, best, direction)
         mlflow.log_text(json.dumps(board, indent=2, default=str), LEADERBOARD_JSON)
         mlflow.log_text(leaderboard_csv(board, metric), LEADERBOARD_CSV)
-        counts = _counts(board, before)
         cpu_seconds = time.process_time() - cpu_started + worker_cpu
         cost = None if plan.cpu_hour is None else cpu_seconds / 3600.0 * plan.cpu_hour
         mlflow.log_metrics({**{f"trials_{k}": float(v) for k, v in counts.items()}, "cpu_seconds": cpu_seconds,
                             **({"cost": cost} if cost is not None else {})})
-        _log_counts(log, counts, study_name)
-        best = _best(board, counts, spec)
         fitted = fit_loaded(loaded, spec.train_spec(best["family"], best["params"]))
-        log.info("best trial %d: %s %s %s=%.6g; refitted in %.2f s, held-out %s", best["trial"], best["family"],
-                 best["params"], metric, best["value"], fitted.fit_seconds, _metrics_text(fitted.metrics))
+        log.info("best: %s; refitted in %.2f s, held-out %s", _row_text(best), fitted.fit_seconds,
+                 _metrics_text(fitted.metrics))
         info, _, _ = log_fitted(ws, fitted, log)
         mlflow.log_metrics({f"best_cv_{metric}": float(best["value"]), "tune_seconds": time.perf_counter() - started})
-        mlflow.set_tags({"brickyard.best_trial": str(best["trial"]), "brickyard.best_family": best["family"]})
+        mlflow.set_tags({"brickyard.best_trial": _best_tag(best), "brickyard.best_family": best["family"]})
     version = register(info.model_uri, model_name, all_tags)
     log.info("logged MLflow run %s; registered %s version %d", run.info.run_id, model_name, version)
     return TuneResult(study_name, metric, direction, before, board, best, fitted, run.info.run_id, model_name,
                       version, cpu_seconds, cost, counts)
 
 
-def _families(spec: TuneSpec) -> dict[str, Space]:
+def _families(spec: TuneSpec, problem: Problem, log: logging.Logger | None = None) -> dict[str, Space]:
+    if spec.automl:
+        families, left_out = automl_families(problem)
+        if log is not None:
+            log.info("automl (%s): searching %s%s", problem, ", ".join(families),
+                     f"; left out: {', '.join(left_out)}" if left_out else "")
+        return families
     found = {}
     for family, declared in spec.estimators.items():
         space = space_of(family, declared)
@@ -246,7 +263,7 @@ def settings(spec: TuneSpec, data: Prepared, metric: str) -> dict[str, Any]:
         "validation": spec.validation,
         "folds": spec.folds if spec.validation == "cv" else None,
         "holdout_size": spec.holdout_size if spec.validation == "holdout" else None,
-        "estimators": {family: describe(space) for family, space in _families(spec).items()},
+        "estimators": {family: describe(space) for family, space in _families(spec, data.problem).items()},
     }
 
 
@@ -315,10 +332,18 @@ def _pruner(plan: Plan) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
 
-def run_trials(plan: Plan, spec: TuneSpec, log: logging.Logger) -> float:
-    """Run this task's trials, in this process or in `spec.parallel` processes; returns the
-    CPU-seconds the other processes spent on trials."""
-    deadline = None if spec.timeout is None else time.time() + spec.timeout
+def _trials_deadline(spec: TuneSpec, deadline: float | None) -> float | None:
+    """When trials stop starting: the timeout's end, less ENSEMBLE_SHARE of it kept for
+    the ensembles when they are on."""
+    if deadline is None or spec.timeout is None or not spec.ensembles:
+        return deadline
+    return deadline - spec.timeout * ENSEMBLE_SHARE
+
+
+def run_trials(plan: Plan, spec: TuneSpec, log: logging.Logger, deadline: float | None) -> float:
+    """Run this task's trials until `deadline` (epoch seconds; None: the trial count), in
+    this process or in `spec.parallel` processes; returns the CPU-seconds the other
+    processes spent on trials."""
     budget = spec.trial_budget
     if spec.parallel == 1:
         run_worker(plan, budget, deadline, 0, log)
@@ -401,21 +426,10 @@ class Objective:
     def _score(self, trial: optuna.Trial, run_id: str, family: str, params: dict[str, Any]) -> float:
         import optuna
 
-        from brickyard.ml.estimators import build_estimator
-        from brickyard.ml.metrics import score
-        from brickyard.ml.preprocess import fit_pipeline
 
-        plan, data = self.plan, self.plan.data
-        X, y = data.X, data.frame[data.label]
+        plan = self.plan
         values: list[float] = []
-        for step, (fit_rows, valid_rows) in enumerate(plan.folds):
-            estimator = build_estimator(family, data.problem, dict(params), plan.seed)
-            model = fit_pipeline(estimator, X.iloc[fit_rows], y.iloc[fit_rows], data.numeric, data.categorical)
-            found = score(model, X.iloc[valid_rows], y.iloc[valid_rows], data.problem)
-            value = found.get(plan.metric)
-            if value is None or not math.isfinite(value):
-                raise TuningError(f"{family} gives no {plan.metric} on fold {step + 1} (got {value})",
-                                  hint="pick another metric:, or an estimator that predicts probabilities")
+        for step, value in enumerate(fold_scores(plan, family, params)):
             values.append(value)
             self.client.log_metric(run_id, f"{plan.metric}_fold", value, step=step)
             if len(plan.folds) > 1:
@@ -447,6 +461,29 @@ class Objective:
         tags = [RunTag(TAG_TRIAL_STATE, state), *([RunTag(TAG_ERROR, reason[:5000])] if reason else [])]
         self.client.log_batch(run_id, metrics=metrics, tags=tags)
         self.client.set_terminated(run_id, MLFLOW_STATUS[state])
+
+
+def fold_scores(plan: Plan, family: str, params: dict[str, Any]) -> Iterator[float]:
+    """The metric of `family` with `params` on each validation fold of the plan, fold by
+    fold (preprocessing and estimator fitted on the fold's fit rows, as `train` fits).
+
+    Raises:
+        TuningError: the estimator gives no value of the metric.
+    """
+    from brickyard.ml.estimators import build_estimator
+    from brickyard.ml.metrics import score
+    from brickyard.ml.preprocess import fit_pipeline
+
+    data = plan.data
+    X, y = data.X, data.frame[data.label]
+    for step, (fit_rows, valid_rows) in enumerate(plan.folds):
+        estimator = build_estimator(family, data.problem, dict(params), plan.seed)
+        model = fit_pipeline(estimator, X.iloc[fit_rows], y.iloc[fit_rows], data.numeric, data.categorical)
+        value = score(model, X.iloc[valid_rows], y.iloc[valid_rows], data.problem).get(plan.metric)
+        if value is None or not math.isfinite(value):
+            raise TuningError(f"{family} gives no {plan.metric} on fold {step + 1} (got {value})",
+                              hint="pick another metric:, or an estimator that predicts probabilities")
+        yield value
 
 
 def _reason(exc: BaseException) -> str:
@@ -481,12 +518,23 @@ def leaderboard(study: optuna.Study, metric: str, direction: str) -> list[dict[s
             "error": attrs.get("error", ""),
             "mlflow_run_id": attrs.get("mlflow_run_id", ""),
             "run": attrs.get("run", ""),
+            "members": [],
+            "chosen": False,
         })
-    order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2}
+    return rank(rows, direction)
+
+
+def rank(rows: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
+    """`rows` best first (completed by the metric, then pruned, failed and skipped ones,
+    each kind by trial number, ensembles last among equals), numbered from 1 in `rank`."""
+    order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "SKIPPED": 3}
     sign = -1.0 if direction == "maximize" else 1.0
-    rows.sort(key=lambda r: (order.get(r["state"], 3), sign * r["value"] if r["value"] is not None else 0.0, r["trial"]))
-    for rank, row in enumerate(rows, start=1):
-        row["rank"] = rank
+    rows = sorted(rows, key=lambda r: (
+        order.get(r["state"], 4), sign * r["value"] if r["value"] is not None else 0.0,
+        r["trial"] if r["trial"] is not None else math.inf,
+    ))
+    for number, row in enumerate(rows, start=1):
+        row["rank"] = number
     return rows
 
 
@@ -498,17 +546,20 @@ def leaderboard_csv(rows: list[dict[str, Any]], metric: str) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["rank", "trial", "family", "params", metric, "state", "seconds", "cpu_seconds", "error",
-                     "mlflow_run_id", "run"])
+                     "mlflow_run_id", "run", "members", "chosen"])
     for row in rows:
-        writer.writerow([row["rank"], row["trial"], row["family"], json.dumps(row["params"], sort_keys=True),
+        writer.writerow([row["rank"], "" if row["trial"] is None else row["trial"], row["family"],
+                         json.dumps(row["params"], sort_keys=True),
                          "" if row["value"] is None else repr(row["value"]), row["state"],
                          "" if row["seconds"] is None else f"{row['seconds']:.3f}",
                          "" if row["cpu_seconds"] is None else f"{row['cpu_seconds']:.3f}",
-                         row["error"], row["mlflow_run_id"], row["run"]])
+                         row["error"], row["mlflow_run_id"], row["run"],
+                         " ".join(str(m) for m in row.get("members", [])), str(bool(row.get("chosen")))])
     return out.getvalue()
 
 
 def _counts(board: list[dict[str, Any]], before: int) -> dict[str, int]:
+    board = [row for row in board if row["trial"] is not None]
     now = [row for row in board if row["trial"] >= before]
     return {
         "run": len(now),
@@ -564,6 +615,16 @@ def _tune_params(spec: TuneSpec, metric: str, families: dict[str, Space], study:
         "tune.trials_before": before,
         "tune.space": json.dumps({family: describe(space) for family, space in families.items()})[:6000],
     }
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    what = f"trial {row['trial']}" if row["trial"] is not None else f"ensemble of trials {row['members']}"
+    params = "" if row["trial"] is None else f" {row['params']}"
+    return f"{what}: {row['family']}{params} {row['metric']}={row['value']:.6g}"
+
+
+def _best_tag(row: dict[str, Any]) -> str:
+    return str(row["trial"]) if row["trial"] is not None else f"{row['family']}:{','.join(map(str, row['members']))}"
 
 
 def _metrics_text(metrics: dict[str, float]) -> str:
