@@ -105,8 +105,11 @@ TUNE_SHOWN = 5
 
 def show_tuning(context: DemoContext) -> None:
     """The titanic tune task's budget and the top rows of its leaderboard."""
+    import os
+
     from brickyard.ml.tuning import load_leaderboard
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small JSON file
     ws = context.workspace
     task = ws.pipeline("titanic").spec.task("tune")
     budget = ", ".join(f"{key}: {task.options[key]}" for key in ("trials", "timeout", "folds") if key in task.options)

@@ -64,6 +64,8 @@ TUNABLE_METRICS = {
     "regression": ("rmse", "mae", "r2"),
 }
 MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+_NOT_RUN = "queued (a family's first trial) but not run within the budget; the next run of the task runs it"
+TRIAL_ATTR = "brickyard"  # a trial's record: family, params, run ids, seconds, cpu_seconds, error
 ENSEMBLE_SHARE = 0.2  # of timeout:, kept for the ensembles when they are on
 _log = logging.getLogger(__name__)
 
@@ -183,17 +185,21 @@ def tune(
         board = leaderboard(study, metric, direction)
         counts = _counts(board, before)
         _log_counts(log, counts, study_name)
+        mlflow.log_metrics({f"trials_{k}": float(v) for k, v in counts.items()})
+        if not (board and board[0]["state"] == "COMPLETE"):
+            _log_board(board, metric)
+            _log_cost(plan, time.process_time() - cpu_started + worker_cpu)
         best = _best(board, counts, spec)
         if spec.ensembles:
-            board = rank(board + try_ensembles(plan, board, direction, spec.ensemble_size, deadline, log), direction)
+            with one_thread():
+                tried = try_ensembles(plan, board, direction, spec.ensemble_size, deadline, log)
+            board = rank(board + tried, direction)
         best = chosen(board, best, direction)
-        mlflow.log_text(json.dumps(board, indent=2, default=str), LEADERBOARD_JSON)
-        mlflow.log_text(leaderboard_csv(board, metric), LEADERBOARD_CSV)
+        _log_board(board, metric)
         cpu_seconds = time.process_time() - cpu_started + worker_cpu
-        cost = None if plan.cpu_hour is None else cpu_seconds / 3600.0 * plan.cpu_hour
-        mlflow.log_metrics({**{f"trials_{k}": float(v) for k, v in counts.items()}, "cpu_seconds": cpu_seconds,
-                            **({"cost": cost} if cost is not None else {})})
-        fitted = fit_loaded(loaded, spec.train_spec(best["family"], best["params"]))
+        cost = _log_cost(plan, cpu_seconds)
+        with one_thread():
+            fitted = fit_loaded(loaded, spec.train_spec(best["family"], best["params"]))
         log.info("best: %s; refitted in %.2f s, held-out %s", _row_text(best), fitted.fit_seconds,
                  _metrics_text(fitted.metrics))
         info, _, _ = log_fitted(ws, fitted, log)
@@ -203,6 +209,22 @@ def tune(
     log.info("logged MLflow run %s; registered %s version %d", run.info.run_id, model_name, version)
     return TuneResult(study_name, metric, direction, before, board, best, fitted, run.info.run_id, model_name,
                       version, cpu_seconds, cost, counts)
+
+
+def _log_cost(plan: Plan, cpu_seconds: float) -> float | None:
+    """Log the CPU-seconds so far and their cost (`pricing: cpu_hour:`); returns the cost."""
+    import mlflow
+
+    cost = None if plan.cpu_hour is None else cpu_seconds / 3600.0 * plan.cpu_hour
+    mlflow.log_metrics({"cpu_seconds": cpu_seconds, **({"cost": cost} if cost is not None else {})})
+    return cost
+
+
+def _log_board(board: list[dict[str, Any]], metric: str) -> None:
+    import mlflow
+
+    mlflow.log_text(json.dumps(board, indent=2, default=str), LEADERBOARD_JSON)
+    mlflow.log_text(leaderboard_csv(board, metric), LEADERBOARD_CSV)
 
 
 def _families(spec: TuneSpec, problem: Problem, log: logging.Logger | None = None) -> dict[str, Space]:
@@ -364,18 +386,36 @@ def run_trials(plan: Plan, spec: TuneSpec, log: logging.Logger, deadline: float 
 
 
 def run_worker(plan: Plan, trials: int | None, deadline: float | None, worker: int, log: logging.Logger | None) -> float:
-    """Run up to `trials` trials (None: until `deadline`) of the study; returns the CPU-seconds spent."""
+    """Run up to `trials` trials (None: until `deadline`) of the study, each fit on one
+    thread (see `one_thread`); returns the CPU-seconds spent."""
     cpu = time.process_time()
     study = _load(plan, worker)
     timeout = None if deadline is None else max(0.001, deadline - time.time())
     callbacks = [_logger(log)] if log is not None else []
-    study.optimize(Objective(plan), n_trials=trials, timeout=timeout, catch=(Exception,), callbacks=callbacks)
+    with one_thread():
+        study.optimize(Objective(plan), n_trials=trials, timeout=timeout, catch=(Exception,), callbacks=callbacks)
     return time.process_time() - cpu
+
+
+def one_thread() -> Any:
+    """A context in which native thread pools (OpenMP, BLAS) use one thread: trials, the
+    ensembles and the refit run one fit at a time per process, as LightGBM's `n_jobs: 1`
+    does; `parallel: N` is how a study uses more cores. (Left alone, HistGradientBoosting's
+    OpenMP threads on a busy machine made a 0.3 s fit take 25 s.)"""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """A trial's record: its `TRIAL_ATTR` attribute over its other user attributes (a
+    study made before that attribute kept them one by one; `error` of a trial found dead)."""
+    return {**trial.user_attrs, **trial.user_attrs.get(TRIAL_ATTR, {})}
 
 
 def _logger(log: logging.Logger) -> Any:
     def report(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        attrs = trial.user_attrs
+        attrs = trial_record(trial)
         value = "" if trial.value is None else f" {trial.value:.6g}"
         reason = f": {attrs['error']}" if attrs.get("error") else ""
         log.info("trial %d %s %s %s%s (%.2f s)%s", trial.number, trial.state.name, attrs.get("family"),
@@ -386,7 +426,12 @@ def _logger(log: logging.Logger) -> Any:
 
 class Objective:
     """One trial: a family and its parameters drawn, scored on every fold, logged as an
-    MLflow child run of the tuning run."""
+    MLflow child run of the tuning run.
+
+    The writes per trial are kept few (each is a SQLite transaction): the child run is
+    created when the trial starts, and everything else (params, per-fold and mean metric,
+    timings, state) goes in one `log_batch` when it ends; the trial's own record (family,
+    params, run ids, seconds, error) is one Optuna user attribute (`TRIAL_ATTR`)."""
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -398,69 +443,62 @@ class Objective:
         plan = self.plan
         names = list(plan.families)
         family = trial.suggest_categorical("estimator", names) if len(names) > 1 else names[0]
-        trial.set_user_attr("family", family)
-        trial.set_user_attr("run", plan.tags.get(tracking.TAG_RUN_ID, ""))
         started, cpu = time.perf_counter(), time.process_time()
         run_id = self.client.create_run(
             plan.experiment_id, run_name=f"trial-{trial.number}",
             tags={**plan.tags, TAG_PARENT: plan.parent_run_id, tracking.TAG_KIND: "tune_trial",
                   TAG_TRIAL: str(trial.number), TAG_FAMILY: family},
         ).info.run_id
-        trial.set_user_attr("mlflow_run_id", run_id)
-        state, reason = "COMPLETE", ""
+        record: dict[str, Any] = {"family": family, "run": plan.tags.get(tracking.TAG_RUN_ID, ""),
+                                  "mlflow_run_id": run_id, "params": {}}
+        state, values = "COMPLETE", list[float]()
         try:
             params = suggest(trial, family, plan.families[family])
-            trial.set_user_attr("params", _plain(params))
-            self._log_params(run_id, family, params)
-            return self._score(trial, run_id, family, params)
+            record["params"] = _plain(params)
+            return self._score(trial, record, family, params, values)
         except optuna.TrialPruned:
             state = "PRUNED"
             raise
         except Exception as exc:
-            state, reason = "FAIL", _reason(exc)
-            trial.set_user_attr("error", reason)
+            state, record["error"] = "FAIL", _reason(exc)
             raise
         finally:
-            self._finish(trial, run_id, state, reason, time.perf_counter() - started, time.process_time() - cpu)
+            record.update(seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu)
+            trial.set_user_attr(TRIAL_ATTR, record)
+            self._finish(record, family, state, values)
 
-    def _score(self, trial: optuna.Trial, run_id: str, family: str, params: dict[str, Any]) -> float:
+    def _score(self, trial: optuna.Trial, record: dict[str, Any], family: str, params: dict[str, Any],
+               values: list[float]) -> float:
         import optuna
 
-
         plan = self.plan
-        values: list[float] = []
+        prunes = len(plan.folds) > 1 and plan.pruner != "none"
         for step, value in enumerate(fold_scores(plan, family, params)):
             values.append(value)
-            self.client.log_metric(run_id, f"{plan.metric}_fold", value, step=step)
-            if len(plan.folds) > 1:
+            if prunes:
                 trial.report(float(np.mean(values)), step)
                 if trial.should_prune():
-                    trial.set_user_attr("folds_done", step + 1)
+                    record["folds_done"] = step + 1
                     raise optuna.TrialPruned(f"pruned after fold {step + 1}")
-        mean = float(np.mean(values))
-        self.client.log_metric(run_id, plan.metric, mean)
-        if len(values) > 1:
-            self.client.log_metric(run_id, f"{plan.metric}_std", float(np.std(values)))
-        return mean
+        return float(np.mean(values))
 
-    def _log_params(self, run_id: str, family: str, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
+    def _finish(self, record: dict[str, Any], family: str, state: str, values: list[float]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
 
-        logged = [Param("estimator", family), *(Param(key, str(value)[:500]) for key, value in params.items())]
-        self.client.log_batch(run_id, params=logged)
-
-    def _finish(self, trial: optuna.Trial, run_id: str, state: str, reason: str, seconds: float, cpu: float) -> None:
-        from mlflow.entities import Metric, RunTag
-
-        trial.set_user_attr("seconds", seconds)
-        trial.set_user_attr("cpu_seconds", cpu)
-        now = int(time.time() * 1000)
-        metrics = [Metric("seconds", seconds, now, 0), Metric("cpu_seconds", cpu, now, 0)]
-        if self.plan.cpu_hour is not None:
-            metrics.append(Metric("cost", cpu / 3600.0 * self.plan.cpu_hour, now, 0))
+        plan, now = self.plan, int(time.time() * 1000)
+        params = [Param("estimator", family), *(Param(key, str(value)[:500]) for key, value in record["params"].items())]
+        metrics = [Metric(f"{plan.metric}_fold", value, now, step) for step, value in enumerate(values)]
+        if state == "COMPLETE":
+            metrics.append(Metric(plan.metric, float(np.mean(values)), now, 0))
+            if len(values) > 1:
+                metrics.append(Metric(f"{plan.metric}_std", float(np.std(values)), now, 0))
+        metrics += [Metric("seconds", record["seconds"], now, 0), Metric("cpu_seconds", record["cpu_seconds"], now, 0)]
+        if plan.cpu_hour is not None:
+            metrics.append(Metric("cost", record["cpu_seconds"] / 3600.0 * plan.cpu_hour, now, 0))
+        reason = record.get("error", "")
         tags = [RunTag(TAG_TRIAL_STATE, state), *([RunTag(TAG_ERROR, reason[:5000])] if reason else [])]
-        self.client.log_batch(run_id, metrics=metrics, tags=tags)
-        self.client.set_terminated(run_id, MLFLOW_STATUS[state])
+        self.client.log_batch(record["mlflow_run_id"], metrics=metrics, params=params, tags=tags)
+        self.client.set_terminated(record["mlflow_run_id"], MLFLOW_STATUS[state])
 
 
 def fold_scores(plan: Plan, family: str, params: dict[str, Any]) -> Iterator[float]:
@@ -502,7 +540,7 @@ def leaderboard(study: optuna.Study, metric: str, direction: str) -> list[dict[s
     failed (each kind by trial number)."""
     rows = []
     for trial in study.trials:
-        attrs = trial.user_attrs
+        attrs = trial_record(trial)
         seconds = attrs.get("seconds")
         if seconds is None and trial.datetime_complete and trial.datetime_start:
             seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
@@ -515,7 +553,7 @@ def leaderboard(study: optuna.Study, metric: str, direction: str) -> list[dict[s
             "state": trial.state.name,
             "seconds": seconds,
             "cpu_seconds": attrs.get("cpu_seconds"),
-            "error": attrs.get("error", ""),
+            "error": attrs.get("error", "") or (_NOT_RUN if trial.state.name == "WAITING" else ""),
             "mlflow_run_id": attrs.get("mlflow_run_id", ""),
             "run": attrs.get("run", ""),
             "members": [],
@@ -527,10 +565,10 @@ def leaderboard(study: optuna.Study, metric: str, direction: str) -> list[dict[s
 def rank(rows: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
     """`rows` best first (completed by the metric, then pruned, failed and skipped ones,
     each kind by trial number, ensembles last among equals), numbered from 1 in `rank`."""
-    order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "SKIPPED": 3}
+    order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "SKIPPED": 3, "WAITING": 4}
     sign = -1.0 if direction == "maximize" else 1.0
     rows = sorted(rows, key=lambda r: (
-        order.get(r["state"], 4), sign * r["value"] if r["value"] is not None else 0.0,
+        order.get(r["state"], 5), sign * r["value"] if r["value"] is not None else 0.0,
         r["trial"] if r["trial"] is not None else math.inf,
     ))
     for number, row in enumerate(rows, start=1):
@@ -560,7 +598,7 @@ def leaderboard_csv(rows: list[dict[str, Any]], metric: str) -> str:
 
 def _counts(board: list[dict[str, Any]], before: int) -> dict[str, int]:
     board = [row for row in board if row["trial"] is not None]
-    now = [row for row in board if row["trial"] >= before]
+    now = [row for row in board if row["trial"] >= before and row["state"] != "WAITING"]
     return {
         "run": len(now),
         "complete": sum(row["state"] == "COMPLETE" for row in now),
