@@ -66,6 +66,7 @@ TUNABLE_METRICS = {
 MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 _NOT_RUN = "queued (a family's first trial) but not run within the budget; the next run of the task runs it"
 TRIAL_ATTR = "brickyard"  # a trial's record: family, params, run ids, seconds, cpu_seconds, error
+AUTOML_HOLDOUT_ROWS = 100_000  # automl scores trials on a holdout from this many training rows up
 ENSEMBLE_SHARE = 0.2  # of timeout:, kept for the ensembles when they are on
 _log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ def tune(
     data = prepare(loaded, label=spec.label, features=spec.features, exclude=spec.exclude, split=spec.split,
                    problem=spec.problem)
     metric, direction = metric_for(data.problem, spec.metric)
+    spec = automl_validation(spec, len(data.train_index), log)
     families = _families(spec, data.problem, log)
     folds = validation_folds(data, spec)
     storage_url = f"sqlite:///{(ws.root / STUDY_DB).resolve()}"
@@ -209,6 +211,16 @@ def tune(
     log.info("logged MLflow run %s; registered %s version %d", run.info.run_id, model_name, version)
     return TuneResult(study_name, metric, direction, before, board, best, fitted, run.info.run_id, model_name,
                       version, cpu_seconds, cost, counts)
+
+
+def automl_validation(spec: TuneSpec, rows: int, log: logging.Logger) -> TuneSpec:
+    """`spec`, with `validation: holdout` when automl tunes on AUTOML_HOLDOUT_ROWS training
+    rows or more and `validation:` was not set (k folds cost k fits per trial)."""
+    if not spec.automl or "validation" in spec.model_fields_set or rows < AUTOML_HOLDOUT_ROWS:
+        return spec
+    log.info("automl: %d training rows, so trials are scored on a %.0f%% holdout instead of %d-fold cv "
+             "(set validation: cv to keep cv)", rows, spec.holdout_size * 100, spec.folds)
+    return spec.model_copy(update={"validation": "holdout"})
 
 
 def _log_cost(plan: Plan, cpu_seconds: float) -> float | None:

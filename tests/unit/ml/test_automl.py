@@ -254,3 +254,21 @@ def test_validate_refuses_conflicting_automl_options(tmp_path: Path, titanic_fra
     pipeline.write_text(train)
     [problem] = [str(p) for p in validate_workspace(ws)]
     assert "member 2: unknown estimator 'random_forrest' (hint: did you mean random_forest?)" in problem
+
+
+def test_automl_scores_large_tables_on_a_holdout_unless_told(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from brickyard.ml.tune_spec import TuneSpec
+    from brickyard.ml.tuning import AUTOML_HOLDOUT_ROWS, automl_validation
+
+    log = logging.getLogger("test.automl")
+    automl = TuneSpec.model_validate({"table": "silver.big", "label": "y", "automl": True})
+    with caplog.at_level(logging.INFO):
+        assert automl_validation(automl, AUTOML_HOLDOUT_ROWS, log).validation == "holdout"
+    assert "trials are scored on a 20% holdout instead of 5-fold cv (set validation: cv to keep cv)" in caplog.text
+    assert automl_validation(automl, AUTOML_HOLDOUT_ROWS - 1, log).validation == "cv"
+    told = TuneSpec.model_validate({"table": "silver.big", "label": "y", "automl": True, "validation": "cv"})
+    assert automl_validation(told, 10 * AUTOML_HOLDOUT_ROWS, log).validation == "cv"
+    searched = TuneSpec.model_validate({"table": "silver.big", "label": "y", "estimators": {"lightgbm": None}})
+    assert automl_validation(searched, 10 * AUTOML_HOLDOUT_ROWS, log).validation == "cv"
