@@ -172,6 +172,16 @@ def test_the_registered_model_scores_the_holdout_as_logged(
     assert found == pytest.approx(run["metrics"][metric], abs=1e-9)
 
 
+def test_reproduce_refits_the_chosen_ensemble_to_the_same_metrics(shared_ws: Workspace, runs: Any) -> None:
+    from brickyard.ml.reproduce import reproduce
+
+    assert runs["titanic"]["best_trial"]["family"] == "voting"  # the tune registered an ensemble
+    [reproduction] = reproduce(shared_ws, TITANIC_RUN)
+    assert reproduction.mlflow_run_id == runs["titanic"]["mlflow_run_id"]
+    assert reproduction.matches, [(c.metric, c.logged, c.reproduced) for c in reproduction.checks]
+    assert {check.metric for check in reproduction.checks} >= {"roc_auc", "accuracy"}
+
+
 def test_an_ensemble_model_scores_and_reproduces(ml_ws: Workspace) -> None:
     """`voting` and `stacking` as train estimators: registered, scored by the score kind,
     refitted to the same metrics by reproduce, with the members' packages as requirements."""
