@@ -13,8 +13,9 @@ trial counts and the chosen model.
 `overhead`: the same TRIALS trials (logistic regression, random forest and LightGBM in their
 default spaces, 5 folds, no pruner, TPE seeded alike, so the same configurations are drawn:
 checked) run twice: by `tune` (SQLite study, every trial an MLflow child run) and by a plain
-Optuna loop (in-memory study, the same fits: brickyard's preprocessing and estimators,
-nothing logged). The trial phase's wall time is taken from each study's trial timestamps
+Optuna loop (in-memory study, the same fits: brickyard's preprocessing and estimators
+on one native thread, nothing logged), and once more with the study in an SQLite file as tune keeps it (to
+show what the storage costs). The trial phase's wall time is taken from each study's trial timestamps
 (first start to last completion).
 """
 
@@ -80,10 +81,12 @@ def overhead(folder: str, trials: str, out: str) -> None:
 
     tuned = optuna.load_study(study_name="bench.tune", storage=f"sqlite:///{ws.root / STUDY_DB}")
     plain, plain_wall = plain_loop(result, n)
+    stored, stored_wall = plain_loop(result, n, storage=f"sqlite:///{ws.root / 'plain.db'}")
     Path(out).write_text(json.dumps({
         "trials": n,
         "tune_trial_phase_s": phase_seconds(tuned.trials), "plain_trial_phase_s": phase_seconds(plain.trials),
-        "tune_wall_s": tune_wall, "plain_wall_s": plain_wall,
+        "sqlite_trial_phase_s": phase_seconds(stored.trials),
+        "tune_wall_s": tune_wall, "plain_wall_s": plain_wall, "sqlite_wall_s": stored_wall,
         "same_configurations": [t.params for t in tuned.trials] == [t.params for t in plain.trials],
         "same_values": bool(np.allclose([t.value for t in tuned.trials], [t.value for t in plain.trials])),
     }))
@@ -93,9 +96,9 @@ def phase_seconds(trials: list[Any]) -> float:
     return (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
 
 
-def plain_loop(result: Any, n: int) -> tuple[Any, float]:
-    """The same trials as a plain Optuna loop: in-memory study, same sampler seed, the same
-    fits on the same folds, nothing recorded."""
+def plain_loop(result: Any, n: int, storage: str | None = None) -> tuple[Any, float]:
+    """The same trials as a plain Optuna loop: an in-memory study (or `storage`: an SQLite
+    file set up as tune's), same sampler seed, the same fits on the same folds, nothing recorded."""
     import optuna
 
     from brickyard.ml.estimators import build_estimator
@@ -103,7 +106,7 @@ def plain_loop(result: Any, n: int) -> tuple[Any, float]:
     from brickyard.ml.preprocess import fit_pipeline
     from brickyard.ml.search_space import DEFAULT_SPACES, suggest
     from brickyard.ml.tune_spec import TuneSpec
-    from brickyard.ml.tuning import validation_folds
+    from brickyard.ml.tuning import one_thread, validation_folds
 
     data = result.fitted.data
     spec = TuneSpec.model_validate({"table": "bench.data", "label": data.label, "estimators": dict.fromkeys(FAMILIES),
@@ -123,9 +126,13 @@ def plain_loop(result: Any, n: int) -> tuple[Any, float]:
         return float(np.mean(values))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction=result.direction, sampler=optuna.samplers.TPESampler(seed=42))
+    from brickyard.ml.tuning import _storage
+
+    study = optuna.create_study(direction=result.direction, sampler=optuna.samplers.TPESampler(seed=42),
+                                storage=None if storage is None else _storage(storage))
     started = time.perf_counter()
-    study.optimize(objective, n_trials=n)
+    with one_thread():  # as tune's trials: native thread pools at one thread
+        study.optimize(objective, n_trials=n)
     return study, time.perf_counter() - started
 
 
