@@ -100,6 +100,33 @@ def run_taxi_segmentation(context: DemoContext) -> None:
     context.try_next.append("brickyard sql \"SELECT cluster, count(*) FROM gold.taxi_segments GROUP BY 1\"")
 
 
+TUNE_SHOWN = 5
+
+
+def show_tuning(context: DemoContext) -> None:
+    """The titanic tune task's budget and the top rows of its leaderboard."""
+    import os
+
+    from brickyard.ml.tuning import load_leaderboard
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small JSON file
+    ws = context.workspace
+    task = ws.pipeline("titanic").spec.task("tune")
+    budget = ", ".join(f"{key}: {task.options[key]}" for key in ("trials", "timeout", "folds") if key in task.options)
+    run_id, board = load_leaderboard(ws, context.runs["titanic"])
+    complete = [row for row in board if row["state"] == "COMPLETE"]
+    context.report.say(
+        f"  Tuned logistic regression, random forest and LightGBM ({budget}; {len(board)} trials in the study; "
+        "the full search: timeout: 60 in place of trials: in pipelines/titanic.yaml). Top trials:"
+    )
+    context.report.table(
+        ["rank", "trial", "family", board[0]["metric"] if board else "value", "seconds"],
+        ["BIGINT", "VARCHAR", "VARCHAR", "DOUBLE", "DOUBLE"],
+        [(row["rank"], str(row["trial"]) if row["trial"] is not None else "+".join(map(str, row["members"])),
+          row["family"], round(row["value"], 4), round(row["seconds"] or 0.0, 2)) for row in complete[:TUNE_SHOWN]],
+    )
+
+
 def seed_passengers_database(context: DemoContext) -> None:
     """Put the passengers to score in the workspace's SQL database, as the seed's source DB."""
     import sqlalchemy as sa
@@ -164,6 +191,7 @@ def run_titanic(context: DemoContext) -> None:
 
     seed_passengers_database(context)
     run_pipeline(context, "titanic")
+    show_tuning(context)
     from brickyard.ml.registry import champion, run_metrics
     from brickyard.ml.tracking import connect
 
@@ -188,6 +216,7 @@ def run_titanic(context: DemoContext) -> None:
     context.report.say(f"  Exported {exported} predictions into table titanic_predictions of {url}")
     context.try_next += [
         "brickyard models",
+        f"brickyard tune show {context.runs['titanic']}   # every trial of the study, best first",
         "brickyard gate titanic latest",
         "brickyard gate titanic --rules 'demographic_parity_difference <= 0.1' || echo \"exit $?: fails a 0.1 parity policy\"",
         "brickyard mlflow-ui --port 5000   # then open http://127.0.0.1:5000 (Ctrl-C stops it)",

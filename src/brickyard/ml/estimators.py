@@ -7,6 +7,11 @@
 | `random_forest`       | `sklearn.ensemble.RandomForestClassifier` | `...RandomForestRegressor`     |
 | `gradient_boosting`   | `sklearn.ensemble.HistGradientBoostingClassifier` | `...Regressor`         |
 | `lightgbm`            | `lightgbm.LGBMClassifier`            | `lightgbm.LGBMRegressor`            |
+| `extra_trees`         | `sklearn.ensemble.ExtraTreesClassifier` | `...ExtraTreesRegressor`         |
+| `ridge`               | -                                    | `sklearn.linear_model.Ridge`        |
+| `elastic_net`         | -                                    | `sklearn.linear_model.ElasticNet`   |
+| `xgboost`             | `xgboost.XGBClassifier` (when installed) | `xgboost.XGBRegressor`          |
+| `voting`, `stacking`  | ensembles of other estimators (see `brickyard.ml.ensembles`) |              |
 | `kmeans`              | clustering: `sklearn.cluster.KMeans` (see `brickyard.ml.kmeans`) |          |
 
 `gradient_boosting` is scikit-learn's histogram-based gradient boosting
@@ -27,6 +32,7 @@ import inspect
 from typing import Any
 
 from brickyard.errors import suggest
+from brickyard.ml.ensembles import CLASSES, ENSEMBLES, build_ensemble, ensemble_problems
 from brickyard.ml.errors import EstimatorError
 from brickyard.ml.spec import Problem
 
@@ -42,13 +48,23 @@ SHORT_NAMES: dict[str, dict[str, str]] = {
         "regression": "sklearn.ensemble:HistGradientBoostingRegressor",
     },
     "lightgbm": {"classification": "lightgbm:LGBMClassifier", "regression": "lightgbm:LGBMRegressor"},
+    "extra_trees": {
+        "classification": "sklearn.ensemble:ExtraTreesClassifier",
+        "regression": "sklearn.ensemble:ExtraTreesRegressor",
+    },
+    "ridge": {"regression": "sklearn.linear_model:Ridge"},
+    "elastic_net": {"regression": "sklearn.linear_model:ElasticNet"},
+    "xgboost": {"classification": "xgboost:XGBClassifier", "regression": "xgboost:XGBRegressor"},
     "kmeans": {"clustering": "sklearn.cluster:KMeans"},
+    **CLASSES,
 }
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "logistic_regression": {"max_iter": 1000},
     "lightgbm": {"verbose": -1, "n_jobs": 1, "deterministic": True},
+    "xgboost": {"n_jobs": 1, "verbosity": 0},
+    "elastic_net": {"max_iter": 5000},
 }
-INSTALL_HINTS = {"lightgbm": "pip install 'brickyard[ml]' (or pip install lightgbm)"}
+INSTALL_HINTS = {"lightgbm": "pip install 'brickyard[ml]' (or pip install lightgbm)", "xgboost": "pip install xgboost"}
 # What a short name stands for, when its params are refused.
 PARAM_NOTES = {
     "gradient_boosting": "gradient_boosting is scikit-learn's histogram-based {cls} (max_iter counts its trees, "
@@ -86,6 +102,9 @@ def build_estimator(name: str, problem: Problem, params: dict[str, Any], seed: i
     Raises:
         EstimatorError: unknown name, failed import, or parameters the class rejects.
     """
+    if name in ENSEMBLES:
+        estimator_path(name, problem)  # raises: not this problem
+        return build_ensemble(name, problem, params, seed)
     path = estimator_path(name, problem)
     cls = _import_class(path, name)
     unknown = _unknown_params(name, [cls], params)
@@ -111,8 +130,10 @@ def estimator_problems(name: str, problem: Problem | None, params: dict[str, Any
 
     With `problem` None (not known before the label is read) a short name that does both
     classification and regression is checked against both classes: a parameter is wrong
-    only if neither takes it.
+    only if neither takes it. An ensemble's members are checked each (`("params", "members", i, ...)`).
     """
+    if name in ENSEMBLES:
+        return ensemble_problems(name, problem, params)
     try:
         classes = [_import_class(path, name) for path in _candidate_paths(name, problem)]
     except EstimatorError as exc:

@@ -7,6 +7,15 @@
 | `random_forest`       | `n_estimators` (50-300), `max_depth` (2-16), `min_samples_leaf` (1-10), `max_features` (sqrt, 0.5, 1.0) |
 | `gradient_boosting`   | `learning_rate` (0.01-0.3, log), `max_iter` (50-300), `max_leaf_nodes` (8-64), `l2_regularization` (1e-6-10, log) |
 | `lightgbm`            | `learning_rate` (0.01-0.3, log), `n_estimators` (50-400), `num_leaves` (8-64), `min_child_samples` (5-50), `colsample_bytree` (0.5-1.0), `reg_lambda` (1e-6-10, log) |
+| `extra_trees`         | as `random_forest` |
+| `ridge`               | `alpha` (1e-4-100, log) |
+| `elastic_net`         | `alpha` (1e-4-10, log), `l1_ratio` (0.05-1.0) |
+| `xgboost`             | `learning_rate` (0.01-0.3, log), `n_estimators` (50-400), `max_depth` (2-10), `min_child_weight` (1-20, log), `subsample` (0.5-1.0), `colsample_bytree` (0.5-1.0), `reg_lambda` (1e-6-10, log) |
+
+`automl: true` searches `AUTOML_FAMILIES` of the problem (XGBoost only when it is
+installed) in these spaces, except `gradient_boosting`, which there stops early on a 10%
+validation part (`early_stopping: true`, `max_iter` up to 500); each family's first trial
+is its `STARTS` point (scikit-learn's or the library's defaults), cheapest family first.
 
 A declared space replaces the family's default one; a family given without a space
 (`random_forest:` with nothing after it) gets its default. Optuna sees each parameter as
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from brickyard.ml.spec import Problem
 from brickyard.ml.tune_spec import Dimension, Space
 
 if TYPE_CHECKING:
@@ -58,7 +68,69 @@ DEFAULT_SPACES: dict[str, Space] = {
         "colsample_bytree": _float(0.5, 1.0),
         "reg_lambda": _float(1e-6, 10.0, log=True),
     },
+    "ridge": {"alpha": _float(1e-4, 100.0, log=True)},
+    "elastic_net": {"alpha": _float(1e-4, 10.0, log=True), "l1_ratio": _float(0.05, 1.0)},
+    "xgboost": {
+        "learning_rate": _float(0.01, 0.3, log=True),
+        "n_estimators": _int(50, 400, step=50),
+        "max_depth": _int(2, 10),
+        "min_child_weight": _float(1.0, 20.0, log=True),
+        "subsample": _float(0.5, 1.0),
+        "colsample_bytree": _float(0.5, 1.0),
+        "reg_lambda": _float(1e-6, 10.0, log=True),
+    },
 }
+DEFAULT_SPACES["extra_trees"] = dict(DEFAULT_SPACES["random_forest"])
+
+# automl's families by problem, cheapest first (the order their first trials run in).
+AUTOML_FAMILIES: dict[str, tuple[str, ...]] = {
+    "classification": ("logistic_regression", "lightgbm", "xgboost", "gradient_boosting", "extra_trees", "random_forest"),
+    "regression": ("ridge", "elastic_net", "lightgbm", "xgboost", "gradient_boosting", "extra_trees", "random_forest"),
+}
+AUTOML_OVERRIDES: dict[str, Space] = {
+    "gradient_boosting": {"max_iter": _int(50, 500, step=50), "early_stopping": True},
+}
+# Each family's first automl trial: the library's defaults, inside the space.
+STARTS: dict[str, dict[str, Any]] = {
+    "logistic_regression": {"C": 1.0},
+    "ridge": {"alpha": 1.0},
+    "elastic_net": {"alpha": 0.01, "l1_ratio": 0.5},
+    "lightgbm": {"learning_rate": 0.1, "n_estimators": 100, "num_leaves": 31, "min_child_samples": 20,
+                 "colsample_bytree": 1.0, "reg_lambda": 1e-6},
+    "xgboost": {"learning_rate": 0.1, "n_estimators": 100, "max_depth": 6, "min_child_weight": 1.0, "subsample": 1.0,
+                "colsample_bytree": 1.0, "reg_lambda": 1.0},
+    "gradient_boosting": {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31, "l2_regularization": 1e-6},
+    "extra_trees": {"n_estimators": 100, "max_depth": 16, "min_samples_leaf": 1, "max_features": 1.0},
+    "random_forest": {"n_estimators": 100, "max_depth": 16, "min_samples_leaf": 1, "max_features": "sqrt"},
+}
+
+
+def automl_families(problem: Problem) -> tuple[dict[str, Space], list[str]]:
+    """automl's families for `problem` with their spaces, and the families left out
+    (an optional library that is not installed), each with the reason."""
+    import importlib.util
+
+    from brickyard.ml.estimators import estimator_path
+
+    families: dict[str, Space] = {}
+    left_out = []
+    for family in AUTOML_FAMILIES[problem]:
+        package = estimator_path(family, problem).split(":")[0].split(".")[0]
+        if importlib.util.find_spec(package) is None:
+            left_out.append(f"{family} ({package} is not installed)")
+            continue
+        families[family] = {**DEFAULT_SPACES[family], **AUTOML_OVERRIDES.get(family, {})}
+    return families, left_out
+
+
+def start_point(family: str, space: Space, several: bool) -> dict[str, Any]:
+    """The Optuna parameters (`<family>.<name>`, and `estimator` when there are several
+    families) of a family's first trial: its `STARTS` values for the searched parameters."""
+    point: dict[str, Any] = {"estimator": family} if several else {}
+    for name, value in STARTS.get(family, {}).items():
+        if isinstance(space.get(name), Dimension):
+            point[f"{family}.{name}"] = value
+    return point
 
 
 def space_of(family: str, declared: Space | None) -> Space | None:

@@ -431,15 +431,29 @@ def _requirements(fitted: Fitted, serialization: str) -> list[str]:
     requirements = mlflow.sklearn.get_default_pip_requirements(
         include_cloudpickle=serialization == "cloudpickle", include_skops=serialization == "skops"
     )
-    package = fitted.estimator.split(":")[0].split(".")[0]
-    if package not in ("sklearn", "brickyard"):
+    for package in _estimator_packages(fitted):
         # Most packages install under their import name; only others need the (slow) map
         # of every installed distribution's modules.
         distributions = [package] if _version(package) else metadata.packages_distributions().get(package, [])
         for distribution in distributions:
             version = _version(distribution)
-            requirements.append(f"{distribution}=={version}" if version else distribution)
+            requirement = f"{distribution}=={version}" if version else distribution
+            if requirement not in requirements:
+                requirements.append(requirement)
     return requirements
+
+
+def _estimator_packages(fitted: Fitted) -> list[str]:
+    """The packages (beyond scikit-learn) the model's estimator comes from: an ensemble's
+    members' packages."""
+    from brickyard.ml.ensembles import ENSEMBLES, member_estimators
+    from brickyard.ml.estimators import estimator_path
+
+    paths = [fitted.estimator]
+    if fitted.spec.estimator in ENSEMBLES:
+        paths = [estimator_path(name, fitted.data.problem) for name in member_estimators(fitted.spec.params)]
+    packages = [path.split(":")[0].split(".")[0] for path in paths]
+    return [package for package in dict.fromkeys(packages) if package not in ("sklearn", "brickyard")]
 
 
 def _version(distribution: str) -> str | None:

@@ -19,6 +19,18 @@
   validation: cv                       # cv (folds: 5) on the training split, or holdout (holdout_size: 0.2)
   pruner: median                       # median, hyperband or none
   parallel: 2                          # processes
+  ensemble: true                       # also try voting and stacking ensembles of the top trials
+```
+
+or, with the families and spaces picked by the problem type:
+
+```yaml
+- name: tune
+  kind: tune
+  table: silver.titanic
+  label: Survived
+  automl: true                         # no estimators: (an error with it); ensemble: on
+  timeout: 60                          # trials and ensembles share it
 ```
 """
 
@@ -100,7 +112,10 @@ class TuneSpec(DataSpec):
     split: SplitSpec = Field(default_factory=SplitSpec)
     problem: Problem | None = None
     model_name: str | None = None
-    estimators: dict[str, Space | None] = Field(min_length=1)
+    estimators: dict[str, Space | None] = Field(default_factory=dict)
+    automl: bool = False
+    ensemble: bool | None = None
+    ensemble_size: int = Field(default=5, ge=2, le=20)
     metric: str | None = None
     trials: int | None = Field(default=None, ge=1)
     timeout: float | None = Field(default=None, gt=0)
@@ -127,6 +142,29 @@ class TuneSpec(DataSpec):
         if self.problem == "clustering" or "kmeans" in self.estimators:
             raise ValueError("tune searches classifiers and regressors; kmeans picks its k with train's k: {min, max}")
         return self
+
+    @model_validator(mode="after")
+    def _families_or_automl(self) -> TuneSpec:
+        if self.automl and self.estimators:
+            raise ValueError(
+                "automl: true picks the families and their spaces itself, so it takes no estimators: "
+                f"(given: {', '.join(self.estimators)}); drop estimators:, or drop automl: and keep "
+                "estimators: with ensemble: true to search your own families and still try ensembles"
+            )
+        if not self.automl and not self.estimators:
+            raise ValueError("estimators: lists the families to search (e.g. {random_forest: , lightgbm: }); "
+                             "or set automl: true to have them picked by the problem type")
+        ensembles = {"voting", "stacking"} & set(self.estimators)
+        if ensembles:
+            raise ValueError(f"{', '.join(sorted(ensembles))} is not searched as a family; "
+                             "set ensemble: true to build ensembles of the top trials")
+        return self
+
+    @property
+    def ensembles(self) -> bool:
+        """Whether voting and stacking ensembles of the top trials are tried: `ensemble:`,
+        default on with automl."""
+        return self.automl if self.ensemble is None else self.ensemble
 
     @property
     def trial_budget(self) -> int | None:

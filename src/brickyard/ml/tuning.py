@@ -35,11 +35,13 @@ import numpy as np
 from brickyard.ml import tracking
 from brickyard.ml.data import Prepared, load, prepare, split_indices
 from brickyard.ml.errors import ModelError, TuningError
-from brickyard.ml.search_space import describe, space_of, suggest
-from brickyard.ml.spec import SplitSpec
+from brickyard.ml.search_space import automl_families, describe, space_of, start_point, suggest
+from brickyard.ml.spec import Problem, SplitSpec
 from brickyard.ml.tune_spec import Space, TuneSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import optuna
 
     from brickyard.engines.base import Engine
@@ -62,6 +64,10 @@ TUNABLE_METRICS = {
     "regression": ("rmse", "mae", "r2"),
 }
 MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+_NOT_RUN = "queued (a family's first trial) but not run within the budget; the next run of the task runs it"
+TRIAL_ATTR = "brickyard"  # a trial's record: family, params, run ids, seconds, cpu_seconds, error
+AUTOML_HOLDOUT_ROWS = 100_000  # automl scores trials on a holdout from this many training rows up
+ENSEMBLE_SHARE = 0.2  # of timeout:, kept for the ensembles when they are on
 _log = logging.getLogger(__name__)
 
 
@@ -144,6 +150,7 @@ def tune(
     import mlflow
 
     from brickyard.ml.training import fit_loaded, log_fitted, model_tags, register, run_name
+    from brickyard.ml.tune_ensemble import chosen, try_ensembles
 
     log = log or _log
     engine = engine or ws.engine
@@ -152,12 +159,16 @@ def tune(
     data = prepare(loaded, label=spec.label, features=spec.features, exclude=spec.exclude, split=spec.split,
                    problem=spec.problem)
     metric, direction = metric_for(data.problem, spec.metric)
-    families = _families(spec)
+    spec = automl_validation(spec, len(data.train_index), log)
+    families = _families(spec, data.problem, log)
     folds = validation_folds(data, spec)
     storage_url = f"sqlite:///{(ws.root / STUDY_DB).resolve()}"
     (ws.root / STUDY_DB).parent.mkdir(parents=True, exist_ok=True)
     study = open_study(storage_url, study_name, direction, settings(spec, data, metric), spec.resume, log)
     before = len(study.trials)
+    if spec.automl and before == 0:
+        for family, space in families.items():  # cheapest first: each family's defaults
+            study.enqueue_trial(start_point(family, space, len(families) > 1))
     client = tracking.connect(ws)
     experiment_id = tracking.experiment_id(client, ws, experiment)
     all_tags = {**model_tags(data, tags, "tune", model_name, engine.name), TAG_STUDY: study_name}
@@ -170,31 +181,71 @@ def tune(
             ws.config.pricing.cpu_hour,
         )
         log.info("study %s: %d trials already there; running %s", study_name, before, _budget_text(spec))
-        worker_cpu = run_trials(plan, spec, log)
+        deadline = None if spec.timeout is None else time.time() + spec.timeout
+        worker_cpu = run_trials(plan, spec, log, _trials_deadline(spec, deadline))
         study = _load(plan)
         board = leaderboard(study, metric, direction)
-        mlflow.log_text(json.dumps(board, indent=2, default=str), LEADERBOARD_JSON)
-        mlflow.log_text(leaderboard_csv(board, metric), LEADERBOARD_CSV)
         counts = _counts(board, before)
-        cpu_seconds = time.process_time() - cpu_started + worker_cpu
-        cost = None if plan.cpu_hour is None else cpu_seconds / 3600.0 * plan.cpu_hour
-        mlflow.log_metrics({**{f"trials_{k}": float(v) for k, v in counts.items()}, "cpu_seconds": cpu_seconds,
-                            **({"cost": cost} if cost is not None else {})})
         _log_counts(log, counts, study_name)
+        mlflow.log_metrics({f"trials_{k}": float(v) for k, v in counts.items()})
+        if not (board and board[0]["state"] == "COMPLETE"):
+            _log_board(board, metric)
+            _log_cost(plan, time.process_time() - cpu_started + worker_cpu)
         best = _best(board, counts, spec)
-        fitted = fit_loaded(loaded, spec.train_spec(best["family"], best["params"]))
-        log.info("best trial %d: %s %s %s=%.6g; refitted in %.2f s, held-out %s", best["trial"], best["family"],
-                 best["params"], metric, best["value"], fitted.fit_seconds, _metrics_text(fitted.metrics))
+        if spec.ensembles:
+            with one_thread():
+                tried = try_ensembles(plan, board, direction, spec.ensemble_size, deadline, log)
+            board = rank(board + tried, direction)
+        best = chosen(board, best, direction)
+        _log_board(board, metric)
+        cpu_seconds = time.process_time() - cpu_started + worker_cpu
+        cost = _log_cost(plan, cpu_seconds)
+        with one_thread():
+            fitted = fit_loaded(loaded, spec.train_spec(best["family"], best["params"]))
+        log.info("best: %s; refitted in %.2f s, held-out %s", _row_text(best), fitted.fit_seconds,
+                 _metrics_text(fitted.metrics))
         info, _, _ = log_fitted(ws, fitted, log)
         mlflow.log_metrics({f"best_cv_{metric}": float(best["value"]), "tune_seconds": time.perf_counter() - started})
-        mlflow.set_tags({"brickyard.best_trial": str(best["trial"]), "brickyard.best_family": best["family"]})
+        mlflow.set_tags({"brickyard.best_trial": _best_tag(best), "brickyard.best_family": best["family"]})
     version = register(info.model_uri, model_name, all_tags)
     log.info("logged MLflow run %s; registered %s version %d", run.info.run_id, model_name, version)
     return TuneResult(study_name, metric, direction, before, board, best, fitted, run.info.run_id, model_name,
                       version, cpu_seconds, cost, counts)
 
 
-def _families(spec: TuneSpec) -> dict[str, Space]:
+def automl_validation(spec: TuneSpec, rows: int, log: logging.Logger) -> TuneSpec:
+    """`spec`, with `validation: holdout` when automl tunes on AUTOML_HOLDOUT_ROWS training
+    rows or more and `validation:` was not set (k folds cost k fits per trial)."""
+    if not spec.automl or "validation" in spec.model_fields_set or rows < AUTOML_HOLDOUT_ROWS:
+        return spec
+    log.info("automl: %d training rows, so trials are scored on a %.0f%% holdout instead of %d-fold cv "
+             "(set validation: cv to keep cv)", rows, spec.holdout_size * 100, spec.folds)
+    return spec.model_copy(update={"validation": "holdout"})
+
+
+def _log_cost(plan: Plan, cpu_seconds: float) -> float | None:
+    """Log the CPU-seconds so far and their cost (`pricing: cpu_hour:`); returns the cost."""
+    import mlflow
+
+    cost = None if plan.cpu_hour is None else cpu_seconds / 3600.0 * plan.cpu_hour
+    mlflow.log_metrics({"cpu_seconds": cpu_seconds, **({"cost": cost} if cost is not None else {})})
+    return cost
+
+
+def _log_board(board: list[dict[str, Any]], metric: str) -> None:
+    import mlflow
+
+    mlflow.log_text(json.dumps(board, indent=2, default=str), LEADERBOARD_JSON)
+    mlflow.log_text(leaderboard_csv(board, metric), LEADERBOARD_CSV)
+
+
+def _families(spec: TuneSpec, problem: Problem, log: logging.Logger | None = None) -> dict[str, Space]:
+    if spec.automl:
+        families, left_out = automl_families(problem)
+        if log is not None:
+            log.info("automl (%s): searching %s%s", problem, ", ".join(families),
+                     f"; left out: {', '.join(left_out)}" if left_out else "")
+        return families
     found = {}
     for family, declared in spec.estimators.items():
         space = space_of(family, declared)
@@ -246,14 +297,28 @@ def settings(spec: TuneSpec, data: Prepared, metric: str) -> dict[str, Any]:
         "validation": spec.validation,
         "folds": spec.folds if spec.validation == "cv" else None,
         "holdout_size": spec.holdout_size if spec.validation == "holdout" else None,
-        "estimators": {family: describe(space) for family, space in _families(spec).items()},
+        "estimators": {family: describe(space) for family, space in _families(spec, data.problem).items()},
     }
 
 
 def _storage(url: str) -> optuna.storages.RDBStorage:
+    """The study's SQLite storage, in WAL mode with `synchronous=NORMAL`: a commit is not
+    flushed to disk twice (an Optuna trial makes about ten; a power cut may lose the last
+    ones, never corrupt the file), and readers do not block the processes writing."""
     import optuna
+    from sqlalchemy import event
 
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+    def fast_commits(connection: Any, _: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(storage.engine, "connect", fast_commits)
+    storage.engine.dispose()  # the connections made so far predate the listener
+    return storage
 
 
 def open_study(
@@ -315,10 +380,18 @@ def _pruner(plan: Plan) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
 
-def run_trials(plan: Plan, spec: TuneSpec, log: logging.Logger) -> float:
-    """Run this task's trials, in this process or in `spec.parallel` processes; returns the
-    CPU-seconds the other processes spent on trials."""
-    deadline = None if spec.timeout is None else time.time() + spec.timeout
+def _trials_deadline(spec: TuneSpec, deadline: float | None) -> float | None:
+    """When trials stop starting: the timeout's end, less ENSEMBLE_SHARE of it kept for
+    the ensembles when they are on."""
+    if deadline is None or spec.timeout is None or not spec.ensembles:
+        return deadline
+    return deadline - spec.timeout * ENSEMBLE_SHARE
+
+
+def run_trials(plan: Plan, spec: TuneSpec, log: logging.Logger, deadline: float | None) -> float:
+    """Run this task's trials until `deadline` (epoch seconds; None: the trial count), in
+    this process or in `spec.parallel` processes; returns the CPU-seconds the other
+    processes spent on trials."""
     budget = spec.trial_budget
     if spec.parallel == 1:
         run_worker(plan, budget, deadline, 0, log)
@@ -339,18 +412,40 @@ def run_trials(plan: Plan, spec: TuneSpec, log: logging.Logger) -> float:
 
 
 def run_worker(plan: Plan, trials: int | None, deadline: float | None, worker: int, log: logging.Logger | None) -> float:
-    """Run up to `trials` trials (None: until `deadline`) of the study; returns the CPU-seconds spent."""
+    """Run up to `trials` trials (None: until `deadline`) of the study, each fit on one
+    thread (see `one_thread`); returns the CPU-seconds spent."""
     cpu = time.process_time()
     study = _load(plan, worker)
     timeout = None if deadline is None else max(0.001, deadline - time.time())
     callbacks = [_logger(log)] if log is not None else []
-    study.optimize(Objective(plan), n_trials=trials, timeout=timeout, catch=(Exception,), callbacks=callbacks)
+    objective = Objective(plan)
+    try:
+        with one_thread():
+            study.optimize(objective, n_trials=trials, timeout=timeout, catch=(Exception,), callbacks=callbacks)
+    finally:
+        objective.close()
     return time.process_time() - cpu
+
+
+def one_thread() -> Any:
+    """A context in which native thread pools (OpenMP, BLAS) use one thread: trials, the
+    ensembles and the refit run one fit at a time per process, as LightGBM's `n_jobs: 1`
+    does; `parallel: N` is how a study uses more cores. (Left alone, HistGradientBoosting's
+    OpenMP threads on a busy machine made a 0.3 s fit take 25 s.)"""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """A trial's record: its `TRIAL_ATTR` attribute over its other user attributes (a
+    study made before that attribute kept them one by one; `error` of a trial found dead)."""
+    return {**trial.user_attrs, **trial.user_attrs.get(TRIAL_ATTR, {})}
 
 
 def _logger(log: logging.Logger) -> Any:
     def report(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        attrs = trial.user_attrs
+        attrs = trial_record(trial)
         value = "" if trial.value is None else f" {trial.value:.6g}"
         reason = f": {attrs['error']}" if attrs.get("error") else ""
         log.info("trial %d %s %s %s%s (%.2f s)%s", trial.number, trial.state.name, attrs.get("family"),
@@ -361,11 +456,34 @@ def _logger(log: logging.Logger) -> Any:
 
 class Objective:
     """One trial: a family and its parameters drawn, scored on every fold, logged as an
-    MLflow child run of the tuning run."""
+    MLflow child run of the tuning run.
+
+    The MLflow writes are few and out of the trials' way: the child run is created (in a
+    writer thread) while the trial fits, and everything else (params, per-fold and mean
+    metric, timings, state) goes in one `log_batch` that the writer thread sends while the
+    next trial runs; `close` waits for them and raises the first that failed. The trial's
+    own record (family, params, run ids, seconds, error) is one Optuna user attribute
+    (`TRIAL_ATTR`)."""
 
     def __init__(self, plan: Plan) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.plan = plan
         self.client = tracking.client_for(plan.tracking_uri)
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="brickyard-trial-runs")
+        self.pending: list[Any] = []
+
+    def close(self) -> None:
+        """Wait for the MLflow writes of every trial.
+
+        Raises:
+            TuningError: one failed (the first is named).
+        """
+        self.writer.shutdown(wait=True)
+        for trial, future in self.pending:
+            if future.exception() is not None:
+                raise TuningError(f"recording trial {trial} as an MLflow run failed: {future.exception()}",
+                                  hint="check the workspace's MLflow store (mlflow.db)") from future.exception()
 
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
@@ -373,80 +491,85 @@ class Objective:
         plan = self.plan
         names = list(plan.families)
         family = trial.suggest_categorical("estimator", names) if len(names) > 1 else names[0]
-        trial.set_user_attr("family", family)
-        trial.set_user_attr("run", plan.tags.get(tracking.TAG_RUN_ID, ""))
         started, cpu = time.perf_counter(), time.process_time()
-        run_id = self.client.create_run(
-            plan.experiment_id, run_name=f"trial-{trial.number}",
+        created = self.writer.submit(
+            self.client.create_run, plan.experiment_id, run_name=f"trial-{trial.number}",
             tags={**plan.tags, TAG_PARENT: plan.parent_run_id, tracking.TAG_KIND: "tune_trial",
                   TAG_TRIAL: str(trial.number), TAG_FAMILY: family},
-        ).info.run_id
-        trial.set_user_attr("mlflow_run_id", run_id)
-        state, reason = "COMPLETE", ""
+        )
+        record: dict[str, Any] = {"family": family, "run": plan.tags.get(tracking.TAG_RUN_ID, ""), "params": {}}
+        state, values = "COMPLETE", list[float]()
         try:
             params = suggest(trial, family, plan.families[family])
-            trial.set_user_attr("params", _plain(params))
-            self._log_params(run_id, family, params)
-            return self._score(trial, run_id, family, params)
+            record["params"] = _plain(params)
+            return self._score(trial, record, family, params, values)
         except optuna.TrialPruned:
             state = "PRUNED"
             raise
         except Exception as exc:
-            state, reason = "FAIL", _reason(exc)
-            trial.set_user_attr("error", reason)
+            state, record["error"] = "FAIL", _reason(exc)
             raise
         finally:
-            self._finish(trial, run_id, state, reason, time.perf_counter() - started, time.process_time() - cpu)
+            record.update(seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu,
+                          mlflow_run_id=created.result().info.run_id)
+            trial.set_user_attr(TRIAL_ATTR, record)
+            self.pending.append((trial.number, self.writer.submit(self._finish, record, family, state, values)))
 
-    def _score(self, trial: optuna.Trial, run_id: str, family: str, params: dict[str, Any]) -> float:
+    def _score(self, trial: optuna.Trial, record: dict[str, Any], family: str, params: dict[str, Any],
+               values: list[float]) -> float:
         import optuna
 
-        from brickyard.ml.estimators import build_estimator
-        from brickyard.ml.metrics import score
-        from brickyard.ml.preprocess import fit_pipeline
-
-        plan, data = self.plan, self.plan.data
-        X, y = data.X, data.frame[data.label]
-        values: list[float] = []
-        for step, (fit_rows, valid_rows) in enumerate(plan.folds):
-            estimator = build_estimator(family, data.problem, dict(params), plan.seed)
-            model = fit_pipeline(estimator, X.iloc[fit_rows], y.iloc[fit_rows], data.numeric, data.categorical)
-            found = score(model, X.iloc[valid_rows], y.iloc[valid_rows], data.problem)
-            value = found.get(plan.metric)
-            if value is None or not math.isfinite(value):
-                raise TuningError(f"{family} gives no {plan.metric} on fold {step + 1} (got {value})",
-                                  hint="pick another metric:, or an estimator that predicts probabilities")
+        plan = self.plan
+        prunes = len(plan.folds) > 1 and plan.pruner != "none"
+        for step, value in enumerate(fold_scores(plan, family, params)):
             values.append(value)
-            self.client.log_metric(run_id, f"{plan.metric}_fold", value, step=step)
-            if len(plan.folds) > 1:
+            if prunes:
                 trial.report(float(np.mean(values)), step)
                 if trial.should_prune():
-                    trial.set_user_attr("folds_done", step + 1)
+                    record["folds_done"] = step + 1
                     raise optuna.TrialPruned(f"pruned after fold {step + 1}")
-        mean = float(np.mean(values))
-        self.client.log_metric(run_id, plan.metric, mean)
-        if len(values) > 1:
-            self.client.log_metric(run_id, f"{plan.metric}_std", float(np.std(values)))
-        return mean
+        return float(np.mean(values))
 
-    def _log_params(self, run_id: str, family: str, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
+    def _finish(self, record: dict[str, Any], family: str, state: str, values: list[float]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
 
-        logged = [Param("estimator", family), *(Param(key, str(value)[:500]) for key, value in params.items())]
-        self.client.log_batch(run_id, params=logged)
-
-    def _finish(self, trial: optuna.Trial, run_id: str, state: str, reason: str, seconds: float, cpu: float) -> None:
-        from mlflow.entities import Metric, RunTag
-
-        trial.set_user_attr("seconds", seconds)
-        trial.set_user_attr("cpu_seconds", cpu)
-        now = int(time.time() * 1000)
-        metrics = [Metric("seconds", seconds, now, 0), Metric("cpu_seconds", cpu, now, 0)]
-        if self.plan.cpu_hour is not None:
-            metrics.append(Metric("cost", cpu / 3600.0 * self.plan.cpu_hour, now, 0))
+        plan, now = self.plan, int(time.time() * 1000)
+        params = [Param("estimator", family), *(Param(key, str(value)[:500]) for key, value in record["params"].items())]
+        metrics = [Metric(f"{plan.metric}_fold", value, now, step) for step, value in enumerate(values)]
+        if state == "COMPLETE":
+            metrics.append(Metric(plan.metric, float(np.mean(values)), now, 0))
+            if len(values) > 1:
+                metrics.append(Metric(f"{plan.metric}_std", float(np.std(values)), now, 0))
+        metrics += [Metric("seconds", record["seconds"], now, 0), Metric("cpu_seconds", record["cpu_seconds"], now, 0)]
+        if plan.cpu_hour is not None:
+            metrics.append(Metric("cost", record["cpu_seconds"] / 3600.0 * plan.cpu_hour, now, 0))
+        reason = record.get("error", "")
         tags = [RunTag(TAG_TRIAL_STATE, state), *([RunTag(TAG_ERROR, reason[:5000])] if reason else [])]
-        self.client.log_batch(run_id, metrics=metrics, tags=tags)
-        self.client.set_terminated(run_id, MLFLOW_STATUS[state])
+        self.client.log_batch(record["mlflow_run_id"], metrics=metrics, params=params, tags=tags)
+        self.client.set_terminated(record["mlflow_run_id"], MLFLOW_STATUS[state])
+
+
+def fold_scores(plan: Plan, family: str, params: dict[str, Any]) -> Iterator[float]:
+    """The metric of `family` with `params` on each validation fold of the plan, fold by
+    fold (preprocessing and estimator fitted on the fold's fit rows, as `train` fits).
+
+    Raises:
+        TuningError: the estimator gives no value of the metric.
+    """
+    from brickyard.ml.estimators import build_estimator
+    from brickyard.ml.metrics import score
+    from brickyard.ml.preprocess import fit_pipeline
+
+    data = plan.data
+    X, y = data.X, data.frame[data.label]
+    for step, (fit_rows, valid_rows) in enumerate(plan.folds):
+        estimator = build_estimator(family, data.problem, dict(params), plan.seed)
+        model = fit_pipeline(estimator, X.iloc[fit_rows], y.iloc[fit_rows], data.numeric, data.categorical)
+        value = score(model, X.iloc[valid_rows], y.iloc[valid_rows], data.problem).get(plan.metric)
+        if value is None or not math.isfinite(value):
+            raise TuningError(f"{family} gives no {plan.metric} on fold {step + 1} (got {value})",
+                              hint="pick another metric:, or an estimator that predicts probabilities")
+        yield value
 
 
 def _reason(exc: BaseException) -> str:
@@ -465,7 +588,7 @@ def leaderboard(study: optuna.Study, metric: str, direction: str) -> list[dict[s
     failed (each kind by trial number)."""
     rows = []
     for trial in study.trials:
-        attrs = trial.user_attrs
+        attrs = trial_record(trial)
         seconds = attrs.get("seconds")
         if seconds is None and trial.datetime_complete and trial.datetime_start:
             seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
@@ -478,15 +601,26 @@ def leaderboard(study: optuna.Study, metric: str, direction: str) -> list[dict[s
             "state": trial.state.name,
             "seconds": seconds,
             "cpu_seconds": attrs.get("cpu_seconds"),
-            "error": attrs.get("error", ""),
+            "error": attrs.get("error", "") or (_NOT_RUN if trial.state.name == "WAITING" else ""),
             "mlflow_run_id": attrs.get("mlflow_run_id", ""),
             "run": attrs.get("run", ""),
+            "members": [],
+            "chosen": False,
         })
-    order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2}
+    return rank(rows, direction)
+
+
+def rank(rows: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
+    """`rows` best first (completed by the metric, then pruned, failed and skipped ones,
+    each kind by trial number, ensembles last among equals), numbered from 1 in `rank`."""
+    order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "SKIPPED": 3, "WAITING": 4}
     sign = -1.0 if direction == "maximize" else 1.0
-    rows.sort(key=lambda r: (order.get(r["state"], 3), sign * r["value"] if r["value"] is not None else 0.0, r["trial"]))
-    for rank, row in enumerate(rows, start=1):
-        row["rank"] = rank
+    rows = sorted(rows, key=lambda r: (
+        order.get(r["state"], 5), sign * r["value"] if r["value"] is not None else 0.0,
+        r["trial"] if r["trial"] is not None else math.inf,
+    ))
+    for number, row in enumerate(rows, start=1):
+        row["rank"] = number
     return rows
 
 
@@ -498,18 +632,21 @@ def leaderboard_csv(rows: list[dict[str, Any]], metric: str) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["rank", "trial", "family", "params", metric, "state", "seconds", "cpu_seconds", "error",
-                     "mlflow_run_id", "run"])
+                     "mlflow_run_id", "run", "members", "chosen"])
     for row in rows:
-        writer.writerow([row["rank"], row["trial"], row["family"], json.dumps(row["params"], sort_keys=True),
+        writer.writerow([row["rank"], "" if row["trial"] is None else row["trial"], row["family"],
+                         json.dumps(row["params"], sort_keys=True),
                          "" if row["value"] is None else repr(row["value"]), row["state"],
                          "" if row["seconds"] is None else f"{row['seconds']:.3f}",
                          "" if row["cpu_seconds"] is None else f"{row['cpu_seconds']:.3f}",
-                         row["error"], row["mlflow_run_id"], row["run"]])
+                         row["error"], row["mlflow_run_id"], row["run"],
+                         " ".join(str(m) for m in row.get("members", [])), str(bool(row.get("chosen")))])
     return out.getvalue()
 
 
 def _counts(board: list[dict[str, Any]], before: int) -> dict[str, int]:
-    now = [row for row in board if row["trial"] >= before]
+    board = [row for row in board if row["trial"] is not None]
+    now = [row for row in board if row["trial"] >= before and row["state"] != "WAITING"]
     return {
         "run": len(now),
         "complete": sum(row["state"] == "COMPLETE" for row in now),
@@ -564,6 +701,16 @@ def _tune_params(spec: TuneSpec, metric: str, families: dict[str, Space], study:
         "tune.trials_before": before,
         "tune.space": json.dumps({family: describe(space) for family, space in families.items()})[:6000],
     }
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    what = f"trial {row['trial']}" if row["trial"] is not None else f"ensemble of trials {row['members']}"
+    params = "" if row["trial"] is None else f" {row['params']}"
+    return f"{what}: {row['family']}{params} {row['metric']}={row['value']:.6g}"
+
+
+def _best_tag(row: dict[str, Any]) -> str:
+    return str(row["trial"]) if row["trial"] is not None else f"{row['family']}:{','.join(map(str, row['members']))}"
 
 
 def _metrics_text(metrics: dict[str, float]) -> str:

@@ -379,7 +379,13 @@ DESCRIPTIONS: dict[str, str] = {
     "tune.model_name": "The registered model's name (default: the pipeline's name).",
     "tune.estimators": "The families searched, each with its search space (`{param: {int: [lo, hi]}}`, "
     "`{float: [lo, hi], log: true}`, `{choice: [...]}` or a fixed value); a family with no space gets its "
-    "default one (docs/tuning.md).",
+    "default one (docs/tuning.md); not with `automl`.",
+    "tune.automl": "Pick the families and their spaces by problem type (classification: logistic regression, "
+    "LightGBM, XGBoost when installed, gradient boosting, extra trees, random forest; regression: ridge, "
+    "elastic net and the same trees), each family's defaults first; turns `ensemble` on (docs/tuning.md).",
+    "tune.ensemble": "After the trials, score a voting and a stacking ensemble of the top trials on the same "
+    "folds; one becomes the result only when it scores better (default: on with `automl`, else off).",
+    "tune.ensemble_size": "How many of the top distinct trials the ensembles take.",
     "tune.metric": "The metric trials are scored on (default `roc_auc` for classification, `rmse` for "
     "regression); its direction follows from it.",
     "tune.trials": "How many trials this run adds to the study (default 20 when no `timeout` is set).",

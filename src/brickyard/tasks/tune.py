@@ -14,8 +14,12 @@
   trials: 30                         # and/or timeout: 120 (seconds)
   validation: cv                     # folds: 5; or validation: holdout (holdout_size: 0.2)
   parallel: 2                        # processes running trials
+  ensemble: true                     # also try voting/stacking ensembles of the top trials
   model_name: titanic                # default: the pipeline's name
 ```
+
+`automl: true` (instead of `estimators:`) picks the families and spaces by problem type
+and turns `ensemble:` on; see docs/tuning.md.
 
 The study lives in the workspace (`.brickyard/tuning.db`, named `<pipeline>.<task>`): a
 second run adds trials to it and refits the best of all of them. The registered version is
@@ -62,7 +66,7 @@ class TuneTask(TaskKind):
             table = None
         columns = context.table_columns(table) if table else None
         if columns is not None:
-            spec = options.train_spec(next(iter(options.estimators)), {})
+            spec = options.train_spec(next(iter(options.estimators), "random_forest"), {})
             found += [CheckProblem(message, *at) for at, message in column_problems(spec, columns, f"table {table}")]
         found += _space_problems(options)
         found += _metric_problems(options)
@@ -89,7 +93,7 @@ class TuneTask(TaskKind):
             "metrics": dict(result.fitted.metrics),
             "study": result.study_name,
             "trials": result.counts,
-            "best_trial": {key: result.best[key] for key in ("trial", "family", "params", "value")},
+            "best_trial": {key: result.best[key] for key in ("trial", "family", "params", "value", "members")},
             "metric": result.metric,
             "cpu_seconds_tuning": round(result.cpu_seconds, 3),
             "cost": result.cost,
