@@ -88,7 +88,7 @@ def prepare(worker: DuckDBEngine, join: AsOfJoin) -> tuple[Prepared, dict[str, i
         entity_columns = [str(row[0]) for row in described]
         orderable = [str(row[0]) for row in described if not str(row[1]).upper().startswith(UNORDERED_TYPES)]
         con.execute(f"CREATE OR REPLACE TEMP TABLE {ORDERED} AS {ordered_sql(join, entity_columns, orderable)}")
-        con.execute(f"DROP TABLE {ENTITIES}")
+        con.execute(f"DROP VIEW {ENTITIES}")
     lookups = tuple(lookup_sql(join, index) for index in range(len(join.lookups)))
     return Prepared(f"SELECT {_columns(entity_columns)} FROM {ORDERED} ORDER BY {ROW}", lookups), reads
 
@@ -197,14 +197,15 @@ def _literal(text: str) -> str:
 
 
 def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
-    """The entity rows copied into the temporary table `__by_entities`, each lake table at
-    one version. A copy, not a view: over a view of an Arrow dataset the join took 20 times
+    """The entity rows as the view `__by_entities`, each lake table at one version; `prepare`
+    copies them, sorted, into the temporary table `__by_e` (one pass over the source). A
+    copy, not the view, is joined: over a view of an Arrow dataset the join took 20 times
     the CPU (tests/unit/engines/test_asof_cost.py); the rows are collected anyway."""
     con, lake, source = worker.connection, worker.lake, join.entities
     if source.table is not None:
         delta = lake.delta(source.table, version=source.version)
         con.register("__by_entity_table", delta.to_pyarrow_dataset())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {ENTITIES} AS SELECT * FROM __by_entity_table")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {ENTITIES} AS SELECT * FROM __by_entity_table")
         return {source.table: delta.version()}
     assert source.query is not None
     probe = type(worker)(lake, worker.config)
@@ -232,7 +233,7 @@ def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
         for statement in statements[:-1]:
             con.execute(statement.query)
         last = statements[-1].query.strip().rstrip(";")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {ENTITIES} AS {last}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {ENTITIES} AS {last}")
     return reads
 
 
