@@ -13,8 +13,8 @@ The entity rows are sorted once, into the output's order, and numbered in it (`_
 each lookup's query answers the row numbers it found values for, and the output is the
 sorted entity rows with each lookup's values placed by row number (Arrow `take`, nulls
 where none): no join of the entity rows with the values and no sort of the joined rows
-(2M feature rows x 500k entity rows: that final join and ORDER BY were a quarter of the
-join's time). Carrying the value columns through the ASOF join instead of the join back
+(2M feature rows x 20 features x 500k entity rows: about 6% less CPU for the whole join
+and 90 MiB less peak RSS than that final join and ORDER BY). Carrying the value columns through the ASOF join instead of the join back
 was slower (1.3 s against 0.8 s there: the ASOF join sorts what it carries) and holds the
 feature table's values in memory.
 
