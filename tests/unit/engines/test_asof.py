@@ -200,7 +200,7 @@ def test_ttl_edge_ties_and_no_future_leak(engine: str, request: pytest.FixtureRe
 def test_duckdb_plans_a_real_asof_join(duck_ws: Workspace) -> None:
     """DuckDB turns an ASOF JOIN with a left side it thinks small into a nested loop join
     (a 1M x 200k join took minutes); the join's connection keeps the ASOF join."""
-    from brickyard.engines.duckdb.asof import join_engine, join_sql
+    from brickyard.engines.duckdb.asof import ENTITIES, ORDERED, join_engine, lookup_sql, ordered_sql
 
     pairs, _ = _write(duck_ws, [], PAIR_SCHEMA)
     lookup = FeatureLookup(pairs, 0, ("k1", "k2"), "et", ("v1",), ("v1", "v2"), "ct", 60.0)
@@ -208,10 +208,11 @@ def test_duckdb_plans_a_real_asof_join(duck_ws: Workspace) -> None:
     worker = join_engine(duck_ws.engine)
     try:
         con = worker.connection
-        con.register("__by_entities", pa.Table.from_pylist([], schema=ENTITY_SCHEMA))
+        con.register(ENTITIES, pa.Table.from_pylist([], schema=ENTITY_SCHEMA))
+        con.execute(f"CREATE TEMP TABLE {ORDERED} AS {ordered_sql(join, ENTITY_SCHEMA.names, ENTITY_SCHEMA.names)}")
         con.register("__by_features_0", pa.Table.from_pylist([], schema=PAIR_SCHEMA))
         con.register("__by_times_0", pa.Table.from_pylist([], schema=PAIR_SCHEMA))
-        plan = "\n".join(row[1] for row in con.sql("EXPLAIN " + join_sql(join, ENTITY_SCHEMA.names, ENTITY_SCHEMA.names)).fetchall())
+        plan = "\n".join(row[1] for row in con.sql("EXPLAIN " + lookup_sql(join, 0)).fetchall())
     finally:
         worker.close()
     assert "ASOF_JOIN" in plan.replace(" ", "_").upper() and "NESTED_LOOP" not in plan.replace(" ", "_").upper()

@@ -9,6 +9,15 @@ With `as_known_at`, a lookup whose table has a created time is a range join on t
 `event_time <= timestamp`, `created_time <= timestamp` (and the TTL), keeping the best row
 per entity row by the same order (ASOF allows only one inequality).
 
+The entity rows are sorted once, into the output's order, and numbered in it (`__by_e`);
+each lookup's query answers the row numbers it found values for, and the output is the
+sorted entity rows with each lookup's values placed by row number (Arrow `take`, nulls
+where none): no join of the entity rows with the values and no sort of the joined rows
+(2M feature rows x 20 features x 500k entity rows: about 6% less CPU for the whole join
+and 90 MiB less peak RSS than that final join and ORDER BY). Carrying the value columns through the ASOF join instead of the join back
+was slower (1.3 s against 0.8 s there: the ASOF join sorts what it carries) and holds the
+feature table's values in memory.
+
 The join runs on a connection of its own, with the time zone UTC (so a zoned timestamp
 compares by its UTC time) and the entity source's tables pinned at their versions.
 """
@@ -16,10 +25,13 @@ compares by its UTC time) and the entity source's tables pinned at their version
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from brickyard.engines.asof import AsOfJoin, AsOfResult, FeatureLookup
 
@@ -27,6 +39,7 @@ if TYPE_CHECKING:
     from brickyard.engines.duckdb.engine import DuckDBEngine
 
 ENTITIES = "__by_entities"
+ORDERED = "__by_e"  # the entity rows in the output's order, numbered (ROW) in it
 ROW = "__by_row"
 TS = "__by_ts"
 ET = "__by_et"
@@ -41,29 +54,61 @@ def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """The queries that answer a join on its worker: the entity rows in the output's order,
+    and per lookup its values by row number (`ROW`, from 1; rows without values absent)."""
+
+    entities: str
+    lookups: tuple[str, ...]
+
+
 def as_of_join(engine: DuckDBEngine, join: AsOfJoin) -> AsOfResult:
     """`Engine.as_of_join` on a fresh connection of `engine`'s kind (see the module doc)."""
     worker = join_engine(engine)
     try:
-        sql, reads = prepare(worker, join)
+        prepared, reads = prepare(worker, join)
         with worker.errors():
-            table = worker.connection.sql(sql).to_arrow_table()
+            table = assemble(worker.connection, prepared)
         return AsOfResult(table, reads)
     finally:
         worker.close()
 
 
-def prepare(worker: DuckDBEngine, join: AsOfJoin) -> tuple[str, dict[str, int]]:
-    """Register `join`'s entity rows and feature tables on `worker` (a `join_engine`);
-    the query that answers it there, and the entity source's table versions read."""
+def prepare(worker: DuckDBEngine, join: AsOfJoin) -> tuple[Prepared, dict[str, int]]:
+    """Register `join`'s entity rows (sorted, `__by_e`) and feature tables on `worker` (a
+    `join_engine`); the queries that answer it there, and the entity source's table
+    versions read."""
     reads = _register_entities(worker, join)
     for index, lookup in enumerate(join.lookups):
         _register_features(worker, index, lookup, join.uses_created_time(lookup))
+    con = worker.connection
     with worker.errors():
-        described = worker.connection.execute(f"DESCRIBE SELECT * FROM {ENTITIES}").fetchall()
-    entity_columns = [str(row[0]) for row in described]
-    orderable = [str(row[0]) for row in described if not str(row[1]).upper().startswith(UNORDERED_TYPES)]
-    return join_sql(join, entity_columns, orderable), reads
+        described = con.execute(f"DESCRIBE SELECT * FROM {ENTITIES}").fetchall()
+        entity_columns = [str(row[0]) for row in described]
+        orderable = [str(row[0]) for row in described if not str(row[1]).upper().startswith(UNORDERED_TYPES)]
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {ORDERED} AS {ordered_sql(join, entity_columns, orderable)}")
+        con.execute(f"DROP VIEW {ENTITIES}")
+    lookups = tuple(lookup_sql(join, index) for index in range(len(join.lookups)))
+    return Prepared(f"SELECT {_columns(entity_columns)} FROM {ORDERED} ORDER BY {ROW}", lookups), reads
+
+
+def assemble(con: duckdb.DuckDBPyConnection, prepared: Prepared) -> pa.Table:
+    """The output: the ordered entity rows, then each lookup's columns placed by row number."""
+    table = con.sql(prepared.entities).to_arrow_table()
+    for sql in prepared.lookups:
+        values = placed(con.sql(sql).to_arrow_table(), table.num_rows)
+        for index, field in enumerate(values.schema):
+            table = table.append_column(field, values.column(index))
+    return table
+
+
+def placed(found: pa.Table, rows: int) -> pa.Table:
+    """`found`'s columns but `ROW`, one row per entity row in order: row number n's values
+    at position n - 1, nulls where `found` has no row for it."""
+    position = np.full(rows, -1, dtype=np.int64)
+    position[found.column(ROW).to_numpy() - 1] = np.arange(found.num_rows, dtype=np.int64)
+    return found.drop_columns([ROW]).take(pa.array(position, mask=position < 0))
 
 
 def join_engine(engine: DuckDBEngine) -> DuckDBEngine:
@@ -152,14 +197,15 @@ def _literal(text: str) -> str:
 
 
 def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
-    """The entity rows copied into the temporary table `__by_entities`, each lake table at
-    one version. A copy, not a view: over a view of an Arrow dataset the join took 20 times
+    """The entity rows as the view `__by_entities`, each lake table at one version; `prepare`
+    copies them, sorted, into the temporary table `__by_e` (one pass over the source). A
+    copy, not the view, is joined: over a view of an Arrow dataset the join took 20 times
     the CPU (tests/unit/engines/test_asof_cost.py); the rows are collected anyway."""
     con, lake, source = worker.connection, worker.lake, join.entities
     if source.table is not None:
         delta = lake.delta(source.table, version=source.version)
         con.register("__by_entity_table", delta.to_pyarrow_dataset())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {ENTITIES} AS SELECT * FROM __by_entity_table")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {ENTITIES} AS SELECT * FROM __by_entity_table")
         return {source.table: delta.version()}
     assert source.query is not None
     probe = type(worker)(lake, worker.config)
@@ -187,12 +233,24 @@ def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
         for statement in statements[:-1]:
             con.execute(statement.query)
         last = statements[-1].query.strip().rstrip(";")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {ENTITIES} AS {last}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {ENTITIES} AS {last}")
     return reads
 
 
-def join_sql(join: AsOfJoin, entity_columns: list[str], orderable: list[str]) -> str:
-    """The SELECT that answers `join` over `__by_entities` and `__by_features_<i>`.
+def ordered_sql(join: AsOfJoin, entity_columns: list[str], orderable: list[str]) -> str:
+    """The entity rows with their timestamp as UTC microseconds (`TS`) and their number
+    (`ROW`, from 1) in the output's order: by `sort_columns`, ascending, nulls first.
+    Rows equal in all of those are identical in every orderable column."""
+    order = ", ".join(f"{q(column)} ASC NULLS FIRST" for column in join.sort_columns(entity_columns, orderable))
+    return (
+        f"SELECT *, {_micros(q(join.timestamp))} AS {TS}, row_number() OVER ({f'ORDER BY {order}' if order else ''}) AS {ROW} "
+        f"FROM {ENTITIES}"
+    )
+
+
+def lookup_sql(join: AsOfJoin, index: int) -> str:
+    """The SELECT of lookup `index`'s values (`ROW` and its columns) for the entity rows of
+    `__by_e` that find some.
 
     Times compare as integer microseconds since the epoch (`epoch_us`: a zoned timestamp's
     UTC time, a DATE's midnight; no time zone conversion per row). A lookup without
@@ -202,23 +260,14 @@ def join_sql(join: AsOfJoin, entity_columns: list[str], orderable: list[str]) ->
     (`c<i>`: several only on a tie), and the tie rule over the entity rows that have
     several (`j<i>`).
     """
-    ts = q(join.timestamp)
-    ctes = [f"e AS MATERIALIZED (SELECT *, {_micros(ts)} AS {TS}, row_number() OVER () AS {ROW} FROM {ENTITIES})"]
-    joins, selected = [], []
-    for index, lookup in enumerate(join.lookups):
-        if join.uses_created_time(lookup):
-            ctes.append(f"f{index} AS ({_features_sql(index, lookup)})")
-            ctes.append(f"j{index} AS ({_known_at_sql(index, lookup)})")
-        else:
-            ctes += _latest_sql(index, lookup)
-        joins.append(f"LEFT JOIN j{index} ON j{index}.{ROW} = e.{ROW}")
-        selected += [f"j{index}.{q(column)} AS {q(column)}" for column in lookup.columns]
-    entity = ", ".join(f"e.{q(column)}" for column in entity_columns)
-    order = ", ".join(f"e.{q(column)} ASC NULLS FIRST" for column in join.sort_columns(entity_columns, orderable))
-    return (
-        f"WITH {', '.join(ctes)} SELECT {', '.join([entity, *selected])} FROM e {' '.join(joins)}"
-        + (f" ORDER BY {order}" if order else "")
-    )
+    lookup = join.lookups[index]
+    ctes = [f"e AS (SELECT * FROM {ORDERED})"]
+    if join.uses_created_time(lookup):
+        ctes.append(f"f{index} AS ({_features_sql(index, lookup)})")
+        ctes.append(f"j{index} AS ({_known_at_sql(index, lookup)})")
+    else:
+        ctes += _latest_sql(index, lookup)
+    return f"WITH {', '.join(ctes)} SELECT {_columns([ROW, *lookup.columns])} FROM j{index}"
 
 
 def _micros(expression: str) -> str:
