@@ -212,7 +212,7 @@ def test_models_versions_gate_plots_and_compare(console: Console, page: object) 
     page.click("a:text-is('titanic')")  # type: ignore[attr-defined]
     assert "champion" in text(page)
     assert "accuracy" in text(page, "table.versions")
-    page.click("table.versions a:text-is('1')")  # type: ignore[attr-defined]
+    page.click("table.versions tr:has(span.tag:text-is('champion')) td.n a")  # type: ignore[attr-defined]
     shown = text(page)
     assert "Gate decision: promoted" in shown
     assert page.locator("table.rules tbody tr").count() >= 1  # type: ignore[attr-defined]
