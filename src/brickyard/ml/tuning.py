@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from brickyard.engines.base import Engine
     from brickyard.ml.training import Fitted
+    from brickyard.ml.trial_runs import TrialRun
     from brickyard.workspace import Workspace
 
 STUDY_DB = Path(".brickyard") / "tuning.db"
@@ -65,7 +66,8 @@ TUNABLE_METRICS = {
 }
 MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 _NOT_RUN = "queued (a family's first trial) but not run within the budget; the next run of the task runs it"
-TRIAL_ATTR = "brickyard"  # a trial's record: family, params, run ids, seconds, cpu_seconds, error
+TRIAL_ATTR = "brickyard"  # a trial's record: family, params, run, seconds, cpu_seconds, error
+RUNS_ATTR = "brickyard.mlflow_runs"  # study attributes: per tuning run and process, trial -> MLflow run id
 AUTOML_HOLDOUT_ROWS = 100_000  # automl scores trials on a holdout from this many training rows up
 ENSEMBLE_SHARE = 0.2  # of timeout:, kept for the ensembles when they are on
 _log = logging.getLogger(__name__)
@@ -422,8 +424,12 @@ def run_worker(plan: Plan, trials: int | None, deadline: float | None, worker: i
     try:
         with one_thread():
             study.optimize(objective, n_trials=trials, timeout=timeout, catch=(Exception,), callbacks=callbacks)
-    finally:
-        objective.close()
+    except BaseException:
+        objective.abandon()
+        raise
+    run_ids = objective.close()
+    if run_ids:
+        study.set_user_attr(f"{RUNS_ATTR}.{plan.parent_run_id}.{worker}", {str(n): run for n, run in run_ids.items()})
     return time.process_time() - cpu
 
 
@@ -458,32 +464,29 @@ class Objective:
     """One trial: a family and its parameters drawn, scored on every fold, logged as an
     MLflow child run of the tuning run.
 
-    The MLflow writes are few and out of the trials' way: the child run is created (in a
-    writer thread) while the trial fits, and everything else (params, per-fold and mean
-    metric, timings, state) goes in one `log_batch` that the writer thread sends while the
-    next trial runs; `close` waits for them and raises the first that failed. The trial's
-    own record (family, params, run ids, seconds, error) is one Optuna user attribute
-    (`TRIAL_ATTR`)."""
+    The trial's MLflow run (params, per-fold and mean metric, timings, state) is handed,
+    finished, to a writer process (`brickyard.ml.trial_runs`) that writes it while the
+    next trial runs; `close` waits for them, raises the first that failed and answers
+    trial number -> MLflow run id. The trial's own record (family, params, run, seconds,
+    error) is one Optuna user attribute (`TRIAL_ATTR`)."""
 
     def __init__(self, plan: Plan) -> None:
-        from concurrent.futures import ThreadPoolExecutor
+        from brickyard.ml.trial_runs import TrialRunWriter
 
         self.plan = plan
-        self.client = tracking.client_for(plan.tracking_uri)
-        self.writer = ThreadPoolExecutor(1, thread_name_prefix="brickyard-trial-runs")
-        self.pending: list[Any] = []
+        self.writer = TrialRunWriter(plan.tracking_uri)
 
-    def close(self) -> None:
-        """Wait for the MLflow writes of every trial.
+    def close(self) -> dict[int, str]:
+        """Wait for the MLflow runs of every trial; trial number -> MLflow run id.
 
         Raises:
-            TuningError: one failed (the first is named).
+            TuningError: one could not be written (the first is named).
         """
-        self.writer.shutdown(wait=True)
-        for trial, future in self.pending:
-            if future.exception() is not None:
-                raise TuningError(f"recording trial {trial} as an MLflow run failed: {future.exception()}",
-                                  hint="check the workspace's MLflow store (mlflow.db)") from future.exception()
+        return self.writer.close()
+
+    def abandon(self) -> None:
+        """Stop writing runs (the study itself failed)."""
+        self.writer.abandon()
 
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
@@ -491,12 +494,7 @@ class Objective:
         plan = self.plan
         names = list(plan.families)
         family = trial.suggest_categorical("estimator", names) if len(names) > 1 else names[0]
-        started, cpu = time.perf_counter(), time.process_time()
-        created = self.writer.submit(
-            self.client.create_run, plan.experiment_id, run_name=f"trial-{trial.number}",
-            tags={**plan.tags, TAG_PARENT: plan.parent_run_id, tracking.TAG_KIND: "tune_trial",
-                  TAG_TRIAL: str(trial.number), TAG_FAMILY: family},
-        )
+        started, cpu, start_ms = time.perf_counter(), time.process_time(), int(time.time() * 1000)
         record: dict[str, Any] = {"family": family, "run": plan.tags.get(tracking.TAG_RUN_ID, ""), "params": {}}
         state, values = "COMPLETE", list[float]()
         try:
@@ -510,10 +508,9 @@ class Objective:
             state, record["error"] = "FAIL", _reason(exc)
             raise
         finally:
-            record.update(seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu,
-                          mlflow_run_id=created.result().info.run_id)
+            record.update(seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu)
             trial.set_user_attr(TRIAL_ATTR, record)
-            self.pending.append((trial.number, self.writer.submit(self._finish, record, family, state, values)))
+            self.writer.submit(self._run(trial.number, record, family, state, values, start_ms))
 
     def _score(self, trial: optuna.Trial, record: dict[str, Any], family: str, params: dict[str, Any],
                values: list[float]) -> float:
@@ -530,23 +527,30 @@ class Objective:
                     raise optuna.TrialPruned(f"pruned after fold {step + 1}")
         return float(np.mean(values))
 
-    def _finish(self, record: dict[str, Any], family: str, state: str, values: list[float]) -> None:
-        from mlflow.entities import Metric, Param, RunTag
+    def _run(self, number: int, record: dict[str, Any], family: str, state: str, values: list[float],
+             start_ms: int) -> TrialRun:
+        """The trial's MLflow run, as the writer process writes it."""
+        from brickyard.ml.trial_runs import TrialRun
 
-        plan, now = self.plan, int(time.time() * 1000)
-        params = [Param("estimator", family), *(Param(key, str(value)[:500]) for key, value in record["params"].items())]
-        metrics = [Metric(f"{plan.metric}_fold", value, now, step) for step, value in enumerate(values)]
+        plan = self.plan
+        metrics = [(f"{plan.metric}_fold", value, step) for step, value in enumerate(values)]
         if state == "COMPLETE":
-            metrics.append(Metric(plan.metric, float(np.mean(values)), now, 0))
+            metrics.append((plan.metric, float(np.mean(values)), 0))
             if len(values) > 1:
-                metrics.append(Metric(f"{plan.metric}_std", float(np.std(values)), now, 0))
-        metrics += [Metric("seconds", record["seconds"], now, 0), Metric("cpu_seconds", record["cpu_seconds"], now, 0)]
+                metrics.append((f"{plan.metric}_std", float(np.std(values)), 0))
+        metrics += [("seconds", record["seconds"], 0), ("cpu_seconds", record["cpu_seconds"], 0)]
         if plan.cpu_hour is not None:
-            metrics.append(Metric("cost", record["cpu_seconds"] / 3600.0 * plan.cpu_hour, now, 0))
+            metrics.append(("cost", record["cpu_seconds"] / 3600.0 * plan.cpu_hour, 0))
         reason = record.get("error", "")
-        tags = [RunTag(TAG_TRIAL_STATE, state), *([RunTag(TAG_ERROR, reason[:5000])] if reason else [])]
-        self.client.log_batch(record["mlflow_run_id"], metrics=metrics, params=params, tags=tags)
-        self.client.set_terminated(record["mlflow_run_id"], MLFLOW_STATUS[state])
+        return TrialRun(
+            trial=number, experiment_id=plan.experiment_id, name=f"trial-{number}",
+            tags={**plan.tags, TAG_PARENT: plan.parent_run_id, tracking.TAG_KIND: "tune_trial",
+                  TAG_TRIAL: str(number), TAG_FAMILY: family},
+            params={"estimator": family, **{key: str(value)[:500] for key, value in record["params"].items()}},
+            metrics=metrics,
+            end_tags={TAG_TRIAL_STATE: state, **({TAG_ERROR: reason[:5000]} if reason else {})},
+            status=MLFLOW_STATUS[state], start_ms=start_ms, end_ms=int(time.time() * 1000),
+        )
 
 
 def fold_scores(plan: Plan, family: str, params: dict[str, Any]) -> Iterator[float]:
@@ -587,6 +591,7 @@ def leaderboard(study: optuna.Study, metric: str, direction: str) -> list[dict[s
     """Every trial of the study, best first: completed by the metric, then pruned, then
     failed (each kind by trial number)."""
     rows = []
+    run_ids = trial_run_ids(study)
     for trial in study.trials:
         attrs = trial_record(trial)
         seconds = attrs.get("seconds")
@@ -602,12 +607,21 @@ def leaderboard(study: optuna.Study, metric: str, direction: str) -> list[dict[s
             "seconds": seconds,
             "cpu_seconds": attrs.get("cpu_seconds"),
             "error": attrs.get("error", "") or (_NOT_RUN if trial.state.name == "WAITING" else ""),
-            "mlflow_run_id": attrs.get("mlflow_run_id", ""),
+            "mlflow_run_id": attrs.get("mlflow_run_id") or run_ids.get(trial.number, ""),
             "run": attrs.get("run", ""),
             "members": [],
             "chosen": False,
         })
     return rank(rows, direction)
+
+
+def trial_run_ids(study: optuna.Study) -> dict[int, str]:
+    """Trial number -> its MLflow run id, as the tuning processes stored them (`RUNS_ATTR`)."""
+    found: dict[int, str] = {}
+    for key, value in study.user_attrs.items():
+        if key.startswith(RUNS_ATTR + ".") and isinstance(value, dict):
+            found.update({int(number): str(run) for number, run in value.items()})
+    return found
 
 
 def rank(rows: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
