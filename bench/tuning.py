@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "flaml (own venv)": subprocess.run(
                                      [str(flaml), "-c", "import flaml; print(flaml.__version__)"],
                                      capture_output=True, text=True).stdout.strip()})))
-    print(f"command: .venv/bin/python bench/tuning.py --budget {args.budget:g}")
+    print("command: .venv/bin/python bench/tuning.py " + " ".join(shlex.quote(arg) for arg in sys.argv[1:]))
     if not args.keep:
         shutil.rmtree(WORK, ignore_errors=True)
     return 0 if ok else 1

@@ -14,7 +14,10 @@
 
 `automl: true` searches `AUTOML_FAMILIES` of the problem (XGBoost only when it is
 installed) in these spaces, except `gradient_boosting`, which there stops early on a 10%
-validation part (`early_stopping: true`, `max_iter` up to 500); each family's first trial
+validation part (`early_stopping: true`, `max_iter` up to 500), and LightGBM and XGBoost,
+which reach further (`AUTOML_OVERRIDES`: `n_estimators` 50-1000, `num_leaves` 4-512,
+`min_child_samples` 2-100, `max_depth` 2-12, log scales), and the forests, whose
+`max_depth` is one of 8, 16, 32 or unlimited; each family's first trial
 is its `STARTS` point (scikit-learn's or the library's defaults), cheapest family first.
 
 A declared space replaces the family's default one; a family given without a space
@@ -87,8 +90,24 @@ AUTOML_FAMILIES: dict[str, tuple[str, ...]] = {
     "classification": ("logistic_regression", "lightgbm", "xgboost", "gradient_boosting", "extra_trees", "random_forest"),
     "regression": ("ridge", "elastic_net", "lightgbm", "xgboost", "gradient_boosting", "extra_trees", "random_forest"),
 }
+# automl's boosted trees reach past the default spaces' capacity (a large table can want
+# hundreds of leaves and a thousand trees: the CDNOW churn set's AUC went 0.74 -> 0.84 with
+# LightGBM at 255 leaves), searched on log scales so small tables still try small trees.
 AUTOML_OVERRIDES: dict[str, Space] = {
     "gradient_boosting": {"max_iter": _int(50, 500, step=50), "early_stopping": True},
+    "lightgbm": {
+        "n_estimators": Dimension.model_validate({"int": [50, 1000], "log": True}),
+        "num_leaves": Dimension.model_validate({"int": [4, 512], "log": True}),
+        "min_child_samples": Dimension.model_validate({"int": [2, 100], "log": True}),
+    },
+    "xgboost": {
+        "n_estimators": Dimension.model_validate({"int": [50, 1000], "log": True}),
+        "max_depth": _int(2, 12),
+    },
+    # Forests may grow full trees (scikit-learn's default): on the churn set depth 16 gave
+    # 0.80 and unlimited depth 0.87.
+    "random_forest": {"max_depth": _choice(8, 16, 32, None)},
+    "extra_trees": {"max_depth": _choice(8, 16, 32, None)},
 }
 # Each family's first automl trial: the library's defaults, inside the space.
 STARTS: dict[str, dict[str, Any]] = {
@@ -100,8 +119,8 @@ STARTS: dict[str, dict[str, Any]] = {
     "xgboost": {"learning_rate": 0.1, "n_estimators": 100, "max_depth": 6, "min_child_weight": 1.0, "subsample": 1.0,
                 "colsample_bytree": 1.0, "reg_lambda": 1.0},
     "gradient_boosting": {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31, "l2_regularization": 1e-6},
-    "extra_trees": {"n_estimators": 100, "max_depth": 16, "min_samples_leaf": 1, "max_features": 1.0},
-    "random_forest": {"n_estimators": 100, "max_depth": 16, "min_samples_leaf": 1, "max_features": "sqrt"},
+    "extra_trees": {"n_estimators": 100, "max_depth": None, "min_samples_leaf": 1, "max_features": 1.0},
+    "random_forest": {"n_estimators": 100, "max_depth": None, "min_samples_leaf": 1, "max_features": "sqrt"},
 }
 
 
