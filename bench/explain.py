@@ -2,7 +2,7 @@
 plain `shap.TreeExplainer` call on the same model and rows.
 
     .venv/bin/python bench/explain.py [--rows 10000] [--explain-rows N] [--trees 200] [--max-depth 8]
-                                      [--n-jobs 0] [--repeats 2] [--record]
+                                      [--n-jobs 0] [--repeats 2] [--plain-rows N] [--record]
 
 1. A seeded table of --rows rows (10 numeric columns, 2 categorical with 4 and 6 values, a
    label from a noisy logistic formula over them) is fitted with brickyard's preprocessing
@@ -10,23 +10,28 @@ plain `shap.TreeExplainer` call on the same model and rows.
    `RandomForestClassifier(--trees, max_depth=--max-depth)`, trained on a second draw of
    the same size; the rows explained are the first draw (held out).
 2. brickyard: `brickyard.ml.explanations.explain` (what `evaluate` with `explain:` calls):
-   the pipeline's transform, the tree explainer over the transformed rows in --n-jobs forked
-   processes (0: one per CPU), one-hot values summed back into their source columns, the
-   importances. The plots and MLflow logging are left out (they do not depend on the rows).
+   the pipeline's transform, brickyard's own exact TreeSHAP (`brickyard.ml.fast_treeshap`,
+   numba, --n-jobs threads; 0: one per CPU) over the transformed rows, one-hot values summed
+   back into their source columns, the importances. The plots and MLflow logging are left
+   out (they do not depend on the rows).
 3. plain: `shap.TreeExplainer(forest).shap_values(Z)` on the same transformed rows, in
-   this process (shap's tree code is single-threaded).
+   this process (shap's tree code is single-threaded). --plain-rows N times it on the
+   first N rows only and scales the time linearly to all rows (TreeSHAP's time is linear
+   in the rows; the output says so); the difference is then taken over those N rows.
 4. Each side runs --repeats times, alternating; the best time of each is shown, with the
    ratio brickyard / plain and the largest difference between their SHAP values. Bar:
    brickyard < 10 s.
 
-The time of TreeSHAP grows with the leaves of the trees (and the square of their depth):
-per row on one core, a 200-tree forest of depth 6 (about 55 leaves per tree) takes a few
-milliseconds, depth 8 (about 160) several times that, depth 12 (about 670) some thirty
-times, and a forest grown to full depth on 10k rows (over a thousand leaves) more still. shap's
-tree code runs on one core, so brickyard's edge is its processes: on a machine with few
-cores the two sides take about the same time. The output says which forest was measured
-(depth, leaves per tree) and the machine's cores and load: compare like with like.
---record replaces the "explain" section of bench/RESULTS.md with this run's.
+The time of TreeSHAP grows with the leaves of the trees: per row, shap's algorithm costs
+leaves x depth^2, brickyard's one comparison per split and, per leaf, d table look-ups (d:
+the distinct features on the leaf's path; tables of 2^d x d numbers built per leaf, leaves
+with d > 12 computed per row in O(d^2)). Depth 6 (about 55 leaves per tree) and depth 8
+(about 160) are fast; a forest grown to full depth on 10k rows (over a thousand leaves,
+deep paths) is slow on both sides. The first use in a fresh environment compiles numba's
+kernels (about 10 s on this 2-core machine, measured with an empty NUMBA_CACHE_DIR; cached
+on disk after that) - the best-of-repeats time does not include it. The output says which
+forest was measured (depth, leaves per tree) and the machine's cores and load: compare
+like with like. --record replaces the "explain" section of bench/RESULTS.md with this run's.
 """
 
 from __future__ import annotations
@@ -82,6 +87,9 @@ def main() -> None:
     parser.add_argument("--max-depth", type=int, default=8, help="0: grow the trees to full depth")
     parser.add_argument("--n-jobs", type=int, default=0, help="brickyard's processes (0: one per CPU)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--plain-rows", type=int, default=0, help="time plain shap on this many rows, scaled to all (0: all)"
+    )
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
 
@@ -113,12 +121,13 @@ def main() -> None:
         ours = explanations.explain(model, X, "classification", spec)
         ours.importance()
         brickyard_s.append(time.perf_counter() - started)
+        plain_rows = min(args.plain_rows or len(X), len(X))
         started = time.perf_counter()
-        Z = model[:-1].transform(X)
+        Z = model[:-1].transform(X.iloc[:plain_rows])
         theirs = np.asarray(shap.TreeExplainer(model[-1]).shap_values(Z))
-        plain_s.append(time.perf_counter() - started)
+        plain_s.append((time.perf_counter() - started) * len(X) / plain_rows)
     assert ours is not None and theirs is not None
-    difference = float(np.abs(ours.values[:, :, 0] - theirs[:, :, 1]).max())
+    difference = float(np.abs(ours.values[: len(theirs), :, 0] - theirs[:, :, 1]).max())
     best_ours, best_plain = min(brickyard_s), min(plain_s)
 
     facts = {
@@ -130,7 +139,10 @@ def main() -> None:
         f"{leaves:.0f} leaves per tree), fitted in {fit_s:.1f} s on {args.rows} rows",
         "rows explained": f"{ours.rows_explained} x {len(ours.columns)} transformed columns "
         f"({len(ours.importance())} source columns)",
-        "brickyard processes": str(args.n_jobs or "one per CPU"),
+        "brickyard threads": str(args.n_jobs or "one per CPU"),
+        "plain shap timed on": f"{plain_rows} rows, scaled linearly to {len(X)}"
+        if plain_rows < len(X)
+        else "all rows",
     }
     rows = [
         ["brickyard explain (evaluate's path)", f"{best_ours:.2f}", ", ".join(f"{s:.2f}" for s in brickyard_s)],
@@ -142,7 +154,7 @@ def main() -> None:
         table(["side", "best s", "runs s"], rows),
         "",
         f"ratio brickyard / plain: {best_ours / best_plain:.2f}",
-        f"largest |difference| of the SHAP values: {difference:.2e}",
+        f"largest |difference| of the SHAP values (over {len(theirs)} rows): {difference:.2e}",
         f"bar: brickyard < {BAR_SECONDS:g} s: {verdict(best_ours < BAR_SECONDS)} ({best_ours:.2f} s)",
     ]
     print("\n".join(lines))

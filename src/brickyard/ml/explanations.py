@@ -4,9 +4,13 @@ A brickyard model is a scikit-learn `Pipeline`: preprocessing (`brickyard.ml.pre
 then the estimator. The estimator is explained on the rows as it sees them (after imputing,
 scaling and one-hot encoding), with the explainer that fits it:
 
-- `tree`: `shap.TreeExplainer` (scikit-learn forests and gradient boosting, LightGBM,
-  XGBoost): exact, fast; the values add up to the trees' raw output (a probability for
-  forests, log-odds for boosted classifiers, the prediction for regressors);
+- `tree`: exact path-dependent TreeSHAP, the values `shap.TreeExplainer` gives: for
+  scikit-learn decision trees, forests and gradient boosting (binary or regression)
+  brickyard's own (`brickyard.ml.fast_treeshap`, numba threads); for the others (LightGBM,
+  XGBoost, HistGradientBoosting, multi-class GradientBoosting) `shap.TreeExplainer` in
+  forked processes, with the reason in the notes. The values add up to the trees' raw
+  output (a probability for forests, log-odds for boosted classifiers, the prediction for
+  regressors);
 - `linear`: `shap.LinearExplainer` (linear and logistic regression) against a background
   sample: the values add up to the linear output (log-odds for logistic regression);
 - `permutation`: `shap.PermutationExplainer` on the prediction function (the positive
@@ -24,6 +28,7 @@ be mapped back, they stay per transformed column and `grouping` says so.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
 IMPORTANCE_PREFIX = "shap_importance."
 CHUNK_ROWS = 10  # rows per permutation-explainer call, between budget checks
 _METRIC_UNSAFE = re.compile(r"[^\w\-. /:]")
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -127,7 +133,7 @@ def explain(model: Any, X: pd.DataFrame, problem: Problem, spec: ExplainSpec) ->
     notes: list[str] = []
     stopped = False
     if kind == "tree":
-        values, base, outputs = _tree_values(estimator, Z, spec.n_jobs)
+        values, base, outputs = _tree_values(estimator, Z, spec.n_jobs, notes)
     elif kind == "linear":
         values, base, outputs = _linear_values(estimator, Z, Z_all[background_rows])
     else:
@@ -257,7 +263,19 @@ def _class_labels(estimator: Any, unit: str) -> list[str]:
     return [f"{unit} of class {c}" for c in classes]
 
 
-def _tree_values(estimator: Any, Z: np.ndarray, n_jobs: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _tree_values(
+    estimator: Any, Z: np.ndarray, n_jobs: int, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from brickyard.ml import fast_treeshap
+
+    try:
+        fast = fast_treeshap.shap_values(estimator, Z, threads=n_jobs)
+    except fast_treeshap.UnsupportedModel as exc:
+        note = f"tree SHAP by shap.TreeExplainer: brickyard's fast TreeSHAP does not read {exc}"
+        _log.info("explain: %s", note)
+        notes.append(note)
+    else:
+        return _as_outputs(fast.values, fast.expected_value, len(Z), _class_labels(estimator, fast.unit))
     explainer = _tree_explainer(estimator)
     if explainer is None:
         raise ValueError(f"explainer: tree does not read a {type(estimator).__name__}; use auto or permutation")
