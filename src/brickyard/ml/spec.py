@@ -214,8 +214,9 @@ class ExplainSpec(Strict):
     models and the permutation explainer otherwise; `max_rows` held-out rows are explained
     (a seeded sample when there are more); the permutation explainer stops after
     `budget_seconds` and keeps the rows it explained; `background_rows` is the reference
-    sample of the linear and permutation explainers; `n_jobs` processes share the rows
-    (tree explainer; 0: one per CPU).
+    sample of the linear and permutation explainers; `n_jobs` threads (brickyard's numba
+    TreeSHAP) or processes (shap's, for the models it does not read) share the tree
+    explainer's rows (0: one per CPU).
     """
 
     explainer: Literal["auto", "tree", "linear", "permutation"] = "auto"
