@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from brickyard.errors import BrickyardError, CommitConflictError, LakeError, TableNotFoundError
+from brickyard.lake.datasets import arrow_dataset
 from brickyard.lake.location import LakeLocation
 from brickyard.lake.names import RAW_ZONE, TableName
 
@@ -159,7 +160,7 @@ class Lake:
         self, name: str | TableName, *, version: int | None = None, as_of: AsOf | None = None
     ) -> pads.Dataset:
         """A lazily read Arrow dataset of the table (for streaming scans and DuckDB)."""
-        return self.delta(name, version=version, as_of=as_of).to_pyarrow_dataset()
+        return arrow_dataset(self.delta(name, version=version, as_of=as_of))
 
     def read(
         self,
@@ -361,14 +362,14 @@ class Lake:
         table = name if isinstance(name, TableName) else TableName.parse(name)
         dt = self.delta(table, version=until)
         current = dt.version()
-        dataset = dt.to_pyarrow_dataset()
+        dataset = arrow_dataset(dt)
         if version is None:
             return dataset, current
         _check_since(table, version, current)
         if version == current:
             fragments: list[Any] = []
         else:
-            before = {f.path for f in self.delta(table, version=version).to_pyarrow_dataset().get_fragments()}
+            before = {f.path for f in arrow_dataset(self.delta(table, version=version)).get_fragments()}
             now = list(dataset.get_fragments())
             _check_append_only(table, version, current, before - {f.path for f in now})
             fragments = [f for f in now if f.path not in before]

@@ -54,6 +54,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from brickyard import errors
 from brickyard.errors import BrickyardError
+from brickyard.lake.datasets import arrow_dataset
 from brickyard.stores import arrow_sql, upsert_keys
 from brickyard.stores.database import Database
 from brickyard.stores.staging import StagedBatch, stage
@@ -440,7 +441,7 @@ def export_table(
         log.info("batch %s (%s) is already in %s: skipped", batch_id, spec.source, target)
         return LoadResult(batch_id, 0, False, tries, time.perf_counter() - started)
     prefix = f"{staging.rstrip('/')}/{batch_id}"
-    dataset = delta.to_pyarrow_dataset()
+    dataset = arrow_dataset(delta)
     missing = [key for key in keys if key not in dataset.schema.names]
     if missing:
         raise ExportError(f"{source} has no key column(s) {', '.join(missing)}", hint=f"columns: {', '.join(dataset.schema.names)}")

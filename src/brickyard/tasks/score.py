@@ -57,6 +57,7 @@ from pydantic import Field, model_validator
 
 from brickyard.errors import BrickyardError
 from brickyard.lake import TableName
+from brickyard.lake.datasets import arrow_dataset
 from brickyard.ml.spec import TrainingSetSpec
 from brickyard.tasks.base import CheckContext, TaskContext, TaskKind, TaskOptions
 
@@ -294,7 +295,7 @@ class ScoreTask(TaskKind):
         columns = list(dict.fromkeys([*options.keys, *features])) if features else None
         if source.is_lake:
             table = source.table or ""
-            dataset = context.lake.delta(table, version=version).to_pyarrow_dataset()
+            dataset = arrow_dataset(context.lake.delta(table, version=version))
             if columns:
                 from brickyard.ml.scoring import require_columns
 

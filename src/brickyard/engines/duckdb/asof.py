@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from brickyard.engines.asof import AsOfJoin, AsOfResult, FeatureLookup
+from brickyard.lake.datasets import arrow_dataset
 
 if TYPE_CHECKING:
     from brickyard.engines.duckdb.engine import DuckDBEngine
@@ -143,7 +144,7 @@ def _register_features(worker: DuckDBEngine, index: int, lookup: FeatureLookup, 
     not on the feature table) and with projection into the files. Otherwise one-pass Arrow
     scans with little read-ahead (Arrow's default buffers several files' worth of batches
     outside DuckDB's memory limit)."""
-    dataset = worker.lake.delta(lookup.table, version=lookup.version).to_pyarrow_dataset()
+    dataset = arrow_dataset(worker.lake.delta(lookup.table, version=lookup.version))
     times = [*lookup.keys, lookup.event_time]
     used = list(dict.fromkeys([*times, *([lookup.created_time] if lookup.created_time else []), *lookup.columns, *lookup.tie_columns]))
     con = worker.connection
@@ -204,7 +205,7 @@ def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
     con, lake, source = worker.connection, worker.lake, join.entities
     if source.table is not None:
         delta = lake.delta(source.table, version=source.version)
-        con.register("__by_entity_table", delta.to_pyarrow_dataset())
+        con.register("__by_entity_table", arrow_dataset(delta))
         con.execute(f"CREATE OR REPLACE TEMP VIEW {ENTITIES} AS SELECT * FROM __by_entity_table")
         return {source.table: delta.version()}
     assert source.query is not None
@@ -225,7 +226,7 @@ def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
         delta = lake.delta(name, version=source.pinned.get(name))
         reads[name] = delta.version()
         zone, table = name.split(".")
-        con.register(f"__by_pinned_{zone}_{table}", delta.to_pyarrow_dataset())
+        con.register(f"__by_pinned_{zone}_{table}", arrow_dataset(delta))
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(zone)}")
         con.execute(f"CREATE OR REPLACE VIEW {q(zone)}.{q(table)} AS SELECT * FROM {q(f'__by_pinned_{zone}_{table}')}")
     with worker.errors():

@@ -42,6 +42,7 @@ from brickyard.errors import (
     SqlError,
     TableNotFoundError,
 )
+from brickyard.lake.datasets import arrow_dataset
 from brickyard.lake.names import TableName
 
 if TYPE_CHECKING:
@@ -346,7 +347,7 @@ class DuckDBEngine(Engine):
         if not re.fullmatch(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*", full) or not self.lake.exists(full):
             raise TableNotFoundError(full, self.lake.tables())
         delta = self.lake.delta(TableName(zone, table))
-        self._create_view(zone, f'"{table}"', delta.to_pyarrow_dataset())
+        self._create_view(zone, f'"{table}"', arrow_dataset(delta))
         self._lake_views[full] = delta
 
     def _refresh_views(self) -> None:
@@ -356,7 +357,7 @@ class DuckDBEngine(Engine):
             delta.update_incremental()
             if delta.version() != seen:
                 zone, table = full.split(".")
-                self._create_view(zone, f'"{table}"', delta.to_pyarrow_dataset())
+                self._create_view(zone, f'"{table}"', arrow_dataset(delta))
 
     def _register_snapshot(self, snapshot: Snapshot) -> None:
         dataset = self.lake.dataset(

@@ -27,6 +27,7 @@ from brickyard.engines.duckdb.engine import DuckDBEngine, one_line
 from brickyard.engines.duckdb.quarantine import write_quarantine
 from brickyard.engines.duckdb.views import register
 from brickyard.errors import LakeError, SqlError
+from brickyard.lake.datasets import arrow_dataset
 from brickyard.lake.names import TableName
 
 BATCH_ROWS = 256 * 1024
@@ -41,7 +42,7 @@ class DuckDBCheck(TableCheck):
         try:
             self.delta = self.lake.delta(table)
             self.version: int = self.delta.version()
-            register(self.engine, table, self.delta.to_pyarrow_dataset())
+            register(self.engine, table, arrow_dataset(self.delta))
         except BaseException:
             self.engine.close()
             raise

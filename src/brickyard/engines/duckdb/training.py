@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from brickyard.engines.base import TrainingRows
+from brickyard.lake.datasets import arrow_dataset
 
 if TYPE_CHECKING:
     from brickyard.engines.duckdb.engine import DuckDBEngine
@@ -22,7 +23,7 @@ def training_rows(
     lake = engine.lake
     if table is not None:
         delta = lake.delta(table, version=version if version is not None else pinned.get(table))
-        return TrainingRows(delta.to_pyarrow_dataset().to_table(), {table: delta.version()}, f"table {table}")
+        return TrainingRows(arrow_dataset(delta).to_table(), {table: delta.version()}, f"table {table}")
     assert query is not None
     return _query_rows(engine, query, pinned)
 
@@ -50,7 +51,7 @@ def _query_rows(base: DuckDBEngine, query: str, pinned: dict[str, int]) -> Train
             reads[name] = delta.version()
             zone, table = name.split(".")
             arrow_name = f"__pinned_{zone}_{table}"
-            engine.connection.register(arrow_name, delta.to_pyarrow_dataset())
+            engine.connection.register(arrow_name, arrow_dataset(delta))
             engine.connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{zone}"')
             engine.connection.execute(f'CREATE OR REPLACE VIEW "{zone}"."{table}" AS SELECT * FROM "{arrow_name}"')
         rows = engine.query(query).to_arrow_table()
