@@ -69,6 +69,7 @@ _NOT_RUN = "queued (a family's first trial) but not run within the budget; the n
 TRIAL_ATTR = "brickyard"  # a trial's record: family, params, run, seconds, cpu_seconds, error
 RUNS_ATTR = "brickyard.mlflow_runs"  # study attributes: per tuning run and process, trial -> MLflow run id
 AUTOML_HOLDOUT_ROWS = 100_000  # automl scores trials on a holdout from this many training rows up
+STOPPED = "the time budget (timeout:) ran out during the trial"
 ENSEMBLE_SHARE = 0.2  # of timeout:, kept for the ensembles when they are on
 _log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ def tune(
         )
         log.info("study %s: %d trials already there; running %s", study_name, before, _budget_text(spec))
         deadline = None if spec.timeout is None else time.time() + spec.timeout
-        worker_cpu = run_trials(plan, spec, log, _trials_deadline(spec, deadline))
+        worker_cpu = run_trials(plan, spec, log, _trials_deadline(spec, deadline), deadline)
         study = _load(plan)
         board = leaderboard(study, metric, direction)
         counts = _counts(board, before)
@@ -390,13 +391,16 @@ def _trials_deadline(spec: TuneSpec, deadline: float | None) -> float | None:
     return deadline - spec.timeout * ENSEMBLE_SHARE
 
 
-def run_trials(plan: Plan, spec: TuneSpec, log: logging.Logger, deadline: float | None) -> float:
+def run_trials(
+    plan: Plan, spec: TuneSpec, log: logging.Logger, deadline: float | None, stop_at: float | None = None
+) -> float:
     """Run this task's trials until `deadline` (epoch seconds; None: the trial count), in
-    this process or in `spec.parallel` processes; returns the CPU-seconds the other
+    this process or in `spec.parallel` processes; a trial still running at `stop_at` (the
+    end of `timeout:`) stops after its current fold. Returns the CPU-seconds the other
     processes spent on trials."""
     budget = spec.trial_budget
     if spec.parallel == 1:
-        run_worker(plan, budget, deadline, 0, log)
+        run_worker(plan, budget, deadline, 0, log, stop_at)
         return 0.0
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -406,21 +410,25 @@ def run_trials(plan: Plan, spec: TuneSpec, log: logging.Logger, deadline: float 
     workers = [(i, share) for i, share in enumerate(shares) if share != 0]
     log.info("running trials in %d processes", len(workers))
     with ProcessPoolExecutor(len(workers), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_worker, plan, share, deadline, i, None) for i, share in workers]
+        futures = [pool.submit(run_worker, plan, share, deadline, i, None, stop_at) for i, share in workers]
         try:
             return sum(future.result() for future in futures)
         except Exception as exc:
             raise TuningError(f"a tuning process failed: {exc}", hint="run with parallel: 1 to see the error here") from exc
 
 
-def run_worker(plan: Plan, trials: int | None, deadline: float | None, worker: int, log: logging.Logger | None) -> float:
+def run_worker(
+    plan: Plan, trials: int | None, deadline: float | None, worker: int, log: logging.Logger | None,
+    stop_at: float | None = None,
+) -> float:
     """Run up to `trials` trials (None: until `deadline`) of the study, each fit on one
-    thread (see `one_thread`); returns the CPU-seconds spent."""
+    thread (see `one_thread`), a trial still running at `stop_at` stopped after its current
+    fold; returns the CPU-seconds spent."""
     cpu = time.process_time()
     study = _load(plan, worker)
     timeout = None if deadline is None else max(0.001, deadline - time.time())
     callbacks = [_logger(log)] if log is not None else []
-    objective = Objective(plan)
+    objective = Objective(plan, stop_at)
     try:
         with one_thread():
             study.optimize(objective, n_trials=trials, timeout=timeout, catch=(Exception,), callbacks=callbacks)
@@ -468,12 +476,16 @@ class Objective:
     finished, to a writer process (`brickyard.ml.trial_runs`) that writes it while the
     next trial runs; `close` waits for them, raises the first that failed and answers
     trial number -> MLflow run id. The trial's own record (family, params, run, seconds,
-    error) is one Optuna user attribute (`TRIAL_ATTR`)."""
+    error) is one Optuna user attribute (`TRIAL_ATTR`). A trial still running at `stop_at`
+    (epoch seconds) stops after the fold it is on, as pruned (`stopped` says why): Optuna's
+    timeout only stops trials from starting, and one slow trial could outlast the budget
+    several times over."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, stop_at: float | None = None) -> None:
         from brickyard.ml.trial_runs import TrialRunWriter
 
         self.plan = plan
+        self.stop_at = stop_at
         self.writer = TrialRunWriter(plan.tracking_uri)
 
     def close(self) -> dict[int, str]:
@@ -525,6 +537,9 @@ class Objective:
                 if trial.should_prune():
                     record["folds_done"] = step + 1
                     raise optuna.TrialPruned(f"pruned after fold {step + 1}")
+            if self.stop_at is not None and step + 1 < len(plan.folds) and time.time() >= self.stop_at:
+                record.update(folds_done=step + 1, stopped=STOPPED)
+                raise optuna.TrialPruned(STOPPED)
         return float(np.mean(values))
 
     def _run(self, number: int, record: dict[str, Any], family: str, state: str, values: list[float],
@@ -541,7 +556,7 @@ class Objective:
         metrics += [("seconds", record["seconds"], 0), ("cpu_seconds", record["cpu_seconds"], 0)]
         if plan.cpu_hour is not None:
             metrics.append(("cost", record["cpu_seconds"] / 3600.0 * plan.cpu_hour, 0))
-        reason = record.get("error", "")
+        reason = record.get("error", "") or record.get("stopped", "")
         return TrialRun(
             trial=number, experiment_id=plan.experiment_id, name=f"trial-{number}",
             tags={**plan.tags, TAG_PARENT: plan.parent_run_id, tracking.TAG_KIND: "tune_trial",
@@ -606,7 +621,7 @@ def leaderboard(study: optuna.Study, metric: str, direction: str) -> list[dict[s
             "state": trial.state.name,
             "seconds": seconds,
             "cpu_seconds": attrs.get("cpu_seconds"),
-            "error": attrs.get("error", "") or (_NOT_RUN if trial.state.name == "WAITING" else ""),
+            "error": attrs.get("error", "") or attrs.get("stopped", "") or (_NOT_RUN if trial.state.name == "WAITING" else ""),
             "mlflow_run_id": attrs.get("mlflow_run_id") or run_ids.get(trial.number, ""),
             "run": attrs.get("run", ""),
             "members": [],

@@ -389,7 +389,7 @@ DESCRIPTIONS: dict[str, str] = {
     "tune.metric": "The metric trials are scored on (default `roc_auc` for classification, `rmse` for "
     "regression); its direction follows from it.",
     "tune.trials": "How many trials this run adds to the study (default 20 when no `timeout` is set).",
-    "tune.timeout": "Seconds after which no new trial starts (running ones finish).",
+    "tune.timeout": "Seconds after which no new trial starts; a running trial stops after the fold it is on.",
     "tune.validation": "`cv`: k folds of the training split; `holdout`: one seeded part of it.",
     "tune.folds": "`cv`: the number of folds (stratified for classification when `split.stratify`).",
     "tune.holdout_size": "`holdout`: the share of the training split trials are scored on.",

@@ -16,7 +16,7 @@ from ml_helpers import TITANIC_FEATURES, run_task, titanic_pipeline
 from brickyard import Workspace
 from brickyard.ml import tracking
 from brickyard.ml.errors import TuningError
-from brickyard.ml.tuning import TAG_ERROR, TAG_PARENT, TAG_TRIAL_STATE, load_leaderboard
+from brickyard.ml.tuning import STOPPED, TAG_ERROR, TAG_PARENT, TAG_TRIAL_STATE, load_leaderboard
 
 FIRST_RUN, SECOND_RUN = "20260101-000000-tune01", "20260101-000000-tune02"
 SPACE = {"logistic_regression": None, "random_forest": {"n_estimators": {"int": [10, 30]}, "max_depth": {"int": [2, 6]}}}
@@ -196,3 +196,19 @@ def test_validate_locates_an_unknown_family_a_bad_parameter_and_a_bad_space(
     [problem] = [str(p) for p in validate_workspace(ws)]
     assert problem.startswith("pipelines/titanic.yaml:8: tasks[0] (tune).estimators.random_forest.max_depth")
     assert "int: [12, 2] has its high bound below its low bound" in problem
+
+
+def test_a_trial_running_when_the_budget_ends_stops_after_its_fold(ml_ws: Workspace) -> None:
+    task = tune_task(estimators={"random_forest": {"n_estimators": {"int": [1000, 1001]}}}, trials=None, timeout=1,
+                     folds=5, pruner="none")
+    with pytest.raises(TuningError, match=r"no trial completed: 1 ran within the budget \(at most 1 s\), 1 pruned, 0 failed"):
+        run_task(ml_ws, titanic_pipeline(task), "tune", run_id=FIRST_RUN)
+    _, board = load_leaderboard(ml_ws, FIRST_RUN)
+    assert [(row["state"], row["error"]) for row in board] == [("PRUNED", STOPPED)]
+    client = tracking.connect(ml_ws)
+    experiment = client.get_experiment_by_name("titanic").experiment_id
+    parent = client.search_runs([experiment], filter_string="tags.`brickyard.kind` = 'tune'")[0]
+    [child] = child_runs(ml_ws, parent.info.run_id)
+    folds_scored = client.get_metric_history(child.info.run_id, "roc_auc_fold")
+    assert 1 <= len(folds_scored) < 5
+    assert child.info.status == "KILLED" and child.data.tags[TAG_ERROR] == STOPPED
