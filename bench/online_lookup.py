@@ -15,7 +15,8 @@ server looks each request's features up online. Each request names one random en
 `{"dataframe_split": {"columns": ["customer_id"], "data": [[KEY]]}}`. The load comes from
 ``wrk`` (random key per request, a Lua script) when it is installed, else from a built-in
 asyncio client with 8 keep-alive connections (in its own process; on a small machine it
-competes with the server for CPU: say which one ran when you report numbers). Starts its own
+competes with the server for CPU: say which one ran when you report numbers). wrk runs 2 threads
+(`BENCH_WRK_THREADS=N` to change it: on 2 cores its second thread takes CPU the server needs). Starts its own
 redis-server on a free loopback port. Writes its workspace under .bench/online_lookup/.
 """
 
@@ -43,7 +44,7 @@ from common import REPO, facts_lines, load_average, machine_facts, record_sectio
 
 WORK = REPO / ".bench" / "online_lookup"
 CONNECTIONS = 8
-THREADS = 2
+THREADS = int(os.environ.get("BENCH_WRK_THREADS", "2"))  # wrk threads; 2 in every recorded run
 FEATURES = 20
 TABLE = "bench_stats"
 MODEL = "bench_churn"
