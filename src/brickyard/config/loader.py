@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from brickyard.config.models import WorkspaceConfig
+from brickyard.config.secrets import redacted
 from brickyard.config.yaml_lines import Location, line_of, load_yaml_with_lines, read_text
 from brickyard.errors import ConfigError, suggest
 
@@ -79,7 +80,7 @@ def _located(
         hint = close or (f"known keys here: {', '.join(sorted(known))}" if known else None)
         message = f"unknown key{more}"
     else:
-        message = f"{first['msg']} (got {first.get('input')!r}){more}"
+        message = f"{first['msg']} (got {redacted(first.get('input'), str(loc[-1]) if loc else '')!r}){more}"
     return ConfigError(
         message, file=source, line=line_of(lines, loc), field=field, hint=hint
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from brickyard.errors import ConfigError
 
@@ -58,3 +59,33 @@ def mask(value: str) -> str:
     """Hide a URL's password and any resolved secret; references stay visible as `***`."""
     masked = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}***", value)
     return REFERENCE.sub("***", masked)
+
+
+_SECRET_WORDS = frozenset({"secret", "token", "password", "passwd", "pwd", "sas", "credential", "credentials"})
+
+
+def redacted(value: Any, name: str = "") -> Any:
+    """`value` (config as read) fit to show in an error: the value of a credential-named
+    field (`account_key`, `sas_token`, `password`, a webhook's `secret`...) as `***` unless it
+    is a reference, URL passwords masked, mappings and lists walked.
+
+    >>> redacted({"account_name": "acct", "account_key": "abc==", "url": "postgresql://u:pw@db/x"})
+    {'account_name': 'acct', 'account_key': '***', 'url': 'postgresql://u:***@db/x'}
+    >>> redacted(["customer_id"], "keys")
+    ['customer_id']
+    """
+    if isinstance(value, Mapping):
+        return {key: redacted(item, str(key)) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redacted(item, name) for item in value]
+    if isinstance(value, str):
+        return "***" if _names_a_secret(name) and not is_reference(value) else mask(value)
+    return value
+
+
+def _names_a_secret(name: str) -> bool:
+    """A credential's field name: one with a word such as secret, token or password, or a
+    name ending in `key` after a prefix (`account_key`, `apikey`; not `key` or `keys`)."""
+    lowered = name.lower()
+    words = set(re.split(r"[^a-z0-9]+", lowered))
+    return bool(words & _SECRET_WORDS) or (lowered.endswith("key") and lowered != "key")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from brickyard.config import load_config, mask, resolve
+from brickyard.config.secrets import redacted
 from brickyard.engines.registry import engine_names
 from brickyard.errors import ConfigError
 
@@ -134,6 +135,7 @@ def test_literal_credential_in_storage_options_is_rejected(tmp_path: Path) -> No
     assert error.line == 3
     assert "account_key" in str(error)
     assert "${env:" in str(error)
+    assert "abc" not in str(error) and "'account_key': '***'" in str(error)
 
 
 def test_env_reference_credential_in_storage_options_is_accepted(tmp_path: Path) -> None:
@@ -210,3 +212,22 @@ def test_a_bad_online_store_url_is_located(tmp_path: Path, url: str, says: str) 
 def test_a_redis_password_may_be_a_reference(tmp_path: Path) -> None:
     url = "redis://:${env:REDIS_PASSWORD}@localhost:6379/0"
     assert load_config(write_config(tmp_path, f"online_store: \"{url}\"\n")).online_store == url
+
+
+def test_a_config_error_never_shows_a_credential(tmp_path: Path) -> None:
+    key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    text = f"lake:\n  root: lake\n  storage_options:\n    account_name: acct\n    account_key: '{key}'\n    sas_token: sv=2024&sig=abc\n"
+    error = config_error(write_config(tmp_path, text))
+    assert key not in str(error) and "sig=abc" not in str(error)
+    assert "'account_name': 'acct'" in str(error)
+
+
+def test_redacted_masks_credential_fields_and_url_passwords_and_keeps_the_rest() -> None:
+    shown = redacted({
+        "url": "postgresql://app:pw@db/app", "password": "hunter2", "api_key": "k", "keys": ["customer_id"],
+        "webhook": {"url": "http://h/", "secret": "plain"}, "token": "${env:TOKEN}", "rows": 3,
+    })
+    assert shown == {
+        "url": "postgresql://app:***@db/app", "password": "***", "api_key": "***", "keys": ["customer_id"],
+        "webhook": {"url": "http://h/", "secret": "***"}, "token": "***", "rows": 3,
+    }
