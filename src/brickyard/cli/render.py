@@ -59,11 +59,13 @@ def result_table(
 
 
 def format_value(value: Any) -> str:
-    """One cell as text: NULL shown as such, floats trimmed, times without microseconds."""
+    """One cell as text: NULL shown as such, a float in the fewest digits that give it back
+    exactly (Python's repr, as DuckDB's own shell prints doubles: a table never rounds a
+    value), times to the second."""
     if value is None:
         return "[dim]NULL[/dim]"
     if isinstance(value, float):
-        return f"{value:.6g}" if abs(value) < 1e15 else f"{value:.3e}"
+        return repr(value)
     if isinstance(value, datetime):
         return value.isoformat(sep=" ", timespec="seconds")
     text = str(value)
