@@ -57,9 +57,15 @@ class LakeLocation:
         return f"{self.root}/{relative}"
 
     def delta_options(self) -> dict[str, str] | None:
-        """Storage options for delta-rs, secrets resolved; None for a local lake."""
+        """Storage options for delta-rs, secrets resolved; None for a local lake. An
+        `endpoint` on a loopback host (Azurite) is given to delta-rs as its emulator mode
+        (see `_emulator_options`)."""
         if self.is_local:
             return None
+        return _emulator_options(self.resolved_options())
+
+    def resolved_options(self) -> dict[str, str]:
+        """The storage options as configured, secrets resolved."""
         return {key: resolve(value) for key, value in self.storage_options.items()}
 
     def fs_path(self, relative: str = "") -> str:
@@ -77,7 +83,28 @@ class LakeLocation:
             from fsspec.implementations.local import LocalFileSystem
 
             return LocalFileSystem()
-        return _azure_filesystem(self.root, self.delta_options() or {})
+        return _azure_filesystem(self.root, self.resolved_options())
+
+
+ENDPOINT_KEYS = ("endpoint", "azure_storage_endpoint")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _emulator_options(options: dict[str, str]) -> dict[str, str]:
+    """`options` for delta-rs, an Azurite `endpoint` (a loopback host) turned into
+    `use_emulator`. Through `endpoint`, delta-rs 1.6 fails a table's third commit on Azurite
+    ("Invalid table version: 1"; two commits work); in its emulator mode it does not.
+    object_store takes the emulator's address only from the environment variable
+    AZURITE_BLOB_STORAGE_URL, so it is set here, before each use."""
+    endpoint = next((options[key] for key in ENDPOINT_KEYS if options.get(key)), None)
+    if endpoint is None or "use_emulator" in options:
+        return options
+    parsed = urlparse(endpoint)
+    if parsed.hostname not in LOOPBACK:
+        return options
+    os.environ["AZURITE_BLOB_STORAGE_URL"] = f"{parsed.scheme or 'http'}://{parsed.netloc}"
+    kept = {key: value for key, value in options.items() if key not in ENDPOINT_KEYS}
+    return {**kept, "use_emulator": "true"}
 
 
 def _azure_filesystem(root: str, options: dict[str, str]) -> fsspec.AbstractFileSystem:
