@@ -61,7 +61,8 @@ def mask(value: str) -> str:
     return REFERENCE.sub("***", masked)
 
 
-_SECRET_WORDS = frozenset({"secret", "token", "password", "passwd", "pwd", "sas", "credential", "credentials"})
+# SECRET_KEY_WORDS as whole words; "key" only as a suffix (see _names_a_secret)
+_SECRET_WORDS = (frozenset(SECRET_KEY_WORDS) - {"key"}) | {"passwd", "pwd", "credentials"}
 
 
 def redacted(value: Any, name: str = "") -> Any:
