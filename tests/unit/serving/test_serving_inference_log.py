@@ -87,3 +87,35 @@ def test_records_keep_their_microseconds_their_nulls_and_bad_utf8_replaced() -> 
     assert [row["features"] for row in rows] == ['[{"t": 1}]', None, None]
     assert rows[1]["input"] == "\ufffd"
     assert sorted(written) == [("e1", 2), ("e2", 1)]
+
+
+def test_a_batch_larger_than_one_conversion_keeps_every_record_in_order() -> None:
+    """A flush converts the batch to Arrow in chunks (CONVERT_ROWS records each, so that
+    the request path is not held up): every record lands once, in order, whichever chunk
+    holds it, with the bad UTF-8 of one chunk replaced and the others' bodies as sent."""
+    from brickyard.serving.inference_log import CONVERT_ROWS
+
+    count = CONVERT_ROWS * 3 + 7
+    for payloads in ("full", "hash"):
+        lake = KeepingLake()
+        log = InferenceLog(lake, "gold.x", payloads=payloads, batch_rows=count)
+        records = [
+            (f"r{i}", 1765000000.0 + i / 1000, f"e{i % 3}", "m", str(i % 5), "champion", 200 + i % 2, i / 7, i,
+             b"\xfe" if i == CONVERT_ROWS + 1 else f'{{"i": {i}}}'.encode(), f"[{i}]".encode(),
+             None if i % 4 else f'[{{"k": {i}}}]'.encode())
+            for i in range(count)
+        ]
+        for record in records:
+            log.record(record)
+        assert log.flush() == count
+        (table,) = lake.tables
+        rows = table.to_pylist()  # type: ignore[attr-defined]
+        assert [row["request_id"] for row in rows] == [f"r{i}" for i in range(count)]
+        assert [row["rows"] for row in rows] == list(range(count))
+        assert [row["latency_ms"] for row in rows] == [i / 7 for i in range(count)]
+        assert [row["features"] for row in rows] == [None if i % 4 else f'[{{"k": {i}}}]' for i in range(count)]
+        if payloads == "full":
+            assert [row["output"] for row in rows] == [f"[{i}]" for i in range(count)]
+            assert rows[CONVERT_ROWS + 1]["input"] == "\ufffd" and rows[CONVERT_ROWS]["input"] == f'{{"i": {CONVERT_ROWS}}}'
+        else:
+            assert all(row["input"].startswith("sha256:") for row in rows)
