@@ -101,6 +101,7 @@ def test_features_pipeline_list_and_describe(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     for text in ("customer_id", "30d 00:00:00", "freshness", "churn", "event time"):
         assert text in shown.stdout
+    assert "Downloading artifacts" not in shown.stderr  # MLflow's progress bar per model read
 
     missing = brickyard("features", "describe", "activty", cwd=root)
     assert missing.returncode != 0 and "activity" in missing.stderr

@@ -100,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns (and, as a script, exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("BRICKYARD_DEBUG") == "1"
+    # MLflow draws a progress bar per artifact it downloads; the commands read small JSON
+    # artifacts (a model's training set, a tuning leaderboard) and the bars were noise.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="brickyard", standalone_mode=False)

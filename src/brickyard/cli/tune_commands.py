@@ -28,7 +28,6 @@ def show(
     family, params, metric, state, seconds; `*` marks the registered result."""
     from brickyard.ml.tuning import load_leaderboard
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small JSON file
     ws = open_workspace(workspace)
     run_id, board = load_leaderboard(ws, run)
     if fmt is not TableFormat.table:
