@@ -2,7 +2,8 @@
 or offline (as of a time, from the Delta table, with the same TTL rule as training sets).
 
 A key is given as text; a table with several key columns takes them comma-separated
-(`--` in front of keys that start with a dash).
+(`--` in front of keys that start with a dash). A value for an integer key column must be
+a whole number (a typo is an error, not a missing key).
 """
 
 from __future__ import annotations
@@ -41,19 +42,47 @@ class FeatureValues:
         }
 
 
-def parse_key(spec: FeatureTableSpec, text: str) -> str:
-    """A key from the command line as the store's entity text.
+def parse_key(spec: FeatureTableSpec, text: str, key_types: dict[str, Any] | None = None) -> str:
+    """A key from the command line as the store's entity text. With `key_types` (the key
+    columns' Arrow types), a value for an integer key column must be an integer.
 
     Raises:
-        UsageError: a table with N key columns given other than N comma-separated values.
+        UsageError: a table with N key columns given other than N comma-separated values,
+            or a value its key column cannot hold.
     """
-    parts = text.split(",") if len(spec.keys) > 1 else [text]
+    import pyarrow as pa
+
+    parts = [part.strip() for part in (text.split(",") if len(spec.keys) > 1 else [text])]
     if len(parts) != len(spec.keys):
         raise UsageError(
             f"key {text!r}: {spec.table} has {len(spec.keys)} key columns ({', '.join(spec.keys)})",
             hint="give each key as VALUE1,VALUE2 in that order",
         )
-    return entity_id(part.strip() for part in parts)
+    values: list[Any] = []
+    for column, part in zip(spec.keys, parts):
+        kind = (key_types or {}).get(column)
+        if kind is not None and pa.types.is_integer(kind):
+            try:
+                values.append(int(part))  # "+7" and "007" are the key 7
+            except ValueError:
+                raise UsageError(
+                    f"key {text!r}: {part!r} is not an integer, and {spec.table}'s key column {column} is {kind}",
+                    hint=f"give {column} as a whole number",
+                ) from None
+        else:
+            values.append(part)
+    return entity_id(values)
+
+
+def key_types(ws: Workspace, spec: FeatureTableSpec) -> dict[str, Any]:
+    """The Arrow types of `spec`'s key columns in its Delta table (none when the table is
+    not in the lake)."""
+    import pyarrow as pa
+
+    if not ws.lake.exists(spec.table):
+        return {}
+    schema = pa.schema(ws.lake.delta(spec.table).schema().to_arrow())
+    return {name: schema.field(name).type for name in spec.keys if name in schema.names}
 
 
 def parse_time(text: str) -> datetime:
@@ -86,9 +115,10 @@ def get_online(
         )
     ttl_us = _ttl_us(spec)
     at = at_us if at_us is not None else now_us()
+    types = key_types(ws, spec)
     found = []
     for key in keys:
-        row = store.read(spec.table, parse_key(spec, key))
+        row = store.read(spec.table, parse_key(spec, key, types))
         if row is None:
             found.append(FeatureValues(key, "missing", None, None))
         elif live(row, ttl_us=ttl_us, at_us=at) is None:
@@ -113,7 +143,8 @@ def get_offline(ws: Workspace, name: str, keys: list[str], at: datetime) -> list
             f"feature table {spec.table} is not in the lake yet",
             hint=f"run the pipeline task of kind features that builds it (features/{spec.name}.yaml)",
         )
-    wanted = {parse_key(spec, key): key for key in keys}
+    types = key_types(ws, spec)
+    wanted = {parse_key(spec, key, types): key for key in keys}
     data = ws.lake.read(spec.table)
     first = pc.cast(data[spec.keys[0]], "string")
     data = data.filter(pc.is_in(first, value_set=_text_array({e.split("\x1f")[0] for e in wanted})))

@@ -150,6 +150,14 @@ def test_a_key_of_a_two_key_table_is_comma_separated(ws: Workspace) -> None:
     assert [item.values for item in get_online(ws, "pairs", ["1,y", "1,x"], store=store)] == [{"v": 20}, {"v": 10}]
     with pytest.raises(UsageError, match="has 2 key columns"):
         get_online(ws, "pairs", ["1"], store=store)
+    # an integer key column takes whole numbers only (a typo was "missing"), written any way
+    assert [item.values for item in get_online(ws, "pairs", ["+1,y", "001,x"], store=store)] == [{"v": 20}, {"v": 10}]
+    for wrong in ("one,x", "1.0,x"):
+        with pytest.raises(UsageError, match=r"is not an integer, and features.pairs's key column a is int64"):
+            get_online(ws, "pairs", [wrong], store=store)
+        with pytest.raises(UsageError, match="is not an integer"):
+            get_offline(ws, "pairs", [wrong], datetime.now(UTC))
+    assert [item.values for item in get_offline(ws, "pairs", [" 1 , y"], datetime.now(UTC))] == [{"v": 20}]
 
 
 def test_online_status_gives_describe_the_freshness(ws: Workspace, store: OnlineStore) -> None:
