@@ -336,9 +336,21 @@ class ServingService:
         """Score a payload with one model: (JSON answer, rows, columns ignored). A model
         trained from a training set gets the features a request lacks looked up online
         first (their values appended to `used`, as JSON)."""
-        schema, predictor = model.schema, model.predictor
+        sent: Payload | None = None
         if model.lookup is not None and model.lookup.needed(payload.columns):
-            payload = await _with_features_async(model, payload, used)
+            sent, payload = payload, await _with_features_async(model, payload, used)
+        try:
+            return await self._score_columns(endpoint, model, payload, query)
+        except InvalidInputError as exc:
+            if sent is None or exc.column is None or exc.column in sent.columns:
+                raise
+            raise _without_live_features(model, sent, payload, exc) from None
+
+    async def _score_columns(
+        self, endpoint: Endpoint, model: LoadedModel, payload: Payload, query: str | None
+    ) -> tuple[bytes, int, tuple[str, ...]]:
+        """`_score` once the payload holds every column it will get."""
+        schema, predictor = model.schema, model.predictor
         proba, params = _params(payload.params, query, schema.param_names if schema is not None else _NO_PARAMS)
         if schema is None:
             batch = Batch({name: list(values) for name, values in payload.columns.items()}, payload.rows)
@@ -548,6 +560,36 @@ async def _with_features_async(model: LoadedModel, payload: Payload, used: list[
     except OnlineStoreError as exc:
         raise FeatureStoreUnavailableError(f"the online feature store cannot be read: {exc.message}", hint=exc.hint) from exc
     return _enriched(payload, columns, values, used)
+
+
+def _without_live_features(model: LoadedModel, sent: Payload, payload: Payload, error: InvalidInputError) -> InvalidInputError:
+    """`error` (the signature refused a looked-up feature of `payload`, null) said as what
+    it is: the row's entity (in the request `sent`) has no live values online, or its live
+    row holds a null there. `error` itself when no row explains it."""
+    assert model.lookup is not None
+    column = error.column
+    lookup = next((item for item in model.lookup.info.lookups if column in item.features), None)
+    values = payload.columns.get(column) if column is not None else None
+    if lookup is None or values is None:
+        return error
+    row = next((index for index, value in enumerate(values) if value is None or value == ""), None)
+    if row is None:
+        return error
+    key = ", ".join(f"{name} {sent.columns[name][row]!r}" for name in lookup.keys)
+    looked_up = [payload.columns[name][row] for name in lookup.features if name in payload.columns and name not in sent.columns]
+    if any(value is not None and value != "" for value in looked_up):
+        return InvalidInputError(
+            f"row {row}: the live row of {key} in {lookup.table} holds null for {column}, and the model requires a value",
+            hint=f"send {column} in the request, or fix the feature table's value",
+            column=column,
+        )
+    return InvalidInputError(
+        f"row {row}: {key} has no live features in {lookup.table} (no row online for the key, or it is older "
+        f"than the table's TTL), and the model requires a value for {column}",
+        hint=f"check the key; a table just built needs `brickyard features materialize {lookup.table.split('.', 1)[-1]}`; "
+        "or send the model's features in the request",
+        column=lookup.keys[0],
+    )
 
 
 def _enriched(payload: Payload, columns: dict[str, Any], values: list[dict[str, Any]], used: list[bytes] | None) -> Payload:

@@ -273,6 +273,29 @@ def test_the_model_records_its_features_and_serves_from_keys_alone(demo: tuple[W
     assert lookup["version"] == workspace.lake.describe("features.customer_rfm").version
 
 
+def test_the_champion_answers_a_known_customer_and_says_why_it_refuses_an_unknown_one(demo: tuple[Workspace, Recorder]) -> None:
+    """Served by `customer_id` alone: a customer in the log gets a prediction; one with no
+    features online is a 400 that names the key and the feature table (the model's
+    signature requires its integer features: it used to say only "column 'tenure_days':
+    null in row 0", a column the request never sent)."""
+    from starlette.testclient import TestClient
+
+    from brickyard.serving.app import create_app
+    from brickyard.serving.service import ModelRef, ServingService
+
+    workspace, _ = demo
+    service = ServingService(workspace, [ModelRef.parse("churn@champion")], auth=False)
+    with TestClient(create_app(service)) as client:  # type: ignore[arg-type]
+        assert service.wait_ready(120), service.status()
+        known = client.post("/invocations", json={"dataframe_records": [{"customer_id": 3}]})
+        assert known.status_code == 200 and known.json()["predictions"][0] in (0, 1)
+        unknown = client.post("/invocations", json={"dataframe_records": [{"customer_id": 3}, {"customer_id": 99_999_999}]})
+        assert unknown.status_code == 400
+        body = unknown.json()
+        assert body["column"] == "customer_id"
+        assert body["message"].startswith("row 1: customer_id 99999999 has no live features in features.customer_rfm")
+
+
 def test_the_online_store_holds_each_customers_latest_features(demo: tuple[Workspace, Recorder], raw: pd.DataFrame) -> None:
     from brickyard.features.get import get_online
 
