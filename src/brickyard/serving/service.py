@@ -336,30 +336,24 @@ class ServingService:
         """Score a payload with one model: (JSON answer, rows, columns ignored). A model
         trained from a training set gets the features a request lacks looked up online
         first (their values appended to `used`, as JSON)."""
-        sent: Payload | None = None
+        schema, predictor = model.schema, model.predictor
+        sent: Payload | None = None  # the request as sent, when features were added to it
         if model.lookup is not None and model.lookup.needed(payload.columns):
             sent, payload = payload, await _with_features_async(model, payload, used)
         try:
-            return await self._score_columns(endpoint, model, payload, query)
+            proba, params = _params(payload.params, query, schema.param_names if schema is not None else _NO_PARAMS)
+            if schema is None:
+                batch = Batch({name: list(values) for name, values in payload.columns.items()}, payload.rows)
+            else:
+                if is_fast(predictor) and not proba:
+                    row = schema.one_row(payload)
+                    if row is not None:
+                        return orjson.dumps({"predictions": [predictor.predict_one(row)]}), 1, ()
+                batch = schema.batch(payload, max_rows=endpoint.config.max_rows, strict=self.strict_columns)
         except InvalidInputError as exc:
             if sent is None or exc.column is None or exc.column in sent.columns:
                 raise
             raise _without_live_features(model, sent, payload, exc) from None
-
-    async def _score_columns(
-        self, endpoint: Endpoint, model: LoadedModel, payload: Payload, query: str | None
-    ) -> tuple[bytes, int, tuple[str, ...]]:
-        """`_score` once the payload holds every column it will get."""
-        schema, predictor = model.schema, model.predictor
-        proba, params = _params(payload.params, query, schema.param_names if schema is not None else _NO_PARAMS)
-        if schema is None:
-            batch = Batch({name: list(values) for name, values in payload.columns.items()}, payload.rows)
-        else:
-            if is_fast(predictor) and not proba:
-                row = schema.one_row(payload)
-                if row is not None:
-                    return orjson.dumps({"predictions": [predictor.predict_one(row)]}), 1, ()
-            batch = schema.batch(payload, max_rows=endpoint.config.max_rows, strict=self.strict_columns)
         if is_fast(predictor) and batch.rows <= predictor.inline_rows:
             return _predict(model, batch, proba, params), batch.rows, batch.ignored
         from starlette.concurrency import run_in_threadpool
