@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "Installing brickyard and its dependencies into $(VENV) (a few minutes the first time)"
-	$(BIN)/python -m pip install --progress-bar on -e .
+	$(BIN)/python -m pip install --progress-bar on -e '.[ml]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml

@@ -41,8 +41,17 @@ PREVIEW_COLUMNS = (
 )
 
 
+# What the demo uses beyond the default install: module -> how to install it.
+OPTIONAL_MODULES = {"lightgbm": "pip install 'brickyard[ml]' (make demo installs it)"}  # titanic's tune task
+
+
 def run_demo(folder: str | Path, rows: int, report: Reporter, seed: int = 42) -> DemoContext:
-    """Create (or refresh) the demo workspace in `folder` and run every demo step."""
+    """Create (or refresh) the demo workspace in `folder` and run every demo step.
+
+    Raises:
+        BrickyardError: a module the demo uses cannot be imported (before any step runs).
+    """
+    check_modules()
     root = Path(folder)
     if (root / "brickyard.yaml").exists():
         workspace = Workspace.open(root)
@@ -54,6 +63,23 @@ def run_demo(folder: str | Path, rows: int, report: Reporter, seed: int = 42) ->
     for step in STEPS:
         step(context)
     return context
+
+
+def check_modules() -> None:
+    """Every module of `OPTIONAL_MODULES` imports.
+
+    Raises:
+        BrickyardError: one does not (says why and how to install it).
+    """
+    import importlib
+
+    from brickyard.errors import BrickyardError
+
+    for module, install in OPTIONAL_MODULES.items():
+        try:
+            importlib.import_module(module)
+        except (ImportError, OSError) as exc:  # OSError: a native library it needs (LightGBM's libgomp)
+            raise BrickyardError(f"the demo tunes {module}, which cannot be imported here: {exc}", hint=install) from None
 
 
 def try_next_block(context: DemoContext, cwd: Path | None = None) -> list[str]:

@@ -256,7 +256,34 @@ def _families(spec: TuneSpec, problem: Problem, log: logging.Logger | None = Non
             raise TuningError(f"estimator {family!r} has no default search space",
                               hint=f"declare one: estimators: {{{family}: {{param: {{int: [1, 10]}}}}}}")
         found[family] = space
+    _check_installed(list(found), problem)
     return found
+
+
+def _check_installed(families: list[str], problem: Problem) -> None:
+    """Every family's library imports (else each of its trials would fail alike).
+
+    Raises:
+        TuningError: names each family that cannot be imported, why, and how to install it.
+    """
+    import importlib
+
+    from brickyard.ml.estimators import INSTALL_HINTS, estimator_path
+
+    failures: dict[str, tuple[str, str]] = {}  # family -> (package, why)
+    for family in families:
+        module = estimator_path(family, problem).split(":")[0]
+        try:
+            importlib.import_module(module)
+        except (ImportError, OSError) as exc:  # OSError: a native library it needs (LightGBM's libgomp)
+            failures[family] = (module.split(".")[0], str(exc))
+    if failures:
+        named = "; ".join(f"{family} ({why})" for family, (_, why) in failures.items())
+        installs = "; ".join(dict.fromkeys(INSTALL_HINTS.get(package, f"pip install {package}") for package, _ in failures.values()))
+        raise TuningError(
+            f"estimators: cannot import {named}: every trial of {'it' if len(failures) == 1 else 'them'} would fail",
+            hint=f"{installs}; or take {'it' if len(failures) == 1 else 'them'} out of estimators:",
+        )
 
 
 def validation_folds(data: Prepared, spec: TuneSpec) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -336,7 +363,7 @@ def open_study(
     import optuna
     from optuna.trial import TrialState
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _optuna_logging()
     storage = _storage(url)
     if not resume:
         try:
@@ -362,11 +389,34 @@ def open_study(
     return study
 
 
+class _OneLineFailures(logging.Filter):
+    """Optuna logs a failed trial as a warning with its whole traceback, then again as
+    "failed with value None"; the first line (parameters and error) is kept, alone. The
+    error is on the leaderboard (`brickyard tune show`) and the trial's MLflow run too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return not record.getMessage().endswith("failed with value None.")
+
+
+_ONE_LINE_FAILURES = _OneLineFailures()
+
+
+def _optuna_logging() -> None:
+    """Optuna's warnings and errors, each failed trial in one line (`_OneLineFailures`)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for handler in logging.getLogger("optuna").handlers:
+        if _ONE_LINE_FAILURES not in handler.filters:
+            handler.addFilter(_ONE_LINE_FAILURES)
+
+
 def _load(plan: Plan, worker: int = 0) -> optuna.Study:
     import optuna
     from optuna.samplers import TPESampler
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _optuna_logging()
     return optuna.load_study(
         study_name=plan.study_name, storage=_storage(plan.storage_url),
         sampler=TPESampler(seed=plan.sampler_seed + worker), pruner=_pruner(plan),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
 from brickyard import Workspace
 from brickyard.demo.context import DemoContext
@@ -54,3 +57,17 @@ def test_a_demo_run_shows_the_rows_each_task_quarantined_and_why(workspace: Work
         "    silver.trips__quarantine (task clean, version 0): 2 rows",
         "      2  fare_not_negative",
     ]
+
+
+def test_without_lightgbm_the_demo_stops_before_any_step_and_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from brickyard.demo.runner import run_demo
+    from brickyard.errors import BrickyardError
+
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # `import lightgbm` raises ImportError
+    recorder = Recorder()
+    with pytest.raises(BrickyardError, match="the demo tunes lightgbm, which cannot be imported here") as caught:
+        run_demo(tmp_path / "demo", rows=100, report=recorder)  # type: ignore[arg-type]
+    assert "pip install 'brickyard[ml]'" in str(caught.value)
+    assert recorder.said == [] and not (tmp_path / "demo").exists()

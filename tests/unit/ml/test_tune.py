@@ -5,6 +5,7 @@ and the best trial's metric checked against scikit-learn by hand under the same 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +149,14 @@ def test_changed_settings_do_not_resume_silently(shared_ws: Workspace, tuned: di
     assert "resume: false" in str(caught.value.hint)
 
 
-def test_failed_trials_are_recorded_and_no_completed_trial_fails_the_task(ml_ws: Workspace) -> None:
+def test_failed_trials_are_recorded_and_no_completed_trial_fails_the_task(ml_ws: Workspace, capfd: pytest.CaptureFixture[str]) -> None:
     task = tune_task(estimators={"random_forest": {"max_depth": {"int": [-3, -1]}}}, trials=2, pruner="none")
     with pytest.raises(TuningError, match="no trial completed: 2 ran within the budget .*, 0 pruned, 2 failed; "
                                           "trial 0 failed: .*max_depth"):
         run_task(ml_ws, titanic_pipeline(task), "tune", run_id=FIRST_RUN)
+    logged = capfd.readouterr().err  # Optuna's own log: one line per failed trial, no traceback
+    assert "Trial 0 failed with parameters" in logged and "max_depth" in logged
+    assert "Traceback" not in logged and "failed with value None" not in logged
     client = tracking.connect(ml_ws)
     experiment = client.get_experiment_by_name("titanic").experiment_id
     parent = client.search_runs([experiment], filter_string="tags.`brickyard.kind` = 'tune'")[0]
@@ -196,6 +200,20 @@ def test_validate_locates_an_unknown_family_a_bad_parameter_and_a_bad_space(
     [problem] = [str(p) for p in validate_workspace(ws)]
     assert problem.startswith("pipelines/titanic.yaml:8: tasks[0] (tune).estimators.random_forest.max_depth")
     assert "int: [12, 2] has its high bound below its low bound" in problem
+
+
+def test_a_family_whose_library_does_not_import_fails_before_any_trial(
+    ml_ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # `import lightgbm` raises ImportError
+    task = tune_task(estimators={**SPACE, "lightgbm": None})
+    with pytest.raises(TuningError, match=r"estimators: cannot import lightgbm \(.*lightgbm.*\): every trial of it would fail") as caught:
+        run_task(ml_ws, titanic_pipeline(task), "tune", run_id=FIRST_RUN)
+    assert "pip install 'brickyard[ml]'" in str(caught.value) and "take it out of estimators:" in str(caught.value)
+    client = tracking.connect(ml_ws)
+    experiment = client.get_experiment_by_name("titanic")
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_PARENT}` != ''") if experiment else []
+    assert runs == []  # no trial ran
 
 
 def test_a_trial_running_when_the_budget_ends_stops_after_its_fold(ml_ws: Workspace) -> None:
