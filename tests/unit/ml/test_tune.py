@@ -4,7 +4,9 @@ and the best trial's metric checked against scikit-learn by hand under the same 
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -149,12 +151,18 @@ def test_changed_settings_do_not_resume_silently(shared_ws: Workspace, tuned: di
     assert "resume: false" in str(caught.value.hint)
 
 
-def test_failed_trials_are_recorded_and_no_completed_trial_fails_the_task(ml_ws: Workspace, capfd: pytest.CaptureFixture[str]) -> None:
+def test_failed_trials_are_recorded_and_no_completed_trial_fails_the_task(ml_ws: Workspace) -> None:
     task = tune_task(estimators={"random_forest": {"max_depth": {"int": [-3, -1]}}}, trials=2, pruner="none")
-    with pytest.raises(TuningError, match="no trial completed: 2 ran within the budget .*, 0 pruned, 2 failed; "
-                                          "trial 0 failed: .*max_depth"):
-        run_task(ml_ws, titanic_pipeline(task), "tune", run_id=FIRST_RUN)
-    logged = capfd.readouterr().err  # Optuna's own log: one line per failed trial, no traceback
+    optuna_log, handler = io.StringIO(), logging.StreamHandler()
+    handler.setStream(optuna_log)
+    logging.getLogger("optuna").addHandler(handler)  # beside Optuna's own, which writes to stderr
+    try:
+        with pytest.raises(TuningError, match="no trial completed: 2 ran within the budget .*, 0 pruned, 2 failed; "
+                                              "trial 0 failed: .*max_depth"):
+            run_task(ml_ws, titanic_pipeline(task), "tune", run_id=FIRST_RUN)
+    finally:
+        logging.getLogger("optuna").removeHandler(handler)
+    logged = optuna_log.getvalue()  # one line per failed trial, no traceback
     assert "Trial 0 failed with parameters" in logged and "max_depth" in logged
     assert "Traceback" not in logged and "failed with value None" not in logged
     client = tracking.connect(ml_ws)
