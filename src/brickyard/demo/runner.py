@@ -71,15 +71,13 @@ def check_modules() -> None:
     Raises:
         BrickyardError: one does not (says why and how to install it).
     """
-    import importlib
-
     from brickyard.errors import BrickyardError
+    from brickyard.ml.estimators import cannot_import
 
     for module, install in OPTIONAL_MODULES.items():
-        try:
-            importlib.import_module(module)
-        except (ImportError, OSError) as exc:  # OSError: a native library it needs (LightGBM's libgomp)
-            raise BrickyardError(f"the demo tunes {module}, which cannot be imported here: {exc}", hint=install) from None
+        why = cannot_import(module)
+        if why is not None:
+            raise BrickyardError(f"the demo tunes {module}, which cannot be imported here: {why}", hint=install)
 
 
 def try_next_block(context: DemoContext, cwd: Path | None = None) -> list[str]:

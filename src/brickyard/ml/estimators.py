@@ -72,6 +72,16 @@ PARAM_NOTES = {
 }
 
 
+def cannot_import(module: str) -> str | None:
+    """Why `module` does not import (None when it does): not installed, or a native library
+    it needs is missing (LightGBM's libgomp), which finding the package would not tell."""
+    try:
+        importlib.import_module(module)
+    except (ImportError, OSError) as exc:
+        return str(exc)
+    return None
+
+
 def estimator_path(name: str, problem: Problem) -> str:
     """The `module:Class` an estimator name stands for, for this kind of problem.
 

@@ -127,16 +127,14 @@ STARTS: dict[str, dict[str, Any]] = {
 def automl_families(problem: Problem) -> tuple[dict[str, Space], list[str]]:
     """automl's families for `problem` with their spaces, and the families left out
     (an optional library that is not installed), each with the reason."""
-    import importlib.util
-
-    from brickyard.ml.estimators import estimator_path
+    from brickyard.ml.estimators import cannot_import, estimator_path
 
     families: dict[str, Space] = {}
     left_out = []
     for family in AUTOML_FAMILIES[problem]:
-        package = estimator_path(family, problem).split(":")[0].split(".")[0]
-        if importlib.util.find_spec(package) is None:
-            left_out.append(f"{family} ({package} is not installed)")
+        why = cannot_import(estimator_path(family, problem).split(":")[0])
+        if why is not None:
+            left_out.append(f"{family} ({why})")
             continue
         families[family] = {**DEFAULT_SPACES[family], **AUTOML_OVERRIDES.get(family, {})}
     return families, left_out

@@ -266,17 +266,14 @@ def _check_installed(families: list[str], problem: Problem) -> None:
     Raises:
         TuningError: names each family that cannot be imported, why, and how to install it.
     """
-    import importlib
-
-    from brickyard.ml.estimators import INSTALL_HINTS, estimator_path
+    from brickyard.ml.estimators import INSTALL_HINTS, cannot_import, estimator_path
 
     failures: dict[str, tuple[str, str]] = {}  # family -> (package, why)
     for family in families:
         module = estimator_path(family, problem).split(":")[0]
-        try:
-            importlib.import_module(module)
-        except (ImportError, OSError) as exc:  # OSError: a native library it needs (LightGBM's libgomp)
-            failures[family] = (module.split(".")[0], str(exc))
+        why = cannot_import(module)
+        if why is not None:
+            failures[family] = (module.split(".")[0], why)
     if failures:
         named = "; ".join(f"{family} ({why})" for family, (_, why) in failures.items())
         installs = "; ".join(dict.fromkeys(INSTALL_HINTS.get(package, f"pip install {package}") for package, _ in failures.values()))

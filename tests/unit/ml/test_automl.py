@@ -282,3 +282,15 @@ def test_automl_scores_large_tables_on_a_holdout_unless_told(caplog: pytest.LogC
     assert automl_validation(told, 10 * AUTOML_HOLDOUT_ROWS, log).validation == "cv"
     searched = TuneSpec.model_validate({"table": "silver.big", "label": "y", "estimators": {"lightgbm": None}})
     assert automl_validation(searched, 10 * AUTOML_HOLDOUT_ROWS, log).validation == "cv"
+
+
+def test_automl_leaves_out_a_family_whose_library_does_not_import_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from brickyard.ml.search_space import AUTOML_FAMILIES, automl_families
+
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # installed or not, `import lightgbm` fails
+    families, left_out = automl_families("classification")
+    assert "lightgbm" not in families
+    assert [entry for entry in left_out if entry.startswith("lightgbm")] == ["lightgbm (import of lightgbm halted; None in sys.modules)"]
+    assert set(families) | {entry.split(" ")[0] for entry in left_out} == set(AUTOML_FAMILIES["classification"])
