@@ -16,8 +16,10 @@
 4. Runs the join as whole processes, --repeats rounds, the variants taking turns:
    - brickyard: bench/fs_brickyard_side.py in the project venv: `training_set.load`, what
      the `train` task runs for a `training_set:` block (DuckDB engine), over Delta tables
-     written by a setup process beforehand;
-   - Feast, DuckDB offline store, and Feast, its default offline store (`dask`, alias
+     made by a setup process beforehand (the feature table by a `features` task, which
+     stores it in key and event-time order);
+   - Feast, DuckDB offline store, on the generated file and on a copy sorted as brickyard
+     stores it (`feast_duckdb_sorted`), and Feast, its default offline store (`dask`, alias
      `file`): bench/feast_side.py in Feast's venv, `get_historical_features(...).to_df()`.
    Each side times its join inside the process; the harness times the whole process and
    samples its peak RSS (process + children, psutil, every 20 ms).
@@ -25,7 +27,8 @@
    the differences by kind: entity rows dropped, rows with values where none are live,
    rows whose difference Feast's inclusive TTL bound (age == TTL is live) explains.
 6. Bars: brickyard's join >= 10x faster than Feast's default offline store and >= 3x faster
-   than its DuckDB offline store (best join times; whole processes reported beside them),
+   than its DuckDB offline store (best join times, Feast's on whichever file order was
+   faster for it; whole processes reported beside them),
    brickyard's values identical to the reference with no row dropped, and brickyard's join
    over --memory-rows feature rows under 2 GiB peak RSS.
 
@@ -83,8 +86,10 @@ NAIVE_SAMPLE = 2000         # entity rows checked against the per-row loop (plus
 VARIANTS = {
     "brickyard": "brickyard",
     "feast_duckdb": "Feast, DuckDB offline store",
+    "feast_duckdb_sorted": "Feast, DuckDB offline store, feature file in key and time order",
     "feast_dask": "Feast, default offline store (dask, `type: file`)",
 }
+DUCKDB_VARIANTS = ("feast_duckdb", "feast_duckdb_sorted")  # the DuckDB bar is against the faster
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -190,9 +195,22 @@ def brickyard_status() -> str | None:
 def command_for(variant: str, data: fs_data.Data, ttl_days: float, out: Path, work: Path) -> list[str]:
     if variant == "brickyard":
         return [str(VENV_BIN / "python"), str(BRICKYARD_SIDE), "join", "--work", str(work), "--out", str(out)]
-    store = variant.removeprefix("feast_")
-    return [str(FEAST_PYTHON), str(FEAST_SIDE), "--store", store, "--features", str(data.features_path),
+    store = "duckdb" if variant in DUCKDB_VARIANTS else variant.removeprefix("feast_")
+    features = sorted_features(data) if variant == "feast_duckdb_sorted" else data.features_path
+    return [str(FEAST_PYTHON), str(FEAST_SIDE), "--store", store, "--features", str(features),
             "--entities", str(data.entities_path), "--ttl-days", str(ttl_days), "--out", str(out)]
+
+
+def sorted_features(data: fs_data.Data) -> Path:
+    """The feature rows sorted by key and event time (the order brickyard's `features` task
+    stores them in), as a Parquet file beside the generated one (written on first use)."""
+    import pyarrow.parquet as pq
+
+    path = data.features_path.with_name("features_sorted.parquet")
+    if not path.exists():
+        rows = pq.read_table(data.features_path).sort_by([("entity_id", "ascending"), ("event_ts", "ascending")])
+        pq.write_table(rows, path, row_group_size=1_000_000)
+    return path
 
 
 def brickyard_setup(data: fs_data.Data, ttl_days: float, work: Path) -> float:
@@ -319,15 +337,21 @@ def report(args: argparse.Namespace, found: dict[str, list[Outcome]], data: fs_d
     by = found.get("brickyard")
     if by:
         b = _best(by)
-        for variant, bar in (("feast_dask", DEFAULT_BAR), ("feast_duckdb", DUCKDB_BAR)):
+        fastest_duckdb = min((v for v in DUCKDB_VARIANTS if v in found), key=lambda v: _best(found[v]).join_s, default=None)
+        for variant in ("feast_dask", *DUCKDB_VARIANTS):
             if variant not in found:
                 continue
             peer = _best(found[variant])
             ratio = peer.join_s / b.join_s
             shown = f"<= {ratio:.4f}x" if b.killed else (f">= {ratio:.2f}x" if peer.killed else f"{ratio:.2f}x")
+            bar = DEFAULT_BAR if variant == "feast_dask" else DUCKDB_BAR
             ok = ratio >= bar and not b.killed
-            ratios.append([f"{VARIANTS[variant]} / brickyard, join", shown, f">= {bar:g}x", verdict(ok)])
-            passed.append(ok)
+            counts = variant == "feast_dask" or variant == fastest_duckdb
+            ratios.append([f"{VARIANTS[variant]} / brickyard, join", shown,
+                           f">= {bar:g}x" if counts else "(info; the bar is against the faster DuckDB layout)",
+                           verdict(ok) if counts else "-"])
+            if counts:
+                passed.append(ok)
             process = min(o.run.wall_s for o in found[variant]) / min(o.run.wall_s for o in by)
             ratios.append([f"{VARIANTS[variant]} / brickyard, whole process", f"{process:.2f}x", "(info)", "-"])
         exact = all(o.comparison.exact for o in by)
@@ -379,7 +403,9 @@ def report(args: argparse.Namespace, found: dict[str, list[Outcome]], data: fs_d
         "rows from their Delta tables, the rows as a pandas frame). Process = the whole command: start-up, imports, writing the "
         "result to Parquet, and for Feast building its repository and `apply`; brickyard's process opens the "
         "workspace and reads the feature table's declaration (bench/fs_brickyard_side.py `join`), its workspace and "
-        "Delta tables having been made by a process before "
+        "Delta tables having been made by a process before, the feature table by a `features` task as a user's is "
+        "(stored in key and event-time order; Feast's DuckDB store ran on the generator's file and on a copy in that "
+        "order, and the bar counts the faster) "
         + (f"({getattr(args, 'setup_s', 0.0):.1f} s, not counted: Feast reads the Parquet file itself). " if "brickyard" in found else "(not run). ")
         + f"Best of {args.repeats}, the variants taking turns. Peak RSS: process + children, sampled every 20 ms.",
         "",

@@ -312,12 +312,14 @@ class TaskQuery(ABC):
         log: logging.Logger,
         max_quarantined: int | float | None = None,
         quarantined: Callable[[int], None] = lambda _: None,
+        order_by: Sequence[str] = (),
     ) -> CheckedWrite:
         """Run the query and write its rows to `target` with `mode` (a merge upserts by
         `keys`), its `drop` rows first to the quarantine with `quarantine_mode` (or not:
         `skip_quarantine`, that commit of `transaction` landed already), each in one commit
         with `transaction`; `quarantined(version)` is called when the quarantine commit
-        lands. Broken `warn` rules are logged on `log`.
+        lands. Broken `warn` rules are logged on `log`. With `order_by`, the rows are
+        written sorted by those columns (ascending, nulls first).
 
         Raises:
             SqlError: the query fails, or lacks a column `keys`/`partition_by` name.

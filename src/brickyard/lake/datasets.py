@@ -30,7 +30,7 @@ def arrow_dataset(delta: DeltaTable) -> pads.Dataset:
 
     folder = local_folder(delta.table_uri)
     if folder is not None:
-        return delta.to_pyarrow_dataset(filesystem=pafs.SubTreeFileSystem(folder, pafs.LocalFileSystem()))
+        return delta.to_pyarrow_dataset(filesystem=pafs.SubTreeFileSystem(folder, pafs.LocalFileSystem(use_mmap=True)))
     return _without_prebuffer(delta.to_pyarrow_dataset())
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from brickyard.engines.asof import INTERNAL_PREFIX, AsOfJoin, EntitySource, FeatureLookup
-from brickyard.errors import ConfigError, suggest
+from brickyard.errors import BrickyardError, ConfigError, suggest
 from brickyard.ml.data import Loaded, _to_pandas
 from brickyard.ml.errors import TrainingDataError
 from brickyard.ml.spec import TrainingSetSpec
@@ -88,10 +88,7 @@ def plan(ws: Workspace, spec: TrainingSetSpec, pinned: Mapping[str, int] | None 
     pinned = dict(pinned or {})
     table, query = entity_query(ws, spec)
     source = EntitySource(table=table, version=pinned.get(table) if table else None, query=query, pinned=pinned)
-    probe = f"SELECT * FROM {table}" if table else str(query)
-    if table is not None and pinned.get(table) is not None:
-        probe = f"SELECT * FROM {table} VERSION AS OF {pinned[table]}"
-    entity_columns = (engine or ws.engine).columns(probe)
+    entity_columns = _entity_columns(ws, table, query, pinned, engine)
     where = f"the training set's entity rows ({source.describe()})"
     for role, column in [*(("key", k) for k in spec.keys), ("timestamp", spec.timestamp), ("label", spec.label)]:
         if column is not None and column not in entity_columns:
@@ -112,6 +109,22 @@ def plan(ws: Workspace, spec: TrainingSetSpec, pinned: Mapping[str, int] | None 
                 )
             taken[column] = lookup.table
     return Plan(AsOfJoin(source, spec.timestamp, lookups, as_known_at=spec.as_known_at), entity_columns)
+
+
+def _entity_columns(ws: Workspace, table: str | None, query: str | None, pinned: Mapping[str, int],
+                    engine: Engine | None) -> list[str]:
+    """The entity source's column names: a lake table's from its Delta schema (no engine
+    needed), a query's as the engine binds it (as for a table that does not resolve, whose
+    error names what there is)."""
+    if table is not None and ws.lake.exists(table):
+        try:
+            return [field.name for field in ws.lake.delta(table, version=pinned.get(table)).schema().fields]
+        except BrickyardError:
+            pass
+    probe = f"SELECT * FROM {table}" if table else str(query)
+    if table is not None and pinned.get(table) is not None:
+        probe = f"SELECT * FROM {table} VERSION AS OF {pinned[table]}"
+    return (engine or ws.engine).columns(probe)
 
 
 def _lookup(ws: Workspace, name: str, columns: Sequence[str] | None, pinned: Mapping[str, int],

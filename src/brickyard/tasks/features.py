@@ -19,8 +19,11 @@ Either way, when no lake table the source reads has a new version since the last
 (and the definition's source, keys and times are unchanged), nothing is written and the
 log says so. A row whose key, event time (or created time, when declared) is null goes
 to `features.NAME__quarantine` with the reason, never into the feature table; a key or
-time column the source lacks stops the task naming it. Underneath, this is the `sql`
-kind's job (one Delta commit per table, its lineage and retry safety), on either engine.
+time column the source lacks stops the task naming it. Each write stores its rows sorted
+by the keys, then the event time, so a training set's point-in-time join finds them in
+order and need not sort them again (`brickyard.engines.duckdb.asof_arrays`). Underneath,
+this is the `sql` kind's job (one Delta commit per table, its lineage and retry safety), on
+either engine.
 """
 
 from __future__ import annotations
@@ -173,7 +176,7 @@ def _materialize(spec: FeatureTableSpec, options: FeaturesOptions, context: Task
     incremental = spec.source.table is not None and state is not None and not context.full_refresh
     sql = sql_options(spec, incremental, options.max_quarantined)
     _require_columns(spec, sql, context)
-    _SqlJob(sql, context, task_id=task_id).run()
+    _SqlJob(sql, context, task_id=task_id, order_by=(*spec.keys, spec.event_time)).run()
 
 
 def _require_columns(spec: FeatureTableSpec, sql: SqlOptions, context: TaskContext) -> None:

@@ -246,8 +246,10 @@ class _SqlJob:
     """One attempt of a sql task: the shared steps (state, pins, metadata, metrics), with
     execution and writing by the engine (`Engine.task_query`)."""
 
-    def __init__(self, options: SqlOptions, context: TaskContext, task_id: str | None = None) -> None:
+    def __init__(self, options: SqlOptions, context: TaskContext, task_id: str | None = None,
+                 order_by: tuple[str, ...] = ()) -> None:
         self.options = options
+        self.order_by = order_by  # the rows' order in the files written (none: the query's)
         self.context = context
         self.lake = context.lake
         self.target = options.target
@@ -447,6 +449,7 @@ class _SqlJob:
             log=log,
             max_quarantined=options.max_quarantined,
             quarantined=lambda version: context.record_write(quarantine_name(self.target), version),
+            order_by=self.order_by,
         )
         assert written.version is not None
         version, rows_good, rows_bad = written.version, written.rows_good, written.rows_bad

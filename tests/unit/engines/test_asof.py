@@ -145,6 +145,18 @@ def test_duckdb_matches_the_reference(duck_ws: Workspace, rows: Any, ttl_pair: A
     check_engine(duck_ws, "duckdb", entities, pairs, singles, ttl_pair, ttl_single, as_known_at)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario(), ttls, ttls, st.booleans())
+def test_duckdb_sql_path_matches_the_reference(duck_ws: Workspace, rows: Any, ttl_pair: Any, ttl_single: Any,
+                                               as_known_at: bool) -> None:
+    """The same with every lookup on DuckDB's SQL path (most take the in-memory one)."""
+    from unittest import mock
+
+    entities, pairs, singles = rows
+    with mock.patch("brickyard.engines.duckdb.asof.feature_index", return_value=None):
+        check_engine(duck_ws, "duckdb", entities, pairs, singles, ttl_pair, ttl_single, as_known_at)
+
+
 SPARK_CONFIG = """
 engine: spark
 spark:
@@ -200,7 +212,7 @@ def test_ttl_edge_ties_and_no_future_leak(engine: str, request: pytest.FixtureRe
 def test_duckdb_plans_a_real_asof_join(duck_ws: Workspace) -> None:
     """DuckDB turns an ASOF JOIN with a left side it thinks small into a nested loop join
     (a 1M x 200k join took minutes); the join's connection keeps the ASOF join."""
-    from brickyard.engines.duckdb.asof import ENTITIES, ORDERED, join_engine, lookup_sql, ordered_sql
+    from brickyard.engines.duckdb.asof import ENTITIES, ORDERED, ROW, join_engine, lookup_sql, ordered_sql
 
     pairs, _ = _write(duck_ws, [], PAIR_SCHEMA)
     lookup = FeatureLookup(pairs, 0, ("k1", "k2"), "et", ("v1",), ("v1", "v2"), "ct", 60.0)
@@ -209,7 +221,7 @@ def test_duckdb_plans_a_real_asof_join(duck_ws: Workspace) -> None:
     try:
         con = worker.connection
         con.register(ENTITIES, pa.Table.from_pylist([], schema=ENTITY_SCHEMA))
-        con.execute(f"CREATE TEMP TABLE {ORDERED} AS {ordered_sql(join, ENTITY_SCHEMA.names, ENTITY_SCHEMA.names)}")
+        con.execute(f"CREATE TEMP TABLE {ORDERED} AS SELECT *, 1 AS {ROW} FROM ({ordered_sql(join, ENTITY_SCHEMA.names, ENTITY_SCHEMA.names)})")
         con.register("__by_features_0", pa.Table.from_pylist([], schema=PAIR_SCHEMA))
         con.register("__by_times_0", pa.Table.from_pylist([], schema=PAIR_SCHEMA))
         plan = "\n".join(row[1] for row in con.sql("EXPLAIN " + lookup_sql(join, 0)).fetchall())

@@ -18,7 +18,19 @@ import pyarrow as pa
 
 from brickyard import Workspace
 from brickyard.engines.asof import AsOfJoin, EntitySource, FeatureLookup
-from brickyard.engines.duckdb.asof import ENTITIES, ORDERED, configure, join_engine, lookup_sql, ordered_sql, prepare
+from brickyard.engines.duckdb.asof import (
+    ENTITIES,
+    ORDERED,
+    ROW,
+    _register_entities,
+    _register_features,
+    configure,
+    join_engine,
+    lookup_sql,
+    number_entities,
+    ordered_entities,
+    ordered_sql,
+)
 
 
 def test_the_join_is_planned_as_an_asof_join_over_arrow_scans(tmp_path) -> None:
@@ -39,7 +51,8 @@ def test_the_join_is_planned_as_an_asof_join_over_arrow_scans(tmp_path) -> None:
     con.register(ENTITIES, ws.lake.delta("gold.snapshots").to_pyarrow_dataset())
     con.register("__by_features_0", ws.lake.delta("features.activity").to_pyarrow_dataset())
     con.register("__by_times_0", ws.lake.delta("features.activity").to_pyarrow_dataset())
-    con.execute(f"CREATE TEMP TABLE {ORDERED} AS {ordered_sql(join, ['customer_id', 'ts'], ['customer_id', 'ts'])}")
+    ordered = ordered_sql(join, ["customer_id", "ts"], ["customer_id", "ts"])
+    con.execute(f"CREATE TEMP TABLE {ORDERED} AS SELECT *, row_number() OVER () AS {ROW} FROM ({ordered})")
     sql = lookup_sql(join, 0)
     plan = "\n".join(str(row[1]) for row in con.execute(f"EXPLAIN {sql}").fetchall()).upper()
     assert "NESTED_LOOP" not in plan.replace(" ", "_"), plan
@@ -91,8 +104,11 @@ def test_the_join_back_hashes_the_matched_rows_not_the_feature_table(tmp_path) -
                            columns=columns, tie_columns=columns, ttl_seconds=86400.0)
     worker = join_engine(ws.engine)
     try:
-        prepared, _ = prepare(worker, AsOfJoin(EntitySource(table="gold.snapshots"), "ts", (lookup,)))
-        sql = prepared.lookups[0]
+        join = AsOfJoin(EntitySource(table="gold.snapshots"), "ts", (lookup,))
+        _register_entities(worker, join)
+        number_entities(worker, ordered_entities(worker, join))
+        _register_features(worker, 0, lookup, known_at=False)
+        sql = lookup_sql(join, 0)
         plan = json.loads(worker.connection.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchall()[0][1])
     finally:
         worker.close()

@@ -1,22 +1,27 @@
 """The point-in-time join on DuckDB (rules in `brickyard.engines.asof`).
 
-Each lookup is an `ASOF JOIN` of the entity rows with the feature table's keys and event
-times alone (`timestamp >= event_time`): the latest event time per entity row, dropped when
-the TTL says it is too old (the latest row being expired means every older one is); then
-a hash join back to the feature rows with that key and event time (several only on a tie)
-and the tie rule over those. The feature table's value columns are never sorted or held.
-With `as_known_at`, a lookup whose table has a created time is a range join on the keys,
-`event_time <= timestamp`, `created_time <= timestamp` (and the TTL), keeping the best row
-per entity row by the same order (ASOF allows only one inequality).
+The entity rows are read once, sorted into the output's order, with each timestamp as UTC
+microseconds (`__by_ts`). Each lookup then finds, per entity row, its feature values:
 
-The entity rows are sorted once, into the output's order, and numbered in it (`__by_e`);
-each lookup's query answers the row numbers it found values for, and the output is the
-sorted entity rows with each lookup's values placed by row number (Arrow `take`, nulls
-where none): no join of the entity rows with the values and no sort of the joined rows
-(2M feature rows x 20 features x 500k entity rows: about 6% less CPU for the whole join
-and 90 MiB less peak RSS than that final join and ORDER BY). Carrying the value columns through the ASOF join instead of the join back
-was slower (1.3 s against 0.8 s there: the ASOF join sorts what it carries) and holds the
-feature table's values in memory.
+- most lookups in memory (`brickyard.engines.duckdb.asof_arrays`: sorted keys and times,
+  a binary search, the matched rows' values read by position), which on the featurestore
+  benchmark took about half the time of DuckDB's ASOF JOIN below;
+- the others (`as_known_at`, key types that differ between the sides, a match that ties on
+  key and event time, see that module) by SQL: an `ASOF JOIN` of the entity rows with the
+  feature table's keys and event times alone (`timestamp >= event_time`): the latest event
+  time per entity row, dropped when the TTL says it is too old (the latest row being
+  expired means every older one is); then a hash join back to the feature rows with that
+  key and event time (several only on a tie) and the tie rule over those. The feature
+  table's value columns are never sorted or held. Carrying them through the ASOF join
+  instead was slower (1.3 s against 0.8 s: the ASOF join sorts what it carries). With
+  `as_known_at`, a lookup whose table has a created time is a range join on the keys,
+  `event_time <= timestamp`, `created_time <= timestamp` (and the TTL), keeping the best
+  row per entity row by the same order (ASOF allows only one inequality). For these the
+  sorted entity rows are copied into DuckDB, numbered in order (`__by_e`, `__by_row`).
+
+Either way a lookup answers its values in the entity rows' order (nulls where none), and
+the output is the sorted entity rows with each lookup's columns appended: no join of the
+entity rows with the values and no sort of the joined rows.
 
 The join runs on a connection of its own, with the time zone UTC (so a zoned timestamp
 compares by its UTC time) and the entity source's tables pinned at their versions.
@@ -25,7 +30,7 @@ compares by its UTC time) and the entity source's tables pinned at their version
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -34,9 +39,12 @@ import numpy as np
 import pyarrow as pa
 
 from brickyard.engines.asof import AsOfJoin, AsOfResult, FeatureLookup
+from brickyard.engines.duckdb import asof_arrays
 from brickyard.lake.datasets import arrow_dataset
 
 if TYPE_CHECKING:
+    import pyarrow.dataset as pads
+
     from brickyard.engines.duckdb.engine import DuckDBEngine
 
 ENTITIES = "__by_entities"
@@ -55,53 +63,82 @@ def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """The queries that answer a join on its worker: the entity rows in the output's order,
-    and per lookup its values by row number (`ROW`, from 1; rows without values absent)."""
-
-    entities: str
-    lookups: tuple[str, ...]
-
-
 def as_of_join(engine: DuckDBEngine, join: AsOfJoin) -> AsOfResult:
-    """`Engine.as_of_join` on a fresh connection of `engine`'s kind (see the module doc)."""
+    """`Engine.as_of_join` on fresh connections of `engine`'s kind (see the module doc).
+    The feature tables are indexed while DuckDB sorts the entity rows; the entity rows'
+    connection is closed before the lookups (its idle worker threads slowed the in-memory
+    lookups' reads)."""
     worker = join_engine(engine)
     try:
-        prepared, reads = prepare(worker, join)
+        reads = _register_entities(worker, join)
         with worker.errors():
-            table = assemble(worker.connection, prepared)
-        return AsOfResult(table, reads)
+            schema = worker.connection.sql(f"SELECT * FROM {ENTITIES} LIMIT 0").to_arrow_table().schema
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            sorting = pool.submit(ordered_entities, worker, join)
+            indexes = [feature_index(engine, join, lookup, schema) for lookup in join.lookups]
+            with worker.errors():
+                entities = sorting.result()
     finally:
         worker.close()
+    table = entities.drop_columns([TS])
+    sql_worker: DuckDBEngine | None = None
+    try:
+        for index, (lookup, found) in enumerate(zip(join.lookups, indexes, strict=True)):
+            matches = None if found is None else found[1].match([entities.column(k) for k in lookup.keys], entities.column(TS))
+            if found is not None and matches is not None:
+                values = asof_arrays.values(found[0], list(lookup.columns), matches)
+            else:
+                if sql_worker is None:
+                    sql_worker = join_engine(engine)
+                    number_entities(sql_worker, entities)
+                values = by_sql(sql_worker, join, index)
+            for position, field in enumerate(values.schema):
+                table = table.append_column(field, values.column(position))
+    finally:
+        if sql_worker is not None:
+            sql_worker.close()
+    return AsOfResult(table, reads)
 
 
-def prepare(worker: DuckDBEngine, join: AsOfJoin) -> tuple[Prepared, dict[str, int]]:
-    """Register `join`'s entity rows (sorted, `__by_e`) and feature tables on `worker` (a
-    `join_engine`); the queries that answer it there, and the entity source's table
-    versions read."""
-    reads = _register_entities(worker, join)
-    for index, lookup in enumerate(join.lookups):
-        _register_features(worker, index, lookup, join.uses_created_time(lookup))
+def ordered_entities(worker: DuckDBEngine, join: AsOfJoin) -> pa.Table:
+    """The entity rows (`__by_entities`) in the output's order, with `TS`."""
+    con = worker.connection
+    described = con.execute(f"DESCRIBE SELECT * FROM {ENTITIES}").fetchall()
+    entity_columns = [str(row[0]) for row in described]
+    orderable = [str(row[0]) for row in described if not str(row[1]).upper().startswith(UNORDERED_TYPES)]
+    return con.sql(ordered_sql(join, entity_columns, orderable)).to_arrow_table()
+
+
+def feature_index(engine: DuckDBEngine, join: AsOfJoin, lookup: FeatureLookup,
+                  entities: pa.Schema) -> tuple[pads.Dataset, asof_arrays.FeatureIndex] | None:
+    """The lookup's table and its in-memory index, or None where SQL must answer it."""
+    if join.uses_created_time(lookup):
+        return None
+    dataset = arrow_dataset(engine.lake.delta(lookup.table, version=lookup.version))
+    index = asof_arrays.FeatureIndex.build(dataset, lookup, {key: entities.field(key).type for key in lookup.keys})
+    return None if index is None else (dataset, index)
+
+
+def number_entities(worker: DuckDBEngine, entities: pa.Table) -> None:
+    """The sorted entity rows as DuckDB's temporary table `__by_e`, numbered (`ROW`, from 1).
+    A copy, not a view of the Arrow table: over a view of an Arrow dataset the join took 20
+    times the CPU (tests/unit/engines/test_asof_cost.py)."""
+    numbered = entities.append_column(ROW, pa.array(np.arange(1, entities.num_rows + 1, dtype=np.int64)))
+    con = worker.connection
+    con.register("__by_sorted", numbered)
+    with worker.errors():
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {ORDERED} AS SELECT * FROM __by_sorted")
+    con.unregister("__by_sorted")
+
+
+def by_sql(worker: DuckDBEngine, join: AsOfJoin, index: int) -> pa.Table:
+    """Lookup `index`'s values per entity row of `__by_e`, by its SQL (`lookup_sql`)."""
+    lookup = join.lookups[index]
+    _register_features(worker, index, lookup, join.uses_created_time(lookup))
     con = worker.connection
     with worker.errors():
-        described = con.execute(f"DESCRIBE SELECT * FROM {ENTITIES}").fetchall()
-        entity_columns = [str(row[0]) for row in described]
-        orderable = [str(row[0]) for row in described if not str(row[1]).upper().startswith(UNORDERED_TYPES)]
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {ORDERED} AS {ordered_sql(join, entity_columns, orderable)}")
-        con.execute(f"DROP VIEW {ENTITIES}")
-    lookups = tuple(lookup_sql(join, index) for index in range(len(join.lookups)))
-    return Prepared(f"SELECT {_columns(entity_columns)} FROM {ORDERED} ORDER BY {ROW}", lookups), reads
-
-
-def assemble(con: duckdb.DuckDBPyConnection, prepared: Prepared) -> pa.Table:
-    """The output: the ordered entity rows, then each lookup's columns placed by row number."""
-    table = con.sql(prepared.entities).to_arrow_table()
-    for sql in prepared.lookups:
-        values = placed(con.sql(sql).to_arrow_table(), table.num_rows)
-        for index, field in enumerate(values.schema):
-            table = table.append_column(field, values.column(index))
-    return table
+        rows = con.execute(f"SELECT count(*) FROM {ORDERED}").fetchall()[0][0]
+        return placed(con.sql(lookup_sql(join, index)).to_arrow_table(), rows)
 
 
 def placed(found: pa.Table, rows: int) -> pa.Table:
@@ -198,10 +235,8 @@ def _literal(text: str) -> str:
 
 
 def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
-    """The entity rows as the view `__by_entities`, each lake table at one version; `prepare`
-    copies them, sorted, into the temporary table `__by_e` (one pass over the source). A
-    copy, not the view, is joined: over a view of an Arrow dataset the join took 20 times
-    the CPU (tests/unit/engines/test_asof_cost.py); the rows are collected anyway."""
+    """The entity rows as the view `__by_entities`, each lake table at one version
+    (`ordered_entities` reads it once, sorted)."""
     con, lake, source = worker.connection, worker.lake, join.entities
     if source.table is not None:
         delta = lake.delta(source.table, version=source.version)
@@ -239,14 +274,11 @@ def _register_entities(worker: DuckDBEngine, join: AsOfJoin) -> dict[str, int]:
 
 
 def ordered_sql(join: AsOfJoin, entity_columns: list[str], orderable: list[str]) -> str:
-    """The entity rows with their timestamp as UTC microseconds (`TS`) and their number
-    (`ROW`, from 1) in the output's order: by `sort_columns`, ascending, nulls first.
-    Rows equal in all of those are identical in every orderable column."""
+    """The entity rows with their timestamp as UTC microseconds (`TS`), in the output's
+    order: by `sort_columns`, ascending, nulls first. Rows equal in all of those are
+    identical in every orderable column."""
     order = ", ".join(f"{q(column)} ASC NULLS FIRST" for column in join.sort_columns(entity_columns, orderable))
-    return (
-        f"SELECT *, {_micros(q(join.timestamp))} AS {TS}, row_number() OVER ({f'ORDER BY {order}' if order else ''}) AS {ROW} "
-        f"FROM {ENTITIES}"
-    )
+    return f"SELECT *, {_micros(q(join.timestamp))} AS {TS} FROM {ENTITIES}" + (f" ORDER BY {order}" if order else "")
 
 
 def lookup_sql(join: AsOfJoin, index: int) -> str:

@@ -84,6 +84,7 @@ class DuckDBQuery(TaskQuery):
         log: logging.Logger,
         max_quarantined: int | float | None = None,
         quarantined: Callable[[int], None] = lambda _: None,
+        order_by: Sequence[str] = (),
     ) -> CheckedWrite:
         import pyarrow as pa
 
@@ -91,6 +92,8 @@ class DuckDBQuery(TaskQuery):
         query = checked_query(self.prepared, rules) if rules else self.prepared
         try:
             relation = _without_hugeint(engine.connection.sql(query))
+            if order_by:
+                relation = relation.order(", ".join(f"{quote(column)} ASC NULLS FIRST" for column in order_by))
             reader = relation.to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as exc:
             raise _query_error(engine, where, exc) from exc

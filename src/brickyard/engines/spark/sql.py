@@ -124,8 +124,13 @@ class SparkTaskQuery(TaskQuery):
         log: logging.Logger,
         max_quarantined: int | float | None = None,
         quarantined: Callable[[int], None] = lambda _: None,
+        order_by: Sequence[str] = (),
     ) -> CheckedWrite:
         frame = self.query.frame()
+        if order_by:
+            from pyspark.sql import functions as F
+
+            frame = frame.orderBy(*(F.col(f"`{column}`").asc_nulls_first() for column in order_by))
         internal = {REASON} | {FLAG.format(i) for i in range(len(self.rules))}
         require_query_columns([c for c in frame.columns if c not in internal], [*keys, *partition_by], self.where)
         written = write_result(
