@@ -65,10 +65,13 @@ class _KeyCode:
         self.dictionary: pa.Array | None = None
         if _integer(column.type) and _integer(entity_type):
             values, known = _numpy(column)
-            least, most = (int(values[known].min()), int(values[known].max())) if known.any() else (0, 0)
+            present = values if known is None else values[known]
+            least, most = (int(present.min()), int(present.max())) if present.size else (0, 0)
             if most - least < DIRECT_RANGE:
                 self.least, self.size = least, most - least + 1
-                self.features = np.where(known, values - least, -1)
+                self.features = values - least
+                if known is not None:
+                    self.features[~known] = -1
                 return
             column = column.cast(pa.int64())
         encoded = pc.dictionary_encode(column.cast(_plain(column.type)).combine_chunks())
@@ -79,8 +82,12 @@ class _KeyCode:
     def entities(self, column: pa.ChunkedArray) -> np.ndarray:
         if self.least is not None:
             values, known = _numpy(column)
-            inside = known & (values >= self.least) & (values < self.least + self.size)
-            return np.where(inside, values - self.least, -1)
+            inside = (values >= self.least) & (values < self.least + self.size)
+            if known is not None:
+                inside &= known
+            codes = values - self.least
+            codes[~inside] = -1
+            return codes
         assert self.dictionary is not None
         found = pc.index_in(column.cast(self.dictionary.type), value_set=self.dictionary)
         return pc.fill_null(found.cast(pa.int64()), -1).to_numpy()
@@ -92,9 +99,10 @@ class FeatureIndex:
     event time columns."""
 
     def __init__(self, lookup: FeatureLookup, codes: list[_KeyCode], times: _TimeCode, keys: np.ndarray,
-                 rows: np.ndarray, micros: np.ndarray) -> None:
+                 rows: np.ndarray | None, micros: np.ndarray) -> None:
         self.lookup, self.codes, self.times = lookup, codes, times
-        self.keys, self.rows, self.micros = keys, rows, micros
+        self.keys, self.micros = keys, micros
+        self.rows = rows  # each key's row in the dataset (None: key i is row i)
 
     @classmethod
     def build(cls, dataset: pads.Dataset, lookup: FeatureLookup, entity_types: dict[str, pa.DataType]) -> FeatureIndex | None:
@@ -112,15 +120,20 @@ class FeatureIndex:
             return None
         code = _combined([code.features for code in codes], [code.size for code in codes])
         micros, known = _micros(columns.column(lookup.event_time))
-        rows = np.flatnonzero((code >= 0) & known)
-        code, micros = code[rows], micros[rows]
+        usable = code >= 0 if known is None else (code >= 0) & known
+        rows = None
+        if not usable.all():
+            rows = np.flatnonzero(usable)
+            code, micros = code[rows], micros[rows]
         times = _TimeCode.of(micros, count)
         if times is None:
             return None
-        keys = code * times.span + times.features(micros)
+        keys = code * times.span
+        keys += times.features(micros)
         if keys.size and not np.all(keys[1:] >= keys[:-1]):
             order = np.argsort(keys, kind="stable")
-            keys, rows, micros = keys[order], rows[order], micros[order]
+            keys, micros = keys[order], micros[order]
+            rows = order if rows is None else rows[order]
         return cls(lookup, codes, times, keys, rows, micros)
 
     def match(self, entity_keys: list[pa.ChunkedArray], entity_micros: pa.ChunkedArray) -> Matches | None:
@@ -133,7 +146,7 @@ class FeatureIndex:
         none = np.empty(0, dtype=np.int64)
         if self.keys.size == 0:
             return Matches(none, none, len(code))
-        asking = np.flatnonzero((code >= 0) & known)
+        asking = np.flatnonzero(code >= 0 if known is None else (code >= 0) & known)
         span = self.times.span
         keys = code[asking] * span + self.times.entities(micros[asking])
         order = np.argsort(keys)  # searching in key order keeps the search's reads close together
@@ -146,7 +159,8 @@ class FeatureIndex:
             hit &= micros[asking] - self.micros[at] < ttl
         if np.any(hit & (at > 0) & (self.keys[at - 1] == self.keys[at])):
             return None
-        return Matches(asking[hit], self.rows[at[hit]], len(code))
+        at = at[hit]
+        return Matches(asking[hit], at if self.rows is None else self.rows[at], len(code))
 
 
 class _TimeCode:
@@ -281,18 +295,19 @@ def _plain_types(table: pa.Table) -> pa.Table:
     return table if schema == table.schema else table.cast(schema)
 
 
-def _numpy(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """int64 values (0 where null) and whether each is present."""
+def _numpy(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
+    """int64 values (0 where null), and whether each is present (None: all are)."""
     column = column.cast(pa.int64())
-    known = np.ones(len(column), dtype=bool) if column.null_count == 0 else column.is_valid().to_numpy()
-    return pc.fill_null(column, 0).to_numpy(), known
+    if column.null_count == 0:
+        return column.to_numpy(), None
+    return pc.fill_null(column, 0).to_numpy(), column.is_valid().to_numpy()
 
 
-def _micros(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def _micros(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
     """An event time column as UTC microseconds (a date as its midnight), and presence."""
     kind = column.type
     if pa.types.is_date32(kind):
         days, known = _numpy(column.cast(pa.int32()))
         return days * DAY_MICROS, known
     values, known = _numpy(column.cast(pa.int64()))
-    return values * MICROS[kind.unit], known
+    return (values if kind.unit == "us" else values * MICROS[kind.unit]), known
