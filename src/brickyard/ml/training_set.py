@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from brickyard.engines.asof import INTERNAL_PREFIX, AsOfJoin, EntitySource, FeatureLookup
 from brickyard.errors import BrickyardError, ConfigError, suggest
+from brickyard.lake.datasets import arrow_dataset
 from brickyard.ml.data import Loaded, _to_pandas
 from brickyard.ml.errors import TrainingDataError
 from brickyard.ml.spec import TrainingSetSpec
@@ -113,18 +114,20 @@ def plan(ws: Workspace, spec: TrainingSetSpec, pinned: Mapping[str, int] | None 
 
 def _entity_columns(ws: Workspace, table: str | None, query: str | None, pinned: Mapping[str, int],
                     engine: Engine | None) -> list[str]:
-    """The entity source's column names: a lake table's from its Delta schema (no engine
-    needed), a query's as the engine binds it (as for a table that does not resolve, whose
-    error names what there is)."""
-    if table is not None and ws.lake.exists(table):
+    """The entity source's column names as the engine sees them: on DuckDB a lake table's
+    from its Arrow dataset, the very view DuckDB reads (no query bound: that took longer
+    than the rest of planning); else as the engine binds the query (and for a table that
+    does not resolve, whose error names what there is)."""
+    chosen = engine or ws.engine
+    if table is not None and chosen.name == "duckdb" and ws.lake.exists(table):
         try:
-            return [field.name for field in ws.lake.delta(table, version=pinned.get(table)).schema().fields]
+            return list(arrow_dataset(ws.lake.delta(table, version=pinned.get(table))).schema.names)
         except BrickyardError:
             pass
     probe = f"SELECT * FROM {table}" if table else str(query)
     if table is not None and pinned.get(table) is not None:
         probe = f"SELECT * FROM {table} VERSION AS OF {pinned[table]}"
-    return (engine or ws.engine).columns(probe)
+    return chosen.columns(probe)
 
 
 def _lookup(ws: Workspace, name: str, columns: Sequence[str] | None, pinned: Mapping[str, int],

@@ -65,9 +65,8 @@ def q(name: str) -> str:
 
 def as_of_join(engine: DuckDBEngine, join: AsOfJoin) -> AsOfResult:
     """`Engine.as_of_join` on fresh connections of `engine`'s kind (see the module doc).
-    The feature tables are indexed while DuckDB sorts the entity rows; the entity rows'
-    connection is closed before the lookups (its idle worker threads slowed the in-memory
-    lookups' reads)."""
+    The feature tables are indexed while DuckDB sorts the entity rows (DuckDB releases the
+    GIL); lookups left to SQL get a connection of their own."""
     worker = join_engine(engine)
     try:
         reads = _register_entities(worker, join)
@@ -91,7 +90,7 @@ def as_of_join(engine: DuckDBEngine, join: AsOfJoin) -> AsOfResult:
                 if sql_worker is None:
                     sql_worker = join_engine(engine)
                     number_entities(sql_worker, entities)
-                values = by_sql(sql_worker, join, index)
+                values = by_sql(sql_worker, join, index, entities.num_rows)
             for position, field in enumerate(values.schema):
                 table = table.append_column(field, values.column(position))
     finally:
@@ -131,14 +130,13 @@ def number_entities(worker: DuckDBEngine, entities: pa.Table) -> None:
     con.unregister("__by_sorted")
 
 
-def by_sql(worker: DuckDBEngine, join: AsOfJoin, index: int) -> pa.Table:
-    """Lookup `index`'s values per entity row of `__by_e`, by its SQL (`lookup_sql`)."""
+def by_sql(worker: DuckDBEngine, join: AsOfJoin, index: int, rows: int) -> pa.Table:
+    """Lookup `index`'s values per entity row of `__by_e` (`rows` of them), by its SQL
+    (`lookup_sql`)."""
     lookup = join.lookups[index]
     _register_features(worker, index, lookup, join.uses_created_time(lookup))
-    con = worker.connection
     with worker.errors():
-        rows = con.execute(f"SELECT count(*) FROM {ORDERED}").fetchall()[0][0]
-        return placed(con.sql(lookup_sql(join, index)).to_arrow_table(), rows)
+        return placed(worker.connection.sql(lookup_sql(join, index)).to_arrow_table(), rows)
 
 
 def placed(found: pa.Table, rows: int) -> pa.Table:
