@@ -156,3 +156,9 @@ def test_ties_and_keys_of_other_types_are_left_to_sql(ws: Workspace) -> None:
     assert taken == [False]  # the tie: answered by SQL; the text keys never got an index
     assert fast.equals(slow)
     assert fast.column("v").to_pylist() == [3.0, 2.0]  # the tie rule: the greatest value
+
+
+@pytest.mark.parametrize("count", [1, 300, 2**16, 2**16 + 1, 2**31, 2**40])
+def test_the_radix_order_is_numpys_stable_order(count: int) -> None:
+    codes = np.random.default_rng(count % 97).integers(0, count, 20_000)
+    assert np.array_equal(asof_arrays._stable_order(codes, count), np.argsort(codes, kind="stable"))

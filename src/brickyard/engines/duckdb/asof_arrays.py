@@ -101,6 +101,7 @@ class FeatureIndex:
     def __init__(self, lookup: FeatureLookup, codes: list[_KeyCode], times: _TimeCode, keys: np.ndarray,
                  rows: np.ndarray | None, micros: np.ndarray) -> None:
         self.lookup, self.codes, self.times = lookup, codes, times
+        self.count = int(np.prod([code.size for code in codes], dtype=object))
         self.keys, self.micros = keys, micros
         self.rows = rows  # each key's row in the dataset (None: key i is row i)
 
@@ -147,10 +148,12 @@ class FeatureIndex:
         if self.keys.size == 0:
             return Matches(none, none, len(code))
         asking = np.flatnonzero(code >= 0 if known is None else (code >= 0) & known)
+        # Searching in key order keeps the search's reads close together. The entity rows
+        # come in timestamp order, so a stable sort by key code alone puts them in key, then
+        # time order (any order would give the same matches, only slower).
+        asking = asking[_stable_order(code[asking], self.count)]
         span = self.times.span
         keys = code[asking] * span + self.times.entities(micros[asking])
-        order = np.argsort(keys)  # searching in key order keeps the search's reads close together
-        asking, keys = asking[order], keys[order]
         found = np.searchsorted(self.keys, keys, side="right") - 1
         hit = found >= 0
         at = np.where(hit, found, 0)
@@ -193,6 +196,17 @@ class _TimeCode:
         if self.distinct is None:
             return np.clip(micros, self.least - 1, self.most) - (self.least - 1)
         return np.searchsorted(self.distinct, micros, side="right")
+
+
+def _stable_order(codes: np.ndarray, count: int) -> np.ndarray:
+    """The stable sort order of `codes` (each in [0, count)): by numpy's radix sort over
+    16-bit digits where they fit in two (a quarter of a general sort's time)."""
+    if count > 2**32:
+        return np.argsort(codes, kind="stable")
+    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+    if count > 2**16:
+        order = order[np.argsort((codes[order] >> 16).astype(np.uint16), kind="stable")]
+    return order
 
 
 def _combined(parts: list[np.ndarray], sizes: list[int]) -> np.ndarray:
