@@ -5,7 +5,7 @@ taken, except for what they leave to SQL (ties, `as_known_at`, keys of other typ
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from unittest import mock
 
@@ -18,7 +18,6 @@ from brickyard.engines.asof import AsOfJoin, EntitySource, FeatureLookup
 from brickyard.engines.duckdb import asof, asof_arrays
 
 ROWS = 400
-UTC = timezone.utc
 
 
 @pytest.fixture
