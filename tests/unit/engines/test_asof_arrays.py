@@ -161,3 +161,14 @@ def test_ties_and_keys_of_other_types_are_left_to_sql(ws: Workspace) -> None:
 def test_the_radix_order_is_numpys_stable_order(count: int) -> None:
     codes = np.random.default_rng(count % 97).integers(0, count, 20_000)
     assert np.array_equal(asof_arrays._stable_order(codes, count), np.argsort(codes, kind="stable"))
+
+
+def test_a_zero_ttl_expires_every_value(ws: Workspace) -> None:
+    at = datetime(2024, 1, 1)
+    ws.lake.write("features.f", pa.table({"k": [1, 2], "at": [at, at], "v": [1.0, 2.0]}))
+    ws.lake.write("gold.snapshots", pa.table({"k": [1, 2], "ts": [at, at + timedelta(hours=1)]}))
+    lookup = FeatureLookup("features.f", 0, ("k",), "at", ("v",), ("v",), ttl_seconds=0.0)
+    fast, slow, taken = both_paths(ws, AsOfJoin(EntitySource(table="gold.snapshots"), "ts", (lookup,)))
+    assert taken == [True]
+    assert fast.equals(slow)
+    assert fast.column("v").to_pylist() == [None, None]

@@ -15,11 +15,11 @@ what this does not take: it sorts both sides again on every join, and the values
 hash join back to the feature rows; bench/featurestore.py (2M feature rows, 500k entity
 rows, 20 features) measured the whole join at about half the time this way.
 
-`match` answers None, and the caller runs the SQL path, for what this does not decide:
-key columns whose types differ between the two sides (beyond integer widths and string
-kinds), float keys, event times other than timestamps or dates, a key space too large for
-64-bit codes, and a matched feature row that ties with another on key and event time (the
-tie rule compares values).
+`FeatureIndex.build` answers None, and the caller runs the SQL path, for key columns whose
+types differ between the two sides (beyond integer widths and string kinds), float keys,
+event times other than timestamps or dates, and key spaces too large for 64-bit codes;
+`FeatureIndex.match` answers None when a matched feature row ties with another on key and
+event time (the tie rule compares values).
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ class FeatureIndex:
         hit = found >= 0
         at = np.where(hit, found, 0)
         hit &= self.keys[at] // span == keys // span
-        if ttl := self.lookup.ttl_microseconds:
+        ttl = self.lookup.ttl_microseconds
+        if ttl is not None:
             hit &= micros[asking] - self.micros[at] < ttl
         if np.any(hit & (at > 0) & (self.keys[at - 1] == self.keys[at])):
             return None
@@ -228,14 +229,15 @@ def values(dataset: pads.Dataset, columns: list[str], matches: Matches) -> pa.Ta
     kept: list[_Kept] = []
     first = 0
     for fragment in dataset.get_fragments():
-        local = positions[np.searchsorted(positions, first):np.searchsorted(positions, first + fragment.count_rows())] - first
+        size = fragment.count_rows()
+        local = positions[np.searchsorted(positions, first):np.searchsorted(positions, first + size)] - first
         if local.size:
             for batch in fragment.to_batches(schema=dataset.schema, columns=columns, **SCAN):
                 end = int(np.searchsorted(local, batch.num_rows))
                 if end:
                     kept.append(_Kept.of(batch, local[:end]))
                 local = local[end:] - batch.num_rows
-        first += fragment.count_rows()
+        first += size
     schema = pa.schema([dataset.schema.field(name) for name in columns])
     place = _Placement(wanted, matches.rows)
     return _plain_types(pa.table([place.column(field, [k.columns[i] for k in kept]) for i, field in enumerate(schema)], schema=schema))
