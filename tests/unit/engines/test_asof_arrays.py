@@ -144,17 +144,20 @@ def test_ties_and_keys_of_other_types_are_left_to_sql(ws: Workspace) -> None:
     at = datetime(2024, 1, 1)
     ws.lake.write("features.tied", pa.table({"k": [1, 1, 2], "at": [at, at, at], "v": [1.0, 3.0, 2.0]}))
     ws.lake.write("features.text_keys", pa.table({"k": ["1", "2"], "at": [at, at], "w": [5.0, 6.0]}))
+    ws.lake.write("features.plain", pa.table({"k": [2, 1], "at": [at, at], "x": [7.0, 8.0]}))
     ws.lake.write("gold.snapshots", pa.table({"k": [1, 2], "ts": [at + timedelta(hours=1)] * 2}))
     lookups = (
         FeatureLookup("features.tied", 0, ("k",), "at", ("v",), ("v",)),
         FeatureLookup("features.text_keys", 0, ("k",), "at", ("w",), ("w",)),
+        FeatureLookup("features.plain", 0, ("k",), "at", ("x",), ("x",)),
     )
     dataset = asof.arrow_dataset(ws.lake.delta("features.text_keys"))
     assert asof_arrays.FeatureIndex.build(dataset, lookups[1], {"k": pa.int64()}) is None
     fast, slow, taken = both_paths(ws, AsOfJoin(EntitySource(table="gold.snapshots"), "ts", lookups))
-    assert taken == [False]  # the tie: answered by SQL; the text keys never got an index
+    assert taken == [False, True]  # the tie: answered by SQL; the text keys never got an index
     assert fast.equals(slow)
     assert fast.column("v").to_pylist() == [3.0, 2.0]  # the tie rule: the greatest value
+    assert fast.column_names == ["k", "ts", "v", "w", "x"] and fast.column("x").to_pylist() == [8.0, 7.0]
 
 
 @pytest.mark.parametrize("count", [1, 300, 2**16, 2**16 + 1, 2**31, 2**40])
@@ -172,3 +175,17 @@ def test_a_zero_ttl_expires_every_value(ws: Workspace) -> None:
     assert taken == [True]
     assert fast.equals(slow)
     assert fast.column("v").to_pylist() == [None, None]
+
+
+@pytest.mark.parametrize("empty", ["features", "entities"])
+def test_empty_tables_give_the_sql_paths_table(ws: Workspace, empty: str) -> None:
+    at = datetime(2024, 1, 1)
+    features = pa.table({"k": pa.array([1, 2], pa.int64()), "at": [at, at], "v": [1.0, 2.0], "s": ["a", "b"]})
+    entities = pa.table({"k": pa.array([1, 3], pa.int64()), "ts": [at, at + timedelta(hours=1)]})
+    ws.lake.write("features.f", features.slice(0, 0) if empty == "features" else features)
+    ws.lake.write("gold.snapshots", entities.slice(0, 0) if empty == "entities" else entities)
+    lookup = FeatureLookup("features.f", 0, ("k",), "at", ("v", "s"), ("v", "s"), ttl_seconds=3600.0)
+    fast, slow, taken = both_paths(ws, AsOfJoin(EntitySource(table="gold.snapshots"), "ts", (lookup,)))
+    assert taken == [True]
+    assert fast.equals(slow)
+    assert fast.num_rows == (0 if empty == "entities" else 2)
