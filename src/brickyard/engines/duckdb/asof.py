@@ -43,8 +43,6 @@ from brickyard.engines.duckdb import asof_arrays
 from brickyard.lake.datasets import arrow_dataset
 
 if TYPE_CHECKING:
-    import pyarrow.dataset as pads
-
     from brickyard.engines.duckdb.engine import DuckDBEngine
 
 ENTITIES = "__by_entities"
@@ -83,9 +81,9 @@ def as_of_join(engine: DuckDBEngine, join: AsOfJoin) -> AsOfResult:
     sql_worker: DuckDBEngine | None = None
     try:
         for index, (lookup, found) in enumerate(zip(join.lookups, indexes, strict=True)):
-            matches = None if found is None else found[1].match([entities.column(k) for k in lookup.keys], entities.column(TS))
+            matches = None if found is None else found.match([entities.column(k) for k in lookup.keys], entities.column(TS))
             if found is not None and matches is not None:
-                values = asof_arrays.values(found[0], list(lookup.columns), matches)
+                values = asof_arrays.values(found.dataset, list(lookup.columns), matches)
             else:
                 if sql_worker is None:
                     sql_worker = join_engine(engine)
@@ -109,13 +107,12 @@ def ordered_entities(worker: DuckDBEngine, join: AsOfJoin) -> pa.Table:
 
 
 def feature_index(engine: DuckDBEngine, join: AsOfJoin, lookup: FeatureLookup,
-                  entities: pa.Schema) -> tuple[pads.Dataset, asof_arrays.FeatureIndex] | None:
-    """The lookup's table and its in-memory index, or None where SQL must answer it."""
+                  entities: pa.Schema) -> asof_arrays.FeatureIndex | None:
+    """The lookup's in-memory index, or None where SQL must answer it."""
     if join.uses_created_time(lookup):
         return None
     dataset = arrow_dataset(engine.lake.delta(lookup.table, version=lookup.version))
-    index = asof_arrays.FeatureIndex.build(dataset, lookup, {key: entities.field(key).type for key in lookup.keys})
-    return None if index is None else (dataset, index)
+    return asof_arrays.FeatureIndex.build(dataset, lookup, {key: entities.field(key).type for key in lookup.keys})
 
 
 def number_entities(worker: DuckDBEngine, entities: pa.Table) -> None:

@@ -98,10 +98,9 @@ class FeatureIndex:
     event time: `match` answers any entity rows against it. `build` reads only the key and
     event time columns."""
 
-    def __init__(self, lookup: FeatureLookup, codes: list[_KeyCode], times: _TimeCode, keys: np.ndarray,
-                 rows: np.ndarray | None, micros: np.ndarray) -> None:
-        self.lookup, self.codes, self.times = lookup, codes, times
-        self.count = int(np.prod([code.size for code in codes], dtype=object))
+    def __init__(self, dataset: pads.Dataset, lookup: FeatureLookup, codes: list[_KeyCode], count: int,
+                 times: _TimeCode, keys: np.ndarray, rows: np.ndarray | None, micros: np.ndarray) -> None:
+        self.dataset, self.lookup, self.codes, self.count, self.times = dataset, lookup, codes, count, times
         self.keys, self.micros = keys, micros
         self.rows = rows  # each key's row in the dataset (None: key i is row i)
 
@@ -135,7 +134,7 @@ class FeatureIndex:
             order = np.argsort(keys, kind="stable")
             keys, micros = keys[order], micros[order]
             rows = order if rows is None else rows[order]
-        return cls(lookup, codes, times, keys, rows, micros)
+        return cls(dataset, lookup, codes, count, times, keys, rows, micros)
 
     def match(self, entity_keys: list[pa.ChunkedArray], entity_micros: pa.ChunkedArray) -> Matches | None:
         """Per entity row (in the given order) the feature row it finds, if any; None when
@@ -226,7 +225,7 @@ def values(dataset: pads.Dataset, columns: list[str], matches: Matches) -> pa.Ta
     output's order."""
     order = np.argsort(matches.feature_rows, kind="stable")  # one pass when already in order
     wanted, positions = matches.entity_rows[order], matches.feature_rows[order]
-    kept: list[_Kept] = []
+    kept: list[list[pa.Array]] = []  # per batch with matches, its matched rows' columns
     first = 0
     for fragment in dataset.get_fragments():
         size = fragment.count_rows()
@@ -235,24 +234,13 @@ def values(dataset: pads.Dataset, columns: list[str], matches: Matches) -> pa.Ta
             for batch in fragment.to_batches(schema=dataset.schema, columns=columns, **SCAN):
                 end = int(np.searchsorted(local, batch.num_rows))
                 if end:
-                    kept.append(_Kept.of(batch, local[:end]))
+                    rows = pa.array(local[:end])
+                    kept.append([column.take(rows) for column in batch.columns])
                 local = local[end:] - batch.num_rows
         first += size
     schema = pa.schema([dataset.schema.field(name) for name in columns])
     place = _Placement(wanted, matches.rows)
-    return _plain_types(pa.table([place.column(field, [k.columns[i] for k in kept]) for i, field in enumerate(schema)], schema=schema))
-
-
-class _Kept:
-    """A batch's matched rows, per column (Arrow arrays, in file order)."""
-
-    def __init__(self, columns: list[pa.Array]) -> None:
-        self.columns = columns
-
-    @classmethod
-    def of(cls, batch: pa.RecordBatch, local: np.ndarray) -> _Kept:
-        rows = pa.array(local)
-        return cls([column.take(rows) for column in batch.columns])
+    return _plain_types(pa.table([place.column(field, [k[i] for k in kept]) for i, field in enumerate(schema)], schema=schema))
 
 
 class _Placement:
@@ -270,7 +258,7 @@ class _Placement:
         self.nulls = int(self.absent.sum())
 
     def column(self, field: pa.Field, pieces: list[pa.Array]) -> pa.Array:
-        """One output column from its kept pieces (`_Kept.columns[i]` of each batch)."""
+        """One output column from its kept pieces (each batch's matched rows, in file order)."""
         rows = len(self.place)
         if not pieces:
             return pa.nulls(rows, field.type)
